@@ -1,0 +1,10 @@
+/* core_f32.c -- the typed kernels for float. */
+#include <float.h>
+#define T float
+#define FN(name) name##_f32
+#define T_EXP expf
+#define T_LOG logf
+#define T_TANH tanhf
+#define T_SQRT sqrtf
+#define T_EPS FLT_EPSILON
+#include "core_impl.h"

@@ -1,0 +1,203 @@
+/*
+ * pynn.h -- the whole C API of the pynn numeric core.
+ *
+ * The core is plain C11 with no Python headers.  It never allocates, never
+ * exits and never prints: callers own every buffer (NumPy does, in practice)
+ * and every function returns a pynn_status.
+ *
+ * Conventions
+ *   - Matrices are dense, row-major and C-contiguous.  A weight matrix W of a
+ *     layer is (n_in, n_out), so a layer computes  Z = A W + b  for a batch A
+ *     of shape (n, n_in), exactly as scikit-learn stores coefs_[i].
+ *   - Outputs come first, then const inputs, then sizes, then options.
+ *   - One source serves float and double: every typed symbol exists twice,
+ *     suffixed _f32 and _f64 (see core_impl.h, compiled twice).
+ *   - Parameters of a network live in one flat "arena":
+ *         [W_0 (u0 x u1), b_0 (u1), W_1 (u1 x u2), b_1 (u2), ...]
+ *     Gradients and optimizer moments use the very same layout, so the
+ *     optimizer is one flat loop over the arena.
+ */
+#ifndef PYNN_H
+#define PYNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    PYNN_OK = 0,
+    PYNN_ERR_ARG = 1,        /* an argument is out of its domain (bad enum, zero size, NULL) */
+    PYNN_ERR_OVERFLOW = 2,   /* a size computation would overflow size_t */
+    PYNN_ERR_WORKSPACE = 3,  /* the workspace passed in is smaller than required */
+    PYNN_ERR_NONFINITE = 4,  /* training produced a NaN or infinite loss (divergence) */
+    PYNN_ERR_UNSUPPORTED = 5 /* a valid but unsupported combination (e.g. step as hidden unit) */
+} pynn_status;
+
+typedef enum {
+    PYNN_ACT_IDENTITY = 0,
+    PYNN_ACT_LOGISTIC = 1,
+    PYNN_ACT_TANH = 2,
+    PYNN_ACT_RELU = 3,
+    PYNN_ACT_SOFTMAX = 4,   /* row-wise */
+    PYNN_ACT_STEP = 5       /* Heaviside: 1 if z >= 0 else 0 (Rosenblatt's perceptron) */
+} pynn_activation;
+
+typedef enum {
+    /* L = 1/n sum_k 1/2 sum_j (yhat_kj - y_kj)^2   (scikit-learn's squared_error) */
+    PYNN_LOSS_HALF_SQUARED = 0,
+    /* L = 1/n sum_k sum_j (yhat_kj - y_kj)^2       (the textbook perceptron cost) */
+    PYNN_LOSS_SQUARED = 1,
+    /* L = -1/n sum_k sum_j [y log p + (1-y) log(1-p)] */
+    PYNN_LOSS_BINARY_CE = 2,
+    /* L = -1/n sum_k sum_j y log p */
+    PYNN_LOSS_CATEGORICAL_CE = 3
+} pynn_loss;
+
+typedef enum {
+    PYNN_SOLVER_SGD = 0,     /* plain gradient descent, or momentum / Nesterov momentum */
+    PYNN_SOLVER_ADAM = 1
+} pynn_solver;
+
+/* A network: n_layers weight layers joining n_layers + 1 unit counts. */
+typedef struct {
+    size_t n_layers;
+    const ptrdiff_t *units;     /* n_layers + 1 entries: n_features, hidden..., n_outputs */
+    pynn_activation hidden;     /* activation of every hidden layer */
+    pynn_activation output;     /* activation of the output layer */
+    pynn_loss loss;
+} pynn_net;
+
+/* Hyper-parameters of one optimizer step. */
+typedef struct {
+    pynn_solver solver;
+    double learning_rate;       /* for Adam: learning_rate_init; bias correction is applied inside */
+    double momentum;            /* SGD only; 0 gives plain gradient descent */
+    int nesterov;               /* SGD only */
+    double beta1, beta2, epsilon; /* Adam only */
+    double alpha;               /* L2 penalty: adds alpha/2 * ||W||^2 / n to the loss */
+} pynn_optim;
+
+/* Resumable state of a training run (everything the step loop carries). */
+typedef struct {
+    uint64_t rng[4];            /* xoshiro256** state, seeded by pynn_rng_seed */
+    uint64_t t;                 /* optimizer steps taken so far (Adam's t) */
+    size_t pos;                 /* next position in the current epoch's order; 0 = new epoch */
+    double loss_acc;            /* sum over finished batches of batch_loss * batch_rows */
+} pynn_train_state;
+
+/* ---- untyped helpers ------------------------------------------------------ */
+
+/* Number of scalars in the parameter arena; 0 with PYNN_ERR_* on bad input. */
+pynn_status pynn_param_count(size_t *count, const pynn_net *net);
+
+/* Offsets (in scalars) of W_l and b_l inside the arena, for l < n_layers. */
+pynn_status pynn_param_offsets(size_t *w_off, size_t *b_off, const pynn_net *net);
+
+/* Scalars of workspace needed by pynn_net_* and pynn_train_* for batches of
+ * at most `batch` rows. */
+pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch);
+
+/* Seed the generator from one 64-bit value (splitmix64 expansion). */
+void pynn_rng_seed(uint64_t state[4], uint64_t seed);
+uint64_t pynn_rng_next(uint64_t state[4]);
+
+/* Uniform integer in [0, bound) without modulo bias (Lemire's method). */
+uint64_t pynn_rng_bounded(uint64_t state[4], uint64_t bound);
+
+/* In-place Fisher-Yates shuffle of idx[0..n). */
+void pynn_shuffle(int64_t *idx, size_t n, uint64_t state[4]);
+
+/* Threads the core will use when asked for n_threads (0 = OpenMP default). */
+int pynn_max_threads(void);
+int pynn_has_openmp(void);
+
+/* ---- typed API: declared for float (_f32) and double (_f64) --------------- */
+
+#define PYNN_DECLARE(T, SFX)                                                      \
+/* a = act(z), in place on an (n, m) block; softmax is row-wise. */              \
+pynn_status pynn_activate_##SFX(T *a, size_t n, size_t m, pynn_activation act);   \
+                                                                                  \
+/* delta *= act'(z) in place, with act' taken from the cached output a.          \
+ * Softmax uses its Jacobian: delta_j <- a_j (delta_j - sum_i delta_i a_i).    */ \
+pynn_status pynn_activation_backward_##SFX(T *delta, const T *a, size_t n,        \
+                                           size_t m, pynn_activation act);        \
+                                                                                  \
+/* Mean loss over the n rows of (n, m) predictions y_hat against targets y.    */ \
+pynn_status pynn_loss_##SFX(double *loss, const T *y_hat, const T *y, size_t n,   \
+                            size_t m, pynn_loss loss_kind);                       \
+                                                                                  \
+/* delta = d loss_k / d z_k for every row k (not divided by n).                 \
+ * Fused to y_hat - y for softmax+CE, logistic+BCE, identity+half squared;     \
+ * step output uses Rosenblatt's rule delta = y_hat - y.                      */ \
+pynn_status pynn_output_delta_##SFX(T *delta, const T *y_hat, const T *y,         \
+                                    size_t n, size_t m, pynn_activation act,      \
+                                    pynn_loss loss_kind);                         \
+                                                                                  \
+/* out = act(x W + b); x is (n, n_in), W (n_in, n_out), b (n_out), out (n, n_out). */ \
+pynn_status pynn_dense_forward_##SFX(T *out, const T *x, const T *W, const T *b,  \
+                                     size_t n, size_t n_in, size_t n_out,         \
+                                     pynn_activation act, int n_threads);         \
+                                                                                  \
+/* Inverts  z = x W + b  for the mean loss over n rows:                         \
+ *   dW = x^T delta / n + alpha W / n,   db = sum_k delta_k / n,                  \
+ *   dx = delta W^T   (NULL dx: not computed; the caller applies act' of x).   */ \
+pynn_status pynn_dense_backward_##SFX(T *dx, T *dW, T *db, const T *delta,        \
+                                      const T *x, const T *W, size_t n,           \
+                                      size_t n_in, size_t n_out, double alpha,    \
+                                      int n_threads);                             \
+                                                                                  \
+/* One SGD step over a flat arena:                                               \
+ *   v <- momentum v - lr g;  p <- p + v   (Nesterov: p <- p + momentum v - lr g) */ \
+pynn_status pynn_sgd_update_##SFX(T *params, T *velocity, const T *grads,         \
+                                  size_t size, double lr, double momentum,        \
+                                  int nesterov);                                  \
+                                                                                  \
+/* One Adam step (t >= 1 counts this step):                                       \
+ *   m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;                               \
+ *   p <- p - lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps)                       */ \
+pynn_status pynn_adam_update_##SFX(T *params, T *m, T *v, const T *grads,         \
+                                   size_t size, double lr, double beta1,          \
+                                   double beta2, double eps, uint64_t t);         \
+                                                                                  \
+/* Forward pass of n rows through the whole network into out (n, n_outputs).    \
+ * Rows are processed in blocks of `batch`; ws holds                            \
+ * pynn_workspace_size(net, batch) scalars.                                    */ \
+pynn_status pynn_net_predict_##SFX(T *out, const pynn_net *net, const T *params,  \
+                                   const T *x, size_t n, T *ws, size_t ws_len,    \
+                                   size_t batch, int n_threads);                  \
+                                                                                  \
+/* Loss (data term + alpha/2 ||W||^2 / n) and gradient of every parameter on     \
+ * the n rows (x, y).  acts, if not NULL, receives the activations of each       \
+ * layer 1..L concatenated (n x units[l] each).                                */ \
+pynn_status pynn_net_loss_grad_##SFX(double *loss, T *grads, const pynn_net *net, \
+                                     const T *params, const T *x, const T *y,     \
+                                     size_t n, double alpha, T *ws,               \
+                                     size_t ws_len, int n_threads);               \
+                                                                                  \
+/* The step loop.  Runs minibatch steps over the n rows of (x, y) until the       \
+ * current epoch ends or max_steps steps were taken.  order holds a permutation  \
+ * of 0..n-1 and is reshuffled (shuffle != 0) whenever an epoch starts.           \
+ * On an epoch's end *epoch_done = 1 and *epoch_loss is its mean loss.           \
+ * opt_a / opt_b are the velocity (SGD) or the first/second moments (Adam).   */ \
+pynn_status pynn_train_##SFX(const pynn_net *net, const pynn_optim *opt,          \
+                             pynn_train_state *state, T *params, T *grads,        \
+                             T *opt_a, T *opt_b, const T *x, const T *y,          \
+                             size_t n, int64_t *order, int shuffle,               \
+                             size_t batch_size, size_t max_steps,                 \
+                             size_t *steps_done, int *epoch_done,                 \
+                             double *epoch_loss, T *ws, size_t ws_len,            \
+                             int n_threads);
+
+PYNN_DECLARE(float, f32)
+PYNN_DECLARE(double, f64)
+
+#undef PYNN_DECLARE
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PYNN_H */

@@ -1,0 +1,518 @@
+"""What every pynn estimator shares: parameters in the scikit-learn manner,
+input validation, the parameter arena and the chunked training loop."""
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from . import _core
+from .exceptions import ConvergenceWarning, DivergenceError, NotFittedError
+
+_DTYPES = {"float32": np.float32, "float64": np.float64}
+
+# A chunk of training steps in C lasts about this long, so Ctrl-C (handled by
+# Python between chunks) takes effect well within half a second.
+_CHUNK_SECONDS = 0.05
+# Rows per block when predicting: bounds the workspace, not the result.
+_PREDICT_BLOCK = 256
+
+
+# ----------------------------------------------------------------------------
+# parameters
+# ----------------------------------------------------------------------------
+
+class ParamsMixin:
+    """get_params / set_params / repr from the signature of ``__init__``."""
+
+    @classmethod
+    def _param_names(cls):
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values()
+                      if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+    def get_params(self, deep=True):
+        """Parameters of this estimator, as given to ``__init__``."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        """Set parameters; unknown names raise ValueError."""
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"Invalid parameter {name!r} for estimator "
+                                 f"{type(self).__name__}. Valid parameters are: {valid}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        sig = inspect.signature(type(self).__init__)
+        parts = []
+        for name, p in sig.parameters.items():
+            if name == "self":
+                continue
+            value = getattr(self, name)
+            default = p.default
+            same = value is default
+            if not same:
+                try:
+                    same = bool(value == default)
+                except Exception:  # arrays and the like compare ambiguously
+                    same = False
+            if not same:
+                parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+# ----------------------------------------------------------------------------
+# validation helpers
+# ----------------------------------------------------------------------------
+
+def check_int(value, name, low=None, high=None):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value}")
+    return value
+
+
+def check_float(value, name, low=None, high=None, low_open=False, high_open=False):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return value
+
+
+def check_choice(value, name, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def resolve_dtype(dtype):
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return np.dtype(_DTYPES[dtype])
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt
+
+
+def resolve_threads(n_threads):
+    if n_threads is None:
+        return 0  # the core asks OpenMP, which honours OMP_NUM_THREADS
+    return check_int(n_threads, "n_threads", low=1, high=4096)
+
+
+def check_random_state(seed):
+    """None -> NumPy's global RandomState; int -> a new one; RandomState as is."""
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, (bool, np.bool_)):
+        raise TypeError(f"random_state must be None, an int or a RandomState, got {seed!r}")
+    if isinstance(seed, numbers.Integral):
+        if not 0 <= seed < 2**32:
+            raise ValueError(f"random_state must be in [0, 2**32), got {seed}")
+        return np.random.RandomState(int(seed))
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise TypeError(f"random_state must be None, an int or a RandomState, got {seed!r}")
+
+
+def _reject_kind(arr, name):
+    kind = arr.dtype.kind
+    if kind in "OSUV":
+        raise TypeError(f"{name} must be numeric; got an array of dtype {arr.dtype}")
+    if kind == "c":
+        raise TypeError(f"{name} must be real; got a complex array")
+    if kind not in "biuf":
+        raise TypeError(f"{name} has unsupported dtype {arr.dtype}")
+
+
+def validate_X(X, dtype, name="X"):
+    """A 2-D, finite, C-contiguous array of `dtype` (copied only when needed)."""
+    if X is None:
+        raise ValueError(f"{name} must be an array-like, got None")
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"{name} is a sparse matrix; pynn needs a dense array "
+                        f"(call .toarray())")
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and other oddities
+        raise ValueError(f"{name} could not be converted to an array: {exc}") from None
+    _reject_kind(arr, name)
+    if arr.ndim != 2:
+        hint = (" Reshape your data with X.reshape(-1, 1) for a single feature or "
+                "X.reshape(1, -1) for a single sample." if arr.ndim == 1 else "")
+        raise ValueError(f"Expected a 2-D array for {name}, got {arr.ndim}-D with shape "
+                         f"{arr.shape}.{hint}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} has 0 samples (shape {arr.shape}); at least 1 is required")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has 0 features (shape {arr.shape}); at least 1 is required")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        if arr.dtype.kind == "f" and np.isfinite(arr).all():
+            raise ValueError(f"{name} has values too large for {np.dtype(dtype).name}")
+        raise ValueError(f"{name} contains NaN or infinity; remove or impute them first")
+    return out
+
+
+def column_or_1d(y, name="y"):
+    arr = np.asarray(y)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        return arr.ravel()
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (n_samples,), got shape {arr.shape}")
+    return arr
+
+
+def check_consistent_length(X, y):
+    if X.shape[0] != y.shape[0]:
+        raise ValueError(f"X and y have different numbers of samples: {X.shape[0]} and "
+                         f"{y.shape[0]}")
+
+
+# ----------------------------------------------------------------------------
+# the network machinery
+# ----------------------------------------------------------------------------
+
+class _Layout:
+    """The arena layout of a network: offsets of each W_l and b_l."""
+
+    def __init__(self, units):
+        self.units = tuple(int(u) for u in units)
+        self.w_off, self.b_off = [], []
+        off = 0
+        for n_in, n_out in zip(self.units[:-1], self.units[1:]):
+            self.w_off.append(off)
+            off += n_in * n_out
+            self.b_off.append(off)
+            off += n_out
+        self.size = off
+
+    def shapes(self):
+        return [((a, b), (b,)) for a, b in zip(self.units[:-1], self.units[1:])]
+
+
+def _total_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 40
+
+
+class NetworkBase(ParamsMixin):
+    """Parameter arena, chunked training loop and prediction shared by the
+    Perceptron and the MLPs.  Subclasses define the layer sizes, activations,
+    loss, initialisation and how targets are encoded."""
+
+    # ---- to be provided by subclasses -----------------------------------------
+    def _check_hyperparameters(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _hidden_activation(self):
+        return "identity"
+
+    # ---- fitted-state helpers ---------------------------------------------------
+    def _check_is_fitted(self):
+        if not hasattr(self, "_layout"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. "
+                                 f"Call 'fit' with appropriate arguments before using "
+                                 f"this estimator.")
+
+    def _make_net(self, output=None):
+        return _core.Net(self._layout.units, _core.ACTIVATIONS[self._hidden_activation()],
+                         _core.ACTIVATIONS[output or self.out_activation_],
+                         _core.LOSSES[self._loss_name])
+
+    def _allocate(self, units, dtype):
+        """A fresh arena for `units`, failing fast on absurd sizes."""
+        layout = _Layout(units)
+        itemsize = np.dtype(dtype).itemsize
+        need = layout.size * itemsize * 4  # params, grads, two optimizer moments
+        if need > _total_memory():
+            raise MemoryError(
+                f"a network with layer sizes {list(units)} has {layout.size:,} parameters "
+                f"and needs about {need / 2**30:,.1f} GiB to train, more than this machine's "
+                f"memory; use smaller hidden_layer_sizes")
+        self._layout = layout
+        self._arena = np.zeros(layout.size, dtype=dtype)
+        self._bind_views()
+
+    # The public arrays (coefs_/intercepts_, or a Perceptron's coef_/intercept_)
+    # are views into the arena, listed in arena order.
+    def _view_specs(self):
+        """(offset, shape) of each public array, in arena order."""
+        lay = self._layout
+        specs = []
+        for (wshape, bshape), wo, bo in zip(lay.shapes(), lay.w_off, lay.b_off):
+            specs += [(wo, wshape), (bo, bshape)]
+        return specs
+
+    def _get_views(self):
+        return [a for pair in zip(self.coefs_, self.intercepts_) for a in pair]
+
+    def _set_views(self, views):
+        self.coefs_ = views[0::2]
+        self.intercepts_ = views[1::2]
+
+    def _bind_views(self):
+        """Point the public arrays into the arena (writes go to the model)."""
+        a = self._arena
+        self._set_views([a[o:o + int(np.prod(s))].reshape(s) for o, s in self._view_specs()])
+
+    def _views_intact(self):
+        a = self._arena
+        base, isz = a.__array_interface__["data"][0], a.itemsize
+        try:
+            views = self._get_views()
+        except AttributeError:
+            return False
+        specs = self._view_specs()
+        if len(views) != len(specs):
+            return False
+        for v, (off, shape) in zip(views, specs):
+            if (not isinstance(v, np.ndarray) or v.shape != shape or v.dtype != a.dtype
+                    or not v.flags.c_contiguous
+                    or v.__array_interface__["data"][0] != base + off * isz):
+                return False
+        return True
+
+    def _sync_arena(self):
+        """Re-pack the public arrays if the user replaced them (not in place)."""
+        if self._views_intact():
+            return
+        views, specs = list(self._get_views()), self._view_specs()
+        if len(views) != len(specs):
+            raise ValueError(f"the model's weight lists must hold {len(specs) // 2} "
+                             f"arrays each")
+        arena = np.empty(self._layout.size, dtype=self._arena.dtype)
+        for v, (off, shape) in zip(views, specs):
+            v = np.asarray(v)
+            if v.shape != shape:
+                raise ValueError(f"a weight array has shape {v.shape}, expected {shape}")
+            arena[off:off + v.size] = v.ravel()
+        self._arena = arena
+        self._bind_views()
+        self._opt_state = None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_opt_state", None)
+        if "_arena" in state:
+            self._sync_arena()
+            # the arena alone is stored; the views are rebuilt on loading
+            state["_arena"] = self._arena.copy()
+            for name in ("coefs_", "intercepts_", "coef_", "intercept_"):
+                state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._opt_state = None
+        if "_arena" in state:
+            self._bind_views()
+
+    # ---- training -------------------------------------------------------------
+    def _prepare_training(self, n_samples):
+        """Batch size for this fit (scikit-learn's rules)."""
+        bs = self.batch_size
+        if bs is None:
+            return n_samples
+        if isinstance(bs, str):
+            if bs != "auto":
+                raise ValueError(f"batch_size must be 'auto', None or a positive int, "
+                                 f"got {bs!r}")
+            return min(200, n_samples)
+        bs = check_int(bs, "batch_size", low=1)
+        if bs > n_samples:
+            warnings.warn(f"Got batch_size={bs} larger than the {n_samples} samples; "
+                          f"it is clipped to {n_samples}", UserWarning, stacklevel=4)
+            bs = n_samples
+        return bs
+
+    def _optimizer_config(self):
+        """(solver, momentum, nesterov, beta1, beta2, epsilon) for the core."""
+        return "sgd", 0.0, False, 0.9, 0.999, 1e-8
+
+    def _run_epochs(self, X, Y, incremental, max_iter):
+        """The stochastic training loop: epochs of minibatch steps in C, with
+        Python between chunks for progress, convergence checks and Ctrl-C."""
+        n = X.shape[0]
+        batch = self._prepare_training(n)
+        solver, momentum, nesterov, b1, b2, eps = self._optimizer_config()
+        lr_schedule = getattr(self, "learning_rate", "constant")
+        nt = resolve_threads(self.n_threads)
+        net = self._make_net()
+        dtype = self._arena.dtype
+        if not incremental or getattr(self, "_opt_state", None) is None:
+            self._opt_state = {
+                "a": np.zeros_like(self._arena),
+                "b": np.zeros_like(self._arena) if solver == "adam" else np.zeros(1, dtype),
+                "t": 0, "lr": float(self.learning_rate_init),
+            }
+        st = self._opt_state
+        opt_b = st["b"] if solver == "adam" else st["a"]
+        grads = np.zeros_like(self._arena)
+        ws = np.empty(net.workspace_size(min(batch, n)), dtype=dtype)
+        order = np.arange(n, dtype=np.int64)
+        seed = int(self._random_state.randint(np.iinfo(np.int64).max, dtype=np.int64))
+        # Shuffling a full batch would only reorder a sum: skip it (and its copy).
+        trainer = _core.Trainer(net, self._arena, grads, st["a"], opt_b, X, Y, order, ws,
+                                batch, bool(self.shuffle) and batch < n, seed)
+        trainer.t = st["t"]
+        steps_per_epoch = -(-n // batch)
+        chunk = max(1, min(steps_per_epoch, 8))
+        tol = self.tol
+        for _ in range(max_iter):
+            trainer.set_optimizer(_core.SOLVERS[solver], st["lr"], momentum, nesterov,
+                                  b1, b2, eps, float(getattr(self, "alpha", 0.0)))
+            epoch_loss = None
+            while epoch_loss is None:
+                t0 = time.perf_counter()
+                try:
+                    steps, epoch_loss = trainer.run(chunk, nt)
+                except _core.NonFiniteError:
+                    st["t"] = trainer.t
+                    raise DivergenceError(self._divergence_message()) from None
+                elapsed = time.perf_counter() - t0
+                st["t"] = trainer.t
+                # size the next chunk to last about _CHUNK_SECONDS
+                if steps and elapsed > 0:
+                    chunk = int(min(max(1, steps * _CHUNK_SECONDS / elapsed), 1 << 30))
+            if not np.isfinite(self._arena).all():
+                raise DivergenceError(self._divergence_message())
+            self.n_iter_ += 1
+            self.t_ += n
+            self.loss_ = float(epoch_loss)
+            self.loss_curve_.append(self.loss_)
+            if self.verbose:
+                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}", file=sys.stdout)
+            if tol is not None:
+                if self.loss_ > self.best_loss_ - tol:
+                    self._no_improvement_count += 1
+                else:
+                    self._no_improvement_count = 0
+            if self.loss_ < self.best_loss_:
+                self.best_loss_ = self.loss_
+            if solver == "sgd" and lr_schedule == "invscaling":
+                st["lr"] = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+            if tol is not None and self._no_improvement_count > self.n_iter_no_change:
+                if solver == "sgd" and lr_schedule == "adaptive" and st["lr"] > 1e-6:
+                    st["lr"] /= 5.0
+                    self._no_improvement_count = 0
+                    if self.verbose:
+                        print(f"Setting learning rate to {st['lr']:f}")
+                    continue
+                if self.verbose:
+                    print(f"Training loss did not improve more than tol={tol} for "
+                          f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                return
+            if incremental:
+                return
+        if max_iter > 0 and not incremental and tol is not None:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({max_iter}) reached "
+                          f"and the optimization hasn't converged yet.", ConvergenceWarning,
+                          stacklevel=3)
+
+    def _divergence_message(self):
+        return (f"Training diverged: the loss or the weights became NaN or infinite "
+                f"(learning_rate_init={self.learning_rate_init}). Lower learning_rate_init, "
+                f"scale the input features (e.g. to zero mean and unit variance), or "
+                f"increase alpha.")
+
+    def _reset_training_curves(self):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.loss_curve_ = []
+        self.best_loss_ = np.inf
+        self._no_improvement_count = 0
+        self._opt_state = None
+
+    # ---- inference --------------------------------------------------------------
+    def _validate_for_predict(self, X):
+        self._check_is_fitted()
+        X = validate_X(X, self._arena.dtype)
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input")
+        self._sync_arena()
+        return X
+
+    def _forward(self, X, output=None):
+        """Output of the network for validated X."""
+        net = self._make_net(output)
+        n = X.shape[0]
+        block = min(_PREDICT_BLOCK, n)
+        out = np.empty((n, self._layout.units[-1]), dtype=self._arena.dtype)
+        ws = np.empty(net.workspace_size(block), dtype=self._arena.dtype)
+        net.predict(out, self._arena, X, ws, block, resolve_threads(self.n_threads))
+        return out
+
+    # ---- low-level access -------------------------------------------------------
+    def forward_layers(self, X):
+        """Run the forward pass layer by layer.
+
+        Returns the list ``[X, a_1, ..., a_L]`` of every layer's output, where
+        ``a_l = f_l(a_{l-1} @ coefs_[l-1] + intercepts_[l-1])``, each computed by the
+        core's dense kernel; ``a_L`` is the network's output.
+        """
+        from . import ops
+
+        X = self._validate_for_predict(X)
+        acts = [X]
+        L = len(self.coefs_)
+        for i, (W, b) in enumerate(zip(self.coefs_, self.intercepts_)):
+            act = self.out_activation_ if i == L - 1 else self._hidden_activation()
+            acts.append(ops.dense_forward(acts[-1], W, b, act, n_threads=self.n_threads))
+        return acts
+
+    def _loss_and_grad_arena(self, X, y):
+        X = self._validate_for_predict(X)
+        Y = self._encode_targets_for_loss(X, y)
+        net = self._make_net()
+        grads = np.empty_like(self._arena)
+        ws = np.empty(net.workspace_size(X.shape[0]), dtype=self._arena.dtype)
+        loss = net.loss_grad(grads, self._arena, X, Y, float(getattr(self, "alpha", 0.0)), ws,
+                             resolve_threads(self.n_threads))
+        return loss, grads
+
+    def loss_and_gradients(self, X, y):
+        """Loss and the gradient of every weight and bias on (X, y), at the
+        current parameters, without changing the model.
+
+        Returns ``(loss, coef_grads, intercept_grads)``; the lists hold arrays
+        shaped like ``coefs_`` and ``intercepts_``.  The loss is the one the
+        model minimises (the mean data loss plus ``alpha / 2 * sum(W**2) / n``).
+        """
+        loss, grads = self._loss_and_grad_arena(X, y)
+        lay = self._layout
+        cg = [grads[w:w + i * o].reshape(i, o)
+              for (i, o), w in zip(zip(lay.units[:-1], lay.units[1:]), lay.w_off)]
+        ig = [grads[b:b + o] for o, b in zip(lay.units[1:], lay.b_off)]
+        return float(loss), cg, ig

@@ -1,0 +1,431 @@
+# cython: language_level=3
+"""Bindings to the C core (csrc/pynn.h).  Bindings only: shapes are checked
+here because the core trusts its pointers; everything else lives in Python.
+
+Every heavy call runs with the GIL released.  Status codes become exceptions.
+"""
+from libc.stdint cimport uint64_t, int64_t
+
+import numpy as np
+
+
+cdef extern from "pynn.h" nogil:
+    ctypedef enum pynn_status:
+        PYNN_OK
+        PYNN_ERR_ARG
+        PYNN_ERR_OVERFLOW
+        PYNN_ERR_WORKSPACE
+        PYNN_ERR_NONFINITE
+        PYNN_ERR_UNSUPPORTED
+    ctypedef enum pynn_activation:
+        pass
+    ctypedef enum pynn_loss:
+        pass
+    ctypedef enum pynn_solver:
+        pass
+    ctypedef struct pynn_net:
+        size_t n_layers
+        const Py_ssize_t *units
+        pynn_activation hidden
+        pynn_activation output
+        pynn_loss loss
+    ctypedef struct pynn_optim:
+        pynn_solver solver
+        double learning_rate
+        double momentum
+        int nesterov
+        double beta1, beta2, epsilon
+        double alpha
+    ctypedef struct pynn_train_state:
+        uint64_t rng[4]
+        uint64_t t
+        size_t pos
+        double loss_acc
+
+    pynn_status pynn_param_count(size_t *count, const pynn_net *net) noexcept
+    pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch) noexcept
+    void pynn_rng_seed(uint64_t *state, uint64_t seed) noexcept
+    void pynn_shuffle(int64_t *idx, size_t n, uint64_t *state) noexcept
+    int pynn_max_threads() noexcept
+    int pynn_has_openmp() noexcept
+
+    pynn_status pynn_activate_f32(float *a, size_t n, size_t m, pynn_activation act) noexcept
+    pynn_status pynn_activate_f64(double *a, size_t n, size_t m, pynn_activation act) noexcept
+    pynn_status pynn_activation_backward_f32(float *d, const float *a, size_t n, size_t m, pynn_activation act) noexcept
+    pynn_status pynn_activation_backward_f64(double *d, const double *a, size_t n, size_t m, pynn_activation act) noexcept
+    pynn_status pynn_loss_f32(double *loss, const float *yh, const float *y, size_t n, size_t m, pynn_loss k) noexcept
+    pynn_status pynn_loss_f64(double *loss, const double *yh, const double *y, size_t n, size_t m, pynn_loss k) noexcept
+    pynn_status pynn_output_delta_f32(float *d, const float *yh, const float *y, size_t n, size_t m, pynn_activation act, pynn_loss k) noexcept
+    pynn_status pynn_output_delta_f64(double *d, const double *yh, const double *y, size_t n, size_t m, pynn_activation act, pynn_loss k) noexcept
+    pynn_status pynn_dense_forward_f32(float *out, const float *x, const float *W, const float *b, size_t n, size_t n_in, size_t n_out, pynn_activation act, int nt) noexcept
+    pynn_status pynn_dense_forward_f64(double *out, const double *x, const double *W, const double *b, size_t n, size_t n_in, size_t n_out, pynn_activation act, int nt) noexcept
+    pynn_status pynn_dense_backward_f32(float *dx, float *dW, float *db, const float *d, const float *x, const float *W, size_t n, size_t n_in, size_t n_out, double alpha, int nt) noexcept
+    pynn_status pynn_dense_backward_f64(double *dx, double *dW, double *db, const double *d, const double *x, const double *W, size_t n, size_t n_in, size_t n_out, double alpha, int nt) noexcept
+    pynn_status pynn_sgd_update_f32(float *p, float *v, const float *g, size_t size, double lr, double mom, int nesterov) noexcept
+    pynn_status pynn_sgd_update_f64(double *p, double *v, const double *g, size_t size, double lr, double mom, int nesterov) noexcept
+    pynn_status pynn_adam_update_f32(float *p, float *m, float *v, const float *g, size_t size, double lr, double b1, double b2, double eps, uint64_t t) noexcept
+    pynn_status pynn_adam_update_f64(double *p, double *m, double *v, const double *g, size_t size, double lr, double b1, double b2, double eps, uint64_t t) noexcept
+    pynn_status pynn_net_predict_f32(float *out, const pynn_net *net, const float *params, const float *x, size_t n, float *ws, size_t ws_len, size_t batch, int nt) noexcept
+    pynn_status pynn_net_predict_f64(double *out, const pynn_net *net, const double *params, const double *x, size_t n, double *ws, size_t ws_len, size_t batch, int nt) noexcept
+    pynn_status pynn_net_loss_grad_f32(double *loss, float *grads, const pynn_net *net, const float *params, const float *x, const float *y, size_t n, double alpha, float *ws, size_t ws_len, int nt) noexcept
+    pynn_status pynn_net_loss_grad_f64(double *loss, double *grads, const pynn_net *net, const double *params, const double *x, const double *y, size_t n, double alpha, double *ws, size_t ws_len, int nt) noexcept
+    pynn_status pynn_train_f32(const pynn_net *net, const pynn_optim *opt, pynn_train_state *st, float *params, float *grads, float *opt_a, float *opt_b, const float *x, const float *y, size_t n, int64_t *order, int shuffle, size_t batch_size, size_t max_steps, size_t *steps_done, int *epoch_done, double *epoch_loss, float *ws, size_t ws_len, int nt) noexcept
+    pynn_status pynn_train_f64(const pynn_net *net, const pynn_optim *opt, pynn_train_state *st, double *params, double *grads, double *opt_a, double *opt_b, const double *x, const double *y, size_t n, int64_t *order, int shuffle, size_t batch_size, size_t max_steps, size_t *steps_done, int *epoch_done, double *epoch_loss, double *ws, size_t ws_len, int nt) noexcept
+
+
+ctypedef fused real:
+    float
+    double
+
+# Names shared with the Python layer; the enum values of pynn.h.
+ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3, "softmax": 4, "step": 5}
+LOSSES = {"half_squared_error": 0, "squared_error": 1,
+          "binary_cross_entropy": 2, "categorical_cross_entropy": 3}
+SOLVERS = {"sgd": 0, "adam": 1}
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss became NaN or infinite during training."""
+
+
+cdef int _check(pynn_status st, str what) except -1:
+    if st == PYNN_OK:
+        return 0
+    if st == PYNN_ERR_ARG:
+        raise ValueError(f"{what}: invalid argument (empty array, unknown option or value out of range)")
+    if st == PYNN_ERR_OVERFLOW:
+        raise MemoryError(f"{what}: the requested sizes overflow the address space")
+    if st == PYNN_ERR_WORKSPACE:
+        raise RuntimeError(f"{what}: workspace too small (internal error)")
+    if st == PYNN_ERR_NONFINITE:
+        raise NonFiniteError(f"{what}: the training loss became NaN or infinite")
+    if st == PYNN_ERR_UNSUPPORTED:
+        raise ValueError(f"{what}: unsupported combination of options")
+    raise RuntimeError(f"{what}: unknown status {<int>st}")
+
+
+cdef inline void _same(tuple got, tuple want, str name) except *:
+    if got != want:
+        raise ValueError(f"{name} has shape {got}, expected {want}")
+
+
+def max_threads():
+    """Threads the core uses when n_threads is not given (OpenMP's default)."""
+    return pynn_max_threads()
+
+
+def has_openmp():
+    """True when the core was compiled with OpenMP."""
+    return bool(pynn_has_openmp())
+
+
+# ---- single kernels ----------------------------------------------------------
+
+def activate(real[:, ::1] a not None, int act):
+    """a = act(a) in place."""
+    cdef pynn_status st
+    cdef size_t n = a.shape[0], m = a.shape[1]
+    if n == 0 or m == 0:
+        return
+    with nogil:
+        if real is float:
+            st = pynn_activate_f32(&a[0, 0], n, m, <pynn_activation>act)
+        else:
+            st = pynn_activate_f64(&a[0, 0], n, m, <pynn_activation>act)
+    _check(st, "activation")
+
+
+def activation_backward(real[:, ::1] delta not None, const real[:, ::1] a not None, int act):
+    """delta *= act'(z) in place, from the cached output a."""
+    cdef pynn_status st
+    cdef size_t n = delta.shape[0], m = delta.shape[1]
+    _same((a.shape[0], a.shape[1]), (delta.shape[0], delta.shape[1]), "a")
+    if n == 0 or m == 0:
+        return
+    with nogil:
+        if real is float:
+            st = pynn_activation_backward_f32(&delta[0, 0], &a[0, 0], n, m, <pynn_activation>act)
+        else:
+            st = pynn_activation_backward_f64(&delta[0, 0], &a[0, 0], n, m, <pynn_activation>act)
+    _check(st, "activation_backward")
+
+
+def loss(const real[:, ::1] y_hat not None, const real[:, ::1] y not None, int kind):
+    """Mean over rows of the per-row loss."""
+    cdef pynn_status st
+    cdef double out = 0
+    cdef size_t n = y_hat.shape[0], m = y_hat.shape[1]
+    _same((y.shape[0], y.shape[1]), (y_hat.shape[0], y_hat.shape[1]), "y")
+    with nogil:
+        if real is float:
+            st = pynn_loss_f32(&out, &y_hat[0, 0], &y[0, 0], n, m, <pynn_loss>kind)
+        else:
+            st = pynn_loss_f64(&out, &y_hat[0, 0], &y[0, 0], n, m, <pynn_loss>kind)
+    _check(st, "loss")
+    return out
+
+
+def output_delta(real[:, ::1] delta not None, const real[:, ::1] y_hat not None,
+                 const real[:, ::1] y not None, int act, int kind):
+    cdef pynn_status st
+    cdef size_t n = y_hat.shape[0], m = y_hat.shape[1]
+    _same((y.shape[0], y.shape[1]), (n, m), "y")
+    _same((delta.shape[0], delta.shape[1]), (n, m), "delta")
+    with nogil:
+        if real is float:
+            st = pynn_output_delta_f32(&delta[0, 0], &y_hat[0, 0], &y[0, 0], n, m,
+                                       <pynn_activation>act, <pynn_loss>kind)
+        else:
+            st = pynn_output_delta_f64(&delta[0, 0], &y_hat[0, 0], &y[0, 0], n, m,
+                                       <pynn_activation>act, <pynn_loss>kind)
+    _check(st, "output_delta")
+
+
+def dense_forward(real[:, ::1] out not None, const real[:, ::1] x not None,
+                  const real[:, ::1] W not None, const real[::1] b not None,
+                  int act, int n_threads):
+    cdef pynn_status st
+    cdef size_t n = x.shape[0], n_in = x.shape[1], n_out = W.shape[1]
+    _same((W.shape[0], W.shape[1]), (n_in, n_out), "W")
+    _same((b.shape[0],), (n_out,), "b")
+    _same((out.shape[0], out.shape[1]), (n, n_out), "out")
+    with nogil:
+        if real is float:
+            st = pynn_dense_forward_f32(&out[0, 0], &x[0, 0], &W[0, 0], &b[0], n, n_in, n_out,
+                                        <pynn_activation>act, n_threads)
+        else:
+            st = pynn_dense_forward_f64(&out[0, 0], &x[0, 0], &W[0, 0], &b[0], n, n_in, n_out,
+                                        <pynn_activation>act, n_threads)
+    _check(st, "dense_forward")
+
+
+def dense_backward(real[:, ::1] dx, real[:, ::1] dW not None, real[::1] db not None,
+                   const real[:, ::1] delta not None, const real[:, ::1] x not None,
+                   const real[:, ::1] W not None, double alpha, int n_threads):
+    """dW, db and (unless dx is None) dx of a dense layer, in place."""
+    cdef pynn_status st
+    cdef size_t n = x.shape[0], n_in = x.shape[1], n_out = W.shape[1]
+    cdef real *dxp = NULL
+    _same((W.shape[0], W.shape[1]), (n_in, n_out), "W")
+    _same((delta.shape[0], delta.shape[1]), (n, n_out), "delta")
+    _same((dW.shape[0], dW.shape[1]), (n_in, n_out), "dW")
+    _same((db.shape[0],), (n_out,), "db")
+    if dx is not None:
+        _same((dx.shape[0], dx.shape[1]), (n, n_in), "dx")
+        dxp = &dx[0, 0]
+    with nogil:
+        if real is float:
+            st = pynn_dense_backward_f32(dxp, &dW[0, 0], &db[0], &delta[0, 0], &x[0, 0],
+                                         &W[0, 0], n, n_in, n_out, alpha, n_threads)
+        else:
+            st = pynn_dense_backward_f64(dxp, &dW[0, 0], &db[0], &delta[0, 0], &x[0, 0],
+                                         &W[0, 0], n, n_in, n_out, alpha, n_threads)
+    _check(st, "dense_backward")
+
+
+def sgd_update(real[::1] params not None, real[::1] velocity not None,
+               const real[::1] grads not None, double lr, double momentum, bint nesterov):
+    cdef pynn_status st
+    cdef size_t size = params.shape[0]
+    _same((velocity.shape[0],), (size,), "velocity")
+    _same((grads.shape[0],), (size,), "grads")
+    with nogil:
+        if real is float:
+            st = pynn_sgd_update_f32(&params[0], &velocity[0], &grads[0], size, lr, momentum, nesterov)
+        else:
+            st = pynn_sgd_update_f64(&params[0], &velocity[0], &grads[0], size, lr, momentum, nesterov)
+    _check(st, "sgd_update")
+
+
+def adam_update(real[::1] params not None, real[::1] m not None, real[::1] v not None,
+                const real[::1] grads not None, double lr, double beta1, double beta2,
+                double epsilon, uint64_t t):
+    cdef pynn_status st
+    cdef size_t size = params.shape[0]
+    _same((m.shape[0],), (size,), "m")
+    _same((v.shape[0],), (size,), "v")
+    _same((grads.shape[0],), (size,), "grads")
+    with nogil:
+        if real is float:
+            st = pynn_adam_update_f32(&params[0], &m[0], &v[0], &grads[0], size, lr, beta1,
+                                      beta2, epsilon, t)
+        else:
+            st = pynn_adam_update_f64(&params[0], &m[0], &v[0], &grads[0], size, lr, beta1,
+                                      beta2, epsilon, t)
+    _check(st, "adam_update")
+
+
+# ---- whole networks ------------------------------------------------------------
+
+cdef class Net:
+    """A network description (unit counts, activations, loss) for the core."""
+    cdef pynn_net net
+    cdef readonly object units      # np.intp array kept alive for net.units
+    cdef readonly size_t n_params
+
+    def __init__(self, units, hidden, output, loss):
+        cdef Py_ssize_t[::1] u
+        self.units = np.ascontiguousarray(units, dtype=np.intp)
+        if self.units.ndim != 1 or self.units.shape[0] < 2:
+            raise ValueError("units must list at least an input and an output size")
+        u = self.units
+        self.net.n_layers = self.units.shape[0] - 1
+        self.net.units = &u[0]
+        self.net.hidden = <pynn_activation><int>hidden
+        self.net.output = <pynn_activation><int>output
+        self.net.loss = <pynn_loss><int>loss
+        _check(pynn_param_count(&self.n_params, &self.net), "network")
+
+    def workspace_size(self, size_t batch):
+        cdef size_t count
+        _check(pynn_workspace_size(&count, &self.net, batch), "workspace")
+        return count
+
+    def _check_params(self, params):
+        _same(tuple(params.shape), (self.n_params,), "params")
+
+    def predict(self, real[:, ::1] out not None, const real[::1] params not None,
+                const real[:, ::1] x not None, real[::1] ws not None, size_t batch,
+                int n_threads):
+        """out = network(x), computed in blocks of `batch` rows."""
+        cdef pynn_status st
+        cdef size_t n = x.shape[0]
+        cdef size_t need = self.workspace_size(batch)
+        self._check_params(params)
+        _same((x.shape[1],), (self.units[0],), "x columns")
+        _same((out.shape[0], out.shape[1]), (n, self.units[-1]), "out")
+        if <size_t>ws.shape[0] < need:
+            raise ValueError("workspace too small")
+        with nogil:
+            if real is float:
+                st = pynn_net_predict_f32(&out[0, 0], &self.net, &params[0], &x[0, 0], n,
+                                          &ws[0], ws.shape[0], batch, n_threads)
+            else:
+                st = pynn_net_predict_f64(&out[0, 0], &self.net, &params[0], &x[0, 0], n,
+                                          &ws[0], ws.shape[0], batch, n_threads)
+        _check(st, "predict")
+
+    def loss_grad(self, real[::1] grads not None, const real[::1] params not None,
+                  const real[:, ::1] x not None, const real[:, ::1] y not None,
+                  double alpha, real[::1] ws not None, int n_threads):
+        """Loss of (x, y) at params; writes the gradient of every parameter."""
+        cdef pynn_status st
+        cdef double out = 0
+        cdef size_t n = x.shape[0]
+        self._check_params(params)
+        self._check_params(grads)
+        _same((x.shape[1],), (self.units[0],), "x columns")
+        _same((y.shape[0], y.shape[1]), (n, self.units[-1]), "y")
+        if <size_t>ws.shape[0] < self.workspace_size(n):
+            raise ValueError("workspace too small")
+        with nogil:
+            if real is float:
+                st = pynn_net_loss_grad_f32(&out, &grads[0], &self.net, &params[0], &x[0, 0],
+                                            &y[0, 0], n, alpha, &ws[0], ws.shape[0], n_threads)
+            else:
+                st = pynn_net_loss_grad_f64(&out, &grads[0], &self.net, &params[0], &x[0, 0],
+                                            &y[0, 0], n, alpha, &ws[0], ws.shape[0], n_threads)
+        _check(st, "loss_grad")
+        return out
+
+
+cdef class Trainer:
+    """The resumable step loop of one fit: holds the optimizer settings, the
+    RNG/epoch state and references to every buffer the core writes into."""
+    cdef Net net
+    cdef pynn_optim opt
+    cdef pynn_train_state state
+    cdef object params, grads, opt_a, opt_b, x, y, order, ws
+    cdef bint f32
+    cdef readonly size_t batch_size
+    cdef public bint shuffle
+
+    def __init__(self, Net net, params, grads, opt_a, opt_b, x, y, order, ws,
+                 size_t batch_size, bint shuffle, uint64_t seed):
+        dtype = params.dtype
+        if dtype not in (np.float32, np.float64):
+            raise TypeError("params must be float32 or float64")
+        self.f32 = dtype == np.float32
+        n = x.shape[0]
+        arrays = {"params": params, "grads": grads, "opt_a": opt_a, "opt_b": opt_b,
+                  "x": x, "y": y, "ws": ws}
+        for name, arr in arrays.items():
+            if not isinstance(arr, np.ndarray) or arr.dtype != dtype or not arr.flags.c_contiguous:
+                raise TypeError(f"{name} must be a C-contiguous {dtype} array")
+        for name in ("params", "grads", "opt_a", "opt_b"):
+            net._check_params(arrays[name])
+        _same(tuple(x.shape), (n, net.units[0]), "x")
+        _same(tuple(y.shape), (n, net.units[-1]), "y")
+        if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
+                order.flags.c_contiguous and order.shape == (n,)):
+            raise TypeError("order must be a C-contiguous int64 array of one index per row")
+        if n == 0 or batch_size == 0:
+            raise ValueError("need at least one row and a positive batch size")
+        self.batch_size = min(batch_size, n)
+        if ws.shape[0] < net.workspace_size(self.batch_size):
+            raise ValueError("workspace too small")
+        self.net = net
+        self.params, self.grads, self.opt_a, self.opt_b = params, grads, opt_a, opt_b
+        self.x, self.y, self.order, self.ws = x, y, order, ws
+        self.shuffle = shuffle
+        pynn_rng_seed(self.state.rng, seed)
+        self.state.t = 0
+        self.state.pos = 0
+        self.state.loss_acc = 0
+
+    def set_optimizer(self, solver, double learning_rate, double momentum, bint nesterov,
+                      double beta1, double beta2, double epsilon, double alpha):
+        self.opt.solver = <pynn_solver><int>solver
+        self.opt.learning_rate = learning_rate
+        self.opt.momentum = momentum
+        self.opt.nesterov = nesterov
+        self.opt.beta1 = beta1
+        self.opt.beta2 = beta2
+        self.opt.epsilon = epsilon
+        self.opt.alpha = alpha
+
+    @property
+    def t(self):
+        """Optimizer steps taken (Adam's time step)."""
+        return self.state.t
+
+    @t.setter
+    def t(self, uint64_t value):
+        self.state.t = value
+
+    @property
+    def position(self):
+        """Rows of the current epoch already used (0 between epochs)."""
+        return self.state.pos
+
+    def run(self, size_t max_steps, int n_threads):
+        """Run up to max_steps minibatch steps, stopping at the end of an epoch.
+        Returns (steps_done, epoch_loss or None)."""
+        cdef pynn_status st
+        cdef size_t steps = 0
+        cdef int done = 0
+        cdef double eloss = 0
+        cdef size_t n = self.x.shape[0]
+        cdef size_t ws_len = self.ws.shape[0]
+        cdef void *p = <void*><size_t>self.params.ctypes.data
+        cdef void *g = <void*><size_t>self.grads.ctypes.data
+        cdef void *a = <void*><size_t>self.opt_a.ctypes.data
+        cdef void *b = <void*><size_t>self.opt_b.ctypes.data
+        cdef void *x = <void*><size_t>self.x.ctypes.data
+        cdef void *y = <void*><size_t>self.y.ctypes.data
+        cdef void *w = <void*><size_t>self.ws.ctypes.data
+        cdef int64_t *o = <int64_t*><size_t>self.order.ctypes.data
+        with nogil:
+            if self.f32:
+                st = pynn_train_f32(&self.net.net, &self.opt, &self.state, <float*>p, <float*>g,
+                                    <float*>a, <float*>b, <const float*>x, <const float*>y, n,
+                                    o, self.shuffle, self.batch_size, max_steps, &steps, &done,
+                                    &eloss, <float*>w, ws_len, n_threads)
+            else:
+                st = pynn_train_f64(&self.net.net, &self.opt, &self.state, <double*>p,
+                                    <double*>g, <double*>a, <double*>b, <const double*>x,
+                                    <const double*>y, n, o, self.shuffle, self.batch_size,
+                                    max_steps, &steps, &done, &eloss, <double*>w, ws_len,
+                                    n_threads)
+        _check(st, "training")
+        return steps, (eloss if done else None)

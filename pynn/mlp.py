@@ -1,0 +1,382 @@
+"""Multilayer perceptrons with scikit-learn's interface: MLPClassifier and
+MLPRegressor.  Parameter names, defaults, outputs, losses, initialisation and
+fitted attributes follow sklearn.neural_network so that switching is a
+one-line import change; the math runs in pynn's C core."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
+                    check_float, check_int, check_random_state, column_or_1d,
+                    resolve_dtype, resolve_threads, validate_X)
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_HIDDEN = ("identity", "logistic", "tanh", "relu")
+_SOLVERS = ("sgd", "adam")
+
+
+class _BaseMLP(NetworkBase):
+    """Shared by MLPClassifier and MLPRegressor."""
+
+    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
+                 learning_rate, learning_rate_init, power_t, max_iter, shuffle,
+                 random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
+                 beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.dtype = dtype
+        self.n_threads = n_threads
+
+    # ---- validation -------------------------------------------------------------
+    def _hidden_sizes(self):
+        h = self.hidden_layer_sizes
+        if isinstance(h, (numbers.Integral, np.integer)) and not isinstance(h, bool):
+            h = [h]
+        try:
+            h = list(h)
+        except TypeError:
+            raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints, "
+                            f"got {self.hidden_layer_sizes!r}") from None
+        return [check_int(u, "hidden_layer_sizes entries", low=1) for u in h]
+
+    def _check_hyperparameters(self):
+        self._hidden_sizes()
+        check_choice(self.activation, "activation", _HIDDEN)
+        if self.solver == "lbfgs":
+            raise ValueError("solver='lbfgs' is not supported by pynn; use 'adam' or 'sgd'")
+        check_choice(self.solver, "solver", _SOLVERS)
+        check_float(self.alpha, "alpha", low=0.0)
+        check_choice(self.learning_rate, "learning_rate", ("constant", "invscaling", "adaptive"))
+        check_float(self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True)
+        check_float(self.power_t, "power_t", low=0.0)
+        check_int(self.max_iter, "max_iter", low=1)
+        check_bool(self.shuffle, "shuffle")
+        if self.tol is not None:
+            check_float(self.tol, "tol", low=0.0)
+        check_float(self.momentum, "momentum", low=0.0, high=1.0)
+        check_bool(self.nesterovs_momentum, "nesterovs_momentum")
+        check_float(self.beta_1, "beta_1", low=0.0, high=1.0, high_open=True)
+        check_float(self.beta_2, "beta_2", low=0.0, high=1.0, high_open=True)
+        check_float(self.epsilon, "epsilon", low=0.0, low_open=True)
+        check_int(self.n_iter_no_change, "n_iter_no_change", low=1)
+        check_bool(self.warm_start, "warm_start")
+        resolve_threads(self.n_threads)
+        return resolve_dtype(self.dtype)
+
+    def _optimizer_config(self):
+        return (self.solver, float(self.momentum), bool(self.nesterovs_momentum),
+                float(self.beta_1), float(self.beta_2), float(self.epsilon))
+
+    def _hidden_activation(self):
+        return self.activation
+
+    # ---- initialisation -----------------------------------------------------------
+    def _initialize(self, units, dtype):
+        """Glorot-uniform weights and biases drawn exactly as scikit-learn draws them."""
+        self._allocate(units, dtype)
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        for W, b in zip(self.coefs_, self.intercepts_):
+            fan_in, fan_out = W.shape
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            W[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            b[...] = self._random_state.uniform(-bound, bound, fan_out)
+        self.n_layers_ = len(units)
+        self.n_outputs_ = units[-1]
+        self._reset_training_curves()
+
+    # ---- the fit ----------------------------------------------------------------------
+    def _fit(self, X, y, incremental=False, classes=None):
+        dtype = self._check_hyperparameters()
+        X = validate_X(X, dtype)
+        first = not (hasattr(self, "_layout") and (self.warm_start or incremental))
+        if not first and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input")
+        Y = self._encode_fit_targets(X, y, first, classes)
+        if not first:
+            self._sync_arena()
+            if self._arena.dtype != dtype:
+                raise ValueError(f"dtype changed from {self._arena.dtype} to {dtype} "
+                                 f"between fits; refit from scratch (warm_start=False)")
+        if first or not hasattr(self, "_random_state"):
+            self._random_state = check_random_state(self.random_state)
+        if first:
+            units = [X.shape[1], *self._hidden_sizes(), Y.shape[1]]
+            self.n_features_in_ = X.shape[1]
+            self._initialize(units, dtype)
+        Y = np.ascontiguousarray(Y, dtype=dtype)
+        self._run_epochs(X, Y, incremental, 1 if incremental else int(self.max_iter))
+        return self
+
+    def fit(self, X, y):
+        """Fit the model to data matrix X and targets y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, y, incremental=False)
+
+    def _encode_targets_for_loss(self, X, y):
+        Y = self._encode_fit_targets(X, y, first=False, classes=None)
+        return np.ascontiguousarray(Y, dtype=self._arena.dtype)
+
+
+class MLPClassifier(_BaseMLP):
+    """Multi-layer perceptron classifier, trained by pynn's C core.
+
+    A drop-in for ``sklearn.neural_network.MLPClassifier`` (solvers 'sgd' and
+    'adam').  Hidden layers use ``activation``; the output is one logistic unit
+    with binary cross-entropy for two classes, logistic units for multilabel
+    targets, and softmax with categorical cross-entropy for more classes.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Units of each hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+    solver : {'sgd', 'adam'}, default='adam'
+    alpha : float, default=1e-4
+        L2 penalty: the loss gains ``alpha / 2 * sum(W**2) / n_batch``.
+    batch_size : int, 'auto' or None, default='auto'
+        'auto' is ``min(200, n_samples)``; None is full-batch gradient descent.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        Schedule for 'sgd', as in scikit-learn.
+    learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+    max_iter : int, default=200
+        Maximum number of epochs.
+    shuffle : bool, default=True
+    random_state : int, RandomState or None, default=None
+    tol : float or None, default=1e-4
+        None disables the convergence test: exactly ``max_iter`` epochs run.
+    verbose : bool, default=False
+    warm_start : bool, default=False
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    beta_1, beta_2, epsilon : float, defaults 0.9, 0.999, 1e-8
+    n_iter_no_change : int, default=10
+    dtype : {'float32', 'float64'}, default='float32'
+        Precision of the weights and of all arithmetic.
+    n_threads : int or None, default=None
+        Threads for the core; None follows OpenMP's default (OMP_NUM_THREADS).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coefs_, intercepts_ : lists of ndarray
+        Views into the model's parameters: ``coefs_[i]`` is ``(n_in, n_out)``;
+        writing into them in place changes the model.
+    n_iter_, loss_, loss_curve_, best_loss_, t_, n_features_in_, n_layers_,
+    n_outputs_, out_activation_ : as in scikit-learn.
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, dtype="float32", n_threads=None):
+        super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size,
+                         learning_rate, learning_rate_init, power_t, max_iter, shuffle,
+                         random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
+                         beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads)
+
+    @property
+    def _loss_name(self):
+        return ("categorical_cross_entropy" if self.out_activation_ == "softmax"
+                else "binary_cross_entropy")
+
+    def _encode_fit_targets(self, X, y, first, classes):
+        if y is None:
+            raise ValueError("y must be given to fit a classifier, got None")
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] > 1:
+            return self._encode_multilabel(X, y, first)
+        y = column_or_1d(y)
+        check_consistent_length(X, y)
+        if y.dtype.kind in "fc":
+            if y.dtype.kind == "c" or not np.isfinite(y).all():
+                raise ValueError("y contains NaN, infinity or complex values")
+        if y.dtype.kind == "O":
+            if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in y):
+                raise ValueError("y contains None or NaN labels")
+        if first:
+            if classes is not None:
+                cls = np.unique(np.asarray(classes))
+            else:
+                cls = np.unique(y)
+            if cls.shape[0] < 2:
+                raise ValueError(f"y has a single class ({cls[0]!r}); a classifier needs at "
+                                 f"least 2 classes")
+            self.classes_ = cls
+            self._multilabel = False
+            self.out_activation_ = "logistic" if cls.shape[0] == 2 else "softmax"
+        elif getattr(self, "_multilabel", False):
+            raise ValueError("this model was fitted on multilabel targets; y must be a 2-D "
+                             "indicator matrix")
+        idx = np.searchsorted(self.classes_, y)
+        idx = np.clip(idx, 0, len(self.classes_) - 1)
+        unseen = self.classes_[idx] != y
+        if unseen.any():
+            raise ValueError(f"y contains labels not in classes_ {self.classes_.tolist()}: "
+                             f"{np.unique(y[unseen]).tolist()[:5]}")
+        if len(self.classes_) == 2:
+            return (idx == 1).astype(np.float64).reshape(-1, 1)
+        Y = np.zeros((y.shape[0], len(self.classes_)))
+        Y[np.arange(y.shape[0]), idx] = 1.0
+        return Y
+
+    def _encode_multilabel(self, X, y, first):
+        check_consistent_length(X, y)
+        if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
+            raise ValueError("a 2-D y must be a multilabel indicator matrix of 0s and 1s")
+        if first:
+            self.classes_ = np.arange(y.shape[1])
+            self._multilabel = True
+            self.out_activation_ = "logistic"
+        elif not getattr(self, "_multilabel", False) or y.shape[1] != len(self.classes_):
+            raise ValueError(f"y has {y.shape[1]} columns, expected the model's "
+                             f"{'1-D labels' if not self._multilabel else len(self.classes_)}")
+        return y.astype(np.float64)
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y), continuing from the current state.
+
+        ``classes`` (all labels that can ever appear) is required on the first
+        call, as in scikit-learn.
+        """
+        if not hasattr(self, "_layout"):
+            if classes is None and np.asarray(y).ndim == 1:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+        return self._fit(X, y, incremental=True, classes=classes)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes)."""
+        X = self._validate_for_predict(X)
+        p = self._forward(X)
+        if len(self.classes_) == 2 and not self._multilabel:
+            p = p.ravel()
+            return np.column_stack([1.0 - p, p])
+        return p
+
+    def predict_log_proba(self, X):
+        """Logarithm of predict_proba."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Predicted labels, shape (n_samples,) (or an indicator matrix for multilabel)."""
+        X = self._validate_for_predict(X)
+        p = self._forward(X)
+        if self._multilabel:
+            return (p > 0.5).astype(int)
+        if len(self.classes_) == 2:
+            return self.classes_[(p.ravel() > 0.5).astype(int)]
+        return self.classes_[np.argmax(p, axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on (X, y) (subset accuracy for multilabel)."""
+        pred = self.predict(X)
+        y = np.asarray(y)
+        if self._multilabel:
+            correct = (pred == y).all(axis=1)
+        else:
+            correct = pred == column_or_1d(y)
+        return float(np.average(correct, weights=sample_weight))
+
+
+class MLPRegressor(_BaseMLP):
+    """Multi-layer perceptron regressor, trained by pynn's C core.
+
+    A drop-in for ``sklearn.neural_network.MLPRegressor`` (solvers 'sgd' and
+    'adam'): identity output units and the squared error
+    ``1/n sum_k 1/2 ||y_hat_k - y_k||^2``.  For a single target this equals
+    scikit-learn's ``squared_error`` loss exactly; with several targets
+    scikit-learn's reported loss is additionally divided by the number of
+    targets, while both follow the same gradient.
+
+    Parameters and attributes are those of :class:`MLPClassifier`, without
+    ``classes_``.
+    """
+
+    _loss_name = "half_squared_error"
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, dtype="float32", n_threads=None):
+        super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size,
+                         learning_rate, learning_rate_init, power_t, max_iter, shuffle,
+                         random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
+                         beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads)
+
+    def _encode_fit_targets(self, X, y, first, classes):
+        if y is None:
+            raise ValueError("y must be given to fit a regressor, got None")
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"y must be numeric for regression, got dtype {y.dtype}")
+        if y.ndim not in (1, 2) or y.size == 0:
+            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
+        check_consistent_length(X, y)
+        Y = y.astype(np.float64).reshape(y.shape[0], -1)
+        if not np.isfinite(Y).all():
+            raise ValueError("y contains NaN or infinity")
+        if first:
+            self.out_activation_ = "identity"
+            self._y_ndim = y.ndim
+        elif Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} targets, expected {self.n_outputs_}")
+        return Y
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y), continuing from the current state."""
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
+        X = self._validate_for_predict(X)
+        out = self._forward(X)
+        return out.ravel() if self._y_ndim == 1 else out
+
+    def score(self, X, y, sample_weight=None):
+        """Coefficient of determination R^2 (averaged uniformly over targets)."""
+        pred = np.asarray(self.predict(X), dtype=np.float64).reshape(len(X), -1)
+        y = np.asarray(y, dtype=np.float64).reshape(pred.shape[0], -1)
+        w = None if sample_weight is None else np.asarray(sample_weight, float)[:, None]
+        mean = np.average(y, axis=0, weights=None if w is None else w.ravel())
+        ss_res = np.sum((w if w is not None else 1.0) * (y - pred) ** 2, axis=0)
+        ss_tot = np.sum((w if w is not None else 1.0) * (y - mean) ** 2, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(ss_tot > 0, 1 - ss_res / ss_tot, np.where(ss_res > 0, 0.0, 1.0))
+        return float(np.mean(r2))
+

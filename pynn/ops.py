@@ -1,0 +1,190 @@
+"""The core's kernels, one formula at a time, on NumPy arrays.
+
+For people learning or checking the math: each function runs one C kernel
+of the core and returns NumPy arrays, so every step of forward propagation,
+the chain rule and gradient descent can be inspected.  Inputs are float32 or
+float64 arrays (all of one dtype); outputs have that dtype.
+
+========================  ================================================
+``activation``            a = f(z)
+``activation_backward``   delta * f'(z), with f' read from the output a
+``loss``                  mean over rows of the per-row loss
+``output_delta``          d loss_k / d z_k of the output layer
+``dense_forward``         f(x W + b)
+``dense_backward``        dW = x^T delta / n + alpha W / n, db, dx = delta W^T
+``sgd_update``            v = momentum v - lr g; p += v (or Nesterov)
+``adam_update``           one Adam step
+========================  ================================================
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from . import _core
+
+__all__ = [
+    "ACTIVATIONS", "LOSSES", "activation", "activation_backward", "loss", "output_delta",
+    "dense_forward", "dense_backward", "sgd_update", "adam_update",
+]
+
+#: Activation names understood by the core.
+ACTIVATIONS = tuple(_core.ACTIVATIONS)
+#: Loss names understood by the core.
+LOSSES = tuple(_core.LOSSES)
+
+
+def _code(table, name, what):
+    if not isinstance(name, str) or name not in table:
+        raise ValueError(f"{what} must be one of {sorted(table)}, got {name!r}")
+    return table[name]
+
+
+def _arrays(names, arrays, ndims, dtype=None):
+    """Checks dtypes and dimensions; returns C-contiguous arrays of one float dtype."""
+    out = []
+    for name, a, nd in zip(names, arrays, ndims):
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name} must be a NumPy array, got {type(a).__name__}")
+        if a.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{name} must be float32 or float64, got {a.dtype}")
+        if dtype is None:
+            dtype = a.dtype
+        elif a.dtype != dtype:
+            raise TypeError(f"{name} is {a.dtype} but the other arrays are {dtype}; "
+                            f"use one dtype")
+        if a.ndim != nd:
+            raise ValueError(f"{name} must be {nd}-D, got {a.ndim}-D with shape {a.shape}")
+        out.append(np.ascontiguousarray(a))
+    return out
+
+
+def _threads(n_threads):
+    if n_threads is None:
+        return 0
+    if not isinstance(n_threads, numbers.Integral) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    return int(n_threads)
+
+
+def activation(z, name):
+    """Return ``f(z)`` for the activation ``name``; softmax acts on each row.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n, m), float32 or float64
+    name : {'identity', 'logistic', 'tanh', 'relu', 'softmax', 'step'}
+    """
+    code = _code(_core.ACTIVATIONS, name, "activation")
+    (z,) = _arrays(["z"], [z], [2])
+    a = z.copy()
+    _core.activate(a, code)
+    return a
+
+
+def activation_backward(delta, a, name):
+    """Return ``delta * f'(z)`` where ``f'`` is written through the output ``a = f(z)``.
+
+    logistic: a (1 - a); tanh: 1 - a^2; relu: [a > 0]; identity: 1; step: 0;
+    softmax: the Jacobian-vector product ``a_j (delta_j - sum_i delta_i a_i)``.
+    """
+    code = _code(_core.ACTIVATIONS, name, "activation")
+    delta, a = _arrays(["delta", "a"], [delta, a], [2, 2])
+    out = delta.copy()
+    _core.activation_backward(out, a, code)
+    return out
+
+
+def loss(y_hat, y, name):
+    """Mean over the n rows of the per-row loss (summed over output columns).
+
+    'half_squared_error': 1/2 sum (y_hat - y)^2 (scikit-learn's squared error);
+    'squared_error': sum (y_hat - y)^2 (the textbook perceptron cost);
+    'binary_cross_entropy' and 'categorical_cross_entropy' clip p to
+    [eps, 1 - eps] before the log.
+    """
+    code = _code(_core.LOSSES, name, "loss")
+    y_hat, y = _arrays(["y_hat", "y"], [y_hat, y], [2, 2])
+    return float(_core.loss(y_hat, y, code))
+
+
+def output_delta(y_hat, y, activation, loss):
+    """Return delta_k = d loss_k / d z_k for every row k (not divided by n).
+
+    The matched pairs (softmax, categorical_cross_entropy),
+    (logistic, binary_cross_entropy) and (identity, half_squared_error) fuse
+    to ``y_hat - y``; 'step' uses Rosenblatt's rule ``y_hat - y``.
+    """
+    act = _code(_core.ACTIVATIONS, activation, "activation")
+    kind = _code(_core.LOSSES, loss, "loss")
+    y_hat, y = _arrays(["y_hat", "y"], [y_hat, y], [2, 2])
+    delta = np.empty_like(y_hat)
+    _core.output_delta(delta, y_hat, y, act, kind)
+    return delta
+
+
+def dense_forward(x, W, b, activation="identity", n_threads=None):
+    """Return ``f(x @ W + b)``; x is (n, n_in), W (n_in, n_out), b (n_out,)."""
+    act = _code(_core.ACTIVATIONS, activation, "activation")
+    x, W, b = _arrays(["x", "W", "b"], [x, W, b], [2, 2, 1])
+    out = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
+    _core.dense_forward(out, x, W, b, act, _threads(n_threads))
+    return out
+
+
+def dense_backward(delta, x, W, alpha=0.0, need_dx=True, n_threads=None):
+    """Gradients of a dense layer ``z = x W + b`` for the mean loss over n rows.
+
+    Returns ``(dx, dW, db)`` with ``dW = x^T delta / n + alpha W / n``,
+    ``db = sum_k delta_k / n`` and ``dx = delta W^T`` (None unless need_dx).
+    ``dx`` is the gradient with respect to the layer's input; multiply it by
+    the previous layer's f' (``activation_backward``) to get that layer's delta.
+    """
+    delta, x, W = _arrays(["delta", "x", "W"], [delta, x, W], [2, 2, 2])
+    alpha = float(alpha)
+    if not np.isfinite(alpha) or alpha < 0:
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    dW = np.empty_like(W)
+    db = np.empty(W.shape[1], dtype=W.dtype)
+    dx = np.empty_like(x) if need_dx else None
+    _core.dense_backward(dx, dW, db, delta, x, W, alpha, _threads(n_threads))
+    return dx, dW, db
+
+
+def _check_inplace(name, orig):
+    if not (orig.flags.c_contiguous and orig.flags.writeable):
+        raise ValueError(f"{name} is updated in place: it must be a writeable, "
+                         f"C-contiguous array")
+
+
+def sgd_update(params, velocity, grads, lr, momentum=0.0, nesterov=False):
+    """One gradient-descent step, in place on ``params`` and ``velocity``.
+
+    ``v = momentum v - lr g``; ``params += v``, or with Nesterov momentum
+    ``params += momentum v - lr g``.  ``momentum=0`` is plain gradient descent.
+    """
+    for name, a in (("params", params), ("velocity", velocity)):
+        if isinstance(a, np.ndarray):
+            _check_inplace(name, a)
+    params, velocity, grads = _arrays(["params", "velocity", "grads"],
+                                      [params, velocity, grads], [1, 1, 1])
+    _core.sgd_update(params, velocity, grads, float(lr), float(momentum), bool(nesterov))
+
+
+def adam_update(params, m, v, grads, lr, beta1=0.9, beta2=0.999, epsilon=1e-8, t=1):
+    """One Adam step (t >= 1 counts this step), in place on params, m and v.
+
+    ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
+    ``params -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``.
+    """
+    for name, a in (("params", params), ("m", m), ("v", v)):
+        if isinstance(a, np.ndarray):
+            _check_inplace(name, a)
+    params, m, v, grads = _arrays(["params", "m", "v", "grads"], [params, m, v, grads],
+                                  [1, 1, 1, 1])
+    t = int(t)
+    if t < 1:
+        raise ValueError(f"t must be >= 1 (the number of this step), got {t}")
+    _core.adam_update(params, m, v, grads, float(lr), float(beta1), float(beta2),
+                      float(epsilon), t)

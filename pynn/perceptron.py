@@ -1,0 +1,210 @@
+"""The single neuron of the textbook: z = X w + b, y_hat = sigma(z),
+C = mean((y - y_hat)^2), trained by gradient descent in pynn's C core."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
+                    check_float, check_int, check_random_state, column_or_1d,
+                    resolve_dtype, resolve_threads, validate_X)
+
+__all__ = ["Perceptron"]
+
+
+class _AvailableIf:
+    """A method that exists only when check(self) holds (hasattr is False otherwise)."""
+
+    def __init__(self, fn, check, why):
+        self.fn, self.check, self.why = fn, check, why
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is not None and not self.check(obj):
+            raise AttributeError(self.why)
+        return self.fn if obj is None else self.fn.__get__(obj, owner)
+
+
+class Perceptron(NetworkBase):
+    """A single neuron for binary classification, as in the textbook.
+
+    The neuron computes ``z = X @ coef_ + intercept_`` and ``y_hat = f(z)``.
+    With ``activation='logistic'`` (f = sigma) it minimises the cost
+    ``C = mean((y - y_hat)**2)`` by gradient descent, with the chain rule
+
+        dC/dw_i = (2/n) sum_k (y_hat_k - y_k) sigma'(z_k) x_ki,
+        sigma'(z) = sigma(z) (1 - sigma(z)),
+
+    and ``w <- w - learning_rate_init * dC/dw``.  With ``activation='step'``
+    it is Rosenblatt's perceptron: ``y_hat = [z >= 0]`` and the update
+    ``w <- w + learning_rate_init * mean_k((y_k - y_hat_k) x_k)``.
+
+    Weights start at zero, so a full-batch fit (the default) is deterministic.
+
+    Parameters
+    ----------
+    activation : {'logistic', 'step'}, default='logistic'
+    learning_rate_init : float, default=0.1
+    max_iter : int, default=1000
+        Maximum number of epochs.
+    tol : float or None, default=1e-4
+        Training stops once the cost has not improved by ``tol`` for
+        ``n_iter_no_change`` consecutive epochs; None runs exactly ``max_iter``.
+    n_iter_no_change : int, default=10
+    batch_size : int or None, default=None
+        None is full-batch gradient descent; an int gives minibatches.
+    shuffle : bool, default=True
+        Reshuffle the rows every epoch (minibatches only).
+    random_state : int, RandomState or None, default=None
+    warm_start : bool, default=False
+    verbose : bool, default=False
+    dtype : {'float32', 'float64'}, default='float32'
+    n_threads : int or None, default=None
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,)
+    intercept_ : ndarray of shape (1,)
+    classes_ : ndarray of shape (2,)
+    n_iter_ : int
+    loss_, loss_curve_ : the final cost and the cost of each epoch.
+    n_features_in_ : int
+    """
+
+    out_activation_ = None  # set per fit from `activation`
+    _loss_name = "squared_error"
+
+    def __init__(self, activation="logistic", *, learning_rate_init=0.1, max_iter=1000,
+                 tol=1e-4, n_iter_no_change=10, batch_size=None, shuffle=True,
+                 random_state=None, warm_start=False, verbose=False, dtype="float32",
+                 n_threads=None):
+        self.activation = activation
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.dtype = dtype
+        self.n_threads = n_threads
+
+    # ---- the public arrays: coef_ (n_features,) and intercept_ (1,) --------------
+    def _view_specs(self):
+        lay = self._layout
+        return [(lay.w_off[0], (lay.units[0],)), (lay.b_off[0], (1,))]
+
+    def _get_views(self):
+        return [self.coef_, self.intercept_]
+
+    def _set_views(self, views):
+        self.coef_, self.intercept_ = views
+
+    def _check_hyperparameters(self):
+        check_choice(self.activation, "activation", ("logistic", "step"))
+        check_float(self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True)
+        check_int(self.max_iter, "max_iter", low=1)
+        if self.tol is not None:
+            check_float(self.tol, "tol", low=0.0)
+        check_int(self.n_iter_no_change, "n_iter_no_change", low=1)
+        check_bool(self.shuffle, "shuffle")
+        check_bool(self.warm_start, "warm_start")
+        resolve_threads(self.n_threads)
+        return resolve_dtype(self.dtype)
+
+    def _encode_fit_targets(self, X, y, first):
+        if y is None:
+            raise ValueError("y must be given to fit a Perceptron, got None")
+        y = column_or_1d(np.asarray(y))
+        check_consistent_length(X, y)
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise ValueError("y contains NaN or infinity")
+        if y.dtype.kind == "c":
+            raise ValueError("y contains complex values")
+        if first:
+            classes = np.unique(y)
+            if classes.shape[0] != 2:
+                more = (" A single neuron separates two classes; use MLPClassifier for more."
+                        if classes.shape[0] > 2 else "")
+                raise ValueError(f"Perceptron needs exactly 2 classes in y, got "
+                                 f"{classes.shape[0]}.{more}")
+            self.classes_ = classes
+        pos = y == self.classes_[1]
+        if not (pos | (y == self.classes_[0])).all():
+            raise ValueError(f"y contains labels other than classes_ {self.classes_.tolist()}")
+        return pos.astype(np.float64).reshape(-1, 1)
+
+    def _encode_targets_for_loss(self, X, y):
+        Y = self._encode_fit_targets(X, y, first=False)
+        return np.ascontiguousarray(Y, dtype=self._arena.dtype)
+
+    def fit(self, X, y):
+        """Train the neuron on X (n_samples, n_features) and binary labels y."""
+        dtype = self._check_hyperparameters()
+        X = validate_X(X, dtype)
+        first = not (self.warm_start and hasattr(self, "_layout"))
+        if not first:
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {X.shape[1]} features, but Perceptron is expecting "
+                                 f"{self.n_features_in_} features as input")
+            if self._arena.dtype != dtype or self.out_activation_ != self.activation:
+                first = True
+        Y = np.ascontiguousarray(self._encode_fit_targets(X, y, first), dtype=dtype)
+        self._random_state = check_random_state(self.random_state)
+        if first:
+            self.n_features_in_ = X.shape[1]
+            self.out_activation_ = self.activation
+            self._allocate([X.shape[1], 1], dtype)  # zero weights
+            self._reset_training_curves()
+        else:
+            self._sync_arena()
+        self._run_epochs(X, Y, incremental=False, max_iter=int(self.max_iter))
+        return self
+
+    def decision_function(self, X):
+        """z = X @ coef_ + intercept_, shape (n_samples,)."""
+        X = self._validate_for_predict(X)
+        return self._forward(X, output="identity").ravel()
+
+    def _proba_1(self, X):
+        X = self._validate_for_predict(X)
+        return self._forward(X).ravel()
+
+    def _predict_proba(self, X):
+        """Probabilities of classes_[0] and classes_[1], shape (n_samples, 2)
+        (``activation='logistic'`` only: a step unit has no probabilities)."""
+        p = self._proba_1(X)
+        return np.column_stack([1.0 - p, p])
+
+    predict_proba = _AvailableIf(
+        _predict_proba, lambda self: self.activation == "logistic",
+        "predict_proba is available only with activation='logistic'; a step unit "
+        "outputs hard 0/1 decisions")
+
+    def predict(self, X):
+        """Predicted labels: classes_[1] where z > 0 (logistic) or z >= 0 (step)."""
+        z = self.decision_function(X)
+        pos = z >= 0 if self.out_activation_ == "step" else z > 0
+        return self.classes_[pos.astype(int)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on (X, y)."""
+        return float(np.average(self.predict(X) == column_or_1d(np.asarray(y)),
+                                weights=sample_weight))
+
+    def loss_and_gradients(self, X, y):
+        """Cost C = mean((y - y_hat)^2) on (X, y) at the current weights and its
+        gradient: returns ``(C, dC/dcoef_ (n_features,), dC/dintercept_ (1,))``."""
+        loss, grads = self._loss_and_grad_arena(X, y)
+        n = self._layout.units[0]
+        return float(loss), grads[:n].copy(), grads[n:].copy()
+
+    def forward_layers(self, X):
+        """``[X, y_hat]``: the input and the neuron's output f(z) as (n, 1) arrays."""
+        from . import ops
+
+        X = self._validate_for_predict(X)
+        W = self.coef_.reshape(-1, 1)
+        return [X, ops.dense_forward(X, W, self.intercept_, self.out_activation_,
+                                     n_threads=self.n_threads)]
