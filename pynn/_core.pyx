@@ -199,10 +199,12 @@ def dense_forward(real[:, ::1] out not None, const real[:, ::1] x not None,
     _check(st, "dense_forward")
 
 
-def dense_backward(real[:, ::1] dx, real[:, ::1] dW not None, real[::1] db not None,
+def dense_backward(real[:, ::1] dW not None, real[::1] db not None,
                    const real[:, ::1] delta not None, const real[:, ::1] x not None,
-                   const real[:, ::1] W not None, double alpha, int n_threads):
-    """dW, db and (unless dx is None) dx of a dense layer, in place."""
+                   const real[:, ::1] W not None, real[:, ::1] dx, double alpha,
+                   int n_threads):
+    """dW, db and (unless dx is None) dx of a dense layer, in place.
+    (dx comes after the fused arguments: a None first would pick the float32 version.)"""
     cdef pynn_status st
     cdef size_t n = x.shape[0], n_in = x.shape[1], n_out = W.shape[1]
     cdef real *dxp = NULL

@@ -148,7 +148,7 @@ def dense_backward(delta, x, W, alpha=0.0, need_dx=True, n_threads=None):
     dW = np.empty_like(W)
     db = np.empty(W.shape[1], dtype=W.dtype)
     dx = np.empty_like(x) if need_dx else None
-    _core.dense_backward(dx, dW, db, delta, x, W, alpha, _threads(n_threads))
+    _core.dense_backward(dW, db, delta, x, W, dx, alpha, _threads(n_threads))
     return dx, dW, db
 
 

@@ -1,0 +1,93 @@
+"""``python -m pynn``: train an MLP on a built-in data set and report the
+test accuracy and the training speed."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+import warnings
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m pynn", description=__doc__)
+    parser.add_argument("--samples", type=int, default=30000, help="rows generated (default 30000)")
+    parser.add_argument("--features", type=int, default=64)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64],
+                        help="hidden layer sizes (default 128 64)")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--threads", type=int, default=None, help="core threads (default: OpenMP's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare", action="store_true",
+                        help="also train scikit-learn's MLPClassifier on the same work, if installed")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+
+    import pynn
+    from pynn.datasets import make_cluster_classification
+
+    X, y = make_cluster_classification(args.samples, args.features, args.classes,
+                                       random_state=args.seed, dtype=args.dtype)
+    n_test = max(1, len(X) // 5)
+    Xtr, ytr, Xte, yte = X[n_test:], y[n_test:], X[:n_test], y[:n_test]
+    print(f"pynn {pynn.__version__} on {_cpu_name()} ({os.cpu_count()} CPUs, "
+          f"{pynn.max_threads()} core threads, OpenMP {'on' if pynn.has_openmp() else 'off'})")
+    print(f"data: {len(Xtr)} training and {len(Xte)} test rows, {args.features} features, "
+          f"{args.classes} classes (built-in Gaussian clusters)")
+    print(f"model: {args.features}-{'-'.join(map(str, args.hidden))}-{args.classes} relu MLP, "
+          f"adam, batch {args.batch_size}, {args.epochs} epochs, {args.dtype}")
+
+    kw = dict(hidden_layer_sizes=tuple(args.hidden), batch_size=args.batch_size,
+              max_iter=args.epochs, tol=None if args.epochs else 1e-4,
+              random_state=args.seed, learning_rate_init=1e-3)
+    model = pynn.MLPClassifier(dtype=args.dtype, n_threads=args.threads, **kw)
+    t0 = time.perf_counter()
+    model.fit(Xtr, ytr)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    acc = model.score(Xte, yte)
+    pred_s = time.perf_counter() - t0
+    rate = model.n_iter_ * len(Xtr) / fit_s
+    print(f"pynn:         test accuracy {acc:.4f}   fit {fit_s:.2f} s "
+          f"({rate:,.0f} samples/s)   predict {len(Xte) / pred_s:,.0f} rows/s   "
+          f"final loss {model.loss_:.4f}")
+
+    if args.compare:
+        try:
+            from sklearn.neural_network import MLPClassifier as SkMLP
+        except ImportError:
+            print("scikit-learn is not installed: pip install scikit-learn")
+            return 0
+        sk = SkMLP(**{k: v for k, v in kw.items() if k != "tol"}, tol=1e-4,
+                   n_iter_no_change=10**9)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            sk.fit(Xtr, ytr)
+            sk_s = time.perf_counter() - t0
+        sk_acc = sk.score(Xte, yte)
+        sk_rate = sk.n_iter_ * len(Xtr) / sk_s
+        print(f"scikit-learn: test accuracy {sk_acc:.4f}   fit {sk_s:.2f} s "
+              f"({sk_rate:,.0f} samples/s)")
+        print(f"pynn trains {rate / sk_rate:.1f}x as many samples per second")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
