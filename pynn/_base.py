@@ -386,8 +386,7 @@ class NetworkBase(ParamsMixin):
         trainer = _core.Trainer(net, self._arena, grads, st["a"], opt_b, X, Y, order, ws,
                                 batch, bool(self.shuffle) and batch < n, seed)
         trainer.t = st["t"]
-        steps_per_epoch = -(-n // batch)
-        chunk = max(1, min(steps_per_epoch, 8))
+        chunk = 1  # grows to ~_CHUNK_SECONDS of work after the first call
         tol = self.tol
         for _ in range(max_iter):
             trainer.set_optimizer(_core.SOLVERS[solver], st["lr"], momentum, nesterov,
