@@ -5,6 +5,9 @@
 #include "pynn.h"
 #include "internal.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -25,6 +28,71 @@ int pynn_max_threads(void)
 #else
     return 1;
 #endif
+}
+
+/* ---- instruction set dispatch ---------------------------------------------- */
+
+static const char *const isa_names[] = {"generic", "avx2", "avx512"};
+
+int pynn_simd_supported(int isa)
+{
+    if (isa == PYNN_ISA_GENERIC)
+        return 1;
+#ifdef PYNN_X86_SIMD
+    __builtin_cpu_init();
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (isa == PYNN_ISA_AVX2)
+        return avx2;
+    if (isa == PYNN_ISA_AVX512)
+        return avx2 && __builtin_cpu_supports("avx512f");
+#endif
+    return 0;
+}
+
+const char *pynn_simd_name(int isa)
+{
+    return isa >= 0 && isa <= PYNN_ISA_AVX512 ? isa_names[isa] : NULL;
+}
+
+static int g_isa = -1;
+
+/* The best the CPU has, unless PYNN_SIMD names another path it can run. */
+static int choose_isa(void)
+{
+    int best = PYNN_ISA_GENERIC;
+    for (int i = PYNN_ISA_AVX512; i > PYNN_ISA_GENERIC; i--)
+        if (pynn_simd_supported(i)) {
+            best = i;
+            break;
+        }
+    const char *env = getenv("PYNN_SIMD");
+    if (env != NULL)
+        for (int i = 0; i <= PYNN_ISA_AVX512; i++)
+            if (strcmp(env, isa_names[i]) == 0 && pynn_simd_supported(i))
+                return i;
+    return best;
+}
+
+pynn_isa pynn__isa(void)
+{
+    int v = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = choose_isa();
+        __atomic_store_n(&g_isa, v, __ATOMIC_RELAXED);
+    }
+    return (pynn_isa)v;
+}
+
+int pynn_simd_get(void) { return (int)pynn__isa(); }
+
+pynn_status pynn_simd_set(int isa)
+{
+    if (isa < 0 || isa > PYNN_ISA_AVX512)
+        return PYNN_ERR_ARG;
+    if (!pynn_simd_supported(isa))
+        return PYNN_ERR_UNSUPPORTED;
+    __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
+    return PYNN_OK;
 }
 
 /* Validates a network description; every count must be >= 1. */
@@ -91,6 +159,7 @@ pynn_status pynn_param_count(size_t *count, const pynn_net *net)
  *   delta  2 * B * max(u_1..u_L)   ping-pong buffers for the backward pass
  *   xb     B * u_0                 gathered input rows of a shuffled batch
  *   yb     B * u_L                 gathered target rows
+ *   wt     max_{l>=1} u_l * u_{l+1}  W_l^T for the input-gradient product
  */
 pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch)
 {
@@ -107,7 +176,14 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
         if (u > maxu)
             maxu = u;
     }
-    size_t acts, delta, xb, yb, total;
+    size_t acts, delta, xb, yb, total, wt = 0;
+    for (size_t l = 1; l < net->n_layers; l++) {
+        size_t w;
+        if (!pynn__mul((size_t)net->units[l], (size_t)net->units[l + 1], &w))
+            return PYNN_ERR_OVERFLOW;
+        if (w > wt)
+            wt = w;
+    }
     if (!pynn__mul(batch, sum, &acts) || !pynn__mul(batch, maxu, &delta) ||
         !pynn__mul(delta, 2, &delta) || !pynn__mul(batch, (size_t)net->units[0], &xb) ||
         !pynn__mul(batch, (size_t)net->units[net->n_layers], &yb))
@@ -120,6 +196,9 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
         return PYNN_ERR_OVERFLOW;
     lay->yb = total;
     if (!pynn__add(total, yb, &total))
+        return PYNN_ERR_OVERFLOW;
+    lay->wt = total;
+    if (!pynn__add(total, wt, &total))
         return PYNN_ERR_OVERFLOW;
     lay->total = total;
     return PYNN_OK;

@@ -36,149 +36,115 @@ static int FN(threads_for)(int n_threads, size_t work, size_t parallel_items)
 }
 
 /* ======================================================================== */
-/* Products.  Every output element is accumulated along K in ascending order */
-/* whatever the blocking and the thread count, so results are bitwise        */
-/* reproducible and a row gives the same bits alone or inside a batch.       */
+/* Products: C = epilogue(A B), see gemm_tile.h for the contract.  Every     */
+/* output element is one chain of multiply-adds along K from zero, in order, */
+/* whatever the tiling and the thread count: bitwise reproducible, and a row */
+/* gives the same bits alone or inside a batch.                              */
 /* ======================================================================== */
 
-/* Rows of the output handled together so each W row is loaded once per group. */
+typedef PYNN_GEMM_ARGS_OF(T) FN(gemm_args);
+
+/* Rows handled together by the portable kernel so each B row is loaded once
+ * per group; output columns per pass so the group's rows stay in L1. */
 #define ROWS 4
-/* Output columns per pass, so ROWS output rows stay in L1. */
 #define COLS 512
 
-/* out = x W + b  (b may be NULL); x (n, k), W (k, m), out (n, m). */
-static void FN(gemm_nn)(T *restrict out, const T *restrict x, const T *restrict W,
-                        const T *restrict b, size_t n, size_t k, size_t m, int nt)
+/* The portable kernel: separate multiply and add (no FMA contraction). */
+static void FN(gemm_generic)(const FN(gemm_args) *g)
 {
-    size_t groups = (n + ROWS - 1) / ROWS;
+    const size_t m = g->m, n = g->n, k = g->k;
+    const size_t groups = (m + ROWS - 1) / ROWS;
+    int nt = g->n_threads < 1 ? 1 : g->n_threads;
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
 #endif
-    for (ptrdiff_t g = 0; g < (ptrdiff_t)groups; g++) {
-        size_t i0 = (size_t)g * ROWS;
-        size_t rows = n - i0 < ROWS ? n - i0 : ROWS;
-        for (size_t j0 = 0; j0 < m; j0 += COLS) {
-            size_t jn = m - j0 < COLS ? m - j0 : COLS;
-            for (size_t r = 0; r < rows; r++) {
-                T *o = out + (i0 + r) * m + j0;
-                if (b)
-                    memcpy(o, b + j0, jn * sizeof(T));
-                else
-                    memset(o, 0, jn * sizeof(T));
-            }
-            if (rows == ROWS) {
-                T *o0 = out + i0 * m + j0, *o1 = o0 + m, *o2 = o1 + m, *o3 = o2 + m;
-                const T *x0 = x + i0 * k, *x1 = x0 + k, *x2 = x1 + k, *x3 = x2 + k;
-                for (size_t p = 0; p < k; p++) {
-                    const T *w = W + p * m + j0;
-                    T a0 = x0[p], a1 = x1[p], a2 = x2[p], a3 = x3[p];
-                    for (size_t j = 0; j < jn; j++) {
-                        T wj = w[j];
-                        o0[j] += a0 * wj;
-                        o1[j] += a1 * wj;
-                        o2[j] += a2 * wj;
-                        o3[j] += a3 * wj;
-                    }
-                }
-            } else {
-                for (size_t r = 0; r < rows; r++) {
-                    T *o = out + (i0 + r) * m + j0;
-                    const T *xr = x + (i0 + r) * k;
-                    for (size_t p = 0; p < k; p++) {
-                        const T *w = W + p * m + j0;
-                        T a = xr[p];
-                        for (size_t j = 0; j < jn; j++)
-                            o[j] += a * w[j];
-                    }
-                }
-            }
-        }
-    }
-}
-
-/* dW = x^T d * scale + W * wscale;  x (n, k), d (n, m), dW (k, m).
- * Accumulates over the n rows in ascending order. */
-static void FN(gemm_tn)(T *restrict dW, const T *restrict x, const T *restrict d,
-                        const T *restrict W, T scale, T wscale,
-                        size_t n, size_t k, size_t m, int nt)
-{
-    size_t groups = (k + ROWS - 1) / ROWS;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (ptrdiff_t g = 0; g < (ptrdiff_t)groups; g++) {
-        size_t i0 = (size_t)g * ROWS;
-        size_t rows = k - i0 < ROWS ? k - i0 : ROWS;
-        for (size_t j0 = 0; j0 < m; j0 += COLS) {
-            size_t jn = m - j0 < COLS ? m - j0 : COLS;
+    for (ptrdiff_t gi = 0; gi < (ptrdiff_t)groups; gi++) {
+        size_t i0 = (size_t)gi * ROWS;
+        size_t rows = m - i0 < ROWS ? m - i0 : ROWS;
+        for (size_t j0 = 0; j0 < n; j0 += COLS) {
+            size_t jn = n - j0 < COLS ? n - j0 : COLS;
             for (size_t r = 0; r < rows; r++)
-                memset(dW + (i0 + r) * m + j0, 0, jn * sizeof(T));
-            if (rows == ROWS) {
-                T *o0 = dW + i0 * m + j0, *o1 = o0 + m, *o2 = o1 + m, *o3 = o2 + m;
-                for (size_t p = 0; p < n; p++) {
-                    const T *dr = d + p * m + j0;
-                    const T *xr = x + p * k + i0;
-                    T a0 = xr[0], a1 = xr[1], a2 = xr[2], a3 = xr[3];
-                    for (size_t j = 0; j < jn; j++) {
-                        T dj = dr[j];
-                        o0[j] += a0 * dj;
-                        o1[j] += a1 * dj;
-                        o2[j] += a2 * dj;
-                        o3[j] += a3 * dj;
-                    }
-                }
-            } else {
+                memset(g->c + (i0 + r) * g->ldc + j0, 0, jn * sizeof(T));
+            for (size_t p = 0; p < k; p++) {
+                const T *restrict b = g->b + p * g->ldb + j0;
                 for (size_t r = 0; r < rows; r++) {
-                    T *o = dW + (i0 + r) * m + j0;
-                    for (size_t p = 0; p < n; p++) {
-                        const T *dr = d + p * m + j0;
-                        T a = x[p * k + i0 + r];
-                        for (size_t j = 0; j < jn; j++)
-                            o[j] += a * dr[j];
-                    }
+                    T *restrict c = g->c + (i0 + r) * g->ldc + j0;
+                    const T a = g->a[(i0 + r) * g->a_rs + p * g->a_cs];
+                    for (size_t j = 0; j < jn; j++)
+                        c[j] += a * b[j];
                 }
             }
             for (size_t r = 0; r < rows; r++) {
-                T *o = dW + (i0 + r) * m + j0;
-                const T *w = W + (i0 + r) * m + j0;
-                if (wscale != 0)
+                size_t i = i0 + r;
+                T *restrict c = g->c + i * g->ldc + j0;
+                switch (g->epi) {
+                case PYNN_EPI_BIAS:
                     for (size_t j = 0; j < jn; j++)
-                        o[j] = o[j] * scale + w[j] * wscale;
-                else
-                    for (size_t j = 0; j < jn; j++)
-                        o[j] *= scale;
+                        c[j] += g->bias[j0 + j];
+                    if (g->act == PYNN_ACT_RELU)
+                        for (size_t j = 0; j < jn; j++)
+                            c[j] = c[j] > 0 ? c[j] : (T)0;
+                    break;
+                case PYNN_EPI_SCALE_W: {
+                    const T *w = g->w + i * g->ldw + j0;
+                    if (g->wscale != 0)
+                        for (size_t j = 0; j < jn; j++)
+                            c[j] = c[j] * g->scale + w[j] * g->wscale;
+                    else
+                        for (size_t j = 0; j < jn; j++)
+                            c[j] = c[j] * g->scale;
+                    break;
+                }
+                case PYNN_EPI_DACT: {
+                    const T *a = g->da + i * g->ldda + j0;
+                    if (g->act == PYNN_ACT_RELU)
+                        for (size_t j = 0; j < jn; j++)
+                            c[j] = a[j] > 0 ? c[j] : (T)0;
+                    else if (g->act == PYNN_ACT_LOGISTIC)
+                        for (size_t j = 0; j < jn; j++)
+                            c[j] = c[j] * (a[j] * ((T)1 - a[j]));
+                    else if (g->act == PYNN_ACT_TANH)
+                        for (size_t j = 0; j < jn; j++)
+                            c[j] = c[j] * ((T)1 - a[j] * a[j]);
+                    break;
+                }
+                default:
+                    break;
+                }
             }
         }
     }
 }
 
-/* Dot product with eight fixed partial sums (vectorisable, same order always). */
-static inline T FN(dot)(const T *restrict a, const T *restrict b, size_t m)
+/* Runs the product on the instruction set chosen at run time. */
+static void FN(gemm)(const FN(gemm_args) *g)
 {
-    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t j = 0;
-    for (; j + 8 <= m; j += 8)
-        for (int u = 0; u < 8; u++)
-            acc[u] += a[j + u] * b[j + u];
-    T tail = 0;
-    for (; j < m; j++)
-        tail += a[j] * b[j];
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail;
+    switch (pynn__isa()) {
+#ifdef PYNN_X86_SIMD
+    case PYNN_ISA_AVX512:
+        FN(pynn_gemm_avx512)(g);
+        return;
+    case PYNN_ISA_AVX2:
+        FN(pynn_gemm_avx2)(g);
+        return;
+#endif
+    default:
+        FN(gemm_generic)(g);
+        return;
+    }
 }
 
-/* dx = d W^T;  d (n, m), W (k, m), dx (n, k). */
-static void FN(gemm_nt)(T *restrict dx, const T *restrict d, const T *restrict W,
-                        size_t n, size_t k, size_t m, int nt)
+/* Wt (n x m) = W^T for W (m x n), in blocks that stay in cache. */
+static void FN(transpose)(T *restrict Wt, const T *restrict W, size_t m, size_t n)
 {
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (ptrdiff_t i = 0; i < (ptrdiff_t)n; i++) {
-        const T *dr = d + (size_t)i * m;
-        T *o = dx + (size_t)i * k;
-        for (size_t p = 0; p < k; p++)
-            o[p] = FN(dot)(dr, W + p * m, m);
-    }
+    const size_t B = 32;
+    for (size_t i0 = 0; i0 < m; i0 += B)
+        for (size_t j0 = 0; j0 < n; j0 += B) {
+            size_t i1 = i0 + B < m ? i0 + B : m, j1 = j0 + B < n ? j0 + B : n;
+            for (size_t i = i0; i < i1; i++)
+                for (size_t j = j0; j < j1; j++)
+                    Wt[j * m + i] = W[i * n + j];
+        }
 }
 
 /* ======================================================================== */
@@ -421,13 +387,22 @@ static pynn_status FN(check_dense)(size_t n, size_t n_in, size_t n_out)
     return PYNN_OK;
 }
 
-/* out = act(x W + b);  x (n, n_in), W (n_in, n_out), b (n_out), out (n, n_out). */
+/* out = act(x W + b);  x (n, n_in), W (n_in, n_out), b (n_out), out (n, n_out).
+ * The bias and relu are fused into the product's epilogue; logistic, tanh,
+ * softmax and step follow in one pass over the (cache-hot) output. */
 static void FN(dense_fwd)(T *out, const T *x, const T *W, const T *b, size_t n, size_t n_in,
                           size_t n_out, pynn_activation act, int n_threads)
 {
-    int nt = FN(threads_for)(n_threads, n * n_in * n_out, (n + ROWS - 1) / ROWS);
-    FN(gemm_nn)(out, x, W, b, n, n_in, n_out, nt);
-    FN(activate_rows)(out, n, n_out, act);
+    FN(gemm_args) g = {0};
+    g.m = n; g.n = n_out; g.k = n_in;
+    g.a = x; g.a_rs = (ptrdiff_t)n_in; g.a_cs = 1;
+    g.b = W; g.ldb = (ptrdiff_t)n_out;
+    g.c = out; g.ldc = (ptrdiff_t)n_out;
+    g.epi = PYNN_EPI_BIAS; g.act = act; g.bias = b;
+    g.n_threads = FN(threads_for)(n_threads, n * n_in * n_out, n * n_out / 64 + 1);
+    FN(gemm)(&g);
+    if (act != PYNN_ACT_IDENTITY && act != PYNN_ACT_RELU)
+        FN(activate_rows)(out, n, n_out, act);
 }
 
 pynn_status FN(pynn_dense_forward)(T *out, const T *x, const T *W, const T *b, size_t n,
@@ -444,15 +419,27 @@ pynn_status FN(pynn_dense_forward)(T *out, const T *x, const T *W, const T *b, s
 }
 
 /* Inverts  z = x W + b  (mean over n rows):
- *   dW = x^T delta / n + alpha W / n,  db = sum_k delta_k / n,  dx = delta W^T. */
+ *   dW = x^T delta / n + alpha W / n        (x^T read through strides, no copy)
+ *   db = sum_k delta_k / n
+ *   dx = (delta W^T) * act'(da)             (da: cached output of the layer below;
+ *                                            NULL da gives plain delta W^T)
+ * dx needs wt (n_in * n_out scalars) to hold W^T. */
 static void FN(dense_bwd)(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
-                          size_t n, size_t n_in, size_t n_out, double alpha, int n_threads)
+                          size_t n, size_t n_in, size_t n_out, double alpha,
+                          const T *da, pynn_activation dact, T *wt, int n_threads)
 {
     size_t work = n * n_in * n_out;
     T inv_n = (T)(1.0 / (double)n);
-    T wscale = (T)(alpha / (double)n);
-    FN(gemm_tn)(dW, x, delta, W, inv_n, wscale, n, n_in, n_out,
-                FN(threads_for)(n_threads, work, (n_in + ROWS - 1) / ROWS));
+    FN(gemm_args) g = {0};
+    g.m = n_in; g.n = n_out; g.k = n;
+    g.a = x; g.a_rs = 1; g.a_cs = (ptrdiff_t)n_in;
+    g.b = delta; g.ldb = (ptrdiff_t)n_out;
+    g.c = dW; g.ldc = (ptrdiff_t)n_out;
+    g.epi = PYNN_EPI_SCALE_W; g.scale = inv_n; g.wscale = (T)(alpha / (double)n);
+    g.w = W; g.ldw = (ptrdiff_t)n_out;
+    g.n_threads = FN(threads_for)(n_threads, work, n_in * n_out / 64 + 1);
+    FN(gemm)(&g);
+
     memset(db, 0, n_out * sizeof(T));
     for (size_t k = 0; k < n; k++) {
         const T *d = delta + k * n_out;
@@ -461,21 +448,33 @@ static void FN(dense_bwd)(T *dx, T *dW, T *db, const T *delta, const T *x, const
     }
     for (size_t j = 0; j < n_out; j++)
         db[j] *= inv_n;
-    if (dx)
-        FN(gemm_nt)(dx, delta, W, n, n_in, n_out, FN(threads_for)(n_threads, work, n));
+
+    if (dx) {
+        FN(transpose)(wt, W, n_in, n_out);
+        FN(gemm_args) h = {0};
+        h.m = n; h.n = n_in; h.k = n_out;
+        h.a = delta; h.a_rs = (ptrdiff_t)n_out; h.a_cs = 1;
+        h.b = wt; h.ldb = (ptrdiff_t)n_in;
+        h.c = dx; h.ldc = (ptrdiff_t)n_in;
+        h.epi = da ? PYNN_EPI_DACT : PYNN_EPI_NONE; h.act = dact;
+        h.da = da; h.ldda = (ptrdiff_t)n_in;
+        h.n_threads = FN(threads_for)(n_threads, work, n * n_in / 64 + 1);
+        FN(gemm)(&h);
+    }
 }
 
 pynn_status FN(pynn_dense_backward)(T *dx, T *dW, T *db, const T *delta, const T *x,
                                     const T *W, size_t n, size_t n_in, size_t n_out,
-                                    double alpha, int n_threads)
+                                    double alpha, T *ws, int n_threads)
 {
     if (dW == NULL || db == NULL || delta == NULL || x == NULL || W == NULL ||
-        !(alpha >= 0) || alpha == INFINITY)
+        (dx != NULL && ws == NULL) || !(alpha >= 0) || alpha == INFINITY)
         return PYNN_ERR_ARG;
     pynn_status st = FN(check_dense)(n, n_in, n_out);
     if (st != PYNN_OK)
         return st;
-    FN(dense_bwd)(dx, dW, db, delta, x, W, n, n_in, n_out, alpha, n_threads);
+    FN(dense_bwd)(dx, dW, db, delta, x, W, n, n_in, n_out, alpha, NULL, PYNN_ACT_IDENTITY,
+                  ws, n_threads);
     return PYNN_OK;
 }
 
@@ -569,7 +568,7 @@ static double FN(weight_sq)(const pynn_net *net, const T *params, const size_t *
 static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
                                const size_t *w_off, const size_t *b_off, const T *x,
                                const T *y, size_t n, double alpha, T *acts, T *d0, T *d1,
-                               int nt)
+                               T *wt, int nt)
 {
     size_t L = net->n_layers;
     size_t m = (size_t)net->units[L];
@@ -591,11 +590,12 @@ static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
             a_in -= n * nin;
             in = a_in;
         }
-        /* no dx for the first layer: nothing upstream needs it */
+        /* no dx for the first layer: nothing upstream needs it; below it, the
+         * hidden activation's derivative is fused into the dx product */
         FN(dense_bwd)(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
-                      params + w_off[l], n, nin, nout, alpha, nt);
+                      params + w_off[l], n, nin, nout, alpha, l ? in : NULL, net->hidden,
+                      wt, nt);
         if (l) {
-            FN(backward_rows)(d1, in, n, nin, net->hidden);
             T *t = d0; d0 = d1; d1 = t;
         }
     }
@@ -655,7 +655,7 @@ pynn_status FN(pynn_net_loss_grad)(double *loss, T *grads, const pynn_net *net, 
     T *acts = ws + lay.acts;
     FN(net_forward)(net, params, w_off, b_off, x, n, acts, n_threads);
     *loss = FN(net_backward)(net, params, grads, w_off, b_off, x, y, n, alpha, acts,
-                             ws + lay.delta0, ws + lay.delta1, n_threads);
+                             ws + lay.delta0, ws + lay.delta1, ws + lay.wt, n_threads);
     return PYNN_OK;
 }
 
@@ -723,7 +723,7 @@ pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_trai
         FN(net_forward)(net, params, w_off, b_off, xs, rows, acts, n_threads);
         double loss = FN(net_backward)(net, params, grads, w_off, b_off, xs, ys, rows,
                                        opt->alpha, acts, ws + lay.delta0, ws + lay.delta1,
-                                       n_threads);
+                                       ws + lay.wt, n_threads);
         if (!isfinite(loss))
             return PYNN_ERR_NONFINITE; /* before the update: weights stay as they were */
         if (opt->solver == PYNN_SOLVER_SGD) {

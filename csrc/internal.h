@@ -11,11 +11,47 @@ static inline int pynn__mul(size_t a, size_t b, size_t *r) { return !__builtin_m
 static inline int pynn__add(size_t a, size_t b, size_t *r) { return !__builtin_add_overflow(a, b, r); }
 
 typedef struct {
-    size_t acts, delta0, delta1, xb, yb, total;
+    size_t acts, delta0, delta1, xb, yb, wt, total;
 } pynn__ws_layout;
 
 pynn_status pynn__check_net(const pynn_net *net);
 pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch);
+
+/* Epilogues fused into the matrix product (see gemm_tile.h). */
+typedef enum {
+    PYNN_EPI_NONE = 0,   /* c = acc */
+    PYNN_EPI_BIAS = 1,   /* c = acc + bias_j, then max(c, 0) if act is relu */
+    PYNN_EPI_SCALE_W = 2,/* c = acc * scale + w_ij * wscale      (weight gradient) */
+    PYNN_EPI_DACT = 3    /* c = acc * act'(da_ij), from cached outputs da (input delta) */
+} pynn_epi;
+
+#define PYNN_GEMM_ARGS_OF(T)                                                     \
+    struct {                                                                     \
+        size_t m, n, k;                                                          \
+        const T *a; ptrdiff_t a_rs, a_cs; /* A(i,p) = a[i*a_rs + p*a_cs] */      \
+        const T *b; ptrdiff_t ldb;        /* B(p,j) = b[p*ldb + j]       */      \
+        T *c; ptrdiff_t ldc;                                                     \
+        int epi, act;                                                            \
+        const T *bias;                                                           \
+        T scale, wscale; const T *w; ptrdiff_t ldw;                              \
+        const T *da; ptrdiff_t ldda;                                             \
+        int n_threads;                                                           \
+    }
+typedef PYNN_GEMM_ARGS_OF(float) pynn_gemm_args_f32;
+typedef PYNN_GEMM_ARGS_OF(double) pynn_gemm_args_f64;
+
+/* The instruction sets the core can run. */
+typedef enum { PYNN_ISA_GENERIC = 0, PYNN_ISA_AVX2 = 1, PYNN_ISA_AVX512 = 2 } pynn_isa;
+
+void pynn_gemm_generic_f32(const pynn_gemm_args_f32 *g);
+void pynn_gemm_generic_f64(const pynn_gemm_args_f64 *g);
+void pynn_gemm_avx2_f32(const pynn_gemm_args_f32 *g);
+void pynn_gemm_avx2_f64(const pynn_gemm_args_f64 *g);
+void pynn_gemm_avx512_f32(const pynn_gemm_args_f32 *g);
+void pynn_gemm_avx512_f64(const pynn_gemm_args_f64 *g);
+
+/* The ISA in use (chosen once from cpuid and PYNN_SIMD, or by pynn_simd_set). */
+pynn_isa pynn__isa(void);
 
 /* Below this many multiply-adds a kernel stays on one thread: waking a team
  * costs more than it saves. */

@@ -110,6 +110,14 @@ uint64_t pynn_rng_bounded(uint64_t state[4], uint64_t bound);
 /* In-place Fisher-Yates shuffle of idx[0..n). */
 void pynn_shuffle(int64_t *idx, size_t n, uint64_t state[4]);
 
+/* SIMD paths: 0 generic (portable C), 1 AVX2+FMA, 2 AVX-512F.  The core picks
+ * the best the CPU supports at first use; the environment variable
+ * PYNN_SIMD=generic|avx2|avx512 picks another (if the CPU can run it). */
+int pynn_simd_supported(int isa);
+int pynn_simd_get(void);
+pynn_status pynn_simd_set(int isa);   /* PYNN_ERR_UNSUPPORTED if the CPU lacks it */
+const char *pynn_simd_name(int isa);
+
 /* Threads the core will use when asked for n_threads (0 = OpenMP default). */
 int pynn_max_threads(void);
 int pynn_has_openmp(void);
@@ -143,11 +151,12 @@ pynn_status pynn_dense_forward_##SFX(T *out, const T *x, const T *W, const T *b,
                                                                                   \
 /* Inverts  z = x W + b  for the mean loss over n rows:                         \
  *   dW = x^T delta / n + alpha W / n,   db = sum_k delta_k / n,                  \
- *   dx = delta W^T   (NULL dx: not computed; the caller applies act' of x).   */ \
+ *   dx = delta W^T   (NULL dx: not computed; the caller applies act' of x).     \
+ * ws holds n_in * n_out scalars (W^T) when dx is wanted.                      */ \
 pynn_status pynn_dense_backward_##SFX(T *dx, T *dW, T *db, const T *delta,        \
                                       const T *x, const T *W, size_t n,           \
                                       size_t n_in, size_t n_out, double alpha,    \
-                                      int n_threads);                             \
+                                      T *ws, int n_threads);                      \
                                                                                   \
 /* One SGD step over a flat arena:                                               \
  *   v <- momentum v - lr g;  p <- p + v   (Nesterov: p <- p + momentum v - lr g) */ \

@@ -1,0 +1,182 @@
+/*
+ * gemm_tile.h -- the register-blocked matrix product with fused epilogues,
+ * written once over a small vector vocabulary and compiled once per
+ * instruction set (gemm_avx2.c, gemm_avx512.c) and element type.
+ *
+ *   C (m x n) = epilogue( A (m x k) . B (k x n) )
+ *   A(i, p) = a[i * a_rs + p * a_cs]     any strides: A or A^T of a row-major matrix
+ *   B(p, j) = b[p * ldb + j]             row-major, contiguous along j
+ *
+ * Each output element is one chain of fused multiply-adds along p = 0..k-1,
+ * in that order, started from zero, followed by its epilogue.  Tiles are
+ * independent, so the bits of a result depend neither on the thread count nor
+ * on the number of rows: a row predicts the same alone or inside a batch.
+ *
+ * The includer defines: T, V, VL (lanes), MR (rows per tile), GEMM_NAME,
+ * MASK_T, V_ZERO, V_LOAD, V_STORE, V_BCAST, V_SET1, V_FMA(a,b,c)=a*b+c,
+ * V_ADD, V_SUB, V_MUL, V_MAX, V_GT0_SELECT(a, x) = (a > 0 ? x : 0),
+ * M_MAKE(count), V_MLOAD(p, m), V_MSTORE(p, m, v).
+ */
+#include <stddef.h>
+#include "internal.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define NR (2 * VL)
+
+#define TILE_ARGS const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols
+
+/* One output row of the epilogue on the vectors x0, x1 (columns j0..j0+NR). */
+static inline __attribute__((always_inline)) void
+GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, int full,
+                    MASK_T m0, MASK_T m1)
+{
+    T *c = g->c + i * g->ldc + j0;
+#define LD(p, k) (full ? V_LOAD((p) + (k) * VL) : ((k) ? V_MLOAD((p) + VL, m1) : V_MLOAD((p), m0)))
+    switch (g->epi) {
+    case PYNN_EPI_BIAS: {
+        const T *bias = g->bias + j0;
+        x0 = V_ADD(x0, LD(bias, 0));
+        x1 = V_ADD(x1, LD(bias, 1));
+        if (g->act == PYNN_ACT_RELU) {
+            x0 = V_MAX(x0, V_ZERO());
+            x1 = V_MAX(x1, V_ZERO());
+        }
+        break;
+    }
+    case PYNN_EPI_SCALE_W: {
+        V s = V_SET1(g->scale);
+        x0 = V_MUL(x0, s);
+        x1 = V_MUL(x1, s);
+        if (g->wscale != 0) {
+            const T *w = g->w + i * g->ldw + j0;
+            V ws = V_SET1(g->wscale);
+            x0 = V_ADD(x0, V_MUL(LD(w, 0), ws));
+            x1 = V_ADD(x1, V_MUL(LD(w, 1), ws));
+        }
+        break;
+    }
+    case PYNN_EPI_DACT: {
+        const T *a = g->da + i * g->ldda + j0;
+        V a0 = LD(a, 0), a1 = LD(a, 1), one = V_SET1((T)1);
+        switch (g->act) {
+        case PYNN_ACT_RELU:
+            x0 = V_GT0_SELECT(a0, x0);
+            x1 = V_GT0_SELECT(a1, x1);
+            break;
+        case PYNN_ACT_LOGISTIC:
+            x0 = V_MUL(x0, V_MUL(a0, V_SUB(one, a0)));
+            x1 = V_MUL(x1, V_MUL(a1, V_SUB(one, a1)));
+            break;
+        case PYNN_ACT_TANH:
+            x0 = V_MUL(x0, V_SUB(one, V_MUL(a0, a0)));
+            x1 = V_MUL(x1, V_SUB(one, V_MUL(a1, a1)));
+            break;
+        default:
+            break;
+        }
+        break;
+    }
+    default:
+        break;
+    }
+#undef LD
+    if (full) {
+        V_STORE(c, x0);
+        V_STORE(c + VL, x1);
+    } else {
+        V_MSTORE(c, m0, x0);
+        V_MSTORE(c + VL, m1, x1);
+    }
+}
+
+/* An R x NR tile (R <= MR); cols < NR uses masked loads and stores. */
+static inline __attribute__((always_inline)) void
+GEMM_NAME(tile)(const int R, TILE_ARGS)
+{
+    V acc0[MR], acc1[MR];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+        acc0[r] = V_ZERO();
+        acc1[r] = V_ZERO();
+    }
+    const T *a = g->a + i0 * g->a_rs;
+    const T *b = g->b + j0;
+    const ptrdiff_t ars = g->a_rs, acs = g->a_cs, ldb = g->ldb;
+    const size_t k = g->k;
+    MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
+    MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
+    if (cols == NR) {
+        for (size_t p = 0; p < k; p++) {
+            V b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
+#pragma GCC unroll 16
+            for (int r = 0; r < R; r++) {
+                V av = V_BCAST(a + r * ars);
+                acc0[r] = V_FMA(av, b0, acc0[r]);
+                acc1[r] = V_FMA(av, b1, acc1[r]);
+            }
+            a += acs;
+            b += ldb;
+        }
+    } else {
+        for (size_t p = 0; p < k; p++) {
+            V b0 = V_MLOAD(b, m0), b1 = V_MLOAD(b + VL, m1);
+#pragma GCC unroll 16
+            for (int r = 0; r < R; r++) {
+                V av = V_BCAST(a + r * ars);
+                acc0[r] = V_FMA(av, b0, acc0[r]);
+                acc1[r] = V_FMA(av, b1, acc1[r]);
+            }
+            a += acs;
+            b += ldb;
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+        GEMM_NAME(epilogue)(g, i0 + r, j0, acc0[r], acc1[r], cols == NR, m0, m1);
+}
+
+#define TILE_CASE(R) case R: GEMM_NAME(tile)(R, g, i0, j0, cols); break;
+
+void GEMM_NAME(gemm)(const GEMM_ARGS *g)
+{
+    const size_t mt = (g->m + MR - 1) / MR, nt = (g->n + NR - 1) / NR;
+    const size_t tiles = mt * nt;
+    int nth = g->n_threads;
+    if (nth < 1)
+        nth = 1;
+    if ((size_t)nth > tiles)
+        nth = (int)tiles;
+    /* Tiles run column-panel-major: consecutive tiles share B's panel in cache. */
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1)
+#endif
+    for (ptrdiff_t t = 0; t < (ptrdiff_t)tiles; t++) {
+        size_t it = (size_t)t % mt, jt = (size_t)t / mt;
+        size_t i0 = it * MR, j0 = jt * NR;
+        size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
+        size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
+        switch (rows) {
+            TILE_CASE(1)
+            TILE_CASE(2)
+            TILE_CASE(3)
+            TILE_CASE(4)
+#if MR > 4
+            TILE_CASE(5)
+            TILE_CASE(6)
+#endif
+#if MR > 6
+            TILE_CASE(7)
+            TILE_CASE(8)
+#endif
+        default:
+            break;
+        }
+    }
+}
+
+#undef TILE_CASE
+#undef TILE_ARGS
+#undef NR
