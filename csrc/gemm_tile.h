@@ -26,7 +26,12 @@
 
 #define NR (2 * VL)
 
-#define TILE_ARGS const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols
+/* A tile covers k-range [p0, p1): the first range starts from zero, later ones
+ * continue the same chain from the partial sums parked in C (bit-exact: the
+ * store and reload are exact), and only the last applies the epilogue. */
+#define KC 256
+#define TILE_ARGS const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols, size_t p0, \
+                  size_t p1, int first, int last, const T *bp
 
 /* One output row of the epilogue on the vectors x0, x1 (columns j0..j0+NR). */
 static inline __attribute__((always_inline)) void
@@ -97,18 +102,26 @@ static inline __attribute__((always_inline)) void
 GEMM_NAME(tile)(const int R, TILE_ARGS)
 {
     V acc0[MR], acc1[MR];
-#pragma GCC unroll 16
-    for (int r = 0; r < R; r++) {
-        acc0[r] = V_ZERO();
-        acc1[r] = V_ZERO();
-    }
-    const T *a = g->a + i0 * g->a_rs;
-    const T *b = g->b + j0;
-    const ptrdiff_t ars = g->a_rs, acs = g->a_cs, ldb = g->ldb;
-    const size_t k = g->k;
     MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
     MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
-    if (cols == NR) {
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+        if (first) {
+            acc0[r] = V_ZERO();
+            acc1[r] = V_ZERO();
+        } else {
+            const T *c = g->c + (i0 + r) * g->ldc + j0;
+            acc0[r] = cols == NR ? V_LOAD(c) : V_MLOAD(c, m0);
+            acc1[r] = cols == NR ? V_LOAD(c + VL) : V_MLOAD(c + VL, m1);
+        }
+    }
+    const ptrdiff_t ars = g->a_rs, acs = g->a_cs;
+    const T *a = g->a + i0 * ars + p0 * acs;
+    /* B from the packed panel (NR wide, zero-padded) or straight from memory */
+    const ptrdiff_t ldb = bp ? NR : g->ldb;
+    const T *b = bp ? bp : g->b + p0 * ldb + j0;
+    const size_t k = p1 - p0;
+    if (cols == NR || bp) {
         for (size_t p = 0; p < k; p++) {
             V b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
 #pragma GCC unroll 16
@@ -133,50 +146,116 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
             b += ldb;
         }
     }
+    if (last) {
 #pragma GCC unroll 16
-    for (int r = 0; r < R; r++)
-        GEMM_NAME(epilogue)(g, i0 + r, j0, acc0[r], acc1[r], cols == NR, m0, m1);
+        for (int r = 0; r < R; r++)
+            GEMM_NAME(epilogue)(g, i0 + r, j0, acc0[r], acc1[r], cols == NR, m0, m1);
+    } else {
+#pragma GCC unroll 16
+        for (int r = 0; r < R; r++) {
+            T *c = g->c + (i0 + r) * g->ldc + j0;
+            if (cols == NR) {
+                V_STORE(c, acc0[r]);
+                V_STORE(c + VL, acc1[r]);
+            } else {
+                V_MSTORE(c, m0, acc0[r]);
+                V_MSTORE(c + VL, m1, acc1[r]);
+            }
+        }
+    }
 }
 
-#define TILE_CASE(R) case R: GEMM_NAME(tile)(R, g, i0, j0, cols); break;
+#define TILE_CASE(R) case R: GEMM_NAME(tile)(R, g, i0, j0, cols, p0, p1, first, last, bp); break;
+
+/* Copies B's panel (rows p0..p1, columns j0..j0+NR) into bp, contiguous and
+ * zero-padded: sequential loads in the tile loop and no cache-set conflicts
+ * from a power-of-two row stride. */
+static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, size_t p0, size_t p1)
+{
+    size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
+    const T *b = g->b + p0 * g->ldb + j0;
+    for (size_t p = p0; p < p1; p++, b += g->ldb, bp += NR) {
+        size_t j = 0;
+        for (; j < cols; j++)
+            bp[j] = b[j];
+        for (; j < NR; j++)
+            bp[j] = 0;
+    }
+}
+
+static inline __attribute__((always_inline)) void
+GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, T *bp,
+                    size_t *packed)
+{
+    size_t p1 = g->k - p0 < KC ? g->k : p0 + KC;
+    int first = p0 == 0, last = p1 == g->k;
+    if (bp && *packed != t / mt) {
+        *packed = t / mt;
+        GEMM_NAME(pack_b)(bp, g, (t / mt) * NR, p0, p1);
+    }
+    size_t it = t % mt, jt = t / mt;
+    size_t i0 = it * MR, j0 = jt * NR;
+    size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
+    size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
+    switch (rows) {
+        TILE_CASE(1)
+        TILE_CASE(2)
+        TILE_CASE(3)
+        TILE_CASE(4)
+#if MR > 4
+        TILE_CASE(5)
+        TILE_CASE(6)
+#endif
+#if MR > 6
+        TILE_CASE(7)
+        TILE_CASE(8)
+#endif
+    default:
+        break;
+    }
+}
 
 void GEMM_NAME(gemm)(const GEMM_ARGS *g)
 {
     const size_t mt = (g->m + MR - 1) / MR, nt = (g->n + NR - 1) / NR;
     const size_t tiles = mt * nt;
     int nth = g->n_threads;
-    if (nth < 1)
-        nth = 1;
     if ((size_t)nth > tiles)
         nth = (int)tiles;
-    /* Tiles run column-panel-major: consecutive tiles share B's panel in cache. */
+    /* K in blocks of KC so a tile's A rows and B panel stay in L1; within a
+     * block, tiles run column-panel-major so consecutive tiles share B's panel. */
+    /* Packing pays once a panel serves several row tiles; the arithmetic, and
+     * so every result bit, is the same either way. */
+    const int pack = mt >= 3;
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1)
-#endif
-    for (ptrdiff_t t = 0; t < (ptrdiff_t)tiles; t++) {
-        size_t it = (size_t)t % mt, jt = (size_t)t / mt;
-        size_t i0 = it * MR, j0 = jt * NR;
-        size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
-        size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
-        switch (rows) {
-            TILE_CASE(1)
-            TILE_CASE(2)
-            TILE_CASE(3)
-            TILE_CASE(4)
-#if MR > 4
-            TILE_CASE(5)
-            TILE_CASE(6)
-#endif
-#if MR > 6
-            TILE_CASE(7)
-            TILE_CASE(8)
-#endif
-        default:
-            break;
+    if (nth > 1) {
+#pragma omp parallel num_threads(nth)
+        {
+            T bp[KC * NR] __attribute__((aligned(64)));
+            for (size_t p0 = 0;; p0 += KC) {
+                size_t packed = (size_t)-1;
+#pragma omp for schedule(static)
+                for (ptrdiff_t t = 0; t < (ptrdiff_t)tiles; t++)
+                    GEMM_NAME(one_tile)(g, (size_t)t, mt, p0, pack ? bp : NULL, &packed);
+                if (p0 + KC >= g->k)
+                    break;
+            }
         }
+        return;
+    }
+#endif
+    /* one thread: no parallel region at all (it costs microseconds per call) */
+    T bp[KC * NR] __attribute__((aligned(64)));
+    for (size_t p0 = 0;; p0 += KC) {
+        size_t packed = (size_t)-1;
+        for (size_t t = 0; t < tiles; t++)
+            GEMM_NAME(one_tile)(g, t, mt, p0, pack ? bp : NULL, &packed);
+        if (p0 + KC >= g->k)
+            break;
     }
 }
 
 #undef TILE_CASE
 #undef TILE_ARGS
 #undef NR
+#undef KC
