@@ -42,7 +42,7 @@ static int FN(threads_for)(int n_threads, size_t work, size_t parallel_items)
 /* gives the same bits alone or inside a batch.                              */
 /* ======================================================================== */
 
-typedef PYNN_GEMM_ARGS_OF(T) FN(gemm_args);
+typedef FN(pynn_gemm_args) FN(gemm_args);
 
 /* Rows handled together by the portable kernel so each B row is loaded once
  * per group; output columns per pass so the group's rows stay in L1. */
@@ -483,21 +483,83 @@ pynn_status FN(pynn_dense_backward)(T *dx, T *dW, T *db, const T *delta, const T
 /* Optimizers: one flat loop over the arena.                                 */
 /* ======================================================================== */
 
-static void FN(sgd)(T *restrict p, T *restrict v, const T *restrict g, size_t size, T lr,
-                    T mom, int nesterov)
+/* The optimizers walk the arena in blocks of 8; when sq is given they also add
+ * each updated value's square to sq[0..7] (position i+u into sq[u], the tail
+ * into sq[0]), the order FN(weight_sq) uses, so the L2 term of the next step
+ * costs no extra pass over the weights. */
+#define BLOCKED_LOOP(size, BODY)                                                 \
+    do {                                                                         \
+        size_t i_ = 0;                                                           \
+        for (; i_ + 8 <= (size); i_ += 8)                                        \
+            for (int u_ = 0; u_ < 8; u_++) {                                     \
+                const size_t i = i_ + u_, slot = (size_t)u_;                     \
+                BODY;                                                            \
+            }                                                                    \
+        for (; i_ < (size); i_++) {                                              \
+            const size_t i = i_, slot = 0;                                       \
+            BODY;                                                                \
+        }                                                                        \
+    } while (0)
+
+#define SQ_ADD(x) do { if (want_sq) sq[slot] += (double)(x) * (double)(x); } while (0)
+
+/* v <- momentum v - lr g;  p <- p + v  (Nesterov: p <- p + momentum v - lr g).
+ * With momentum 0, v = -lr g exactly, so the old v is not read. */
+static inline __attribute__((always_inline)) void
+FN(sgd_seg)(T *restrict p, T *restrict v, const T *restrict g, size_t size, T lr, T mom,
+            int nesterov, double *restrict sq, const int want_sq)
 {
-    if (nesterov) {
-        for (size_t i = 0; i < size; i++) {
+    if (mom == 0)
+        BLOCKED_LOOP(size, { v[i] = -(lr * g[i]); p[i] += v[i]; SQ_ADD(p[i]); });
+    else if (nesterov)
+        BLOCKED_LOOP(size, {
             v[i] = mom * v[i] - lr * g[i];
             p[i] += mom * v[i] - lr * g[i];
-        }
-    } else {
-        for (size_t i = 0; i < size; i++) {
-            v[i] = mom * v[i] - lr * g[i];
-            p[i] += v[i];
-        }
-    }
+            SQ_ADD(p[i]);
+        });
+    else
+        BLOCKED_LOOP(size, { v[i] = mom * v[i] - lr * g[i]; p[i] += v[i]; SQ_ADD(p[i]); });
 }
+
+static void FN(sgd)(T *p, T *v, const T *g, size_t size, T lr, T mom, int nesterov, double *sq)
+{
+    if (sq)
+        FN(sgd_seg)(p, v, g, size, lr, mom, nesterov, sq, 1);
+    else
+        FN(sgd_seg)(p, v, g, size, lr, mom, nesterov, NULL, 0);
+}
+
+/* Adam's step size with the bias correction folded in, as scikit-learn does. */
+static double FN(adam_lr)(double lr, double b1, double b2, uint64_t t)
+{
+    return lr * sqrt(1.0 - pow(b2, (double)t)) / (1.0 - pow(b1, (double)t));
+}
+
+static inline __attribute__((always_inline)) void
+FN(adam_seg)(T *restrict p, T *restrict m, T *restrict v, const T *restrict g, size_t size,
+             T lt, T c1, T c2, T d1, T d2, T e, double *restrict sq, const int want_sq)
+{
+    BLOCKED_LOOP(size, {
+        m[i] = c1 * m[i] + d1 * g[i];
+        v[i] = c2 * v[i] + d2 * g[i] * g[i];
+        p[i] -= lt * m[i] / (T_SQRT(v[i]) + e);
+        SQ_ADD(p[i]);
+    });
+}
+
+static void FN(adam)(T *p, T *m, T *v, const T *g, size_t size, double lr, double b1,
+                     double b2, double eps, uint64_t t, double *sq)
+{
+    T lt = (T)FN(adam_lr)(lr, b1, b2, t), c1 = (T)b1, c2 = (T)b2, e = (T)eps;
+    T d1 = (T)(1.0 - b1), d2 = (T)(1.0 - b2);
+    if (sq)
+        FN(adam_seg)(p, m, v, g, size, lt, c1, c2, d1, d2, e, sq, 1);
+    else
+        FN(adam_seg)(p, m, v, g, size, lt, c1, c2, d1, d2, e, NULL, 0);
+}
+
+#undef SQ_ADD
+#undef BLOCKED_LOOP
 
 pynn_status FN(pynn_sgd_update)(T *params, T *velocity, const T *grads, size_t size,
                                 double lr, double momentum, int nesterov)
@@ -505,22 +567,8 @@ pynn_status FN(pynn_sgd_update)(T *params, T *velocity, const T *grads, size_t s
     if (params == NULL || velocity == NULL || grads == NULL || size == 0 || !(lr > 0) ||
         !(momentum >= 0 && momentum <= 1))
         return PYNN_ERR_ARG;
-    FN(sgd)(params, velocity, grads, size, (T)lr, (T)momentum, nesterov);
+    FN(sgd)(params, velocity, grads, size, (T)lr, (T)momentum, nesterov, NULL);
     return PYNN_OK;
-}
-
-static void FN(adam)(T *restrict p, T *restrict m, T *restrict v, const T *restrict g,
-                     size_t size, double lr, double b1, double b2, double eps, uint64_t t)
-{
-    /* Bias correction folded into the step size, as scikit-learn does. */
-    double lr_t = lr * sqrt(1.0 - pow(b2, (double)t)) / (1.0 - pow(b1, (double)t));
-    T lt = (T)lr_t, c1 = (T)b1, c2 = (T)b2, e = (T)eps;
-    T d1 = (T)(1.0 - b1), d2 = (T)(1.0 - b2);
-    for (size_t i = 0; i < size; i++) {
-        m[i] = c1 * m[i] + d1 * g[i];
-        v[i] = c2 * v[i] + d2 * g[i] * g[i];
-        p[i] -= lt * m[i] / (T_SQRT(v[i]) + e);
-    }
 }
 
 pynn_status FN(pynn_adam_update)(T *params, T *m, T *v, const T *grads, size_t size, double lr,
@@ -529,7 +577,7 @@ pynn_status FN(pynn_adam_update)(T *params, T *m, T *v, const T *grads, size_t s
     if (params == NULL || m == NULL || v == NULL || grads == NULL || size == 0 || t == 0 ||
         !(lr > 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps > 0))
         return PYNN_ERR_ARG;
-    FN(adam)(params, m, v, grads, size, lr, beta1, beta2, eps, t);
+    FN(adam)(params, m, v, grads, size, lr, beta1, beta2, eps, t, NULL);
     return PYNN_OK;
 }
 
@@ -572,8 +620,8 @@ static double FN(weight_sq)(const pynn_net *net, const T *params, const size_t *
 /* Loss and gradients of n rows whose forward pass is already in acts. */
 static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
                                const size_t *w_off, const size_t *b_off, const T *x,
-                               const T *y, size_t n, double alpha, T *acts, T *d0, T *d1,
-                               T *wt, int nt)
+                               const T *y, size_t n, double alpha, double wsq, T *acts,
+                               T *d0, T *d1, T *wt, int nt)
 {
     size_t L = net->n_layers;
     size_t m = (size_t)net->units[L];
@@ -583,7 +631,7 @@ static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
         a_last += n * (size_t)net->units[l];
     double loss = FN(loss_sum)(a_last, y, n * m, net->loss) / (double)n;
     if (alpha > 0)
-        loss += 0.5 * alpha * FN(weight_sq)(net, params, w_off) / (double)n;
+        loss += 0.5 * alpha * wsq / (double)n;
     FN(output_delta_rows)(d0, a_last, y, n, m, net->output, net->loss);
     T *a_in = a_last;
     for (size_t l = L; l-- > 0;) {
@@ -605,6 +653,32 @@ static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
         }
     }
     return loss;
+}
+
+/* One optimizer step over the arena, layer segment by layer segment; returns
+ * the new sum of squared weights when the L2 term needs it (else 0). */
+static double FN(update)(const pynn_net *net, const pynn_optim *opt, uint64_t t, T *params,
+                         T *grads, T *opt_a, T *opt_b, const size_t *w_off,
+                         const size_t *b_off)
+{
+    double sq[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    double *wsq = opt->alpha > 0 ? sq : NULL;
+    for (size_t l = 0; l < net->n_layers; l++) {
+        size_t nw = (size_t)net->units[l] * (size_t)net->units[l + 1];
+        size_t nb = (size_t)net->units[l + 1];
+        size_t wo = w_off[l], bo = b_off[l];
+        if (opt->solver == PYNN_SOLVER_SGD) {
+            T lr = (T)opt->learning_rate, mom = (T)opt->momentum;
+            FN(sgd)(params + wo, opt_a + wo, grads + wo, nw, lr, mom, opt->nesterov, wsq);
+            FN(sgd)(params + bo, opt_a + bo, grads + bo, nb, lr, mom, opt->nesterov, NULL);
+        } else {
+            FN(adam)(params + wo, opt_a + wo, opt_b + wo, grads + wo, nw, opt->learning_rate,
+                     opt->beta1, opt->beta2, opt->epsilon, t, wsq);
+            FN(adam)(params + bo, opt_a + bo, opt_b + bo, grads + bo, nb, opt->learning_rate,
+                     opt->beta1, opt->beta2, opt->epsilon, t, NULL);
+        }
+    }
+    return ((sq[0] + sq[1]) + (sq[2] + sq[3])) + ((sq[4] + sq[5]) + (sq[6] + sq[7]));
 }
 
 /* Offsets of at most this many layers live on the stack. */
@@ -659,7 +733,8 @@ pynn_status FN(pynn_net_loss_grad)(double *loss, T *grads, const pynn_net *net, 
         return st;
     T *acts = ws + lay.acts;
     FN(net_forward)(net, params, w_off, b_off, x, n, acts, n_threads);
-    *loss = FN(net_backward)(net, params, grads, w_off, b_off, x, y, n, alpha, acts,
+    double wsq = alpha > 0 ? FN(weight_sq)(net, params, w_off) : 0;
+    *loss = FN(net_backward)(net, params, grads, w_off, b_off, x, y, n, alpha, wsq, acts,
                              ws + lay.delta0, ws + lay.delta1, ws + lay.wt, n_threads);
     return PYNN_OK;
 }
@@ -707,6 +782,8 @@ pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_trai
     size_t nin = (size_t)net->units[0], m = (size_t)net->units[net->n_layers];
     T *acts = ws + lay.acts, *xb = ws + lay.xb, *yb = ws + lay.yb;
     size_t steps = 0;
+    /* the L2 term's sum of squares, kept current by the optimizer's loop */
+    double wsq = opt->alpha > 0 ? FN(weight_sq)(net, params, w_off) : 0;
     while (steps < max_steps) {
         if (state->pos == 0 && shuffle)
             pynn_shuffle(order, n, state->rng);
@@ -727,18 +804,13 @@ pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_trai
         }
         FN(net_forward)(net, params, w_off, b_off, xs, rows, acts, n_threads);
         double loss = FN(net_backward)(net, params, grads, w_off, b_off, xs, ys, rows,
-                                       opt->alpha, acts, ws + lay.delta0, ws + lay.delta1,
-                                       ws + lay.wt, n_threads);
+                                       opt->alpha, wsq, acts, ws + lay.delta0,
+                                       ws + lay.delta1, ws + lay.wt, n_threads);
         if (!isfinite(loss))
             return PYNN_ERR_NONFINITE; /* before the update: weights stay as they were */
-        if (opt->solver == PYNN_SOLVER_SGD) {
-            FN(sgd)(params, opt_a, grads, n_params, (T)opt->learning_rate, (T)opt->momentum,
-                    opt->nesterov);
-        } else {
+        if (opt->solver == PYNN_SOLVER_ADAM)
             state->t += 1;
-            FN(adam)(params, opt_a, opt_b, grads, n_params, opt->learning_rate, opt->beta1,
-                     opt->beta2, opt->epsilon, state->t);
-        }
+        wsq = FN(update)(net, opt, state->t, params, grads, opt_a, opt_b, w_off, b_off);
         steps++;
         *steps_done = steps;
         state->loss_acc += loss * (double)rows;

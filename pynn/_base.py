@@ -29,7 +29,19 @@ _PREDICT_BLOCK = 256
 # ----------------------------------------------------------------------------
 
 class ParamsMixin:
-    """get_params / set_params / repr from the signature of ``__init__``."""
+    """get_params / set_params / repr from the signature of ``__init__``, and the
+    estimator tags scikit-learn's tools read (without depending on scikit-learn)."""
+
+    #: 'classifier' or 'regressor', read by scikit-learn < 1.6 and by is_classifier
+    _estimator_type = None
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
+
+        kind = self._estimator_type
+        return Tags(estimator_type=kind, target_tags=TargetTags(required=True),
+                    classifier_tags=ClassifierTags() if kind == "classifier" else None,
+                    regressor_tags=RegressorTags() if kind == "regressor" else None)
 
     @classmethod
     def _param_names(cls):

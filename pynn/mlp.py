@@ -197,6 +197,8 @@ class MLPClassifier(_BaseMLP):
     n_outputs_, out_activation_ : as in scikit-learn.
     """
 
+    _estimator_type = "classifier"
+
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
@@ -325,6 +327,8 @@ class MLPRegressor(_BaseMLP):
     Parameters and attributes are those of :class:`MLPClassifier`, without
     ``classes_``.
     """
+
+    _estimator_type = "regressor"
 
     _loss_name = "half_squared_error"
 

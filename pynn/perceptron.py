@@ -70,6 +70,8 @@ class Perceptron(NetworkBase):
     n_features_in_ : int
     """
 
+    _estimator_type = "classifier"
+
     out_activation_ = None  # set per fit from `activation`
     _loss_name = "squared_error"
 
