@@ -351,17 +351,26 @@ class NetworkBase(ParamsMixin):
             self._bind_views()
 
     # ---- training -------------------------------------------------------------
-    def _prepare_training(self, n_samples):
-        """Batch size for this fit (scikit-learn's rules)."""
+    def _check_batch_size(self):
         bs = self.batch_size
         if bs is None:
-            return n_samples
+            return
         if isinstance(bs, str):
             if bs != "auto":
                 raise ValueError(f"batch_size must be 'auto', None or a positive int, "
                                  f"got {bs!r}")
+            return
+        check_int(bs, "batch_size", low=1)
+
+    def _prepare_training(self, n_samples):
+        """Batch size for this fit (scikit-learn's rules)."""
+        self._check_batch_size()
+        bs = self.batch_size
+        if bs is None:
+            return n_samples
+        if isinstance(bs, str):
             return min(200, n_samples)
-        bs = check_int(bs, "batch_size", low=1)
+        bs = int(bs)
         if bs > n_samples:
             warnings.warn(f"Got batch_size={bs} larger than the {n_samples} samples; "
                           f"it is clipped to {n_samples}", UserWarning, stacklevel=4)
@@ -400,24 +409,29 @@ class NetworkBase(ParamsMixin):
         trainer.t = st["t"]
         chunk = 1  # grows to ~_CHUNK_SECONDS of work after the first call
         tol = self.tol
+        # Weights at the start of the current and of the previous chunk: on
+        # divergence the model goes back to the last ones known to give a finite
+        # loss, instead of keeping NaN or infinite weights.
+        good_cur, good_prev = self._arena.copy(), self._arena.copy()
         for _ in range(max_iter):
             trainer.set_optimizer(_core.SOLVERS[solver], st["lr"], momentum, nesterov,
                                   b1, b2, eps, float(getattr(self, "alpha", 0.0)))
             epoch_loss = None
             while epoch_loss is None:
+                good_prev, good_cur = good_cur, good_prev
+                np.copyto(good_cur, self._arena)
                 t0 = time.perf_counter()
-                try:
-                    steps, epoch_loss = trainer.run(chunk, nt)
-                except _core.NonFiniteError:
-                    st["t"] = trainer.t
-                    raise DivergenceError(self._divergence_message()) from None
+                steps, epoch_loss, diverged = trainer.run(chunk, nt)
                 elapsed = time.perf_counter() - t0
                 st["t"] = trainer.t
+                if diverged or not np.isfinite(self._arena).all():
+                    # the chunk's first step had a finite loss unless it failed at once
+                    np.copyto(self._arena, good_prev if diverged and steps == 0 else good_cur)
+                    self._opt_state = None
+                    raise DivergenceError(self._divergence_message())
                 # size the next chunk to last about _CHUNK_SECONDS
                 if steps and elapsed > 0:
                     chunk = int(min(max(1, steps * _CHUNK_SECONDS / elapsed), 1 << 30))
-            if not np.isfinite(self._arena).all():
-                raise DivergenceError(self._divergence_message())
             self.n_iter_ += 1
             self.t_ += n
             self.loss_ = float(epoch_loss)

@@ -431,7 +431,8 @@ cdef class Trainer:
 
     def run(self, size_t max_steps, int n_threads):
         """Run up to max_steps minibatch steps, stopping at the end of an epoch.
-        Returns (steps_done, epoch_loss or None)."""
+        Returns (steps_done, epoch_loss or None, diverged): diverged is True when
+        a step's loss was NaN or infinite (that step made no update)."""
         cdef pynn_status st
         cdef size_t steps = 0
         cdef int done = 0
@@ -458,5 +459,8 @@ cdef class Trainer:
                                     <const double*>y, n, o, self.shuffle, self.batch_size,
                                     max_steps, &steps, &done, &eloss, <double*>w, ws_len,
                                     n_threads)
+        if st == PYNN_ERR_NONFINITE:
+            # the step loop stopped before updating with a NaN/inf loss
+            return steps, None, True
         _check(st, "training")
-        return steps, (eloss if done else None)
+        return steps, (eloss if done else None), False

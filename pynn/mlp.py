@@ -82,6 +82,7 @@ class _BaseMLP(NetworkBase):
         check_int(self.n_iter_no_change, "n_iter_no_change", low=1)
         check_bool(self.warm_start, "warm_start")
         resolve_threads(self.n_threads)
+        self._check_batch_size()
         return resolve_dtype(self.dtype)
 
     def _optimizer_config(self):

@@ -113,6 +113,7 @@ class Perceptron(NetworkBase):
         check_bool(self.shuffle, "shuffle")
         check_bool(self.warm_start, "warm_start")
         resolve_threads(self.n_threads)
+        self._check_batch_size()
         return resolve_dtype(self.dtype)
 
     def _encode_fit_targets(self, X, y, first):
