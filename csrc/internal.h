@@ -55,6 +55,6 @@ pynn_isa pynn__isa(void);
 
 /* Below this many multiply-adds a kernel stays on one thread: waking a team
  * costs more than it saves. */
-#define PYNN_PAR_MIN_WORK ((size_t)1 << 17)
+#define PYNN_PAR_MIN_WORK ((size_t)1 << 20)
 
 #endif
