@@ -4,15 +4,46 @@ C core, with scikit-learn's interface.
 >>> from pynn import MLPClassifier
 >>> clf = MLPClassifier(hidden_layer_sizes=(64,), random_state=0).fit(X, y)  # doctest: +SKIP
 """
-from . import ops
-from ._core import has_openmp, max_threads
-from .exceptions import ConvergenceWarning, DivergenceError, NotFittedError
-from .mlp import MLPClassifier, MLPRegressor
-from .perceptron import Perceptron
+import importlib.machinery as _machinery
+import os as _os
+import sys as _sys
+
+
+def _locate_core():
+    """Import the compiled core.  Run from a source checkout (``python -m pynn``
+    in the repository after ``pip install .``), this package's folder has no
+    compiled module; the installed copy's folder then serves it."""
+    try:
+        from . import _core  # noqa: F401
+        return
+    except ImportError:
+        pass
+    here = _os.path.normcase(_os.path.dirname(_os.path.abspath(__file__)))
+    suffixes = tuple(_machinery.EXTENSION_SUFFIXES)
+    for entry in _sys.path:
+        cand = _os.path.join(_os.path.abspath(entry or _os.curdir), "pynn")
+        if _os.path.normcase(cand) == here or not _os.path.isdir(cand):
+            continue
+        if any(f.startswith("_core.") and f.endswith(suffixes) for f in _os.listdir(cand)):
+            __path__.append(cand)
+            from . import _core  # noqa: F401
+            return
+    raise ImportError("pynn's compiled core (pynn._core) was not found: install pynn with "
+                      "'pip install .' first")
+
+
+_locate_core()
+
+from . import ops  # noqa: E402
+from ._core import has_openmp, max_threads, simd_path  # noqa: E402
+from .exceptions import ConvergenceWarning, DivergenceError, NotFittedError  # noqa: E402
+from .mlp import MLPClassifier, MLPRegressor  # noqa: E402
+from .perceptron import Perceptron  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Perceptron", "MLPClassifier", "MLPRegressor", "ops", "NotFittedError",
-    "ConvergenceWarning", "DivergenceError", "has_openmp", "max_threads", "__version__",
+    "ConvergenceWarning", "DivergenceError", "has_openmp", "max_threads", "simd_path",
+    "__version__",
 ]
