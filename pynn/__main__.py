@@ -47,7 +47,8 @@ def main(argv=None):
     n_test = max(1, len(X) // 5)
     Xtr, ytr, Xte, yte = X[n_test:], y[n_test:], X[:n_test], y[:n_test]
     print(f"pynn {pynn.__version__} on {_cpu_name()} ({os.cpu_count()} CPUs, "
-          f"{pynn.max_threads()} core threads, OpenMP {'on' if pynn.has_openmp() else 'off'})")
+          f"{pynn.max_threads()} core threads, OpenMP {'on' if pynn.has_openmp() else 'off'}, "
+          f"SIMD {pynn.simd_path()})")
     print(f"data: {len(Xtr)} training and {len(Xte)} test rows, {args.features} features, "
           f"{args.classes} classes (built-in Gaussian clusters)")
     print(f"model: {args.features}-{'-'.join(map(str, args.hidden))}-{args.classes} relu MLP, "

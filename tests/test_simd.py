@@ -1,0 +1,147 @@
+"""Every SIMD path this CPU can run, against the NumPy reference; and the
+promises that hold on each path: results independent of the thread count, and a
+row's prediction the same alone or inside a batch."""
+import numpy as np
+import pytest
+
+import pynn
+import reference
+from pynn import _core, ops
+
+PATHS = _core.simd_supported()
+
+
+@pytest.fixture(params=PATHS)
+def simd(request):
+    before = _core.simd_path()
+    _core.set_simd_path(request.param)
+    yield request.param
+    _core.set_simd_path(before)
+
+
+def test_the_default_path_is_the_best_the_cpu_has():
+    assert PATHS[0] == "generic"
+    assert _core.simd_path() in PATHS
+    assert set(PATHS) <= set(_core.SIMD_PATHS)
+
+
+def test_an_unknown_or_unsupported_path_is_refused():
+    with pytest.raises(ValueError, match="SIMD path"):
+        _core.set_simd_path("sse9")
+    missing = [p for p in _core.SIMD_PATHS if p not in PATHS]
+    for p in missing:
+        with pytest.raises(ValueError, match="cannot run"):
+            _core.set_simd_path(p)
+
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+# m: 1 row, a partial row tile, several tiles (B is then packed); k: 1, odd, and more
+# than one 256-deep block (the chain continues across blocks); n: partial and full panels
+SHAPES = [(1, 1, 1), (1, 64, 32), (5, 3, 7), (13, 300, 17), (40, 257, 33), (64, 600, 129),
+          (7, 520, 48)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("act", ["identity", "relu", "logistic", "tanh", "softmax"])
+def test_dense_forward_on_every_path(simd, shape, act, dtype):
+    m, k, n = shape
+    rng = np.random.default_rng(m * 1000 + k * 10 + n)
+    x = rng.standard_normal((m, k)).astype(dtype)
+    W = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
+    b = rng.standard_normal(n).astype(dtype)
+    want = reference.dense_forward(x.astype(np.float64), W.astype(np.float64),
+                                   b.astype(np.float64), act)
+    np.testing.assert_allclose(ops.dense_forward(x, W, b, act), want, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_dense_backward_on_every_path(simd, shape, dtype):
+    m, k, n = shape
+    rng = np.random.default_rng(7 + m * 1000 + k * 10 + n)
+    x = rng.standard_normal((m, k)).astype(dtype)
+    W = rng.standard_normal((k, n)).astype(dtype)
+    d = rng.standard_normal((m, n)).astype(dtype)
+    dx, dW, db = ops.dense_backward(d, x, W, alpha=0.3)
+    rdx, rdW, rdb = reference.dense_backward(d.astype(np.float64), x.astype(np.float64),
+                                             W.astype(np.float64), alpha=0.3)
+    scale = np.sqrt(max(m, k, n))  # sums of up to that many unit-size terms
+    tol = dict(rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale)
+    np.testing.assert_allclose(dx, rdx, **tol)
+    np.testing.assert_allclose(dW, rdW, **tol)
+    np.testing.assert_allclose(db, rdb, **tol)
+
+
+@pytest.mark.parametrize("hidden", ["relu", "tanh", "logistic"])
+def test_network_gradients_on_every_path(simd, hidden):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((37, 300))
+    y = rng.integers(0, 4, 37)
+    m = pynn.MLPClassifier((40, 19), activation=hidden, dtype="float64", max_iter=1,
+                           tol=None, alpha=0.01, random_state=0, n_threads=1).fit(X, y)
+    loss, cg, ig = m.loss_and_gradients(X, y)
+    Y = np.eye(4)[y]
+    rloss, rcg, rig = reference.loss_and_gradients(m.coefs_, m.intercepts_, X, Y, hidden,
+                                                   "softmax", "categorical_cross_entropy",
+                                                   alpha=0.01)
+    assert loss == pytest.approx(rloss, rel=1e-12)
+    for got, want in zip(cg + ig, rcg + rig):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_training_trajectory_on_every_path(simd, solver):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((61, 20))
+    y = rng.standard_normal(61)
+    kw = dict(hidden_layer_sizes=(13,), solver=solver, batch_size=16, shuffle=False,
+              tol=None, learning_rate_init=0.01, alpha=1e-3, random_state=0,
+              dtype="float64", n_threads=1)
+    m = pynn.MLPRegressor(max_iter=1, warm_start=True, **kw).fit(X, y)
+    W0 = [c.copy() for c in m.coefs_]
+    b0 = [c.copy() for c in m.intercepts_]
+    m.set_params(max_iter=3).fit(X, y)
+    coefs, intercepts, losses = reference.train(
+        W0, b0, X, y.reshape(-1, 1), "relu", "identity", "half_squared_error", solver,
+        batch_size=16, n_epochs=3, learning_rate=0.01, alpha=1e-3, momentum=0.9,
+        nesterov=True)
+    for got, want in zip(m.coefs_ + m.intercepts_, coefs + intercepts):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(m.loss_curve_[-3:], losses, rtol=1e-10)
+
+
+def _threaded_problem(dtype):
+    # big enough that every product is split across threads
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((512, 300)).astype(dtype)
+    y = rng.integers(0, 7, 512)
+    return X, y
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weights_are_bitwise_the_same_for_any_thread_count(simd, dtype):
+    X, y = _threaded_problem(dtype)
+    fits = []
+    for nt in (1, 2, 3):
+        m = pynn.MLPClassifier((256, 64), solver="adam", batch_size=256, max_iter=2,
+                               tol=None, random_state=0, dtype=dtype, n_threads=nt)
+        fits.append(m.fit(X, y))
+    for other in fits[1:]:
+        for a, b in zip(fits[0].coefs_ + fits[0].intercepts_,
+                        other.coefs_ + other.intercepts_):
+            assert np.array_equal(a, b)
+    p1 = fits[0].set_params(n_threads=1).predict_proba(X)
+    p2 = fits[0].set_params(n_threads=2).predict_proba(X)
+    assert np.array_equal(p1, p2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_row_predicts_the_same_alone_and_in_any_batch(simd, dtype):
+    X, y = _threaded_problem(dtype)
+    m = pynn.MLPClassifier((256, 64), max_iter=1, tol=None, random_state=0, dtype=dtype,
+                           n_threads=2).fit(X, y)
+    full = m.predict_proba(X)
+    for i in (0, 1, 7, 255, 256, 511):
+        assert np.array_equal(m.predict_proba(X[i:i + 1]), full[i:i + 1])
+    assert np.array_equal(m.predict_proba(X[3:300]), full[3:300])
