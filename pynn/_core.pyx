@@ -293,6 +293,8 @@ cdef class Net:
     cdef pynn_net net
     cdef readonly object units      # np.intp array kept alive for net.units
     cdef readonly size_t n_params
+    # (no negative indexing in this module: it is compiled with wraparound off)
+    cdef readonly Py_ssize_t n_outputs
 
     def __init__(self, units, hidden, output, loss):
         cdef Py_ssize_t[::1] u
@@ -301,6 +303,7 @@ cdef class Net:
             raise ValueError("units must list at least an input and an output size")
         u = self.units
         self.net.n_layers = self.units.shape[0] - 1
+        self.n_outputs = u[self.net.n_layers]
         self.net.units = &u[0]
         self.net.hidden = <pynn_activation><int>hidden
         self.net.output = <pynn_activation><int>output
@@ -324,7 +327,7 @@ cdef class Net:
         cdef size_t need = self.workspace_size(batch)
         self._check_params(params)
         _same((x.shape[1],), (self.units[0],), "x columns")
-        _same((out.shape[0], out.shape[1]), (n, self.units[-1]), "out")
+        _same((out.shape[0], out.shape[1]), (n, self.n_outputs), "out")
         if <size_t>ws.shape[0] < need:
             raise ValueError("workspace too small")
         with nogil:
@@ -346,7 +349,7 @@ cdef class Net:
         self._check_params(params)
         self._check_params(grads)
         _same((x.shape[1],), (self.units[0],), "x columns")
-        _same((y.shape[0], y.shape[1]), (n, self.units[-1]), "y")
+        _same((y.shape[0], y.shape[1]), (n, self.n_outputs), "y")
         if <size_t>ws.shape[0] < self.workspace_size(n):
             raise ValueError("workspace too small")
         with nogil:
@@ -386,7 +389,7 @@ cdef class Trainer:
         for name in ("params", "grads", "opt_a", "opt_b"):
             net._check_params(arrays[name])
         _same(tuple(x.shape), (n, net.units[0]), "x")
-        _same(tuple(y.shape), (n, net.units[-1]), "y")
+        _same(tuple(y.shape), (n, net.n_outputs), "y")
         if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
                 order.flags.c_contiguous and order.shape == (n,)):
             raise TypeError("order must be a C-contiguous int64 array of one index per row")
