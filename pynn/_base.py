@@ -165,6 +165,17 @@ def _reject_kind(arr, name):
         raise TypeError(f"{name} has unsupported dtype {arr.dtype}")
 
 
+def all_finite(a):
+    """True if `a` has no NaN or infinity, without a mask the size of `a`: a sum
+    (accumulated in float64) is finite exactly when every term is, unless finite
+    float64 values overflow it, in which case blocks are checked one by one."""
+    if np.isfinite(a.sum(dtype=np.float64)):
+        return True
+    flat = a.reshape(-1)
+    step = 1 << 16
+    return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
+
+
 def validate_X(X, dtype, name="X"):
     """A 2-D, finite, C-contiguous array of `dtype` (copied only when needed)."""
     if X is None:
@@ -187,7 +198,7 @@ def validate_X(X, dtype, name="X"):
     if arr.shape[1] == 0:
         raise ValueError(f"{name} has 0 features (shape {arr.shape}); at least 1 is required")
     out = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(out).all():
+    if not all_finite(out):
         if arr.dtype.kind == "f" and np.isfinite(arr).all():
             raise ValueError(f"{name} has values too large for {np.dtype(dtype).name}")
         raise ValueError(f"{name} contains NaN or infinity; remove or impute them first")
