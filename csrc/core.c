@@ -159,7 +159,6 @@ pynn_status pynn_param_count(size_t *count, const pynn_net *net)
  *   delta  2 * B * max(u_1..u_L)   ping-pong buffers for the backward pass
  *   xb     B * u_0                 gathered input rows of a shuffled batch
  *   yb     B * u_L                 gathered target rows
- *   wt     max_{l>=1} u_l * u_{l+1}  W_l^T for the input-gradient product
  */
 pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch)
 {
@@ -176,14 +175,7 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
         if (u > maxu)
             maxu = u;
     }
-    size_t acts, delta, xb, yb, total, wt = 0;
-    for (size_t l = 1; l < net->n_layers; l++) {
-        size_t w;
-        if (!pynn__mul((size_t)net->units[l], (size_t)net->units[l + 1], &w))
-            return PYNN_ERR_OVERFLOW;
-        if (w > wt)
-            wt = w;
-    }
+    size_t acts, delta, xb, yb, total;
     if (!pynn__mul(batch, sum, &acts) || !pynn__mul(batch, maxu, &delta) ||
         !pynn__mul(delta, 2, &delta) || !pynn__mul(batch, (size_t)net->units[0], &xb) ||
         !pynn__mul(batch, (size_t)net->units[net->n_layers], &yb))
@@ -196,9 +188,6 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
         return PYNN_ERR_OVERFLOW;
     lay->yb = total;
     if (!pynn__add(total, yb, &total))
-        return PYNN_ERR_OVERFLOW;
-    lay->wt = total;
-    if (!pynn__add(total, wt, &total))
         return PYNN_ERR_OVERFLOW;
     lay->total = total;
     return PYNN_OK;

@@ -66,13 +66,29 @@ static void FN(gemm_generic)(const FN(gemm_args) *g)
             size_t jn = n - j0 < COLS ? n - j0 : COLS;
             for (size_t r = 0; r < rows; r++)
                 memset(g->c + (i0 + r) * g->ldc + j0, 0, jn * sizeof(T));
-            for (size_t p = 0; p < k; p++) {
-                const T *restrict b = g->b + p * g->ldb + j0;
+            if (g->b_trans) {
+                /* B(p, j) = b[j * ldb + p]: each output is a dot product, still
+                 * summed in ascending p from zero */
                 for (size_t r = 0; r < rows; r++) {
                     T *restrict c = g->c + (i0 + r) * g->ldc + j0;
-                    const T a = g->a[(i0 + r) * g->a_rs + p * g->a_cs];
-                    for (size_t j = 0; j < jn; j++)
-                        c[j] += a * b[j];
+                    const T *restrict a = g->a + (i0 + r) * g->a_rs;
+                    for (size_t j = 0; j < jn; j++) {
+                        const T *restrict b = g->b + (j0 + j) * g->ldb;
+                        T acc = 0;
+                        for (size_t p = 0; p < k; p++)
+                            acc += a[p * g->a_cs] * b[p];
+                        c[j] = acc;
+                    }
+                }
+            } else {
+                for (size_t p = 0; p < k; p++) {
+                    const T *restrict b = g->b + p * g->ldb + j0;
+                    for (size_t r = 0; r < rows; r++) {
+                        T *restrict c = g->c + (i0 + r) * g->ldc + j0;
+                        const T a = g->a[(i0 + r) * g->a_rs + p * g->a_cs];
+                        for (size_t j = 0; j < jn; j++)
+                            c[j] += a * b[j];
+                    }
                 }
             }
             for (size_t r = 0; r < rows; r++) {
@@ -133,19 +149,6 @@ static void FN(gemm)(const FN(gemm_args) *g)
         FN(gemm_generic)(g);
         return;
     }
-}
-
-/* Wt (n x m) = W^T for W (m x n), in blocks that stay in cache. */
-static void FN(transpose)(T *restrict Wt, const T *restrict W, size_t m, size_t n)
-{
-    const size_t B = 32;
-    for (size_t i0 = 0; i0 < m; i0 += B)
-        for (size_t j0 = 0; j0 < n; j0 += B) {
-            size_t i1 = i0 + B < m ? i0 + B : m, j1 = j0 + B < n ? j0 + B : n;
-            for (size_t i = i0; i < i1; i++)
-                for (size_t j = j0; j < j1; j++)
-                    Wt[j * m + i] = W[i * n + j];
-        }
 }
 
 /* ======================================================================== */
@@ -422,12 +425,12 @@ pynn_status FN(pynn_dense_forward)(T *out, const T *x, const T *W, const T *b, s
 /* Inverts  z = x W + b  (mean over n rows):
  *   dW = x^T delta / n + alpha W / n        (x^T read through strides, no copy)
  *   db = sum_k delta_k / n
- *   dx = (delta W^T) * act'(da)             (da: cached output of the layer below;
- *                                            NULL da gives plain delta W^T)
- * dx needs wt (n_in * n_out scalars) to hold W^T. */
+ *   dx = (delta W^T) * act'(da)             (W^T read through the packing, no copy;
+ *                                            da: cached output of the layer below,
+ *                                            NULL da gives plain delta W^T) */
 static void FN(dense_bwd)(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                           size_t n, size_t n_in, size_t n_out, double alpha,
-                          const T *da, pynn_activation dact, T *wt, int n_threads)
+                          const T *da, pynn_activation dact, int n_threads)
 {
     size_t work = n * n_in * n_out;
     T inv_n = (T)(1.0 / (double)n);
@@ -451,11 +454,10 @@ static void FN(dense_bwd)(T *dx, T *dW, T *db, const T *delta, const T *x, const
         db[j] *= inv_n;
 
     if (dx) {
-        FN(transpose)(wt, W, n_in, n_out);
         FN(gemm_args) h = {0};
         h.m = n; h.n = n_in; h.k = n_out;
         h.a = delta; h.a_rs = (ptrdiff_t)n_out; h.a_cs = 1;
-        h.b = wt; h.ldb = (ptrdiff_t)n_in;
+        h.b = W; h.ldb = (ptrdiff_t)n_out; h.b_trans = 1;
         h.c = dx; h.ldc = (ptrdiff_t)n_in;
         h.epi = da ? PYNN_EPI_DACT : PYNN_EPI_NONE; h.act = dact;
         h.da = da; h.ldda = (ptrdiff_t)n_in;
@@ -466,16 +468,16 @@ static void FN(dense_bwd)(T *dx, T *dW, T *db, const T *delta, const T *x, const
 
 pynn_status FN(pynn_dense_backward)(T *dx, T *dW, T *db, const T *delta, const T *x,
                                     const T *W, size_t n, size_t n_in, size_t n_out,
-                                    double alpha, T *ws, int n_threads)
+                                    double alpha, int n_threads)
 {
     if (dW == NULL || db == NULL || delta == NULL || x == NULL || W == NULL ||
-        (dx != NULL && ws == NULL) || !(alpha >= 0) || alpha == INFINITY)
+        !(alpha >= 0) || alpha == INFINITY)
         return PYNN_ERR_ARG;
     pynn_status st = FN(check_dense)(n, n_in, n_out);
     if (st != PYNN_OK)
         return st;
     FN(dense_bwd)(dx, dW, db, delta, x, W, n, n_in, n_out, alpha, NULL, PYNN_ACT_IDENTITY,
-                  ws, n_threads);
+                  n_threads);
     return PYNN_OK;
 }
 
@@ -621,7 +623,7 @@ static double FN(weight_sq)(const pynn_net *net, const T *params, const size_t *
 static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
                                const size_t *w_off, const size_t *b_off, const T *x,
                                const T *y, size_t n, double alpha, double wsq, T *acts,
-                               T *d0, T *d1, T *wt, int nt)
+                               T *d0, T *d1, int nt)
 {
     size_t L = net->n_layers;
     size_t m = (size_t)net->units[L];
@@ -647,7 +649,7 @@ static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
          * hidden activation's derivative is fused into the dx product */
         FN(dense_bwd)(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
                       params + w_off[l], n, nin, nout, alpha, l ? in : NULL, net->hidden,
-                      wt, nt);
+                      nt);
         if (l) {
             T *t = d0; d0 = d1; d1 = t;
         }
@@ -735,7 +737,7 @@ pynn_status FN(pynn_net_loss_grad)(double *loss, T *grads, const pynn_net *net, 
     FN(net_forward)(net, params, w_off, b_off, x, n, acts, n_threads);
     double wsq = alpha > 0 ? FN(weight_sq)(net, params, w_off) : 0;
     *loss = FN(net_backward)(net, params, grads, w_off, b_off, x, y, n, alpha, wsq, acts,
-                             ws + lay.delta0, ws + lay.delta1, ws + lay.wt, n_threads);
+                             ws + lay.delta0, ws + lay.delta1, n_threads);
     return PYNN_OK;
 }
 
@@ -805,7 +807,7 @@ pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_trai
         FN(net_forward)(net, params, w_off, b_off, xs, rows, acts, n_threads);
         double loss = FN(net_backward)(net, params, grads, w_off, b_off, xs, ys, rows,
                                        opt->alpha, wsq, acts, ws + lay.delta0,
-                                       ws + lay.delta1, ws + lay.wt, n_threads);
+                                       ws + lay.delta1, n_threads);
         if (!isfinite(loss))
             return PYNN_ERR_NONFINITE; /* before the update: weights stay as they were */
         if (opt->solver == PYNN_SOLVER_ADAM)

@@ -6,6 +6,7 @@
  *   C (m x n) = epilogue( A (m x k) . B (k x n) )
  *   A(i, p) = a[i * a_rs + p * a_cs]     any strides: A or A^T of a row-major matrix
  *   B(p, j) = b[p * ldb + j]             row-major, contiguous along j
+ *          or b[j * ldb + p]             (b_trans: B^T row-major; always packed)
  *
  * Each output element is one chain of fused multiply-adds along p = 0..k-1,
  * in that order, started from zero, followed by its epilogue.  Tiles are
@@ -173,6 +174,19 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
 static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, size_t p0, size_t p1)
 {
     size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
+    if (g->b_trans) {
+        /* read each of the panel's columns (rows of the stored B^T) sequentially */
+        for (size_t j = 0; j < NR; j++) {
+            const T *src = g->b + (j0 + j) * g->ldb + p0;
+            if (j < cols)
+                for (size_t p = 0; p < p1 - p0; p++)
+                    bp[p * NR + j] = src[p];
+            else
+                for (size_t p = 0; p < p1 - p0; p++)
+                    bp[p * NR + j] = 0;
+        }
+        return;
+    }
     const T *b = g->b + p0 * g->ldb + j0;
     for (size_t p = p0; p < p1; p++, b += g->ldb, bp += NR) {
         size_t j = 0;
@@ -226,7 +240,7 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
      * block, tiles run column-panel-major so consecutive tiles share B's panel. */
     /* Packing pays once a panel serves several row tiles; the arithmetic, and
      * so every result bit, is the same either way. */
-    const int pack = mt >= 3;
+    const int pack = mt >= 3 || g->b_trans;
 #ifdef _OPENMP
     if (nth > 1) {
 #pragma omp parallel num_threads(nth)

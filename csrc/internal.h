@@ -11,7 +11,7 @@ static inline int pynn__mul(size_t a, size_t b, size_t *r) { return !__builtin_m
 static inline int pynn__add(size_t a, size_t b, size_t *r) { return !__builtin_add_overflow(a, b, r); }
 
 typedef struct {
-    size_t acts, delta0, delta1, xb, yb, wt, total;
+    size_t acts, delta0, delta1, xb, yb, total;
 } pynn__ws_layout;
 
 pynn_status pynn__check_net(const pynn_net *net);
@@ -29,7 +29,8 @@ typedef enum {
     struct {                                                                     \
         size_t m, n, k;                                                          \
         const T *a; ptrdiff_t a_rs, a_cs; /* A(i,p) = a[i*a_rs + p*a_cs] */      \
-        const T *b; ptrdiff_t ldb;        /* B(p,j) = b[p*ldb + j]       */      \
+        const T *b; ptrdiff_t ldb;        /* B(p,j) = b[p*ldb + j], or    */      \
+        int b_trans;                      /*  b[j*ldb + p] if b_trans     */      \
         T *c; ptrdiff_t ldc;                                                     \
         int epi, act;                                                            \
         const T *bias;                                                           \

@@ -151,12 +151,11 @@ pynn_status pynn_dense_forward_##SFX(T *out, const T *x, const T *W, const T *b,
                                                                                   \
 /* Inverts  z = x W + b  for the mean loss over n rows:                         \
  *   dW = x^T delta / n + alpha W / n,   db = sum_k delta_k / n,                  \
- *   dx = delta W^T   (NULL dx: not computed; the caller applies act' of x).     \
- * ws holds n_in * n_out scalars (W^T) when dx is wanted.                      */ \
+ *   dx = delta W^T   (NULL dx: not computed; the caller applies act' of x). */ \
 pynn_status pynn_dense_backward_##SFX(T *dx, T *dW, T *db, const T *delta,        \
                                       const T *x, const T *W, size_t n,           \
                                       size_t n_in, size_t n_out, double alpha,    \
-                                      T *ws, int n_threads);                      \
+                                      int n_threads);                             \
                                                                                   \
 /* One SGD step over a flat arena:                                               \
  *   v <- momentum v - lr g;  p <- p + v   (Nesterov: p <- p + momentum v - lr g) */ \

@@ -63,8 +63,8 @@ cdef extern from "pynn.h" nogil:
     pynn_status pynn_output_delta_f64(double *d, const double *yh, const double *y, size_t n, size_t m, pynn_activation act, pynn_loss k) noexcept
     pynn_status pynn_dense_forward_f32(float *out, const float *x, const float *W, const float *b, size_t n, size_t n_in, size_t n_out, pynn_activation act, int nt) noexcept
     pynn_status pynn_dense_forward_f64(double *out, const double *x, const double *W, const double *b, size_t n, size_t n_in, size_t n_out, pynn_activation act, int nt) noexcept
-    pynn_status pynn_dense_backward_f32(float *dx, float *dW, float *db, const float *d, const float *x, const float *W, size_t n, size_t n_in, size_t n_out, double alpha, float *ws, int nt) noexcept
-    pynn_status pynn_dense_backward_f64(double *dx, double *dW, double *db, const double *d, const double *x, const double *W, size_t n, size_t n_in, size_t n_out, double alpha, double *ws, int nt) noexcept
+    pynn_status pynn_dense_backward_f32(float *dx, float *dW, float *db, const float *d, const float *x, const float *W, size_t n, size_t n_in, size_t n_out, double alpha, int nt) noexcept
+    pynn_status pynn_dense_backward_f64(double *dx, double *dW, double *db, const double *d, const double *x, const double *W, size_t n, size_t n_in, size_t n_out, double alpha, int nt) noexcept
     pynn_status pynn_sgd_update_f32(float *p, float *v, const float *g, size_t size, double lr, double mom, int nesterov) noexcept
     pynn_status pynn_sgd_update_f64(double *p, double *v, const double *g, size_t size, double lr, double mom, int nesterov) noexcept
     pynn_status pynn_adam_update_f32(float *p, float *m, float *v, const float *g, size_t size, double lr, double b1, double b2, double eps, uint64_t t) noexcept
@@ -234,7 +234,6 @@ def dense_backward(real[:, ::1] dW not None, real[::1] db not None,
     cdef pynn_status st
     cdef size_t n = x.shape[0], n_in = x.shape[1], n_out = W.shape[1]
     cdef real *dxp = NULL
-    cdef real[::1] wt
     _same((W.shape[0], W.shape[1]), (n_in, n_out), "W")
     _same((delta.shape[0], delta.shape[1]), (n, n_out), "delta")
     _same((dW.shape[0], dW.shape[1]), (n_in, n_out), "dW")
@@ -242,15 +241,13 @@ def dense_backward(real[:, ::1] dW not None, real[::1] db not None,
     if dx is not None:
         _same((dx.shape[0], dx.shape[1]), (n, n_in), "dx")
         dxp = &dx[0, 0]
-    # room for W^T, which the input-gradient product reads row by row
-    wt = np.empty(max(1, n_in * n_out), dtype=np.float32 if real is float else np.float64)
     with nogil:
         if real is float:
             st = pynn_dense_backward_f32(dxp, &dW[0, 0], &db[0], &delta[0, 0], &x[0, 0],
-                                         &W[0, 0], n, n_in, n_out, alpha, &wt[0], n_threads)
+                                         &W[0, 0], n, n_in, n_out, alpha, n_threads)
         else:
             st = pynn_dense_backward_f64(dxp, &dW[0, 0], &db[0], &delta[0, 0], &x[0, 0],
-                                         &W[0, 0], n, n_in, n_out, alpha, &wt[0], n_threads)
+                                         &W[0, 0], n, n_in, n_out, alpha, n_threads)
     _check(st, "dense_backward")
 
 
