@@ -20,6 +20,8 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 # A chunk of training steps in C lasts about this long, so Ctrl-C (handled by
 # Python between chunks) takes effect well within half a second.
 _CHUNK_SECONDS = 0.05
+# With n_threads=None, the thread counts tried are measured again this often.
+_REPROBE_SECONDS = 2.0
 # Rows per block when predicting: bounds the workspace, not the result.
 _PREDICT_BLOCK = 256
 
@@ -249,6 +251,46 @@ def _total_memory():
         return 1 << 40
 
 
+class _ChunkPlanner:
+    """Plans the chunks of training steps run in C between returns to Python.
+
+    Each chunk lasts about ``_CHUNK_SECONDS``.  With ``n_threads=None`` the thread
+    count is chosen by measurement: the core's results are bitwise the same for
+    any count, so it may switch at will.  On a machine whose cores are busy with
+    other work, OpenMP teams can run many times slower than one thread; short
+    probes every ``_REPROBE_SECONDS`` keep the faster choice."""
+
+    def __init__(self, n_threads):
+        if n_threads:
+            self.options = [n_threads]
+        else:
+            most = _core.max_threads()
+            self.options = [most, 1] if most > 1 else [1]
+        self.rate = {}   # steps per second, per thread count
+        self.when = {}   # when that rate was measured
+
+    def next(self):
+        """(threads, steps) for the next chunk."""
+        now = time.perf_counter()
+        known = [o for o in self.options if o in self.rate]
+        for o in self.options:
+            if o not in self.rate or (len(self.options) > 1
+                                      and now - self.when[o] > _REPROBE_SECONDS):
+                # a probe: a quarter chunk at this option's last speed (or the best known)
+                rate = self.rate.get(o) or max((self.rate[k] for k in known), default=0.0)
+                return o, max(1, int(rate * _CHUNK_SECONDS / 4))
+        best = max(self.options, key=lambda o: self.rate[o])
+        return best, max(1, min(int(self.rate[best] * _CHUNK_SECONDS), 1 << 30))
+
+    def record(self, threads, steps, elapsed):
+        if steps and elapsed > 0:
+            if elapsed < 0.002 and threads in self.rate:
+                return  # too short to time; keep the earlier figure
+            if elapsed >= 0.002 or threads not in self.rate:
+                self.rate[threads] = steps / elapsed
+                self.when[threads] = time.perf_counter() if elapsed >= 0.002 else -1e9
+
+
 class NetworkBase(ParamsMixin):
     """Parameter arena, chunked training loop and prediction shared by the
     Perceptron and the MLPs.  Subclasses define the layer sizes, activations,
@@ -399,7 +441,7 @@ class NetworkBase(ParamsMixin):
         batch = self._prepare_training(n)
         solver, momentum, nesterov, b1, b2, eps = self._optimizer_config()
         lr_schedule = getattr(self, "learning_rate", "constant")
-        nt = resolve_threads(self.n_threads)
+        planner = _ChunkPlanner(resolve_threads(self.n_threads))
         net = self._make_net()
         dtype = self._arena.dtype
         if not incremental or getattr(self, "_opt_state", None) is None:
@@ -418,7 +460,6 @@ class NetworkBase(ParamsMixin):
         trainer = _core.Trainer(net, self._arena, grads, st["a"], opt_b, X, Y, order, ws,
                                 batch, bool(self.shuffle) and batch < n, seed)
         trainer.t = st["t"]
-        chunk = 1  # grows to ~_CHUNK_SECONDS of work after the first call
         tol = self.tol
         # Weights at the start of the current and of the previous chunk: on
         # divergence the model goes back to the last ones known to give a finite
@@ -431,18 +472,17 @@ class NetworkBase(ParamsMixin):
             while epoch_loss is None:
                 good_prev, good_cur = good_cur, good_prev
                 np.copyto(good_cur, self._arena)
+                nt, chunk = planner.next()
                 t0 = time.perf_counter()
                 steps, epoch_loss, diverged = trainer.run(chunk, nt)
                 elapsed = time.perf_counter() - t0
+                planner.record(nt, steps, elapsed)
                 st["t"] = trainer.t
                 if diverged or not np.isfinite(self._arena).all():
                     # the chunk's first step had a finite loss unless it failed at once
                     np.copyto(self._arena, good_prev if diverged and steps == 0 else good_cur)
                     self._opt_state = None
                     raise DivergenceError(self._divergence_message())
-                # size the next chunk to last about _CHUNK_SECONDS
-                if steps and elapsed > 0:
-                    chunk = int(min(max(1, steps * _CHUNK_SECONDS / elapsed), 1 << 30))
             self.n_iter_ += 1
             self.t_ += n
             self.loss_ = float(epoch_loss)
