@@ -508,10 +508,14 @@ pynn_status FN(pynn_dense_backward)(T *dx, T *dW, T *db, const T *delta, const T
 /* v <- momentum v - lr g;  p <- p + v  (Nesterov: p <- p + momentum v - lr g).
  * With momentum 0, v = -lr g exactly, so the old v is not read. */
 static inline __attribute__((always_inline)) void
-FN(sgd_seg)(T *restrict p, T *restrict v, const T *restrict g, size_t size, T lr, T mom,
+FN(sgd_seg)(T *restrict p, T *v, const T *restrict g, size_t size, T lr, T mom,
             int nesterov, double *restrict sq, const int want_sq)
 {
-    if (mom == 0)
+    if (mom == 0 && v == NULL)
+        /* plain gradient descent inside the step loop: the velocity, -lr g of the
+         * last step, is written once when the loop returns (see pynn_train) */
+        BLOCKED_LOOP(size, { p[i] += -(lr * g[i]); SQ_ADD(p[i]); });
+    else if (mom == 0)
         BLOCKED_LOOP(size, { v[i] = -(lr * g[i]); p[i] += v[i]; SQ_ADD(p[i]); });
     else if (nesterov)
         BLOCKED_LOOP(size, {
@@ -671,8 +675,9 @@ static double FN(update)(const pynn_net *net, const pynn_optim *opt, uint64_t t,
         size_t wo = w_off[l], bo = b_off[l];
         if (opt->solver == PYNN_SOLVER_SGD) {
             T lr = (T)opt->learning_rate, mom = (T)opt->momentum;
-            FN(sgd)(params + wo, opt_a + wo, grads + wo, nw, lr, mom, opt->nesterov, wsq);
-            FN(sgd)(params + bo, opt_a + bo, grads + bo, nb, lr, mom, opt->nesterov, NULL);
+            T *v = mom == 0 ? NULL : opt_a; /* see FN(sgd_seg) */
+            FN(sgd)(params + wo, v ? v + wo : NULL, grads + wo, nw, lr, mom, opt->nesterov, wsq);
+            FN(sgd)(params + bo, v ? v + bo : NULL, grads + bo, nb, lr, mom, opt->nesterov, NULL);
         } else {
             FN(adam)(params + wo, opt_a + wo, opt_b + wo, grads + wo, nw, opt->learning_rate,
                      opt->beta1, opt->beta2, opt->epsilon, t, wsq);
@@ -824,6 +829,12 @@ pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_trai
             state->loss_acc = 0;
             break;
         }
+    }
+    if (steps > 0 && opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0) {
+        /* the velocity plain gradient descent leaves: -lr g of the last step */
+        T lr = (T)opt->learning_rate;
+        for (size_t i = 0; i < n_params; i++)
+            opt_a[i] = -(lr * grads[i]);
     }
     return PYNN_OK;
 }

@@ -20,6 +20,8 @@ _DTYPES = {"float32": np.float32, "float64": np.float64}
 # A chunk of training steps in C lasts about this long, so Ctrl-C (handled by
 # Python between chunks) takes effect well within half a second.
 _CHUNK_SECONDS = 0.05
+# Snapshots of the weights for recovery from divergence are taken this often.
+_BACKUP_SECONDS = 0.5
 # With n_threads=None, the thread counts tried are measured again this often.
 _REPROBE_SECONDS = 2.0
 # Rows per block when predicting: bounds the workspace, not the result.
@@ -461,26 +463,32 @@ class NetworkBase(ParamsMixin):
                                 batch, bool(self.shuffle) and batch < n, seed)
         trainer.t = st["t"]
         tol = self.tol
-        # Weights at the start of the current and of the previous chunk: on
-        # divergence the model goes back to the last ones known to give a finite
-        # loss, instead of keeping NaN or infinite weights.
+        # Two snapshots of the weights, taken every _BACKUP_SECONDS at a chunk's
+        # start while they are finite: on divergence the model goes back to the
+        # newest one a finite-loss step has started from, instead of keeping NaN
+        # or infinite weights.
         good_cur, good_prev = self._arena.copy(), self._arena.copy()
+        steps_since_backup, last_backup = 0, time.perf_counter()
         for _ in range(max_iter):
             trainer.set_optimizer(_core.SOLVERS[solver], st["lr"], momentum, nesterov,
                                   b1, b2, eps, float(getattr(self, "alpha", 0.0)))
             epoch_loss = None
             while epoch_loss is None:
-                good_prev, good_cur = good_cur, good_prev
-                np.copyto(good_cur, self._arena)
+                t0 = time.perf_counter()
+                if t0 - last_backup > _BACKUP_SECONDS and all_finite(self._arena):
+                    good_prev, good_cur = good_cur, good_prev
+                    np.copyto(good_cur, self._arena)
+                    steps_since_backup, last_backup = 0, t0
                 nt, chunk = planner.next()
                 t0 = time.perf_counter()
                 steps, epoch_loss, diverged = trainer.run(chunk, nt)
                 elapsed = time.perf_counter() - t0
                 planner.record(nt, steps, elapsed)
                 st["t"] = trainer.t
-                if diverged or not np.isfinite(self._arena).all():
-                    # the chunk's first step had a finite loss unless it failed at once
-                    np.copyto(self._arena, good_prev if diverged and steps == 0 else good_cur)
+                steps_since_backup += steps
+                if diverged or (epoch_loss is not None and not all_finite(self._arena)):
+                    # a step has run from good_cur with a finite loss, unless none did
+                    np.copyto(self._arena, good_cur if steps_since_backup else good_prev)
                     self._opt_state = None
                     raise DivergenceError(self._divergence_message())
             self.n_iter_ += 1
