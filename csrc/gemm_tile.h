@@ -198,10 +198,10 @@ static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, siz
 }
 
 static inline __attribute__((always_inline)) void
-GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, T *bp,
+GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t kc, T *bp,
                     size_t *packed)
 {
-    size_t p1 = g->k - p0 < KC ? g->k : p0 + KC;
+    size_t p1 = g->k - p0 < kc ? g->k : p0 + kc;
     int first = p0 == 0, last = p1 == g->k;
     if (bp && *packed != t / mt) {
         *packed = t / mt;
@@ -238,6 +238,9 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
         nth = (int)tiles;
     /* K in blocks of KC so a tile's A rows and B panel stay in L1; within a
      * block, tiles run column-panel-major so consecutive tiles share B's panel. */
+    /* K splits into equal blocks of at most KC (784 -> 4 x 196, not 3 x 256 +
+     * 16): the blocking depends on K alone, never on m or the thread count. */
+    const size_t nkb = (g->k + KC - 1) / KC, kc = (g->k + nkb - 1) / nkb;
     /* Packing pays once a panel serves several row tiles; the arithmetic, and
      * so every result bit, is the same either way. */
     const int pack = mt >= 3 || g->b_trans;
@@ -246,12 +249,12 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
 #pragma omp parallel num_threads(nth)
         {
             T bp[KC * NR] __attribute__((aligned(64)));
-            for (size_t p0 = 0;; p0 += KC) {
+            for (size_t p0 = 0;; p0 += kc) {
                 size_t packed = (size_t)-1;
 #pragma omp for schedule(static)
                 for (ptrdiff_t t = 0; t < (ptrdiff_t)tiles; t++)
-                    GEMM_NAME(one_tile)(g, (size_t)t, mt, p0, pack ? bp : NULL, &packed);
-                if (p0 + KC >= g->k)
+                    GEMM_NAME(one_tile)(g, (size_t)t, mt, p0, kc, pack ? bp : NULL, &packed);
+                if (p0 + kc >= g->k)
                     break;
             }
         }
@@ -260,11 +263,11 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
 #endif
     /* one thread: no parallel region at all (it costs microseconds per call) */
     T bp[KC * NR] __attribute__((aligned(64)));
-    for (size_t p0 = 0;; p0 += KC) {
+    for (size_t p0 = 0;; p0 += kc) {
         size_t packed = (size_t)-1;
         for (size_t t = 0; t < tiles; t++)
-            GEMM_NAME(one_tile)(g, t, mt, p0, pack ? bp : NULL, &packed);
-        if (p0 + KC >= g->k)
+            GEMM_NAME(one_tile)(g, t, mt, p0, kc, pack ? bp : NULL, &packed);
+        if (p0 + kc >= g->k)
             break;
     }
 }
