@@ -187,13 +187,21 @@ static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, siz
         }
         return;
     }
+    /* vector moves (a plain copy loop would become a memmove call per row);
+     * masked loads read zeros past the last column */
     const T *b = g->b + p0 * g->ldb + j0;
-    for (size_t p = p0; p < p1; p++, b += g->ldb, bp += NR) {
-        size_t j = 0;
-        for (; j < cols; j++)
-            bp[j] = b[j];
-        for (; j < NR; j++)
-            bp[j] = 0;
+    if (cols == NR) {
+        for (size_t p = p0; p < p1; p++, b += g->ldb, bp += NR) {
+            V_STORE(bp, V_LOAD(b));
+            V_STORE(bp + VL, V_LOAD(b + VL));
+        }
+    } else {
+        MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
+        MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
+        for (size_t p = p0; p < p1; p++, b += g->ldb, bp += NR) {
+            V_STORE(bp, V_MLOAD(b, m0));
+            V_STORE(bp + VL, V_MLOAD(b + VL, m1));
+        }
     }
 }
 
