@@ -1,6 +1,7 @@
 /* core_f32.c -- the typed kernels for float. */
 #include <float.h>
 #define T float
+#define T_IS_FLOAT 1
 #define FN(name) name##_f32
 #define T_EXP expf
 #define T_LOG logf

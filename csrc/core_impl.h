@@ -172,6 +172,12 @@ static void FN(activate_rows)(T *a, size_t n, size_t m, pynn_activation act)
     case PYNN_ACT_IDENTITY:
         break;
     case PYNN_ACT_LOGISTIC:
+#if defined(PYNN_X86_SIMD) && defined(T_IS_FLOAT)
+        if (pynn__isa() != PYNN_ISA_GENERIC) {
+            pynn_logistic_avx2_f32(a, nm);
+            break;
+        }
+#endif
         for (size_t i = 0; i < nm; i++)
             a[i] = FN(sigmoid)(a[i]);
         break;
@@ -188,6 +194,12 @@ static void FN(activate_rows)(T *a, size_t n, size_t m, pynn_activation act)
             a[i] = a[i] >= 0 ? (T)1 : (T)0;
         break;
     case PYNN_ACT_SOFTMAX:
+#if defined(PYNN_X86_SIMD) && defined(T_IS_FLOAT)
+        if (pynn__isa() != PYNN_ISA_GENERIC) {
+            pynn_softmax_avx2_f32(a, n, m);
+            break;
+        }
+#endif
         /* Subtracting the row maximum keeps exp() <= 1: no overflow for any input. */
         for (size_t r = 0; r < n; r++) {
             T *row = a + r * m;

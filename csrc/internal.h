@@ -51,6 +51,10 @@ void pynn_gemm_avx2_f64(const pynn_gemm_args_f64 *g);
 void pynn_gemm_avx512_f32(const pynn_gemm_args_f32 *g);
 void pynn_gemm_avx512_f64(const pynn_gemm_args_f64 *g);
 
+/* Vectorised float activations (vexp_avx2.c); also used on the AVX-512 path. */
+void pynn_softmax_avx2_f32(float *a, size_t n, size_t m);
+void pynn_logistic_avx2_f32(float *a, size_t count);
+
 /* The ISA in use (chosen once from cpuid and PYNN_SIMD, or by pynn_simd_set). */
 pynn_isa pynn__isa(void);
 

@@ -173,8 +173,9 @@ def all_finite(a):
     """True if `a` has no NaN or infinity, without a mask the size of `a`: a sum
     (accumulated in float64) is finite exactly when every term is, unless finite
     float64 values overflow it, in which case blocks are checked one by one."""
-    if np.isfinite(a.sum(dtype=np.float64)):
-        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(a.sum(dtype=np.float64)):
+            return True
     flat = a.reshape(-1)
     step = 1 << 16
     return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
