@@ -151,6 +151,9 @@ def _pin_and_limit(threads):
     eigen = "false" if threads == 1 else "true"
     os.environ["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={eigen} "
                                f"intra_op_parallelism_threads={threads}")
+    # every tool on the CPU: a JAX with a GPU plugin would otherwise use the GPU
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     return cores
 
 
