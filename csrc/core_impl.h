@@ -703,6 +703,19 @@ static double FN(update)(const pynn_net *net, const pynn_optim *opt, uint64_t t,
 /* Offsets of at most this many layers live on the stack. */
 #define PYNN_MAX_LAYERS 256
 
+/* Forward the rows [r0, r0 + rows) into out, using ws (one block's workspace). */
+static void FN(predict_block)(T *out, const pynn_net *net, const T *params,
+                              const size_t *w_off, const size_t *b_off, const T *x,
+                              size_t r0, size_t rows, T *acts, int nt)
+{
+    size_t L = net->n_layers, nin = (size_t)net->units[0], m = (size_t)net->units[L];
+    FN(net_forward)(net, params, w_off, b_off, x + r0 * nin, rows, acts, nt);
+    T *a_last = acts;
+    for (size_t l = 1; l < L; l++)
+        a_last += rows * (size_t)net->units[l];
+    memcpy(out + r0 * m, a_last, rows * m * sizeof(T));
+}
+
 pynn_status FN(pynn_net_predict)(T *out, const pynn_net *net, const T *params, const T *x,
                                  size_t n, T *ws, size_t ws_len, size_t batch, int n_threads)
 {
@@ -719,16 +732,34 @@ pynn_status FN(pynn_net_predict)(T *out, const pynn_net *net, const T *params, c
         return PYNN_ERR_WORKSPACE;
     if ((st = pynn_param_offsets(w_off, b_off, net)) != PYNN_OK)
         return st;
-    size_t L = net->n_layers, nin = (size_t)net->units[0], m = (size_t)net->units[L];
-    for (size_t r0 = 0; r0 < n; r0 += batch) {
-        size_t rows = n - r0 < batch ? n - r0 : batch;
-        T *acts = ws + lay.acts;
-        FN(net_forward)(net, params, w_off, b_off, x + r0 * nin, rows, acts, n_threads);
-        T *a_last = acts;
-        for (size_t l = 1; l < L; l++)
-            a_last += rows * (size_t)net->units[l];
-        memcpy(out + r0 * m, a_last, rows * m * sizeof(T));
+    size_t blocks = (n + batch - 1) / batch;
+    /* Several blocks and room for several workspaces: the blocks go to threads
+     * whole (each runs its products on one thread).  Every row is computed the
+     * same way in any block, so the bits do not depend on this choice. */
+    size_t slots = ws_len / lay.total;
+    int nt = n_threads > 0 ? n_threads : pynn_max_threads();
+    if ((size_t)nt > blocks)
+        nt = (int)blocks;
+    if ((size_t)nt > slots)
+        nt = (int)slots;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            T *acts = ws + (size_t)omp_get_thread_num() * lay.total + lay.acts;
+#pragma omp for schedule(static)
+            for (ptrdiff_t b = 0; b < (ptrdiff_t)blocks; b++) {
+                size_t r0 = (size_t)b * batch;
+                FN(predict_block)(out, net, params, w_off, b_off, x, r0,
+                                  n - r0 < batch ? n - r0 : batch, acts, 1);
+            }
+        }
+        return PYNN_OK;
     }
+#endif
+    for (size_t r0 = 0; r0 < n; r0 += batch)
+        FN(predict_block)(out, net, params, w_off, b_off, x, r0,
+                          n - r0 < batch ? n - r0 : batch, ws + lay.acts, n_threads);
     return PYNN_OK;
 }
 

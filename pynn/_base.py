@@ -26,6 +26,8 @@ _BACKUP_SECONDS = 0.5
 _REPROBE_SECONDS = 2.0
 # Rows per block when predicting: bounds the workspace, not the result.
 _PREDICT_BLOCK = 256
+# Smallest block handed to a thread of its own when predicting in parallel.
+_PREDICT_MIN_BLOCK = 32
 
 
 # ----------------------------------------------------------------------------
@@ -550,13 +552,19 @@ class NetworkBase(ParamsMixin):
         return X
 
     def _forward(self, X, output=None):
-        """Output of the network for validated X."""
+        """Output of the network for validated X.  With several threads, blocks of
+        rows go to threads whole (each needs its own workspace); the result is
+        bitwise the same for any thread count and block size."""
         net = self._make_net(output)
         n = X.shape[0]
+        nt = resolve_threads(self.n_threads) or _core.max_threads()
         block = min(_PREDICT_BLOCK, n)
+        if nt > 1 and n >= 2 * _PREDICT_MIN_BLOCK:
+            block = max(_PREDICT_MIN_BLOCK, min(block, -(-n // (4 * nt))))
+        slots = max(1, min(nt, -(-n // block)))
         out = np.empty((n, self._layout.units[-1]), dtype=self._arena.dtype)
-        ws = np.empty(net.workspace_size(block), dtype=self._arena.dtype)
-        net.predict(out, self._arena, X, ws, block, resolve_threads(self.n_threads))
+        ws = np.empty(net.workspace_size(block) * slots, dtype=self._arena.dtype)
+        net.predict(out, self._arena, X, ws, block, nt)
         return out
 
     # ---- low-level access -------------------------------------------------------
