@@ -172,11 +172,11 @@ def _reject_kind(arr, name):
 
 
 def all_finite(a):
-    """True if `a` has no NaN or infinity, without a mask the size of `a`: a sum
-    (accumulated in float64) is finite exactly when every term is, unless finite
-    float64 values overflow it, in which case blocks are checked one by one."""
+    """True if `a` has no NaN or infinity, without a mask the size of `a`: a sum is
+    finite only if every term is; when it is not (or finite values overflowed it),
+    blocks are checked one by one."""
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(a.sum(dtype=np.float64)):
+        if np.isfinite(a.sum()):
             return True
     flat = a.reshape(-1)
     step = 1 << 16
@@ -210,6 +210,33 @@ def validate_X(X, dtype, name="X"):
             raise ValueError(f"{name} has values too large for {np.dtype(dtype).name}")
         raise ValueError(f"{name} contains NaN or infinity; remove or impute them first")
     return out
+
+
+# Integer labels spanning at most this many values are encoded by table lookup.
+_LABEL_TABLE_MAX = 1 << 20
+
+
+def unique_labels(y):
+    """Sorted distinct labels; small-range integers without sorting all of y."""
+    if y.dtype.kind in "iu" and y.size:
+        lo, hi = int(y.min()), int(y.max())
+        if hi - lo < _LABEL_TABLE_MAX:
+            present = np.bincount((y - lo).astype(np.intp), minlength=hi - lo + 1) > 0
+            return (np.nonzero(present)[0] + lo).astype(y.dtype)
+    return np.unique(y)
+
+
+def label_indices(y, classes):
+    """Position of each label of y in the sorted array classes; -1 where unknown."""
+    if y.dtype.kind in "iu" and classes.dtype.kind in "iu" and y.size:
+        lo, hi = int(y.min()), int(y.max())
+        if hi - lo < _LABEL_TABLE_MAX:
+            table = np.full(hi - lo + 1, -1, dtype=np.intp)
+            inside = (classes >= lo) & (classes <= hi)
+            table[(classes[inside] - lo).astype(np.intp)] = np.nonzero(inside)[0]
+            return table[(y - lo).astype(np.intp)]
+    idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+    return np.where(classes[idx] == y, idx, -1)
 
 
 def column_or_1d(y, name="y"):

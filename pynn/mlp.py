@@ -9,8 +9,8 @@ import numbers
 import numpy as np
 
 from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
-                    check_float, check_int, check_random_state, column_or_1d,
-                    resolve_dtype, resolve_threads, validate_X)
+                    check_float, check_int, check_random_state, column_or_1d, label_indices,
+                    resolve_dtype, resolve_threads, unique_labels, validate_X)
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -114,7 +114,7 @@ class _BaseMLP(NetworkBase):
         if not first and X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input")
-        Y = self._encode_fit_targets(X, y, first, classes)
+        Y = self._encode_fit_targets(X, y, first, classes, dtype)
         if not first:
             self._sync_arena()
             if self._arena.dtype != dtype:
@@ -145,8 +145,8 @@ class _BaseMLP(NetworkBase):
         return self._fit(X, y, incremental=False)
 
     def _encode_targets_for_loss(self, X, y):
-        Y = self._encode_fit_targets(X, y, first=False, classes=None)
-        return np.ascontiguousarray(Y, dtype=self._arena.dtype)
+        Y = self._encode_fit_targets(X, y, first=False, classes=None, dtype=self._arena.dtype)
+        return np.ascontiguousarray(Y)
 
 
 class MLPClassifier(_BaseMLP):
@@ -216,12 +216,12 @@ class MLPClassifier(_BaseMLP):
         return ("categorical_cross_entropy" if self.out_activation_ == "softmax"
                 else "binary_cross_entropy")
 
-    def _encode_fit_targets(self, X, y, first, classes):
+    def _encode_fit_targets(self, X, y, first, classes, dtype=np.float64):
         if y is None:
             raise ValueError("y must be given to fit a classifier, got None")
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] > 1:
-            return self._encode_multilabel(X, y, first)
+            return self._encode_multilabel(X, y, first).astype(dtype, copy=False)
         y = column_or_1d(y)
         check_consistent_length(X, y)
         if y.dtype.kind in "fc":
@@ -234,7 +234,7 @@ class MLPClassifier(_BaseMLP):
             if classes is not None:
                 cls = np.unique(np.asarray(classes))
             else:
-                cls = np.unique(y)
+                cls = unique_labels(y)
             if cls.shape[0] < 2:
                 raise ValueError(f"y has a single class ({cls[0]!r}); a classifier needs at "
                                  f"least 2 classes")
@@ -244,17 +244,14 @@ class MLPClassifier(_BaseMLP):
         elif getattr(self, "_multilabel", False):
             raise ValueError("this model was fitted on multilabel targets; y must be a 2-D "
                              "indicator matrix")
-        idx = np.searchsorted(self.classes_, y)
-        idx = np.clip(idx, 0, len(self.classes_) - 1)
-        unseen = self.classes_[idx] != y
+        idx = label_indices(y, self.classes_)
+        unseen = idx < 0
         if unseen.any():
             raise ValueError(f"y contains labels not in classes_ {self.classes_.tolist()}: "
                              f"{np.unique(y[unseen]).tolist()[:5]}")
         if len(self.classes_) == 2:
-            return (idx == 1).astype(np.float64).reshape(-1, 1)
-        Y = np.zeros((y.shape[0], len(self.classes_)))
-        Y[np.arange(y.shape[0]), idx] = 1.0
-        return Y
+            return (idx == 1).astype(dtype).reshape(-1, 1)
+        return np.eye(len(self.classes_), dtype=dtype)[idx]  # one-hot rows
 
     def _encode_multilabel(self, X, y, first):
         check_consistent_length(X, y)
@@ -344,7 +341,7 @@ class MLPRegressor(_BaseMLP):
                          random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
                          beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads)
 
-    def _encode_fit_targets(self, X, y, first, classes):
+    def _encode_fit_targets(self, X, y, first, classes, dtype=np.float64):
         if y is None:
             raise ValueError("y must be given to fit a regressor, got None")
         y = np.asarray(y)
@@ -353,7 +350,7 @@ class MLPRegressor(_BaseMLP):
         if y.ndim not in (1, 2) or y.size == 0:
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
         check_consistent_length(X, y)
-        Y = y.astype(np.float64).reshape(y.shape[0], -1)
+        Y = y.astype(dtype).reshape(y.shape[0], -1)
         if not np.isfinite(Y).all():
             raise ValueError("y contains NaN or infinity")
         if first:
