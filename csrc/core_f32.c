@@ -8,4 +8,6 @@
 #define T_TANH tanhf
 #define T_SQRT sqrtf
 #define T_EPS FLT_EPSILON
+#define T_UINT uint32_t
+#define T_EXP_BITS ((uint32_t)0x7f800000u)
 #include "core_impl.h"

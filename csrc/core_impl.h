@@ -703,17 +703,35 @@ static double FN(update)(const pynn_net *net, const pynn_optim *opt, uint64_t t,
 /* Offsets of at most this many layers live on the stack. */
 #define PYNN_MAX_LAYERS 256
 
-/* Forward the rows [r0, r0 + rows) into out, using ws (one block's workspace). */
-static void FN(predict_block)(T *out, const pynn_net *net, const T *params,
-                              const size_t *w_off, const size_t *b_off, const T *x,
-                              size_t r0, size_t rows, T *acts, int nt)
+/* 1 if any of the count values is NaN or infinite: all exponent bits set.  An
+ * integer OR over the bits vectorises, unlike a test-and-branch per value. */
+static int FN(any_nonfinite)(const T *x, size_t count)
+{
+    T_UINT bad = 0;
+    for (size_t i = 0; i < count; i++) {
+        T_UINT u;
+        memcpy(&u, x + i, sizeof u);
+        bad |= (T_UINT)((u & T_EXP_BITS) == T_EXP_BITS);
+    }
+    return bad != 0;
+}
+
+/* Forward the rows [r0, r0 + rows) into out, using ws (one block's workspace).
+ * Returns 1 if those input rows hold a NaN or infinity (checked while they are
+ * about to be read anyway, instead of in a separate pass over X). */
+static int FN(predict_block)(T *out, const pynn_net *net, const T *params,
+                             const size_t *w_off, const size_t *b_off, const T *x,
+                             size_t r0, size_t rows, T *acts, int nt)
 {
     size_t L = net->n_layers, nin = (size_t)net->units[0], m = (size_t)net->units[L];
+    if (FN(any_nonfinite)(x + r0 * nin, rows * nin))
+        return 1;
     FN(net_forward)(net, params, w_off, b_off, x + r0 * nin, rows, acts, nt);
     T *a_last = acts;
     for (size_t l = 1; l < L; l++)
         a_last += rows * (size_t)net->units[l];
     memcpy(out + r0 * m, a_last, rows * m * sizeof(T));
+    return 0;
 }
 
 pynn_status FN(pynn_net_predict)(T *out, const pynn_net *net, const T *params, const T *x,
@@ -742,25 +760,26 @@ pynn_status FN(pynn_net_predict)(T *out, const pynn_net *net, const T *params, c
         nt = (int)blocks;
     if ((size_t)nt > slots)
         nt = (int)slots;
+    int bad = 0;
 #ifdef _OPENMP
     if (nt > 1) {
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) reduction(| : bad)
         {
             T *acts = ws + (size_t)omp_get_thread_num() * lay.total + lay.acts;
 #pragma omp for schedule(static)
             for (ptrdiff_t b = 0; b < (ptrdiff_t)blocks; b++) {
                 size_t r0 = (size_t)b * batch;
-                FN(predict_block)(out, net, params, w_off, b_off, x, r0,
-                                  n - r0 < batch ? n - r0 : batch, acts, 1);
+                bad |= FN(predict_block)(out, net, params, w_off, b_off, x, r0,
+                                         n - r0 < batch ? n - r0 : batch, acts, 1);
             }
         }
-        return PYNN_OK;
+        return bad ? PYNN_ERR_NONFINITE : PYNN_OK;
     }
 #endif
-    for (size_t r0 = 0; r0 < n; r0 += batch)
-        FN(predict_block)(out, net, params, w_off, b_off, x, r0,
-                          n - r0 < batch ? n - r0 : batch, ws + lay.acts, n_threads);
-    return PYNN_OK;
+    for (size_t r0 = 0; r0 < n && !bad; r0 += batch)
+        bad = FN(predict_block)(out, net, params, w_off, b_off, x, r0,
+                                n - r0 < batch ? n - r0 : batch, ws + lay.acts, n_threads);
+    return bad ? PYNN_ERR_NONFINITE : PYNN_OK;
 }
 
 pynn_status FN(pynn_net_loss_grad)(double *loss, T *grads, const pynn_net *net, const T *params,

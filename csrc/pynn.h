@@ -172,7 +172,8 @@ pynn_status pynn_adam_update_##SFX(T *params, T *m, T *v, const T *grads,       
                                                                                   \
 /* Forward pass of n rows through the whole network into out (n, n_outputs).    \
  * Rows are processed in blocks of `batch`; ws holds k times                    \
- * pynn_workspace_size(net, batch) scalars, and up to k blocks run in parallel. */ \
+ * pynn_workspace_size(net, batch) scalars, and up to k blocks run in parallel. \
+ * PYNN_ERR_NONFINITE if x holds a NaN or infinity (out is then unspecified).  */ \
 pynn_status pynn_net_predict_##SFX(T *out, const pynn_net *net, const T *params,  \
                                    const T *x, size_t n, T *ws, size_t ws_len,    \
                                    size_t batch, int n_threads);                  \

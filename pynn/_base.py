@@ -183,8 +183,9 @@ def all_finite(a):
     return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
 
 
-def validate_X(X, dtype, name="X"):
-    """A 2-D, finite, C-contiguous array of `dtype` (copied only when needed)."""
+def validate_X(X, dtype, name="X", check_finite=True):
+    """A 2-D, finite, C-contiguous array of `dtype` (copied only when needed).
+    check_finite=False leaves the NaN/infinity test to the caller."""
     if X is None:
         raise ValueError(f"{name} must be an array-like, got None")
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
@@ -205,7 +206,7 @@ def validate_X(X, dtype, name="X"):
     if arr.shape[1] == 0:
         raise ValueError(f"{name} has 0 features (shape {arr.shape}); at least 1 is required")
     out = np.ascontiguousarray(arr, dtype=dtype)
-    if not all_finite(out):
+    if check_finite and not all_finite(out):
         if arr.dtype.kind == "f" and np.isfinite(arr).all():
             raise ValueError(f"{name} has values too large for {np.dtype(dtype).name}")
         raise ValueError(f"{name} contains NaN or infinity; remove or impute them first")
@@ -569,9 +570,10 @@ class NetworkBase(ParamsMixin):
         self._opt_state = None
 
     # ---- inference --------------------------------------------------------------
-    def _validate_for_predict(self, X):
+    def _validate_for_predict(self, X, check_finite=True):
+        """check_finite=False: the caller runs _forward, whose core call checks."""
         self._check_is_fitted()
-        X = validate_X(X, self._arena.dtype)
+        X = validate_X(X, self._arena.dtype, check_finite=check_finite)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input")
@@ -591,7 +593,10 @@ class NetworkBase(ParamsMixin):
         slots = max(1, min(nt, -(-n // block)))
         out = np.empty((n, self._layout.units[-1]), dtype=self._arena.dtype)
         ws = np.empty(net.workspace_size(block) * slots, dtype=self._arena.dtype)
-        net.predict(out, self._arena, X, ws, block, nt)
+        try:
+            net.predict(out, self._arena, X, ws, block, nt)
+        except _core.NonFiniteError:
+            raise ValueError("X contains NaN or infinity; remove or impute them first") from None
         return out
 
     # ---- low-level access -------------------------------------------------------

@@ -279,7 +279,7 @@ class MLPClassifier(_BaseMLP):
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes)."""
-        X = self._validate_for_predict(X)
+        X = self._validate_for_predict(X, check_finite=False)
         p = self._forward(X)
         if len(self.classes_) == 2 and not self._multilabel:
             p = p.ravel()
@@ -293,7 +293,7 @@ class MLPClassifier(_BaseMLP):
 
     def predict(self, X):
         """Predicted labels, shape (n_samples,) (or an indicator matrix for multilabel)."""
-        X = self._validate_for_predict(X)
+        X = self._validate_for_predict(X, check_finite=False)
         p = self._forward(X)
         if self._multilabel:
             return (p > 0.5).astype(int)
@@ -366,7 +366,7 @@ class MLPRegressor(_BaseMLP):
 
     def predict(self, X):
         """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
-        X = self._validate_for_predict(X)
+        X = self._validate_for_predict(X, check_finite=False)
         out = self._forward(X)
         return out.ravel() if self._y_ndim == 1 else out
 

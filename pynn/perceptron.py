@@ -167,11 +167,11 @@ class Perceptron(NetworkBase):
 
     def decision_function(self, X):
         """z = X @ coef_ + intercept_, shape (n_samples,)."""
-        X = self._validate_for_predict(X)
+        X = self._validate_for_predict(X, check_finite=False)
         return self._forward(X, output="identity").ravel()
 
     def _proba_1(self, X):
-        X = self._validate_for_predict(X)
+        X = self._validate_for_predict(X, check_finite=False)
         return self._forward(X).ravel()
 
     def _predict_proba(self, X):
