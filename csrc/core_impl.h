@@ -618,21 +618,48 @@ static void FN(net_forward)(const pynn_net *net, const T *params, const size_t *
     }
 }
 
-/* Sum of squared weights (not biases), for the L2 term: eight independent
- * partial sums in a fixed order, so it vectorises and stays reproducible. */
-static double FN(weight_sq)(const pynn_net *net, const T *params, const size_t *w_off)
+/* The arena is updated (and its squares summed) in chunks of a size that
+ * depends only on the segment's length: threads take whole chunks, and the
+ * partial sums combine in chunk order, so nothing depends on the thread count. */
+static size_t FN(chunk_size)(size_t size)
+{
+    size_t c = (size + 255) / 256;
+    return c < ((size_t)1 << 14) ? ((size_t)1 << 14) : c;
+}
+
+static double FN(lanes8)(const double *sq)
+{
+    return ((sq[0] + sq[1]) + (sq[2] + sq[3])) + ((sq[4] + sq[5]) + (sq[6] + sq[7]));
+}
+
+/* Sum of squares of one chunk: eight independent partial sums in a fixed order
+ * (position i + u into lane u, the tail into lane 0), as the optimizers' loop. */
+static double FN(chunk_sq)(const T *w, size_t cnt)
 {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= cnt; i += 8)
+        for (int u = 0; u < 8; u++)
+            acc[u] += (double)w[i + u] * (double)w[i + u];
+    for (; i < cnt; i++)
+        acc[0] += (double)w[i] * (double)w[i];
+    return FN(lanes8)(acc);
+}
+
+/* Sum of squared weights (not biases), for the L2 term. */
+static double FN(weight_sq)(const pynn_net *net, const T *params, const size_t *w_off)
+{
+    double total = 0;
     for (size_t l = 0; l < net->n_layers; l++) {
         const T *w = params + w_off[l];
-        size_t cnt = (size_t)net->units[l] * (size_t)net->units[l + 1], i = 0;
-        for (; i + 8 <= cnt; i += 8)
-            for (int u = 0; u < 8; u++)
-                acc[u] += (double)w[i + u] * (double)w[i + u];
-        for (; i < cnt; i++)
-            acc[0] += (double)w[i] * (double)w[i];
+        size_t cnt = (size_t)net->units[l] * (size_t)net->units[l + 1];
+        size_t cs = FN(chunk_size)(cnt);
+        double seg = 0;
+        for (size_t c0 = 0; c0 < cnt; c0 += cs)
+            seg += FN(chunk_sq)(w + c0, cnt - c0 < cs ? cnt - c0 : cs);
+        total += seg;
     }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    return total;
 }
 
 /* Loss and gradients of n rows whose forward pass is already in acts. */
@@ -675,29 +702,69 @@ static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
 
 /* One optimizer step over the arena, layer segment by layer segment; returns
  * the new sum of squared weights when the L2 term needs it (else 0). */
-static double FN(update)(const pynn_net *net, const pynn_optim *opt, uint64_t t, T *params,
-                         T *grads, T *opt_a, T *opt_b, const size_t *w_off,
-                         const size_t *b_off)
+/* One chunk of an optimizer step; returns the chunk's sum of squares if asked. */
+static double FN(update_chunk)(const pynn_optim *opt, uint64_t t, T *p, T *a, T *b,
+                               const T *g, size_t cnt, int want_sq)
 {
     double sq[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    double *wsq = opt->alpha > 0 ? sq : NULL;
+    double *s = want_sq ? sq : NULL;
+    if (opt->solver == PYNN_SOLVER_SGD)
+        FN(sgd)(p, a, g, cnt, (T)opt->learning_rate, (T)opt->momentum, opt->nesterov, s);
+    else
+        FN(adam)(p, a, b, g, cnt, opt->learning_rate, opt->beta1, opt->beta2, opt->epsilon,
+                 t, s);
+    return FN(lanes8)(sq);
+}
+
+/* The step over one segment (a W or a b) of the arena, chunk by chunk. */
+static double FN(update_seg)(const pynn_optim *opt, uint64_t t, T *p, T *a, T *b, const T *g,
+                             size_t size, int want_sq, int n_threads)
+{
+    size_t cs = FN(chunk_size)(size), nch = (size + cs - 1) / cs;
+    double part[256];
+#define CHUNK_ARGS(c) opt, t, p + (c) * cs, a ? a + (c) * cs : NULL, b ? b + (c) * cs : NULL, \
+                      g + (c) * cs, size - (c) * cs < cs ? size - (c) * cs : cs, want_sq
+    int nt = FN(threads_for)(n_threads, size * 4, nch);
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (ptrdiff_t c = 0; c < (ptrdiff_t)nch; c++)
+            part[c] = FN(update_chunk)(CHUNK_ARGS((size_t)c));
+    } else
+#endif
+    {
+        for (size_t c = 0; c < nch; c++)
+            part[c] = FN(update_chunk)(CHUNK_ARGS(c));
+    }
+#undef CHUNK_ARGS
+    double seg = 0;
+    for (size_t c = 0; c < nch; c++)
+        seg += part[c];
+    return seg;
+}
+
+/* One optimizer step over the arena, layer segment by layer segment; returns
+ * the new sum of squared weights when the L2 term needs it (else 0), summed in
+ * the order FN(weight_sq) uses. */
+static double FN(update)(const pynn_net *net, const pynn_optim *opt, uint64_t t, T *params,
+                         T *grads, T *opt_a, T *opt_b, const size_t *w_off,
+                         const size_t *b_off, int n_threads)
+{
+    int want_sq = opt->alpha > 0;
+    /* plain gradient descent keeps no velocity inside the loop (see FN(sgd_seg)) */
+    T *a = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0 ? NULL : opt_a;
+    T *b = opt->solver == PYNN_SOLVER_ADAM ? opt_b : NULL;
+    double total = 0;
     for (size_t l = 0; l < net->n_layers; l++) {
         size_t nw = (size_t)net->units[l] * (size_t)net->units[l + 1];
         size_t nb = (size_t)net->units[l + 1];
         size_t wo = w_off[l], bo = b_off[l];
-        if (opt->solver == PYNN_SOLVER_SGD) {
-            T lr = (T)opt->learning_rate, mom = (T)opt->momentum;
-            T *v = mom == 0 ? NULL : opt_a; /* see FN(sgd_seg) */
-            FN(sgd)(params + wo, v ? v + wo : NULL, grads + wo, nw, lr, mom, opt->nesterov, wsq);
-            FN(sgd)(params + bo, v ? v + bo : NULL, grads + bo, nb, lr, mom, opt->nesterov, NULL);
-        } else {
-            FN(adam)(params + wo, opt_a + wo, opt_b + wo, grads + wo, nw, opt->learning_rate,
-                     opt->beta1, opt->beta2, opt->epsilon, t, wsq);
-            FN(adam)(params + bo, opt_a + bo, opt_b + bo, grads + bo, nb, opt->learning_rate,
-                     opt->beta1, opt->beta2, opt->epsilon, t, NULL);
-        }
+        total += FN(update_seg)(opt, t, params + wo, a ? a + wo : NULL, b ? b + wo : NULL,
+                                grads + wo, nw, want_sq, n_threads);
+        FN(update_seg)(opt, t, params + bo, a ? a + bo : NULL, b ? b + bo : NULL, grads + bo,
+                       nb, 0, n_threads);
     }
-    return ((sq[0] + sq[1]) + (sq[2] + sq[3])) + ((sq[4] + sq[5]) + (sq[6] + sq[7]));
+    return want_sq ? total : 0;
 }
 
 /* Offsets of at most this many layers live on the stack. */
@@ -879,7 +946,8 @@ pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_trai
             return PYNN_ERR_NONFINITE; /* before the update: weights stay as they were */
         if (opt->solver == PYNN_SOLVER_ADAM)
             state->t += 1;
-        wsq = FN(update)(net, opt, state->t, params, grads, opt_a, opt_b, w_off, b_off);
+        wsq = FN(update)(net, opt, state->t, params, grads, opt_a, opt_b, w_off, b_off,
+                         n_threads);
         steps++;
         *steps_done = steps;
         state->loss_acc += loss * (double)rows;

@@ -134,7 +134,6 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
     const T *b = bp ? bp : g->b + p0 * ldb + j0;
     const size_t k = p1 - p0;
     if (cols == NR || bp) {
-#pragma GCC unroll 4
         for (size_t p = 0; p < k; p++) {
             V b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
 #pragma GCC unroll 16

@@ -145,3 +145,20 @@ def test_a_row_predicts_the_same_alone_and_in_any_batch(simd, dtype):
     for i in (0, 1, 7, 255, 256, 511):
         assert np.array_equal(m.predict_proba(X[i:i + 1]), full[i:i + 1])
     assert np.array_equal(m.predict_proba(X[3:300]), full[3:300])
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_parallel_optimizer_update_is_bitwise_the_same(simd, solver):
+    # 1100 x 256 weights: the update and its L2 sum of squares run in chunks on
+    # several threads; losses and weights must not depend on the thread count
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((96, 1100)).astype(np.float32)
+    y = rng.integers(0, 3, 96)
+    fits = [pynn.MLPClassifier((256,), solver=solver, alpha=0.01, momentum=0.9,
+                               batch_size=32, max_iter=2, tol=None, random_state=0,
+                               n_threads=nt).fit(X, y) for nt in (1, 2, 3)]
+    for other in fits[1:]:
+        assert other.loss_curve_ == fits[0].loss_curve_
+        for a, b in zip(fits[0].coefs_ + fits[0].intercepts_,
+                        other.coefs_ + other.intercepts_):
+            assert np.array_equal(a, b)
