@@ -770,6 +770,21 @@ static double FN(update)(const pynn_net *net, const pynn_optim *opt, uint64_t t,
 /* Offsets of at most this many layers live on the stack. */
 #define PYNN_MAX_LAYERS 256
 
+/* The checks every whole-network entry point makes; fills the parameter
+ * offsets and the workspace layout for batches of `batch` rows. */
+static pynn_status FN(net_prologue)(const pynn_net *net, size_t batch, size_t ws_len,
+                                    size_t *w_off, size_t *b_off, pynn__ws_layout *lay)
+{
+    pynn_status st = pynn__workspace_layout(lay, net, batch);
+    if (st != PYNN_OK)
+        return st;
+    if (net->n_layers > PYNN_MAX_LAYERS)
+        return PYNN_ERR_UNSUPPORTED;
+    if (ws_len < lay->total)
+        return PYNN_ERR_WORKSPACE;
+    return pynn_param_offsets(w_off, b_off, net);
+}
+
 /* 1 if any of the count values is NaN or infinite: all exponent bits set.  An
  * integer OR over the bits vectorises, unlike a test-and-branch per value. */
 static int FN(any_nonfinite)(const T *x, size_t count)
@@ -808,14 +823,8 @@ pynn_status FN(pynn_net_predict)(T *out, const pynn_net *net, const T *params, c
     pynn__ws_layout lay;
     if (out == NULL || params == NULL || x == NULL || ws == NULL || n == 0)
         return PYNN_ERR_ARG;
-    pynn_status st = pynn__workspace_layout(&lay, net, batch);
+    pynn_status st = FN(net_prologue)(net, batch, ws_len, w_off, b_off, &lay);
     if (st != PYNN_OK)
-        return st;
-    if (net->n_layers > PYNN_MAX_LAYERS)
-        return PYNN_ERR_UNSUPPORTED;
-    if (ws_len < lay.total)
-        return PYNN_ERR_WORKSPACE;
-    if ((st = pynn_param_offsets(w_off, b_off, net)) != PYNN_OK)
         return st;
     size_t blocks = (n + batch - 1) / batch;
     /* Several blocks and room for several workspaces: the blocks go to threads
@@ -858,14 +867,8 @@ pynn_status FN(pynn_net_loss_grad)(double *loss, T *grads, const pynn_net *net, 
     if (loss == NULL || grads == NULL || params == NULL || x == NULL || y == NULL ||
         ws == NULL || n == 0 || !(alpha >= 0) || alpha == INFINITY)
         return PYNN_ERR_ARG;
-    pynn_status st = pynn__workspace_layout(&lay, net, n);
+    pynn_status st = FN(net_prologue)(net, n, ws_len, w_off, b_off, &lay);
     if (st != PYNN_OK)
-        return st;
-    if (net->n_layers > PYNN_MAX_LAYERS)
-        return PYNN_ERR_UNSUPPORTED;
-    if (ws_len < lay.total)
-        return PYNN_ERR_WORKSPACE;
-    if ((st = pynn_param_offsets(w_off, b_off, net)) != PYNN_OK)
         return st;
     T *acts = ws + lay.acts;
     FN(net_forward)(net, params, w_off, b_off, x, n, acts, n_threads);
@@ -904,15 +907,8 @@ pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_trai
         return PYNN_ERR_ARG;
     if (batch_size > n)
         batch_size = n;
-    pynn_status st = pynn__workspace_layout(&lay, net, batch_size);
-    if (st != PYNN_OK)
-        return st;
-    if (net->n_layers > PYNN_MAX_LAYERS)
-        return PYNN_ERR_UNSUPPORTED;
-    if (ws_len < lay.total)
-        return PYNN_ERR_WORKSPACE;
-    if ((st = pynn_param_offsets(w_off, b_off, net)) != PYNN_OK ||
-        (st = pynn_param_count(&n_params, net)) != PYNN_OK)
+    pynn_status st = FN(net_prologue)(net, batch_size, ws_len, w_off, b_off, &lay);
+    if (st != PYNN_OK || (st = pynn_param_count(&n_params, net)) != PYNN_OK)
         return st;
 
     size_t nin = (size_t)net->units[0], m = (size_t)net->units[net->n_layers];

@@ -316,12 +316,14 @@ class _ChunkPlanner:
         return best, max(1, min(int(self.rate[best] * _CHUNK_SECONDS), 1 << 30))
 
     def record(self, threads, steps, elapsed):
-        if steps and elapsed > 0:
-            if elapsed < 0.002 and threads in self.rate:
-                return  # too short to time; keep the earlier figure
-            if elapsed >= 0.002 or threads not in self.rate:
-                self.rate[threads] = steps / elapsed
-                self.when[threads] = time.perf_counter() if elapsed >= 0.002 else -1e9
+        if not steps or elapsed <= 0:
+            return
+        short = elapsed < 0.002  # too short to time well
+        if short and threads in self.rate:
+            return
+        self.rate[threads] = steps / elapsed
+        # a short first measurement counts as stale: the next probe measures again
+        self.when[threads] = -1e9 if short else time.perf_counter()
 
 
 class NetworkBase(ParamsMixin):
