@@ -615,17 +615,6 @@ class Row:
     note: str = ""
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def import_peers(peers, dtype, threads):
     """Import what each peer needs; returns ({peer: version string},
     {peer: reason it is unavailable})."""
@@ -775,6 +764,8 @@ def main(args):
         except ValueError as exc:
             sys.exit(f"--simd {args.simd}: {exc}")
         versions["pynn"] = pynn_description(forced=True)
+    from pynn._platform import cpu_model
+
     machine = [f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, load average "
                f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start",
                f"threads: {args.threads}, pinned to core(s) {CORES or 'not pinned'}",

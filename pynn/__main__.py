@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 import warnings
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None):
@@ -40,13 +28,14 @@ def main(argv=None):
     import numpy as np
 
     import pynn
+    from pynn._platform import cpu_model
     from pynn.datasets import make_cluster_classification
 
     X, y = make_cluster_classification(args.samples, args.features, args.classes,
                                        random_state=args.seed, dtype=args.dtype)
     n_test = max(1, len(X) // 5)
     Xtr, ytr, Xte, yte = X[n_test:], y[n_test:], X[:n_test], y[:n_test]
-    print(f"pynn {pynn.__version__} on {_cpu_name()} ({os.cpu_count()} CPUs, "
+    print(f"pynn {pynn.__version__} on {cpu_model()} ({os.cpu_count()} CPUs, "
           f"{pynn.max_threads()} core threads, OpenMP {'on' if pynn.has_openmp() else 'off'}, "
           f"SIMD {pynn.simd_path()})")
     print(f"data: {len(Xtr)} training and {len(Xte)} test rows, {args.features} features, "

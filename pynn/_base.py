@@ -451,8 +451,8 @@ class NetworkBase(ParamsMixin):
         check_int(bs, "batch_size", low=1)
 
     def _prepare_training(self, n_samples):
-        """Batch size for this fit (scikit-learn's rules)."""
-        self._check_batch_size()
+        """Batch size for this fit (scikit-learn's rules); batch_size was
+        validated with the other hyperparameters."""
         bs = self.batch_size
         if bs is None:
             return n_samples

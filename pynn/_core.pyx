@@ -424,11 +424,6 @@ cdef class Trainer:
     def t(self, uint64_t value):
         self.state.t = value
 
-    @property
-    def position(self):
-        """Rows of the current epoch already used (0 between epochs)."""
-        return self.state.pos
-
     def run(self, size_t max_steps, int n_threads):
         """Run up to max_steps minibatch steps, stopping at the end of an epoch.
         Returns (steps_done, epoch_loss or None, diverged): diverged is True when

@@ -25,18 +25,22 @@ def test_omp_num_threads_is_respected(tmp_path):
     assert out.stdout.strip() == ("3" if pynn.has_openmp() else "1")
 
 
+def _peak_memory_of_fit(model, X, y):
+    tracemalloc.start()
+    try:
+        model.fit(X, y)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def test_fitting_c_contiguous_float32_data_makes_no_copy_of_X():
     rng = np.random.default_rng(0)
     X = rng.standard_normal((20000, 500)).astype(np.float32)  # 40 MB
     y = rng.integers(0, 3, 20000)
     model = pynn.MLPClassifier((16,), max_iter=1, tol=None, batch_size=64, random_state=0,
                                n_threads=1)
-    tracemalloc.start()
-    try:
-        model.fit(X, y)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = _peak_memory_of_fit(model, X, y)
     # the model, one-hot targets and a workspace of a few batches: far below X's size
     assert peak < X.nbytes / 8, peak
 
@@ -46,10 +50,5 @@ def test_float64_data_for_a_float32_model_is_converted_once():
     X = rng.standard_normal((20000, 250))  # 40 MB of float64 -> 20 MB of float32
     y = rng.integers(0, 3, 20000)
     model = pynn.MLPClassifier((16,), max_iter=1, tol=None, random_state=0, n_threads=1)
-    tracemalloc.start()
-    try:
-        model.fit(X, y)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    peak = _peak_memory_of_fit(model, X, y)
     assert peak < X.nbytes / 2 * 1.25, peak
