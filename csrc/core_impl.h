@@ -662,11 +662,18 @@ static double FN(weight_sq)(const pynn_net *net, const T *params, const size_t *
     return total;
 }
 
-/* Loss and gradients of n rows whose forward pass is already in acts. */
+/* Loss and gradients of n rows whose forward pass is already in acts.
+ *
+ * Sample weights (sw != NULL; row r's weight is sw[sw_idx[r]], or sw[r] when
+ * sw_idx is NULL) follow scikit-learn: with S the batch's total weight, the
+ * loss is sum_r w_r l_r / S + alpha/2 |W|^2 / S and the gradient is its exact
+ * derivative.  The output deltas are scaled by w_r n / S, so the products' 1/n
+ * becomes 1/S; alpha is scaled by n / S likewise.  A batch of total weight 0
+ * carries no data: its loss and data gradient are 0 (the L2 term keeps 1/n). */
 static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
                                const size_t *w_off, const size_t *b_off, const T *x,
-                               const T *y, size_t n, double alpha, double wsq, T *acts,
-                               T *d0, T *d1, int nt)
+                               const T *y, const T *sw, const int64_t *sw_idx, size_t n,
+                               double alpha, double wsq, T *acts, T *d0, T *d1, int nt)
 {
     size_t L = net->n_layers;
     size_t m = (size_t)net->units[L];
@@ -674,10 +681,36 @@ static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
     T *a_last = acts;
     for (size_t l = 1; l < L; l++)
         a_last += n * (size_t)net->units[l];
-    double loss = FN(loss_sum)(a_last, y, n * m, net->loss) / (double)n;
-    if (alpha > 0)
-        loss += 0.5 * alpha * wsq / (double)n;
+    double loss;
     FN(output_delta_rows)(d0, a_last, y, n, m, net->output, net->loss);
+    if (sw == NULL) {
+        loss = FN(loss_sum)(a_last, y, n * m, net->loss) / (double)n;
+        if (alpha > 0)
+            loss += 0.5 * alpha * wsq / (double)n;
+    } else {
+        double total = 0, wloss = 0;
+        for (size_t r = 0; r < n; r++) {
+            double w = (double)sw[sw_idx ? (size_t)sw_idx[r] : r];
+            total += w;
+            if (w != 0)
+                wloss += w * FN(loss_sum)(a_last + r * m, y + r * m, m, net->loss);
+        }
+        double scale = total > 0 ? (double)n / total : 0;
+        for (size_t r = 0; r < n; r++) {
+            T f = (T)((double)sw[sw_idx ? (size_t)sw_idx[r] : r] * scale);
+            T *d = d0 + r * m;
+            for (size_t k = 0; k < m; k++)
+                d[k] *= f;
+        }
+        loss = total > 0 ? wloss / total : 0;
+        if (total > 0) {
+            if (alpha > 0)
+                loss += 0.5 * alpha * wsq / total;
+            alpha *= scale;
+        } else if (alpha > 0) {
+            loss += 0.5 * alpha * wsq / (double)n;
+        }
+    }
     T *a_in = a_last;
     for (size_t l = L; l-- > 0;) {
         size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
@@ -859,8 +892,8 @@ pynn_status FN(pynn_net_predict)(T *out, const pynn_net *net, const T *params, c
 }
 
 pynn_status FN(pynn_net_loss_grad)(double *loss, T *grads, const pynn_net *net, const T *params,
-                                   const T *x, const T *y, size_t n, double alpha, T *ws,
-                                   size_t ws_len, int n_threads)
+                                   const T *x, const T *y, const T *sw, size_t n, double alpha,
+                                   T *ws, size_t ws_len, int n_threads)
 {
     size_t w_off[PYNN_MAX_LAYERS], b_off[PYNN_MAX_LAYERS];
     pynn__ws_layout lay;
@@ -873,14 +906,14 @@ pynn_status FN(pynn_net_loss_grad)(double *loss, T *grads, const pynn_net *net, 
     T *acts = ws + lay.acts;
     FN(net_forward)(net, params, w_off, b_off, x, n, acts, n_threads);
     double wsq = alpha > 0 ? FN(weight_sq)(net, params, w_off) : 0;
-    *loss = FN(net_backward)(net, params, grads, w_off, b_off, x, y, n, alpha, wsq, acts,
-                             ws + lay.delta0, ws + lay.delta1, n_threads);
+    *loss = FN(net_backward)(net, params, grads, w_off, b_off, x, y, sw, NULL, n, alpha, wsq,
+                             acts, ws + lay.delta0, ws + lay.delta1, n_threads);
     return PYNN_OK;
 }
 
 pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_train_state *state,
                            T *params, T *grads, T *opt_a, T *opt_b, const T *x, const T *y,
-                           size_t n, int64_t *order, int shuffle, size_t batch_size,
+                           const T *sw, size_t n, int64_t *order, int shuffle, size_t batch_size,
                            size_t max_steps, size_t *steps_done, int *epoch_done,
                            double *epoch_loss, T *ws, size_t ws_len, int n_threads)
 {
@@ -920,7 +953,8 @@ pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_trai
         if (state->pos == 0 && shuffle)
             pynn_shuffle(order, n, state->rng);
         size_t rows = n - state->pos < batch_size ? n - state->pos : batch_size;
-        const T *xs, *ys;
+        const T *xs, *ys, *sws = sw;
+        const int64_t *sw_idx = NULL;
         if (shuffle) {
             /* gather this batch's rows; the only copy of X a fit makes */
             const int64_t *idx = order + state->pos;
@@ -930,13 +964,16 @@ pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_trai
             }
             xs = xb;
             ys = yb;
+            sw_idx = idx;
         } else {
             xs = x + state->pos * nin;
             ys = y + state->pos * m;
+            if (sw)
+                sws = sw + state->pos;
         }
         FN(net_forward)(net, params, w_off, b_off, xs, rows, acts, n_threads);
-        double loss = FN(net_backward)(net, params, grads, w_off, b_off, xs, ys, rows,
-                                       opt->alpha, wsq, acts, ws + lay.delta0,
+        double loss = FN(net_backward)(net, params, grads, w_off, b_off, xs, ys, sws, sw_idx,
+                                       rows, opt->alpha, wsq, acts, ws + lay.delta0,
                                        ws + lay.delta1, n_threads);
         if (!isfinite(loss))
             return PYNN_ERR_NONFINITE; /* before the update: weights stay as they were */

@@ -179,22 +179,23 @@ pynn_status pynn_net_predict_##SFX(T *out, const pynn_net *net, const T *params,
                                    size_t batch, int n_threads);                  \
                                                                                   \
 /* Loss (data term + alpha/2 ||W||^2 / n) and gradient of every parameter on     \
- * the n rows (x, y).  acts, if not NULL, receives the activations of each       \
- * layer 1..L concatenated (n x units[l] each).                                */ \
+ * the n rows (x, y).  sw (NULL: all 1) weights the rows: the mean over rows and \
+ * the L2 term's n become sums weighted by sw and divided by sum(sw).         */ \
 pynn_status pynn_net_loss_grad_##SFX(double *loss, T *grads, const pynn_net *net, \
                                      const T *params, const T *x, const T *y,     \
-                                     size_t n, double alpha, T *ws,               \
+                                     const T *sw, size_t n, double alpha, T *ws,  \
                                      size_t ws_len, int n_threads);               \
                                                                                   \
 /* The step loop.  Runs minibatch steps over the n rows of (x, y) until the       \
- * current epoch ends or max_steps steps were taken.  order holds a permutation  \
+ * current epoch ends or max_steps steps were taken; sw (NULL: all 1) holds the   \
+ * rows' sample weights, applied per batch.  order holds a permutation           \
  * of 0..n-1 and is reshuffled (shuffle != 0) whenever an epoch starts.           \
  * On an epoch's end *epoch_done = 1 and *epoch_loss is its mean loss.           \
  * opt_a / opt_b are the velocity (SGD) or the first/second moments (Adam).   */ \
 pynn_status pynn_train_##SFX(const pynn_net *net, const pynn_optim *opt,          \
                              pynn_train_state *state, T *params, T *grads,        \
                              T *opt_a, T *opt_b, const T *x, const T *y,          \
-                             size_t n, int64_t *order, int shuffle,               \
+                             const T *sw, size_t n, int64_t *order, int shuffle,  \
                              size_t batch_size, size_t max_steps,                 \
                              size_t *steps_done, int *epoch_done,                 \
                              double *epoch_loss, T *ws, size_t ws_len,            \

@@ -13,7 +13,9 @@ import warnings
 import numpy as np
 
 from . import _core
-from .exceptions import ConvergenceWarning, DivergenceError, NotFittedError
+from ._progress import Progress
+from .exceptions import (ConvergenceWarning, DataConversionWarning, DivergenceError,
+                         NotFittedError, sklearn_flavour)
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -41,13 +43,23 @@ class ParamsMixin:
     #: 'classifier' or 'regressor', read by scikit-learn < 1.6 and by is_classifier
     _estimator_type = None
 
+    #: what the estimator handles, read into scikit-learn's tags
+    _multi_output = False
+    _multi_class = True
+
     def __sklearn_tags__(self):
         from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
 
         kind = self._estimator_type
-        return Tags(estimator_type=kind, target_tags=TargetTags(required=True),
-                    classifier_tags=ClassifierTags() if kind == "classifier" else None,
-                    regressor_tags=RegressorTags() if kind == "regressor" else None)
+        clf = reg = None
+        if kind == "classifier":
+            clf = ClassifierTags(multi_class=self._multi_class, multi_label=self._multi_output)
+        elif kind == "regressor":
+            reg = RegressorTags()
+        return Tags(estimator_type=kind,
+                    target_tags=TargetTags(required=True, multi_output=self._multi_output,
+                                           single_output=True),
+                    classifier_tags=clf, regressor_tags=reg)
 
     @classmethod
     def _param_names(cls):
@@ -162,13 +174,22 @@ def check_random_state(seed):
 
 
 def _reject_kind(arr, name):
+    """Numeric arrays pass; an object array of numbers becomes float64."""
     kind = arr.dtype.kind
-    if kind in "OSUV":
+    if kind == "O":
+        try:
+            return arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must be numeric; an element of its object array could "
+                            f"not be converted: {exc}") from None
+    if kind in "SUV":
         raise TypeError(f"{name} must be numeric; got an array of dtype {arr.dtype}")
     if kind == "c":
-        raise TypeError(f"{name} must be real; got a complex array")
+        raise ValueError(f"Complex data not supported: {name} must be real, got an array "
+                         f"of dtype {arr.dtype}")
     if kind not in "biuf":
         raise TypeError(f"{name} has unsupported dtype {arr.dtype}")
+    return arr
 
 
 def all_finite(a):
@@ -195,16 +216,18 @@ def validate_X(X, dtype, name="X", check_finite=True):
         arr = np.asarray(X)
     except Exception as exc:  # ragged lists and other oddities
         raise ValueError(f"{name} could not be converted to an array: {exc}") from None
-    _reject_kind(arr, name)
+    arr = _reject_kind(arr, name)
     if arr.ndim != 2:
         hint = (" Reshape your data with X.reshape(-1, 1) for a single feature or "
                 "X.reshape(1, -1) for a single sample." if arr.ndim == 1 else "")
         raise ValueError(f"Expected a 2-D array for {name}, got {arr.ndim}-D with shape "
                          f"{arr.shape}.{hint}")
     if arr.shape[0] == 0:
-        raise ValueError(f"{name} has 0 samples (shape {arr.shape}); at least 1 is required")
+        raise ValueError(f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum "
+                         f"of 1 is required: {name} is empty")
     if arr.shape[1] == 0:
-        raise ValueError(f"{name} has 0 features (shape {arr.shape}); at least 1 is required")
+        raise ValueError(f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum "
+                         f"of 1 is required: {name} has no features")
     out = np.ascontiguousarray(arr, dtype=dtype)
     if check_finite and not all_finite(out):
         if arr.dtype.kind == "f" and np.isfinite(arr).all():
@@ -240,13 +263,102 @@ def label_indices(y, classes):
     return np.where(classes[idx] == y, idx, -1)
 
 
-def column_or_1d(y, name="y"):
+def column_or_1d(y, name="y", warn=False):
     arr = np.asarray(y)
     if arr.ndim == 2 and arr.shape[1] == 1:
+        if warn:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+                          "change the shape of y to (n_samples, ), for example using ravel().",
+                          sklearn_flavour(DataConversionWarning), stacklevel=4)
         return arr.ravel()
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1-D (n_samples,), got shape {arr.shape}")
     return arr
+
+
+def feature_names(X):
+    """The column names of a DataFrame-like X as an object array, or None when
+    X has no names (or not all of them are strings, as scikit-learn decides)."""
+    cols = getattr(X, "columns", None)
+    if cols is None or isinstance(X, np.ndarray):
+        return None
+    try:
+        names = np.asarray(list(cols), dtype=object)
+    except TypeError:
+        return None
+    is_str = [isinstance(c, str) for c in names]
+    if all(is_str) and len(names):
+        return names
+    if any(is_str):
+        raise TypeError("Feature names are only supported if all input features have string "
+                        f"names, but X has mixed types: {sorted({type(c).__name__ for c in names})}")
+    return None
+
+
+def check_verbose(value):
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return check_int(value, "verbose", low=0)
+
+
+def check_sample_weight(sample_weight, n, dtype):
+    """None, or a C-contiguous array of n finite, non-negative weights of
+    `dtype` with a positive sum (a scalar applies to every row)."""
+    if sample_weight is None:
+        return None
+    sw = np.asarray(sample_weight)
+    if sw.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must be numeric, got dtype {sw.dtype}")
+    if sw.ndim == 0:
+        sw = np.full(n, float(sw))
+    if sw.ndim != 1 or sw.shape[0] != n:
+        raise ValueError(f"sample_weight must have shape ({n},) (one weight per sample), got "
+                         f"shape {sw.shape}")
+    sw = np.ascontiguousarray(sw, dtype=dtype)
+    if not np.isfinite(sw).all():
+        raise ValueError("sample_weight contains NaN or infinity")
+    if (sw < 0).any():
+        raise ValueError("sample_weight must be non-negative; got negative weights")
+    if not sw.sum() > 0:
+        raise ValueError("sample_weight sums to zero: at least one sample needs a positive "
+                         "weight")
+    return sw
+
+
+def validation_split(n, fraction, random_state, groups=None):
+    """(train_rows, validation_rows): a random ceil(fraction * n) rows held out,
+    in proportion to each group's size when groups (e.g. class indices) are given."""
+    n_val = int(math.ceil(fraction * n))
+    if n_val < 2 or n - n_val < 1:
+        raise ValueError(f"The validation set is too small: validation_fraction={fraction} of "
+                         f"{n} samples leaves {n_val} for validation (at least 2 are needed) and "
+                         f"{n - n_val} for training. Increase validation_fraction or the size "
+                         f"of your dataset.")
+    if groups is None:
+        perm = random_state.permutation(n)
+        val = np.sort(perm[:n_val])
+    else:
+        uniq, inv = np.unique(groups, return_inverse=True)
+        counts = np.bincount(inv, minlength=len(uniq))
+        share = counts * (n_val / n)
+        take = np.floor(share).astype(int)
+        # largest remainders get the rows still to place
+        extra = n_val - take.sum()
+        if extra > 0:
+            take[np.argsort(-(share - take), kind="stable")[:extra]] += 1
+        rows = []
+        for g in range(len(uniq)):
+            members = np.nonzero(inv == g)[0]
+            rows.append(random_state.permutation(members)[:take[g]])
+        val = np.sort(np.concatenate(rows))
+    mask = np.ones(n, dtype=bool)
+    mask[val] = False
+    return np.nonzero(mask)[0], val
+
+
+def check_y_given(y, who):
+    if y is None:
+        raise ValueError(f"{who} requires y to be passed, but the target y is None")
 
 
 def check_consistent_length(X, y):
@@ -341,7 +453,7 @@ class NetworkBase(ParamsMixin):
     # ---- fitted-state helpers ---------------------------------------------------
     def _check_is_fitted(self):
         if not hasattr(self, "_layout"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. "
+            raise sklearn_flavour(NotFittedError)(f"This {type(self).__name__} instance is not fitted yet. "
                                  f"Call 'fit' with appropriate arguments before using "
                                  f"this estimator.")
 
@@ -384,7 +496,13 @@ class NetworkBase(ParamsMixin):
     def _bind_views(self):
         """Point the public arrays into the arena (writes go to the model)."""
         a = self._arena
-        self._set_views([a[o:o + int(np.prod(s))].reshape(s) for o, s in self._view_specs()])
+        views = []
+        for o, shape, *flip in self._view_specs():
+            size = int(np.prod(shape))
+            # flip: the public array is the transpose of the arena's block
+            views.append(a[o:o + size].reshape(shape[::-1]).T if flip and flip[0]
+                         else a[o:o + size].reshape(shape))
+        self._set_views(views)
 
     def _views_intact(self):
         a = self._arena
@@ -396,9 +514,9 @@ class NetworkBase(ParamsMixin):
         specs = self._view_specs()
         if len(views) != len(specs):
             return False
-        for v, (off, shape) in zip(views, specs):
+        for v, (off, shape, *flip) in zip(views, specs):
             if (not isinstance(v, np.ndarray) or v.shape != shape or v.dtype != a.dtype
-                    or not v.flags.c_contiguous
+                    or not (v.T if flip and flip[0] else v).flags.c_contiguous
                     or v.__array_interface__["data"][0] != base + off * isz):
                 return False
         return True
@@ -412,20 +530,23 @@ class NetworkBase(ParamsMixin):
             raise ValueError(f"the model's weight lists must hold {len(specs) // 2} "
                              f"arrays each")
         arena = np.empty(self._layout.size, dtype=self._arena.dtype)
-        for v, (off, shape) in zip(views, specs):
+        for v, (off, shape, *flip) in zip(views, specs):
             v = np.asarray(v)
             if v.shape != shape:
                 raise ValueError(f"a weight array has shape {v.shape}, expected {shape}")
-            arena[off:off + v.size] = v.ravel()
+            arena[off:off + v.size] = (v.T if flip and flip[0] else v).ravel()
         self._arena = arena
         self._bind_views()
         self._opt_state = None
 
     def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_opt_state", None)
-        if "_arena" in state:
+        # The optimizer's state (moments, step count, learning rate) travels
+        # with the model, so partial_fit continues exactly where it left off
+        # after a pickle round trip (as Dask does between calls).
+        if "_arena" in self.__dict__:
             self._sync_arena()
+        state = self.__dict__.copy()
+        if "_arena" in state:
             # the arena alone is stored; the views are rebuilt on loading
             state["_arena"] = self._arena.copy()
             for name in ("coefs_", "intercepts_", "coef_", "intercept_"):
@@ -433,8 +554,8 @@ class NetworkBase(ParamsMixin):
         return state
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
         self._opt_state = None
+        self.__dict__.update(state)
         if "_arena" in state:
             self._bind_views()
 
@@ -469,9 +590,13 @@ class NetworkBase(ParamsMixin):
         """(solver, momentum, nesterov, beta1, beta2, epsilon) for the core."""
         return "sgd", 0.0, False, 0.9, 0.999, 1e-8
 
-    def _run_epochs(self, X, Y, incremental, max_iter):
+    def _run_epochs(self, X, Y, incremental, max_iter, sw=None, val=None):
         """The stochastic training loop: epochs of minibatch steps in C, with
-        Python between chunks for progress, convergence checks and Ctrl-C."""
+        Python between chunks for progress, convergence checks and Ctrl-C.
+
+        sw: the rows' sample weights (or None).  val: ``(X_val, y_val, sw_val)``
+        for early stopping: the validation score decides when to stop and the
+        weights with the best score are restored at the end."""
         n = X.shape[0]
         batch = self._prepare_training(n)
         solver, momentum, nesterov, b1, b2, eps = self._optimizer_config()
@@ -493,69 +618,96 @@ class NetworkBase(ParamsMixin):
         seed = int(self._random_state.randint(np.iinfo(np.int64).max, dtype=np.int64))
         # Shuffling a full batch would only reorder a sum: skip it (and its copy).
         trainer = _core.Trainer(net, self._arena, grads, st["a"], opt_b, X, Y, order, ws,
-                                batch, bool(self.shuffle) and batch < n, seed)
+                                batch, bool(self.shuffle) and batch < n, seed, sw)
         trainer.t = st["t"]
         tol = self.tol
+        progress = Progress(self.verbose, max_iter, n, self.n_iter_)
+        best_arena = None
+        if val is not None:
+            best_arena = self._arena.copy()
         # Two snapshots of the weights, taken every _BACKUP_SECONDS at a chunk's
         # start while they are finite: on divergence the model goes back to the
         # newest one a finite-loss step has started from, instead of keeping NaN
         # or infinite weights.
         good_cur, good_prev = self._arena.copy(), self._arena.copy()
         steps_since_backup, last_backup = 0, time.perf_counter()
-        for _ in range(max_iter):
-            trainer.set_optimizer(_core.SOLVERS[solver], st["lr"], momentum, nesterov,
-                                  b1, b2, eps, float(getattr(self, "alpha", 0.0)))
-            epoch_loss = None
-            while epoch_loss is None:
-                t0 = time.perf_counter()
-                if t0 - last_backup > _BACKUP_SECONDS and all_finite(self._arena):
-                    good_prev, good_cur = good_cur, good_prev
-                    np.copyto(good_cur, self._arena)
-                    steps_since_backup, last_backup = 0, t0
-                nt, chunk = planner.next()
-                t0 = time.perf_counter()
-                steps, epoch_loss, diverged = trainer.run(chunk, nt)
-                elapsed = time.perf_counter() - t0
-                planner.record(nt, steps, elapsed)
-                st["t"] = trainer.t
-                steps_since_backup += steps
-                if diverged or (epoch_loss is not None and not all_finite(self._arena)):
-                    # a step has run from good_cur with a finite loss, unless none did
-                    np.copyto(self._arena, good_cur if steps_since_backup else good_prev)
-                    self._opt_state = None
-                    raise DivergenceError(self._divergence_message())
-            self.n_iter_ += 1
-            self.t_ += n
-            self.loss_ = float(epoch_loss)
-            self.loss_curve_.append(self.loss_)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}", file=sys.stdout)
-            if tol is not None:
-                if self.loss_ > self.best_loss_ - tol:
-                    self._no_improvement_count += 1
-                else:
-                    self._no_improvement_count = 0
-            if self.loss_ < self.best_loss_:
-                self.best_loss_ = self.loss_
-            if solver == "sgd" and lr_schedule == "invscaling":
-                st["lr"] = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-            if tol is not None and self._no_improvement_count > self.n_iter_no_change:
-                if solver == "sgd" and lr_schedule == "adaptive" and st["lr"] > 1e-6:
-                    st["lr"] /= 5.0
-                    self._no_improvement_count = 0
-                    if self.verbose:
-                        print(f"Setting learning rate to {st['lr']:f}")
-                    continue
-                if self.verbose:
-                    print(f"Training loss did not improve more than tol={tol} for "
-                          f"{self.n_iter_no_change} consecutive epochs. Stopping.")
-                return
-            if incremental:
-                return
-        if max_iter > 0 and not incremental and tol is not None:
+        converged = False
+        try:
+            for _ in range(max_iter):
+                trainer.set_optimizer(_core.SOLVERS[solver], st["lr"], momentum, nesterov,
+                                      b1, b2, eps, float(getattr(self, "alpha", 0.0)))
+                epoch_loss = None
+                while epoch_loss is None:
+                    t0 = time.perf_counter()
+                    if t0 - last_backup > _BACKUP_SECONDS and all_finite(self._arena):
+                        good_prev, good_cur = good_cur, good_prev
+                        np.copyto(good_cur, self._arena)
+                        steps_since_backup, last_backup = 0, t0
+                    nt, chunk = planner.next()
+                    t0 = time.perf_counter()
+                    steps, epoch_loss, diverged = trainer.run(chunk, nt)
+                    elapsed = time.perf_counter() - t0
+                    planner.record(nt, steps, elapsed)
+                    progress.chunk(min(steps * batch, n), elapsed)
+                    st["t"] = trainer.t
+                    steps_since_backup += steps
+                    if diverged or (epoch_loss is not None and not all_finite(self._arena)):
+                        # a step has run from good_cur with a finite loss, unless none did
+                        np.copyto(self._arena, good_cur if steps_since_backup else good_prev)
+                        self._opt_state = None
+                        raise DivergenceError(self._divergence_message())
+                self.n_iter_ += 1
+                self.t_ += n
+                self.loss_ = float(epoch_loss)
+                self.loss_curve_.append(self.loss_)
+                if self.loss_ < self.best_loss_:
+                    self.best_loss_ = self.loss_
+                score = None
+                if val is not None:
+                    score = float(self._validation_score(*val))
+                    self.validation_scores_.append(score)
+                progress.epoch_end(self.loss_, score)
+                if tol is not None:
+                    if val is not None:
+                        worse = not score >= self.best_validation_score_ + tol
+                    else:
+                        worse = self.loss_ > self._best_train_loss - tol
+                    self._no_improvement_count = self._no_improvement_count + 1 if worse else 0
+                if val is not None and score > self.best_validation_score_:
+                    self.best_validation_score_ = score
+                    np.copyto(best_arena, self._arena)
+                if self.loss_ < self._best_train_loss:
+                    self._best_train_loss = self.loss_
+                if solver == "sgd" and lr_schedule == "invscaling":
+                    st["lr"] = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
+                if tol is not None and self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if val is not None else "Training loss"
+                    if solver == "sgd" and lr_schedule == "adaptive" and st["lr"] > 1e-6:
+                        st["lr"] /= 5.0
+                        self._no_improvement_count = 0
+                        progress.message(f"{what} did not improve more than tol={tol} for "
+                                         f"{self.n_iter_no_change} consecutive epochs. "
+                                         f"Setting learning rate to {st['lr']:f}")
+                        continue
+                    progress.message(f"{what} did not improve more than tol={tol} for "
+                                     f"{self.n_iter_no_change} consecutive epochs. Stopping.")
+                    converged = True
+                    break
+                if incremental:
+                    converged = True
+                    break
+        finally:
+            progress.close()
+        if best_arena is not None and self.validation_scores_:
+            # early stopping: the weights that scored best on the validation set
+            np.copyto(self._arena, best_arena)
+        if not converged and max_iter > 0 and not incremental and tol is not None:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({max_iter}) reached "
-                          f"and the optimization hasn't converged yet.", ConvergenceWarning,
-                          stacklevel=3)
+                          f"and the optimization hasn't converged yet.",
+                          sklearn_flavour(ConvergenceWarning), stacklevel=3)
+
+    def _validation_score(self, X, y, sw):  # pragma: no cover - estimators override
+        raise NotImplementedError
 
     def _divergence_message(self):
         return (f"Training diverged: the loss or the weights became NaN or infinite "
@@ -563,18 +715,62 @@ class NetworkBase(ParamsMixin):
                 f"scale the input features (e.g. to zero mean and unit variance), or "
                 f"increase alpha.")
 
-    def _reset_training_curves(self):
+    def _reset_training_curves(self, early_stopping=False):
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
         self.best_loss_ = np.inf
+        self._best_train_loss = np.inf
         self._no_improvement_count = 0
         self._opt_state = None
+        if early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+        else:
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
 
     # ---- inference --------------------------------------------------------------
+    def _check_feature_names(self, X, reset):
+        """Record (reset=True) or check the column names of a DataFrame X, as
+        scikit-learn does: names that differ from the fit's are an error; names
+        present at fit but not now (or the reverse) give a warning."""
+        names = feature_names(X)
+        if reset:
+            if names is None:
+                self.__dict__.pop("feature_names_in_", None)
+            else:
+                self.feature_names_in_ = names
+            return
+        fitted = getattr(self, "feature_names_in_", None)
+        who = type(self).__name__
+        if fitted is None and names is None:
+            return
+        if fitted is None:
+            warnings.warn(f"X has feature names, but {who} was fitted without feature names",
+                          UserWarning, stacklevel=4)
+            return
+        if names is None:
+            warnings.warn(f"X does not have valid feature names, but {who} was fitted with "
+                          f"feature names", UserWarning, stacklevel=4)
+            return
+        if len(names) != len(fitted) or (names != fitted).any():
+            unexpected = [c for c in names if c not in set(fitted)]
+            missing = [c for c in fitted if c not in set(names)]
+            detail = ""
+            if unexpected:
+                detail += f"\nFeature names unseen at fit time: {unexpected[:5]}"
+            if missing:
+                detail += f"\nFeature names seen at fit time, yet now missing: {missing[:5]}"
+            if not detail:
+                detail = "\nFeature names must be in the same order as they were in fit."
+            raise ValueError("The feature names should match those that were passed during "
+                             "fit." + detail)
+
     def _validate_for_predict(self, X, check_finite=True):
         """check_finite=False: the caller runs _forward, whose core call checks."""
         self._check_is_fitted()
+        self._check_feature_names(X, reset=False)
         X = validate_X(X, self._arena.dtype, check_finite=check_finite)
         if X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "

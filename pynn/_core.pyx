@@ -71,10 +71,10 @@ cdef extern from "pynn.h" nogil:
     pynn_status pynn_adam_update_f64(double *p, double *m, double *v, const double *g, size_t size, double lr, double b1, double b2, double eps, uint64_t t) noexcept
     pynn_status pynn_net_predict_f32(float *out, const pynn_net *net, const float *params, const float *x, size_t n, float *ws, size_t ws_len, size_t batch, int nt) noexcept
     pynn_status pynn_net_predict_f64(double *out, const pynn_net *net, const double *params, const double *x, size_t n, double *ws, size_t ws_len, size_t batch, int nt) noexcept
-    pynn_status pynn_net_loss_grad_f32(double *loss, float *grads, const pynn_net *net, const float *params, const float *x, const float *y, size_t n, double alpha, float *ws, size_t ws_len, int nt) noexcept
-    pynn_status pynn_net_loss_grad_f64(double *loss, double *grads, const pynn_net *net, const double *params, const double *x, const double *y, size_t n, double alpha, double *ws, size_t ws_len, int nt) noexcept
-    pynn_status pynn_train_f32(const pynn_net *net, const pynn_optim *opt, pynn_train_state *st, float *params, float *grads, float *opt_a, float *opt_b, const float *x, const float *y, size_t n, int64_t *order, int shuffle, size_t batch_size, size_t max_steps, size_t *steps_done, int *epoch_done, double *epoch_loss, float *ws, size_t ws_len, int nt) noexcept
-    pynn_status pynn_train_f64(const pynn_net *net, const pynn_optim *opt, pynn_train_state *st, double *params, double *grads, double *opt_a, double *opt_b, const double *x, const double *y, size_t n, int64_t *order, int shuffle, size_t batch_size, size_t max_steps, size_t *steps_done, int *epoch_done, double *epoch_loss, double *ws, size_t ws_len, int nt) noexcept
+    pynn_status pynn_net_loss_grad_f32(double *loss, float *grads, const pynn_net *net, const float *params, const float *x, const float *y, const float *sw, size_t n, double alpha, float *ws, size_t ws_len, int nt) noexcept
+    pynn_status pynn_net_loss_grad_f64(double *loss, double *grads, const pynn_net *net, const double *params, const double *x, const double *y, const double *sw, size_t n, double alpha, double *ws, size_t ws_len, int nt) noexcept
+    pynn_status pynn_train_f32(const pynn_net *net, const pynn_optim *opt, pynn_train_state *st, float *params, float *grads, float *opt_a, float *opt_b, const float *x, const float *y, const float *sw, size_t n, int64_t *order, int shuffle, size_t batch_size, size_t max_steps, size_t *steps_done, int *epoch_done, double *epoch_loss, float *ws, size_t ws_len, int nt) noexcept
+    pynn_status pynn_train_f64(const pynn_net *net, const pynn_optim *opt, pynn_train_state *st, double *params, double *grads, double *opt_a, double *opt_b, const double *x, const double *y, const double *sw, size_t n, int64_t *order, int shuffle, size_t batch_size, size_t max_steps, size_t *steps_done, int *epoch_done, double *epoch_loss, double *ws, size_t ws_len, int nt) noexcept
 
 
 ctypedef fused real:
@@ -338,11 +338,17 @@ cdef class Net:
 
     def loss_grad(self, real[::1] grads not None, const real[::1] params not None,
                   const real[:, ::1] x not None, const real[:, ::1] y not None,
-                  double alpha, real[::1] ws not None, int n_threads):
-        """Loss of (x, y) at params; writes the gradient of every parameter."""
+                  double alpha, real[::1] ws not None, int n_threads,
+                  const real[::1] sw=None):
+        """Loss of (x, y) at params (rows weighted by sw unless None); writes the
+        gradient of every parameter."""
         cdef pynn_status st
         cdef double out = 0
         cdef size_t n = x.shape[0]
+        cdef const real *swp = NULL
+        if sw is not None:
+            _same((sw.shape[0],), (n,), "sample weights")
+            swp = &sw[0]
         self._check_params(params)
         self._check_params(grads)
         _same((x.shape[1],), (self.units[0],), "x columns")
@@ -352,10 +358,12 @@ cdef class Net:
         with nogil:
             if real is float:
                 st = pynn_net_loss_grad_f32(&out, &grads[0], &self.net, &params[0], &x[0, 0],
-                                            &y[0, 0], n, alpha, &ws[0], ws.shape[0], n_threads)
+                                            &y[0, 0], swp, n, alpha, &ws[0], ws.shape[0],
+                                            n_threads)
             else:
                 st = pynn_net_loss_grad_f64(&out, &grads[0], &self.net, &params[0], &x[0, 0],
-                                            &y[0, 0], n, alpha, &ws[0], ws.shape[0], n_threads)
+                                            &y[0, 0], swp, n, alpha, &ws[0], ws.shape[0],
+                                            n_threads)
         _check(st, "loss_grad")
         return out
 
@@ -366,13 +374,13 @@ cdef class Trainer:
     cdef Net net
     cdef pynn_optim opt
     cdef pynn_train_state state
-    cdef object params, grads, opt_a, opt_b, x, y, order, ws
+    cdef object params, grads, opt_a, opt_b, x, y, sw, order, ws
     cdef bint f32
     cdef readonly size_t batch_size
     cdef public bint shuffle
 
     def __init__(self, Net net, params, grads, opt_a, opt_b, x, y, order, ws,
-                 size_t batch_size, bint shuffle, uint64_t seed):
+                 size_t batch_size, bint shuffle, uint64_t seed, sw=None):
         dtype = params.dtype
         if dtype not in (np.float32, np.float64):
             raise TypeError("params must be float32 or float64")
@@ -387,6 +395,10 @@ cdef class Trainer:
             net._check_params(arrays[name])
         _same(tuple(x.shape), (n, net.units[0]), "x")
         _same(tuple(y.shape), (n, net.n_outputs), "y")
+        if sw is not None:
+            if not (isinstance(sw, np.ndarray) and sw.dtype == dtype and sw.flags.c_contiguous):
+                raise TypeError(f"sample weights must be a C-contiguous {dtype} array")
+            _same(tuple(sw.shape), (n,), "sample weights")
         if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
                 order.flags.c_contiguous and order.shape == (n,)):
             raise TypeError("order must be a C-contiguous int64 array of one index per row")
@@ -397,7 +409,7 @@ cdef class Trainer:
             raise ValueError("workspace too small")
         self.net = net
         self.params, self.grads, self.opt_a, self.opt_b = params, grads, opt_a, opt_b
-        self.x, self.y, self.order, self.ws = x, y, order, ws
+        self.x, self.y, self.sw, self.order, self.ws = x, y, sw, order, ws
         self.shuffle = shuffle
         pynn_rng_seed(self.state.rng, seed)
         self.state.t = 0
@@ -440,18 +452,20 @@ cdef class Trainer:
         cdef void *b = <void*><size_t>self.opt_b.ctypes.data
         cdef void *x = <void*><size_t>self.x.ctypes.data
         cdef void *y = <void*><size_t>self.y.ctypes.data
+        cdef void *sw = NULL if self.sw is None else <void*><size_t>self.sw.ctypes.data
         cdef void *w = <void*><size_t>self.ws.ctypes.data
         cdef int64_t *o = <int64_t*><size_t>self.order.ctypes.data
         with nogil:
             if self.f32:
                 st = pynn_train_f32(&self.net.net, &self.opt, &self.state, <float*>p, <float*>g,
-                                    <float*>a, <float*>b, <const float*>x, <const float*>y, n,
+                                    <float*>a, <float*>b, <const float*>x, <const float*>y,
+                                    <const float*>sw, n,
                                     o, self.shuffle, self.batch_size, max_steps, &steps, &done,
                                     &eloss, <float*>w, ws_len, n_threads)
             else:
                 st = pynn_train_f64(&self.net.net, &self.opt, &self.state, <double*>p,
                                     <double*>g, <double*>a, <double*>b, <const double*>x,
-                                    <const double*>y, n, o, self.shuffle, self.batch_size,
+                                    <const double*>y, <const double*>sw, n, o, self.shuffle, self.batch_size,
                                     max_steps, &steps, &done, &eloss, <double*>w, ws_len,
                                     n_threads)
         if st == PYNN_ERR_NONFINITE:

@@ -9,8 +9,9 @@ import numbers
 import numpy as np
 
 from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
-                    check_float, check_int, check_random_state, column_or_1d, label_indices,
-                    resolve_dtype, resolve_threads, unique_labels, validate_X)
+                    check_float, check_int, check_random_state, check_sample_weight,
+                    check_verbose, check_y_given, column_or_1d, label_indices, resolve_dtype,
+                    resolve_threads, unique_labels, validate_X, validation_split)
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -21,10 +22,13 @@ _SOLVERS = ("sgd", "adam")
 class _BaseMLP(NetworkBase):
     """Shared by MLPClassifier and MLPRegressor."""
 
+    _multi_output = True  # multilabel indicator targets; several regression targets
+
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
                  learning_rate, learning_rate_init, power_t, max_iter, shuffle,
                  random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
-                 beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads):
+                 beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads,
+                 early_stopping, validation_fraction):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -47,6 +51,8 @@ class _BaseMLP(NetworkBase):
         self.n_iter_no_change = n_iter_no_change
         self.dtype = dtype
         self.n_threads = n_threads
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
 
     # ---- validation -------------------------------------------------------------
     def _hidden_sizes(self):
@@ -81,6 +87,10 @@ class _BaseMLP(NetworkBase):
         check_float(self.epsilon, "epsilon", low=0.0, low_open=True)
         check_int(self.n_iter_no_change, "n_iter_no_change", low=1)
         check_bool(self.warm_start, "warm_start")
+        check_bool(self.early_stopping, "early_stopping")
+        check_float(self.validation_fraction, "validation_fraction", low=0.0, high=1.0,
+                    low_open=True, high_open=True)
+        check_verbose(self.verbose)
         resolve_threads(self.n_threads)
         self._check_batch_size()
         return resolve_dtype(self.dtype)
@@ -104,13 +114,19 @@ class _BaseMLP(NetworkBase):
             b[...] = self._random_state.uniform(-bound, bound, fan_out)
         self.n_layers_ = len(units)
         self.n_outputs_ = units[-1]
-        self._reset_training_curves()
+        self._reset_training_curves(bool(self.early_stopping))
 
     # ---- the fit ----------------------------------------------------------------------
-    def _fit(self, X, y, incremental=False, classes=None):
+    def _fit(self, X, y, incremental=False, classes=None, sample_weight=None):
         dtype = self._check_hyperparameters()
-        X = validate_X(X, dtype)
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True: there is no "
+                             "held-out data to score between calls; use fit, or set "
+                             "early_stopping=False")
         first = not (hasattr(self, "_layout") and (self.warm_start or incremental))
+        check_y_given(y, type(self).__name__)
+        self._check_feature_names(X, reset=first)
+        X = validate_X(X, dtype)
         if not first and X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input")
@@ -127,22 +143,46 @@ class _BaseMLP(NetworkBase):
             self.n_features_in_ = X.shape[1]
             self._initialize(units, dtype)
         Y = np.ascontiguousarray(Y, dtype=dtype)
-        self._run_epochs(X, Y, incremental, 1 if incremental else int(self.max_iter))
+        sw = check_sample_weight(sample_weight, X.shape[0], dtype)
+        val = None
+        if self.early_stopping:
+            if first or self.validation_scores_ is None:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+            groups = self._stratify_groups(Y)
+            train, held = validation_split(X.shape[0], float(self.validation_fraction),
+                                           self._random_state, groups)
+            y_arr = np.asarray(y)
+            if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+                y_arr = y_arr.ravel()
+            val = (X[held], y_arr[held], None if sw is None else sw[held])
+            X, Y = X[train], Y[train]
+            sw = None if sw is None else np.ascontiguousarray(sw[train])
+        self._run_epochs(X, Y, incremental, 1 if incremental else int(self.max_iter), sw, val)
         return self
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the model to data matrix X and targets y.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training data; a pandas DataFrame's column names are kept in
+            ``feature_names_in_``.
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Targets: class labels of any type, or a 0/1 indicator matrix for
+            multilabel classification; real values for regression.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample.  Each minibatch's loss is the
+            weighted mean ``sum_i w_i l_i / sum_i w_i`` (and the L2 term is
+            divided by ``sum_i w_i``), as in scikit-learn.
 
         Returns
         -------
-        self
+        self : object
+            The fitted estimator.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     def _encode_targets_for_loss(self, X, y):
         Y = self._encode_fit_targets(X, y, first=False, classes=None, dtype=self._arena.dtype)
@@ -177,10 +217,21 @@ class MLPClassifier(_BaseMLP):
     random_state : int, RandomState or None, default=None
     tol : float or None, default=1e-4
         None disables the convergence test: exactly ``max_iter`` epochs run.
-    verbose : bool, default=False
+    verbose : bool or int, default=False
+        0/False: silent.  1/True: a live progress bar on stderr (epoch, loss,
+        validation score, samples/s, time left).  2: one line per epoch on
+        stdout, for logs.
     warm_start : bool, default=False
+        Continue from the previous fit's weights instead of starting afresh.
     momentum : float, default=0.9
     nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data (stratified by
+        class for classifiers), score it after every epoch (accuracy or R^2),
+        stop once the score has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs, and keep the weights that scored best.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping`` is on.
     beta_1, beta_2, epsilon : float, defaults 0.9, 0.999, 1e-8
     n_iter_no_change : int, default=10
     dtype : {'float32', 'float64'}, default='float32'
@@ -196,6 +247,12 @@ class MLPClassifier(_BaseMLP):
         writing into them in place changes the model.
     n_iter_, loss_, loss_curve_, best_loss_, t_, n_features_in_, n_layers_,
     n_outputs_, out_activation_ : as in scikit-learn.
+    validation_scores_ : list of float or None
+        The validation score after each epoch (``early_stopping`` only).
+    best_validation_score_ : float or None
+        The best of those; the model holds the weights that reached it.
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame X seen in ``fit`` (absent otherwise).
     """
 
     _estimator_type = "classifier"
@@ -205,11 +262,13 @@ class MLPClassifier(_BaseMLP):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, dtype="float32", n_threads=None):
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 dtype="float32", n_threads=None):
         super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size,
                          learning_rate, learning_rate_init, power_t, max_iter, shuffle,
                          random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
-                         beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads)
+                         beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads,
+                         early_stopping, validation_fraction)
 
     @property
     def _loss_name(self):
@@ -217,16 +276,19 @@ class MLPClassifier(_BaseMLP):
                 else "binary_cross_entropy")
 
     def _encode_fit_targets(self, X, y, first, classes, dtype=np.float64):
-        if y is None:
-            raise ValueError("y must be given to fit a classifier, got None")
+        check_y_given(y, type(self).__name__)
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] > 1:
             return self._encode_multilabel(X, y, first).astype(dtype, copy=False)
-        y = column_or_1d(y)
+        y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
         if y.dtype.kind in "fc":
             if y.dtype.kind == "c" or not np.isfinite(y).all():
                 raise ValueError("y contains NaN, infinity or complex values")
+            if (y != np.round(y)).any():
+                raise ValueError("Unknown label type: continuous. A classifier needs discrete "
+                                 "labels (integers, strings); for real-valued targets use "
+                                 "MLPRegressor")
         if y.dtype.kind == "O":
             if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in y):
                 raise ValueError("y contains None or NaN labels")
@@ -236,7 +298,7 @@ class MLPClassifier(_BaseMLP):
             else:
                 cls = unique_labels(y)
             if cls.shape[0] < 2:
-                raise ValueError(f"y has a single class ({cls[0]!r}); a classifier needs at "
+                raise ValueError(f"y has only one class ({cls[0]!r}); a classifier needs at "
                                  f"least 2 classes")
             self.classes_ = cls
             self._multilabel = False
@@ -266,16 +328,50 @@ class MLPClassifier(_BaseMLP):
                              f"{'1-D labels' if not self._multilabel else len(self.classes_)}")
         return y.astype(np.float64)
 
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing from the current state.
 
-        ``classes`` (all labels that can ever appear) is required on the first
-        call, as in scikit-learn.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+        sample_weight : array-like of shape (n_samples,), default=None
+        classes : array-like of shape (n_classes,), default=None
+            Every label that can ever appear; required on the first call, as
+            in scikit-learn (not needed for a multilabel indicator matrix).
+
+        Returns
+        -------
+        self : object
         """
         if not hasattr(self, "_layout"):
             if classes is None and np.asarray(y).ndim == 1:
                 raise ValueError("classes must be passed on the first call to partial_fit")
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
+
+    def _stratify_groups(self, Y):
+        if self._multilabel:
+            return None
+        return Y[:, 0] if Y.shape[1] == 1 else np.argmax(Y, axis=1)
+
+    def _predict_validated(self, X):
+        p = self._forward(X)
+        if self._multilabel:
+            return (p > 0.5).astype(int)
+        if len(self.classes_) == 2:
+            return self.classes_[(p.ravel() > 0.5).astype(int)]
+        return self.classes_[np.argmax(p, axis=1)]
+
+    def _accuracy(self, pred, y, sample_weight):
+        y = np.asarray(y)
+        if self._multilabel:
+            correct = (pred == y).all(axis=1)
+        else:
+            correct = pred == column_or_1d(y)
+        return float(np.average(correct, weights=sample_weight))
+
+    def _validation_score(self, X, y, sw):
+        return self._accuracy(self._predict_validated(X), y, sw)
 
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes)."""
@@ -293,23 +389,22 @@ class MLPClassifier(_BaseMLP):
 
     def predict(self, X):
         """Predicted labels, shape (n_samples,) (or an indicator matrix for multilabel)."""
-        X = self._validate_for_predict(X, check_finite=False)
-        p = self._forward(X)
-        if self._multilabel:
-            return (p > 0.5).astype(int)
-        if len(self.classes_) == 2:
-            return self.classes_[(p.ravel() > 0.5).astype(int)]
-        return self.classes_[np.argmax(p, axis=1)]
+        return self._predict_validated(self._validate_for_predict(X, check_finite=False))
 
     def score(self, X, y, sample_weight=None):
-        """Mean accuracy on (X, y) (subset accuracy for multilabel)."""
-        pred = self.predict(X)
-        y = np.asarray(y)
-        if self._multilabel:
-            correct = (pred == y).all(axis=1)
-        else:
-            correct = pred == column_or_1d(y)
-        return float(np.average(correct, weights=sample_weight))
+        """Mean accuracy on (X, y) (subset accuracy for multilabel).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        return self._accuracy(self.predict(X), y, sample_weight)
 
 
 class MLPRegressor(_BaseMLP):
@@ -335,16 +430,23 @@ class MLPRegressor(_BaseMLP):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, dtype="float32", n_threads=None):
+                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
+                 dtype="float32", n_threads=None):
         super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size,
                          learning_rate, learning_rate_init, power_t, max_iter, shuffle,
                          random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
-                         beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads)
+                         beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads,
+                         early_stopping, validation_fraction)
 
     def _encode_fit_targets(self, X, y, first, classes, dtype=np.float64):
-        if y is None:
-            raise ValueError("y must be given to fit a regressor, got None")
+        check_y_given(y, type(self).__name__)
         y = np.asarray(y)
+        if y.dtype.kind == "O":
+            try:
+                y = y.astype(np.float64)
+            except (TypeError, ValueError):
+                raise TypeError("y must be numeric for regression; its object array holds "
+                                "values that are not numbers") from None
         if y.dtype.kind not in "biuf":
             raise TypeError(f"y must be numeric for regression, got dtype {y.dtype}")
         if y.ndim not in (1, 2) or y.size == 0:
@@ -360,19 +462,56 @@ class MLPRegressor(_BaseMLP):
             raise ValueError(f"y has {Y.shape[1]} targets, expected {self.n_outputs_}")
         return Y
 
-    def partial_fit(self, X, y):
-        """One epoch over (X, y), continuing from the current state."""
-        return self._fit(X, y, incremental=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing from the current state.
 
-    def predict(self, X):
-        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
-        X = self._validate_for_predict(X, check_finite=False)
-        out = self._forward(X)
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
+
+    def _stratify_groups(self, Y):
+        return None
+
+    def _predict_validated(self, X):
+        # float64 like scikit-learn's regressors (widening float32 is exact)
+        out = self._forward(X).astype(np.float64, copy=False)
         return out.ravel() if self._y_ndim == 1 else out
 
+    def _validation_score(self, X, y, sw):
+        return self._r2(self._predict_validated(X), y, sw)
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs), as
+        float64 (a float32 model's outputs widen exactly)."""
+        return self._predict_validated(self._validate_for_predict(X, check_finite=False))
+
     def score(self, X, y, sample_weight=None):
-        """Coefficient of determination R^2 (averaged uniformly over targets)."""
-        pred = np.asarray(self.predict(X), dtype=np.float64).reshape(len(X), -1)
+        """Coefficient of determination R^2 (averaged uniformly over targets).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        return self._r2(self.predict(X), y, sample_weight)
+
+    @staticmethod
+    def _r2(pred, y, sample_weight):
+        pred = np.asarray(pred, dtype=np.float64)
+        pred = pred.reshape(pred.shape[0], -1)
         y = np.asarray(y, dtype=np.float64).reshape(pred.shape[0], -1)
         w = None if sample_weight is None else np.asarray(sample_weight, float)[:, None]
         mean = np.average(y, axis=0, weights=None if w is None else w.ravel())

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
-                    check_float, check_int, check_random_state, column_or_1d,
-                    resolve_dtype, resolve_threads, validate_X)
+                    check_float, check_int, check_random_state, check_sample_weight,
+                    check_verbose, check_y_given, column_or_1d, label_indices, resolve_dtype,
+                    resolve_threads, unique_labels, validate_X)
 
 __all__ = ["Perceptron"]
 
@@ -25,7 +26,8 @@ class _AvailableIf:
 
 
 class Perceptron(NetworkBase):
-    """A single neuron for binary classification, as in the textbook.
+    """A single neuron for binary classification, as in the textbook (and one
+    neuron per class, one-vs-rest, for more than two classes).
 
     The neuron computes ``z = X @ coef_ + intercept_`` and ``y_hat = f(z)``.
     With ``activation='logistic'`` (f = sigma) it minimises the cost
@@ -39,6 +41,11 @@ class Perceptron(NetworkBase):
     ``w <- w + learning_rate_init * mean_k((y_k - y_hat_k) x_k)``.
 
     Weights start at zero, so a full-batch fit (the default) is deterministic.
+
+    With k > 2 classes there are k such neurons side by side, neuron j
+    learning "class j or not" from the same inputs; each has its own cost and
+    gradient, exactly as if trained alone.  ``predict`` picks the class whose
+    neuron has the largest z.
 
     Parameters
     ----------
@@ -62,9 +69,9 @@ class Perceptron(NetworkBase):
 
     Attributes
     ----------
-    coef_ : ndarray of shape (n_features,)
-    intercept_ : ndarray of shape (1,)
-    classes_ : ndarray of shape (2,)
+    coef_ : ndarray of shape (n_features,), or (n_classes, n_features) for k > 2
+    intercept_ : ndarray of shape (1,), or (n_classes,) for k > 2
+    classes_ : ndarray of shape (n_classes,)
     n_iter_ : int
     loss_, loss_curve_ : the final cost and the cost of each epoch.
     n_features_in_ : int
@@ -95,7 +102,11 @@ class Perceptron(NetworkBase):
     # ---- the public arrays: coef_ (n_features,) and intercept_ (1,) --------------
     def _view_specs(self):
         lay = self._layout
-        return [(lay.w_off[0], (lay.units[0],)), (lay.b_off[0], (1,))]
+        k = lay.units[1]
+        if k == 1:
+            return [(lay.w_off[0], (lay.units[0],)), (lay.b_off[0], (1,))]
+        # row j of coef_ is neuron j's weights: the transpose of the arena's W
+        return [(lay.w_off[0], (k, lay.units[0]), True), (lay.b_off[0], (k,))]
 
     def _get_views(self):
         return [self.coef_, self.intercept_]
@@ -112,41 +123,67 @@ class Perceptron(NetworkBase):
         check_int(self.n_iter_no_change, "n_iter_no_change", low=1)
         check_bool(self.shuffle, "shuffle")
         check_bool(self.warm_start, "warm_start")
+        check_verbose(self.verbose)
         resolve_threads(self.n_threads)
         self._check_batch_size()
         return resolve_dtype(self.dtype)
 
     def _encode_fit_targets(self, X, y, first):
-        if y is None:
-            raise ValueError("y must be given to fit a Perceptron, got None")
-        y = column_or_1d(np.asarray(y))
+        check_y_given(y, "Perceptron")
+        y = column_or_1d(np.asarray(y), warn=True)
         check_consistent_length(X, y)
-        if y.dtype.kind == "f" and not np.isfinite(y).all():
-            raise ValueError("y contains NaN or infinity")
         if y.dtype.kind == "c":
             raise ValueError("y contains complex values")
+        if y.dtype.kind == "f":
+            if not np.isfinite(y).all():
+                raise ValueError("y contains NaN or infinity")
+            if (y != np.round(y)).any():
+                raise ValueError("Unknown label type: continuous. A classifier needs discrete "
+                                 "labels (integers, strings)")
+        if y.dtype.kind == "O":
+            if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in y):
+                raise ValueError("y contains None or NaN labels")
         if first:
-            classes = np.unique(y)
-            if classes.shape[0] != 2:
-                more = (" A single neuron separates two classes; use MLPClassifier for more."
-                        if classes.shape[0] > 2 else "")
-                raise ValueError(f"Perceptron needs exactly 2 classes in y, got "
-                                 f"{classes.shape[0]}.{more}")
+            classes = unique_labels(y)
+            if classes.shape[0] < 2:
+                raise ValueError(f"y has only one class ({classes[0]!r}); a classifier needs "
+                                 f"at least 2 classes")
             self.classes_ = classes
-        pos = y == self.classes_[1]
-        if not (pos | (y == self.classes_[0])).all():
+        idx = label_indices(y, self.classes_)
+        if (idx < 0).any():
             raise ValueError(f"y contains labels other than classes_ {self.classes_.tolist()}")
-        return pos.astype(np.float64).reshape(-1, 1)
+        if len(self.classes_) == 2:
+            return (idx == 1).astype(np.float64).reshape(-1, 1)
+        return np.eye(len(self.classes_))[idx]  # one target column per neuron
 
     def _encode_targets_for_loss(self, X, y):
         Y = self._encode_fit_targets(X, y, first=False)
         return np.ascontiguousarray(Y, dtype=self._arena.dtype)
 
-    def fit(self, X, y):
-        """Train the neuron on X (n_samples, n_features) and binary labels y."""
+    def fit(self, X, y, sample_weight=None):
+        """Train the neuron(s) on X and class labels y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Labels of any type; two classes train one neuron, more train one
+            neuron per class.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights: the cost becomes ``sum_i w_i (y_i - y_hat_i)^2
+            / sum_i w_i`` (per minibatch).
+
+        Returns
+        -------
+        self : object
+        """
         dtype = self._check_hyperparameters()
-        X = validate_X(X, dtype)
         first = not (self.warm_start and hasattr(self, "_layout"))
+        check_y_given(y, "Perceptron")
+        if not first:
+            self._check_feature_names(X, reset=False)
+        raw_X = X
+        X = validate_X(X, dtype)
         if not first:
             if X.shape[1] != self.n_features_in_:
                 raise ValueError(f"X has {X.shape[1]} features, but Perceptron is expecting "
@@ -154,31 +191,42 @@ class Perceptron(NetworkBase):
             if self._arena.dtype != dtype or self.out_activation_ != self.activation:
                 first = True
         Y = np.ascontiguousarray(self._encode_fit_targets(X, y, first), dtype=dtype)
+        if not first and Y.shape[1] != self._layout.units[1]:
+            first = True
+        sw = check_sample_weight(sample_weight, X.shape[0], dtype)
         self._random_state = check_random_state(self.random_state)
         if first:
+            self._check_feature_names(raw_X, reset=True)
             self.n_features_in_ = X.shape[1]
             self.out_activation_ = self.activation
-            self._allocate([X.shape[1], 1], dtype)  # zero weights
+            self._allocate([X.shape[1], Y.shape[1]], dtype)  # zero weights
             self._reset_training_curves()
         else:
             self._sync_arena()
-        self._run_epochs(X, Y, incremental=False, max_iter=int(self.max_iter))
+        self._run_epochs(X, Y, incremental=False, max_iter=int(self.max_iter), sw=sw)
         return self
 
     def decision_function(self, X):
-        """z = X @ coef_ + intercept_, shape (n_samples,)."""
+        """z = X @ coef_.T + intercept_: shape (n_samples,) for two classes,
+        (n_samples, n_classes) for more."""
         X = self._validate_for_predict(X, check_finite=False)
-        return self._forward(X, output="identity").ravel()
-
-    def _proba_1(self, X):
-        X = self._validate_for_predict(X, check_finite=False)
-        return self._forward(X).ravel()
+        z = self._forward(X, output="identity")
+        return z.ravel() if z.shape[1] == 1 else z
 
     def _predict_proba(self, X):
-        """Probabilities of classes_[0] and classes_[1], shape (n_samples, 2)
-        (``activation='logistic'`` only: a step unit has no probabilities)."""
-        p = self._proba_1(X)
-        return np.column_stack([1.0 - p, p])
+        """Probabilities of each class, shape (n_samples, n_classes)
+        (``activation='logistic'`` only: a step unit has no probabilities).
+        Two classes: ``[1 - y_hat, y_hat]``; more: each neuron's ``y_hat``
+        divided by their sum (one-vs-rest normalisation)."""
+        X = self._validate_for_predict(X, check_finite=False)
+        p = self._forward(X)
+        if p.shape[1] == 1:
+            p = p.ravel()
+            return np.column_stack([1.0 - p, p])
+        total = p.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = np.where(total > 0, p / total, 1.0 / p.shape[1])
+        return out
 
     predict_proba = _AvailableIf(
         _predict_proba, lambda self: self.activation == "logistic",
@@ -186,13 +234,27 @@ class Perceptron(NetworkBase):
         "outputs hard 0/1 decisions")
 
     def predict(self, X):
-        """Predicted labels: classes_[1] where z > 0 (logistic) or z >= 0 (step)."""
+        """Predicted labels: for two classes, classes_[1] where z > 0 (logistic)
+        or z >= 0 (step); for more, the class whose neuron has the largest z."""
         z = self.decision_function(X)
+        if z.ndim == 2:
+            return self.classes_[np.argmax(z, axis=1)]
         pos = z >= 0 if self.out_activation_ == "step" else z > 0
         return self.classes_[pos.astype(int)]
 
     def score(self, X, y, sample_weight=None):
-        """Mean accuracy on (X, y)."""
+        """Mean accuracy on (X, y).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
         return float(np.average(self.predict(X) == column_or_1d(np.asarray(y)),
                                 weights=sample_weight))
 

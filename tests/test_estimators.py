@@ -250,9 +250,33 @@ def test_perceptron_labels_and_class_count():
     assert set(p.predict(X)) <= {"neg", "pos"}
     assert p.score(X, labels) == 1.0
     with pytest.raises(ValueError, match="2 classes"):
-        Perceptron().fit(X, np.arange(30) % 3)
-    with pytest.raises(ValueError, match="2 classes"):
         Perceptron().fit(X, np.zeros(30))
+
+
+def test_perceptron_multiclass_is_one_vs_rest():
+    """k > 2 classes: k neurons side by side, neuron j trained on "class j or
+    not"; each equals a binary Perceptron trained alone on that question."""
+    rng = np.random.default_rng(3)
+    centers = np.array([[0, 0], [4, 0], [0, 4]], float)
+    y = np.repeat(["a", "b", "c"], 20)
+    X = centers[np.repeat(np.arange(3), 20)] + rng.normal(0, 0.5, (60, 2))
+    p = Perceptron(dtype="float64", max_iter=300, tol=None).fit(X, y)
+    assert p.coef_.shape == (3, 2) and p.intercept_.shape == (3,)
+    np.testing.assert_array_equal(p.classes_, ["a", "b", "c"])
+    for j, label in enumerate("abc"):
+        alone = Perceptron(dtype="float64", max_iter=300, tol=None).fit(X, y == label)
+        np.testing.assert_allclose(p.coef_[j], alone.coef_, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(p.intercept_[j], alone.intercept_[0], rtol=1e-12, atol=1e-14)
+    z = p.decision_function(X)
+    assert z.shape == (60, 3)
+    np.testing.assert_allclose(z, X @ p.coef_.T + p.intercept_, rtol=1e-12)
+    np.testing.assert_array_equal(p.predict(X), p.classes_[np.argmax(z, axis=1)])
+    assert p.score(X, y) > 0.95
+    proba = p.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # coef_ is a view of the model: writing it changes predictions
+    p.coef_[0] = 0.0
+    np.testing.assert_allclose(p.decision_function(X)[:, 0], p.intercept_[0])
 
 
 def test_perceptron_in_place_and_replaced_weights():
@@ -689,7 +713,7 @@ def test_huge_tol_stops_after_n_iter_no_change(cls):
 @pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor, Perceptron])
 def test_verbose_prints_iterations(cls, capsys):
     X, y = blobs(n=30)
-    m = cls(verbose=True, max_iter=4, tol=None).fit(X, y)
+    m = cls(verbose=2, max_iter=4, tol=None).fit(X, y)
     out = capsys.readouterr().out
     lines = [ln for ln in out.splitlines() if ln.startswith("Iteration")]
     assert len(lines) == 4
