@@ -36,14 +36,45 @@ _locate_core()
 
 from . import ops  # noqa: E402
 from ._core import has_openmp, max_threads, simd_path  # noqa: E402
-from .exceptions import ConvergenceWarning, DivergenceError, NotFittedError  # noqa: E402
+from .exceptions import (ConvergenceWarning, DataConversionWarning, DivergenceError,  # noqa: E402
+                         ModelFileError, NotFittedError)
 from .mlp import MLPClassifier, MLPRegressor  # noqa: E402
 from .perceptron import Perceptron  # noqa: E402
+from .plotting import plot_loss_curve  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Perceptron", "MLPClassifier", "MLPRegressor", "ops", "NotFittedError",
-    "ConvergenceWarning", "DivergenceError", "has_openmp", "max_threads", "simd_path",
-    "__version__",
+    "Perceptron", "MLPClassifier", "MLPRegressor", "load", "plot_loss_curve", "ops",
+    "NotFittedError", "ConvergenceWarning", "DataConversionWarning", "DivergenceError",
+    "ModelFileError", "has_openmp", "max_threads", "simd_path", "__version__",
 ]
+
+
+def load(path):
+    """Read a model written by ``model.save(path)``.
+
+    Loading never executes code: the file is plain data (a JSON header and
+    the raw weights), and a corrupt, truncated, newer-format or foreign file
+    is refused with :class:`pynn.ModelFileError` (a ValueError).
+
+    Parameters
+    ----------
+    path : str, os.PathLike or binary file object
+
+    Returns
+    -------
+    model : Perceptron, MLPClassifier or MLPRegressor
+        The fitted model, predicting bitwise as the saved one did.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    ModelFileError
+        The file is not a valid pynn model file.
+    """
+    from ._persist import load_model
+
+    return load_model(path, {"Perceptron": Perceptron, "MLPClassifier": MLPClassifier,
+                             "MLPRegressor": MLPRegressor})

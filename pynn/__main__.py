@@ -21,6 +21,12 @@ def main(argv=None):
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--threads", type=int, default=None, help="core threads (default: OpenMP's)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2],
+                        help="1: live progress bar, 2: a line per epoch")
+    parser.add_argument("--plot", metavar="FILE", default=None,
+                        help="save the loss curve to FILE (e.g. loss.png; needs matplotlib)")
+    parser.add_argument("--save", metavar="FILE", default=None,
+                        help="save the trained model to FILE (read it back with pynn.load)")
     parser.add_argument("--compare", action="store_true",
                         help="also train scikit-learn's MLPClassifier on the same work, if installed")
     args = parser.parse_args(argv)
@@ -46,7 +52,8 @@ def main(argv=None):
     kw = dict(hidden_layer_sizes=tuple(args.hidden), batch_size=args.batch_size,
               max_iter=args.epochs, tol=None if args.epochs else 1e-4,
               random_state=args.seed, learning_rate_init=1e-3)
-    model = pynn.MLPClassifier(dtype=args.dtype, n_threads=args.threads, **kw)
+    model = pynn.MLPClassifier(dtype=args.dtype, n_threads=args.threads, verbose=args.verbose,
+                               **kw)
     t0 = time.perf_counter()
     model.fit(Xtr, ytr)
     fit_s = time.perf_counter() - t0
@@ -57,6 +64,17 @@ def main(argv=None):
     print(f"pynn:         test accuracy {acc:.4f}   fit {fit_s:.2f} s "
           f"({rate:,.0f} samples/s)   predict {len(Xte) / pred_s:,.0f} rows/s   "
           f"final loss {model.loss_:.4f}")
+
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        ax = pynn.plot_loss_curve(model)
+        ax.figure.savefig(args.plot, dpi=100, bbox_inches="tight")
+        print(f"loss curve saved to {args.plot}")
+    if args.save:
+        model.save(args.save)
+        print(f"model saved to {args.save} (pynn.load reads it back)")
 
     if args.compare:
         try:

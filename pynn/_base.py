@@ -730,6 +730,39 @@ class NetworkBase(ParamsMixin):
             self.validation_scores_ = None
             self.best_validation_score_ = None
 
+    # ---- persistence --------------------------------------------------------------
+    def save(self, path):
+        """Write the fitted model to ``path`` in pynn's plain-data model format.
+
+        The file holds the hyperparameters, the weights, the classes and the
+        pynn version, checked by a CRC-32; :func:`pynn.load` reads it back
+        without executing any code (unlike pickle).  See ``pynn/_persist.py``
+        for the byte layout.
+
+        Parameters
+        ----------
+        path : str, os.PathLike or binary file object
+            Where to write; an existing file is replaced atomically.
+        """
+        from ._persist import save_model
+
+        save_model(self, path)
+
+    def _check_loaded(self):
+        """Consistency of a model read from a file (raises ModelFileError)."""
+        from .exceptions import ModelFileError
+
+        if self.out_activation_ not in _core.ACTIVATIONS:
+            raise ModelFileError(f"corrupt model file: unknown output activation "
+                                 f"{self.out_activation_!r}")
+        k = self._layout.units[-1]
+        if hasattr(self, "classes_"):
+            n = len(self.classes_)
+            ok = (k == n) if (getattr(self, "_multilabel", False) or n > 2) else (n == 2 and k == 1)
+            if not ok:
+                raise ModelFileError(f"corrupt model file: {n} classes do not fit {k} output "
+                                     f"units")
+
     # ---- inference --------------------------------------------------------------
     def _check_feature_names(self, X, reset):
         """Record (reset=True) or check the column names of a DataFrame X, as

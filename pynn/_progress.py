@@ -29,7 +29,7 @@ class Progress:
     """Receives the training loop's events and reports them (or not).
 
     level 0: silent; 1: a live bar on ``stream`` (default sys.stderr) showing
-    the epoch, its progress, the last loss and validation score, samples/s and
+    the epoch, the share of max_iter epochs done, the last loss and validation score, samples/s and
     the time left if every epoch up to max_iter runs; 2: one line per epoch on
     ``stream`` (default sys.stdout), like scikit-learn's verbose output.
     """
@@ -64,10 +64,13 @@ class Progress:
         self.in_epoch += samples
         self.busy += seconds
         if self.level == 1:
-            now = time.perf_counter()
-            if now - self.last_draw >= _REDRAW_SECONDS:
-                self.last_draw = now
-                self._draw()
+            self._maybe_draw()
+
+    def _maybe_draw(self) -> None:
+        now = time.perf_counter()
+        if now - self.last_draw >= _REDRAW_SECONDS:
+            self.last_draw = now
+            self._draw()
 
     def epoch_end(self, loss: float, val_score=None) -> None:
         if not self.level:
@@ -82,7 +85,7 @@ class Progress:
             line += f", {_rate(self.speed())} samples/s"
             print(line, file=self._out(), flush=True)
         else:
-            self._draw()
+            self._maybe_draw()
 
     def message(self, text: str) -> None:
         """A remark of the training loop (learning rate change, stopping)."""
@@ -101,12 +104,13 @@ class Progress:
         out = self._out()
         runs = self.max_iter
         done_epochs = self.epoch - self.start_epoch
-        frac = min(self.in_epoch / self.n_samples, 1.0) if self.n_samples else 0.0
+        total = runs * self.n_samples
+        frac = min((done_epochs * self.n_samples + self.in_epoch) / total, 1.0) if total else 0.0
         filled = int(round(frac * _BAR_WIDTH))
         bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
         speed = self.speed()
         parts = [f"epoch {min(self.epoch + 1, self.start_epoch + runs)}/{self.start_epoch + runs}",
-                 f"[{bar}]"]
+                 f"[{bar}] {100 * frac:3.0f}%"]
         if self.loss is not None:
             parts.append(f"loss {self.loss:.4g}")
         if self.val is not None:
@@ -125,7 +129,8 @@ class Progress:
         self.drawn = True
 
     def close(self) -> None:
-        if self.level == 1 and self.drawn:
+        """The final state of the bar, then a new line."""
+        if self.level == 1 and self.epoch > self.start_epoch:
             self._draw()
             self._out().write("\n")
             self._out().flush()

@@ -1,0 +1,276 @@
+"""pynn's model file: a documented, versioned, plain-data format.
+
+Loading never executes code (no pickle): the file is a JSON header and the raw
+parameter arena, checked end to end by a CRC-32.
+
+Layout (all integers little-endian)::
+
+    offset  size  content
+    0       8     magic b"PYNNMODL"
+    8       4     format version (uint32), currently 1
+    12      4     header length H in bytes (uint32)
+    16      H     header: UTF-8 JSON object (see below)
+    16+H    P     parameter arena: count scalars of dtype, little-endian, where
+                  count and dtype are given by the header's "arena" entry
+    16+H+P  4     CRC-32 (zlib.crc32) of every byte before it
+
+Header keys: "format" ("pynn-model"), "pynn_version", "estimator" (class
+name), "params" (the constructor's parameters), "units" (layer sizes),
+"arena" ({"dtype": "float32"|"float64", "count": int}), "fitted" (fitted
+attributes: n_features_in_, out_activation_, n_iter_, t_, loss_, loss_curve_,
+best_loss_, validation_scores_, best_validation_score_, and where they apply
+classes_ (as {"dtype": ..., "values": [...]}), feature_names_in_, multilabel,
+y_ndim).  The optimizer's moments are not stored: a loaded model predicts
+exactly as the saved one, and further training starts a fresh optimizer.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import zlib
+
+import numpy as np
+
+from .exceptions import ModelFileError
+
+MAGIC = b"PYNNMODL"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sII")
+_MAX_HEADER = 64 << 20
+
+
+def _json_number(x):
+    x = float(x)
+    return x if math.isfinite(x) else repr(x)  # 'inf' / 'nan' as strings
+
+
+def _number(x):
+    return float(x) if isinstance(x, str) else x
+
+
+def _encode_labels(arr):
+    arr = np.asarray(arr)
+    kind = arr.dtype.kind
+    if kind in "biu":
+        return {"dtype": arr.dtype.str, "values": [int(v) for v in arr]}
+    if kind == "f":
+        return {"dtype": arr.dtype.str, "values": [float(v) for v in arr]}
+    if kind == "U":
+        return {"dtype": arr.dtype.str, "values": [str(v) for v in arr]}
+    if kind == "O" and all(isinstance(v, str) for v in arr):
+        return {"dtype": "object-str", "values": [str(v) for v in arr]}
+    if kind == "O" and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                           for v in arr):
+        return {"dtype": "object-int", "values": [int(v) for v in arr]}
+    raise TypeError(f"labels of dtype {arr.dtype} (e.g. {arr[:3].tolist()!r}) cannot be stored "
+                    f"in pynn's plain-data model file; use integers or strings as labels, or "
+                    f"pickle the model")
+
+
+def _decode_labels(obj, what):
+    if not isinstance(obj, dict) or not isinstance(obj.get("values"), list):
+        raise ModelFileError(f"corrupt model file: {what} is malformed")
+    dt, values = obj.get("dtype"), obj["values"]
+    if dt == "object-str":
+        return np.array(values, dtype=object)
+    if dt == "object-int":
+        return np.array(values, dtype=object)
+    try:
+        dtype = np.dtype(dt)
+    except TypeError:
+        raise ModelFileError(f"corrupt model file: {what} has unknown dtype {dt!r}") from None
+    if dtype.kind not in "biufU":
+        raise ModelFileError(f"corrupt model file: {what} has unsupported dtype {dt!r}")
+    return np.array(values, dtype=dtype)
+
+
+def _json_params(params):
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        if isinstance(value, np.random.RandomState):
+            value = None  # a generator's state is not part of the model
+        if isinstance(value, (np.integer,)):
+            value = int(value)
+        if isinstance(value, (np.floating,)):
+            value = float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            value = repr(value)
+        try:
+            json.dumps(value)
+        except TypeError:
+            raise TypeError(f"parameter {name}={value!r} cannot be stored in pynn's model "
+                            f"file") from None
+        out[name] = value
+    return out
+
+
+def save_model(model, file) -> None:
+    """Write `model` to `file` (a path or a binary file object)."""
+    model._check_is_fitted()
+    model._sync_arena()
+    arena = np.ascontiguousarray(model._arena, dtype=model._arena.dtype.newbyteorder("<"))
+    fitted = {
+        "n_features_in_": int(model.n_features_in_),
+        "out_activation_": model.out_activation_,
+        "n_iter_": int(model.n_iter_),
+        "t_": int(model.t_),
+        "loss_": _json_number(getattr(model, "loss_", float("nan"))),
+        "loss_curve_": [_json_number(v) for v in model.loss_curve_],
+        "best_loss_": _json_number(model.best_loss_),
+        "validation_scores_": (None if getattr(model, "validation_scores_", None) is None
+                               else [_json_number(v) for v in model.validation_scores_]),
+        "best_validation_score_": (None if getattr(model, "best_validation_score_", None) is None
+                                   else _json_number(model.best_validation_score_)),
+    }
+    if hasattr(model, "classes_"):
+        fitted["classes_"] = _encode_labels(model.classes_)
+        fitted["multilabel"] = bool(getattr(model, "_multilabel", False))
+    if hasattr(model, "_y_ndim"):
+        fitted["y_ndim"] = int(model._y_ndim)
+    if hasattr(model, "feature_names_in_"):
+        fitted["feature_names_in_"] = [str(v) for v in model.feature_names_in_]
+    from . import __version__
+
+    header = {
+        "format": "pynn-model",
+        "pynn_version": __version__,
+        "estimator": type(model).__name__,
+        "params": _json_params(model.get_params()),
+        "units": list(model._layout.units),
+        "arena": {"dtype": model._arena.dtype.name, "count": int(arena.size)},
+        "fitted": fitted,
+    }
+    head = json.dumps(header, sort_keys=True).encode("utf-8")
+    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)) + head + arena.tobytes()
+    blob = body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+    if hasattr(file, "write"):
+        file.write(blob)
+        return
+    path = os.fspath(file)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(blob)
+        os.replace(tmp, path)  # a crash mid-write never leaves a half-written model
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _read(file):
+    if hasattr(file, "read"):
+        data = file.read()
+    else:
+        with open(os.fspath(file), "rb") as fh:
+            data = fh.read()
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError("the model file must be opened in binary mode ('rb')")
+    return bytes(data)
+
+
+def load_model(file, classes):
+    """Read a model written by save_model; `classes` maps estimator names to classes."""
+    data = _read(file)
+    if len(data) < _PREFIX.size or data[:8] != MAGIC:
+        raise ModelFileError("not a pynn model file: it does not start with pynn's magic bytes "
+                             "b'PYNNMODL' (was it written by model.save?)")
+    _, version, hlen = _PREFIX.unpack_from(data)
+    if version > FORMAT_VERSION or version == 0:
+        raise ModelFileError(f"model file format version {version} is not supported: this pynn "
+                             f"reads versions 1..{FORMAT_VERSION} (upgrade pynn)")
+    if len(data) < _PREFIX.size + 4 or hlen > _MAX_HEADER or _PREFIX.size + hlen + 4 > len(data):
+        raise ModelFileError(f"truncated model file: {len(data)} bytes cannot hold its "
+                             f"{hlen}-byte header")
+    body, crc = data[:-4], struct.unpack("<I", data[-4:])[0]
+    try:
+        header = json.loads(data[_PREFIX.size:_PREFIX.size + hlen].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        header = None
+    if header is not None and isinstance(header, dict) and isinstance(header.get("arena"), dict):
+        try:
+            want = (_PREFIX.size + hlen + int(header["arena"]["count"])
+                    * np.dtype(header["arena"]["dtype"]).itemsize + 4)
+        except (KeyError, TypeError, ValueError):
+            want = None
+        if want is not None and len(data) < want:
+            raise ModelFileError(f"truncated model file: {len(data)} bytes, expected {want}")
+    if zlib.crc32(body) & 0xFFFFFFFF != crc:
+        raise ModelFileError("corrupt model file: its checksum (CRC-32) does not match its "
+                             "contents")
+    if not isinstance(header, dict) or header.get("format") != "pynn-model":
+        raise ModelFileError("corrupt model file: the header is not a pynn model header")
+    try:
+        return _build(header, body[_PREFIX.size + hlen:], classes)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise ModelFileError(f"corrupt model file: {type(exc).__name__}: {exc}") from None
+
+
+def _build(header, payload, classes):
+    name = header["estimator"]
+    if name not in classes:
+        raise ModelFileError(f"model file holds an unknown estimator {name!r}; known: "
+                             f"{sorted(classes)}")
+    cls = classes[name]
+    params = dict(header["params"])
+    valid = set(cls._param_names())
+    unknown = set(params) - valid
+    if unknown:
+        raise ModelFileError(f"model file has parameters unknown to {name}: {sorted(unknown)}")
+    if isinstance(params.get("hidden_layer_sizes"), list):
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    for key, value in params.items():
+        if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+            params[key] = float(value)
+    model = cls(**params)
+    model._check_hyperparameters()
+    units = [int(u) for u in header["units"]]
+    arena_info = header["arena"]
+    dtype = np.dtype(arena_info["dtype"])
+    if dtype not in (np.float32, np.float64):
+        raise ModelFileError(f"model file has an arena of unsupported dtype {dtype}")
+    count = int(arena_info["count"])
+    if len(payload) != count * dtype.itemsize:
+        raise ModelFileError(f"corrupt model file: the arena holds {len(payload)} bytes, "
+                             f"expected {count * dtype.itemsize}")
+    if len(units) < 2 or any(u < 1 for u in units):
+        raise ModelFileError(f"corrupt model file: layer sizes {units}")
+    model._allocate(units, dtype)
+    if model._layout.size != count:
+        raise ModelFileError(f"corrupt model file: layer sizes {units} need "
+                             f"{model._layout.size} parameters, the file has {count}")
+    model._arena[...] = np.frombuffer(payload, dtype=dtype.newbyteorder("<"))
+    if not np.isfinite(model._arena).all():
+        raise ModelFileError("corrupt model file: the weights hold NaN or infinity")
+    f = header["fitted"]
+    model.n_features_in_ = int(f["n_features_in_"])
+    if model.n_features_in_ != units[0]:
+        raise ModelFileError("corrupt model file: n_features_in_ does not match the layers")
+    model.out_activation_ = f["out_activation_"]
+    model._reset_training_curves(bool(getattr(model, "early_stopping", False)))
+    model.n_iter_ = int(f["n_iter_"])
+    model.t_ = int(f["t_"])
+    model.loss_ = _number(f["loss_"])
+    model.loss_curve_ = [_number(v) for v in f["loss_curve_"]]
+    model.best_loss_ = _number(f["best_loss_"])
+    model._best_train_loss = model.best_loss_
+    if f.get("validation_scores_") is not None:
+        model.validation_scores_ = [_number(v) for v in f["validation_scores_"]]
+        model.best_validation_score_ = _number(f["best_validation_score_"])
+    if "classes_" in f:
+        model.classes_ = _decode_labels(f["classes_"], "classes_")
+        model._multilabel = bool(f.get("multilabel", False))
+    if "y_ndim" in f:
+        model._y_ndim = int(f["y_ndim"])
+    if hasattr(model, "n_layers_") or name != "Perceptron":
+        model.n_layers_ = len(units)
+        model.n_outputs_ = units[-1]
+    if "feature_names_in_" in f:
+        model.feature_names_in_ = np.array(f["feature_names_in_"], dtype=object)
+    model._check_loaded()
+    return model

@@ -1,0 +1,369 @@
+"""The estimator features a scikit-learn user relies on: sample weights,
+early stopping, progress reports, persistence, plots, DataFrames."""
+import io
+import os
+import pickle
+import re
+import struct
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import MLPClassifier, MLPRegressor, Perceptron
+
+
+def blobs(n=120, n_features=4, n_classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 3, (n_classes, n_features))
+    y = np.arange(n) % n_classes
+    return centers[y] + rng.normal(0, 1, (n, n_features)), y
+
+
+def quiet(fn, *a, **k):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pynn.ConvergenceWarning)
+        return fn(*a, **k)
+
+
+# ---- sample_weight ----------------------------------------------------------------
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor, Perceptron])
+def test_integer_sample_weights_equal_repeated_rows(cls):
+    """Full-batch gradient descent: weight 2 is the row twice, weight 0 no row."""
+    X, y = blobs(60)
+    if cls is MLPRegressor:
+        y = X @ np.array([1.0, -2.0, 0.5, 0.0])
+    w = np.arange(60) % 4 % 3  # 0, 1, 2, 0, 0, 1, ...: every class keeps rows
+    kw = dict(dtype="float64", max_iter=30, tol=None, batch_size=None)
+    if cls is not Perceptron:
+        kw.update(hidden_layer_sizes=(5,), random_state=0, solver="sgd",
+                  learning_rate_init=0.05)
+    weighted = cls(**kw).fit(X, y, sample_weight=w)
+    rep = np.repeat(np.arange(60), w)
+    repeated = cls(**kw).fit(X[rep], y[rep])
+    np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-10)
+    pw, pr = weighted._arena, repeated._arena
+    np.testing.assert_allclose(pw, pr, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_sample_weight_follows_scikit_learn(kind, solver):
+    """Minibatches, unshuffled, float64: the trajectory of scikit-learn's MLP
+    with the same sample weights (loss per batch: sum w l / sum w)."""
+    sk_nn = pytest.importorskip("sklearn.neural_network")
+    X, y = blobs(90)
+    if kind == "regressor":
+        y = X @ np.array([1.0, -2.0, 0.5, 0.3])
+        ours, theirs = MLPRegressor, sk_nn.MLPRegressor
+    else:
+        ours, theirs = MLPClassifier, sk_nn.MLPClassifier
+    w = np.random.default_rng(1).uniform(0.1, 3.0, 90)
+    kw = dict(hidden_layer_sizes=(6,), solver=solver, batch_size=32, shuffle=False, max_iter=5,
+              tol=1e-4, n_iter_no_change=1000, random_state=0, alpha=1e-3,
+              learning_rate_init=0.01)
+    a = quiet(ours(dtype="float64", **kw).fit, X, y, sample_weight=w)
+    b = quiet(theirs(**kw).fit, X, y, sample_weight=w)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-10)
+    for ca, cb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_allclose(ca, cb, rtol=1e-9, atol=1e-12)
+
+
+def test_sample_weight_in_partial_fit_and_score():
+    X, y = blobs(60)
+    w = np.where(y == 0, 5.0, 1.0)
+    m = MLPClassifier((8,), random_state=0, dtype="float64")
+    m.partial_fit(X, y, sample_weight=w, classes=[0, 1, 2])
+    assert m.n_iter_ == 1
+    acc = (m.predict(X) == y).astype(float)
+    assert m.score(X, y, sample_weight=w) == pytest.approx(np.average(acc, weights=w))
+
+
+# ---- early stopping -----------------------------------------------------------------
+
+def test_early_stopping_scores_and_restores_the_best_weights():
+    X, y = blobs(300, seed=2)
+    kw = dict(hidden_layer_sizes=(16,), early_stopping=True, validation_fraction=0.2,
+              tol=None, random_state=0, learning_rate_init=0.05, dtype="float64")
+    a = quiet(MLPClassifier(max_iter=12, **kw).fit, X, y)
+    assert len(a.validation_scores_) == a.n_iter_ == 12
+    assert a.best_validation_score_ == max(a.validation_scores_)
+    assert all(0 <= s <= 1 for s in a.validation_scores_)
+    best = int(np.argmax(a.validation_scores_))  # first epoch reaching the best
+    # the same fit stopped right after the best epoch holds the same weights
+    b = quiet(MLPClassifier(max_iter=best + 1, **kw).fit, X, y)
+    np.testing.assert_array_equal(a._arena, b._arena)
+    assert a.best_loss_ == min(a.loss_curve_)
+
+
+def test_early_stopping_stops_when_the_score_stalls():
+    X, y = blobs(200)
+    m = MLPClassifier((8,), early_stopping=True, tol=10.0, n_iter_no_change=3, max_iter=100,
+                      random_state=0).fit(X, y)
+    # no score can beat the best by 10: the count passes 3 at epoch 5
+    assert m.n_iter_ == 5 and len(m.validation_scores_) == 5
+
+
+def test_early_stopping_regressor_uses_r2():
+    X, _ = blobs(200)
+    y = X @ np.array([1.0, -1.0, 2.0, 0.0])
+    m = quiet(MLPRegressor((16,), early_stopping=True, max_iter=30, random_state=0,
+                           learning_rate_init=0.01).fit, X, y)
+    assert m.best_validation_score_ > 0.5
+    assert m.validation_scores_[-1] <= m.best_validation_score_
+
+
+def test_early_stopping_refusals():
+    X, y = blobs(20)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="validation set is too small"):
+        MLPClassifier(early_stopping=True, validation_fraction=0.01).fit(X[:10], y[:10])
+    with pytest.raises(ValueError, match="validation_fraction"):
+        MLPClassifier(early_stopping=True, validation_fraction=1.0).fit(X, y)
+
+
+def test_validation_split_is_stratified():
+    from pynn._base import validation_split
+
+    groups = np.array([0] * 90 + [1] * 10)
+    train, val = validation_split(100, 0.2, np.random.RandomState(0), groups)
+    assert len(val) == 20 and np.bincount(groups[val]).tolist() == [18, 2]
+    assert sorted(np.concatenate([train, val]).tolist()) == list(range(100))
+
+
+# ---- progress -----------------------------------------------------------------------
+
+def test_verbose_1_draws_a_live_bar_on_stderr(capsys):
+    X, y = blobs(200)
+    m = quiet(MLPClassifier((8,), early_stopping=True, max_iter=6, tol=None, verbose=1,
+                            random_state=0).fit, X, y)
+    out, err = capsys.readouterr()
+    assert out == ""
+    frames = [f for f in err.split("\r") if f.strip()]
+    assert frames and err.endswith("\n")
+    last = frames[-1]
+    assert re.search(r"epoch 6/6 +\[#{20}\] +100%", last), last
+    assert f"loss {m.loss_:.4g}" in last
+    assert f"val {m.validation_scores_[-1]:.4f}" in last
+    assert "samples/s" in last and "ETA" in last
+
+
+def test_verbose_1_redraws_are_throttled(capsys):
+    """Redraws happen at most every 0.2 s (plus the final one), so a fit of
+    many short epochs does not spend its time printing."""
+    X, y = blobs(100)
+    import time
+
+    t0 = time.perf_counter()
+    Perceptron(max_iter=3000, tol=None, verbose=True).fit(X, y == 0)
+    elapsed = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    assert err.count("\r") <= elapsed / 0.2 + 3
+
+
+def test_silent_by_default(capsys):
+    X, y = blobs(60)
+    quiet(MLPClassifier((4,), max_iter=3).fit, X, y)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_verbose_2_reports_validation_score(capsys):
+    X, y = blobs(200)
+    m = quiet(MLPClassifier((8,), early_stopping=True, max_iter=3, tol=None, verbose=2,
+                            random_state=0).fit, X, y)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3
+    for line, score in zip(lines, m.validation_scores_):
+        assert f"validation score = {score:.6f}" in line
+
+
+# ---- persistence ----------------------------------------------------------------------
+
+def fitted_models():
+    X, y = blobs(90)
+    yield "clf-str", quiet(MLPClassifier((7, 5), max_iter=5, random_state=0).fit, X,
+                           np.array(["cat", "dog", "emu"])[y]), X
+    yield "clf-binary-f64", quiet(MLPClassifier((4,), max_iter=5, random_state=0,
+                                                dtype="float64").fit, X, y == 1), X
+    yield "clf-multilabel", quiet(MLPClassifier((4,), max_iter=5, random_state=0).fit, X,
+                                  np.eye(3, dtype=int)[y]), X
+    yield "reg-2d", quiet(MLPRegressor((6,), max_iter=5, random_state=0).fit, X,
+                          np.column_stack([X[:, 0], X[:, 1]])), X
+    yield "reg-1d-es", quiet(MLPRegressor((6,), max_iter=5, random_state=0,
+                                          early_stopping=True).fit, X, X[:, 0]), X
+    yield "perceptron", Perceptron(max_iter=20).fit(X, y == 2), X
+    yield "perceptron-ovr", Perceptron("step", max_iter=20, dtype="float64").fit(X, y), X
+
+
+@pytest.mark.parametrize("name,model,X", list(fitted_models()), ids=lambda v: v if
+                         isinstance(v, str) else "")
+def test_save_load_round_trip_is_exact(tmp_path, name, model, X):
+    path = tmp_path / "model.pynn"
+    model.save(path)
+    loaded = pynn.load(path)
+    assert type(loaded) is type(model)
+    assert loaded.get_params() == model.get_params()
+    for method in ("predict", "predict_proba", "decision_function"):
+        if hasattr(model, method):
+            np.testing.assert_array_equal(getattr(loaded, method)(X), getattr(model, method)(X))
+    np.testing.assert_array_equal(loaded._arena, model._arena)
+    assert loaded._arena.dtype == model._arena.dtype
+    assert loaded.loss_curve_ == model.loss_curve_ and loaded.n_iter_ == model.n_iter_
+    if hasattr(model, "classes_"):
+        np.testing.assert_array_equal(loaded.classes_, model.classes_)
+        assert loaded.classes_.dtype == model.classes_.dtype
+    assert loaded.validation_scores_ == model.validation_scores_
+    # file objects work as well as paths
+    buf = io.BytesIO()
+    model.save(buf)
+    np.testing.assert_array_equal(pynn.load(io.BytesIO(buf.getvalue())).predict(X),
+                                  model.predict(X))
+
+
+def test_loaded_model_trains_on(tmp_path):
+    X, y = blobs(90)
+    m = quiet(MLPClassifier((5,), max_iter=3, random_state=0).fit, X, y)
+    m.save(tmp_path / "m.pynn")
+    loaded = pynn.load(tmp_path / "m.pynn")
+    loaded.partial_fit(X, y)
+    assert loaded.n_iter_ == 4 and np.isfinite(loaded._arena).all()
+
+
+def test_file_header_is_documented_plain_data(tmp_path):
+    import json
+
+    X, y = blobs(30)
+    m = quiet(MLPClassifier((3,), max_iter=2, random_state=0).fit, X, y)
+    m.save(tmp_path / "m.pynn")
+    data = (tmp_path / "m.pynn").read_bytes()
+    magic, version, hlen = struct.unpack_from("<8sII", data)
+    assert magic == b"PYNNMODL" and version == 1
+    header = json.loads(data[16:16 + hlen])
+    assert header["estimator"] == "MLPClassifier"
+    assert header["pynn_version"] == pynn.__version__
+    assert header["units"] == [4, 3, 3]
+    assert header["params"]["hidden_layer_sizes"] == [3]
+    assert header["fitted"]["classes_"]["values"] == [0, 1, 2]
+    count = header["arena"]["count"]
+    assert len(data) == 16 + hlen + 4 * count + 4
+
+
+def _saved(tmp_path):
+    X, y = blobs(30)
+    m = quiet(MLPClassifier((3,), max_iter=2, random_state=0).fit, X, y)
+    m.save(tmp_path / "m.pynn")
+    return (tmp_path / "m.pynn").read_bytes()
+
+
+def test_rejects_corrupt_truncated_and_foreign_files(tmp_path):
+    data = _saved(tmp_path)
+    cases = {
+        "flipped-weight-byte": (data[:-20] + bytes([data[-20] ^ 0xFF]) + data[-19:],
+                                "checksum"),
+        "flipped-header-byte": (data[:30] + bytes([data[30] ^ 0x01]) + data[31:],
+                                "corrupt|checksum"),
+        "truncated": (data[:len(data) // 2], "truncated"),
+        "truncated-prefix": (data[:10], "not a pynn model file|truncated"),
+        "empty": (b"", "not a pynn model file"),
+        "pickle": (pickle.dumps(MLPClassifier()), "not a pynn model file"),
+        "numpy": (b"\x93NUMPY" + bytes(100), "not a pynn model file"),
+        "newer-format": (data[:8] + struct.pack("<I", 99) + data[12:], "version 99"),
+    }
+    for name, (blob, msg) in cases.items():
+        path = tmp_path / f"{name}.pynn"
+        path.write_bytes(blob)
+        with pytest.raises(pynn.ModelFileError, match=msg):
+            pynn.load(path)
+    with pytest.raises(FileNotFoundError):
+        pynn.load(tmp_path / "missing.pynn")
+    with pytest.raises(pynn.NotFittedError):
+        MLPClassifier().save(tmp_path / "unfitted.pynn")
+
+
+def test_rejects_a_consistent_file_with_a_forged_header(tmp_path):
+    """A header that passes the checksum but lies about the layers."""
+    import json
+    import zlib
+
+    data = _saved(tmp_path)
+    hlen = struct.unpack_from("<I", data, 12)[0]
+    header = json.loads(data[16:16 + hlen])
+    header["units"] = [4, 1000, 3]
+    head = json.dumps(header).encode()
+    body = data[:12] + struct.pack("<I", len(head)) + head + data[16 + hlen:-4]
+    (tmp_path / "forged.pynn").write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+    with pytest.raises(pynn.ModelFileError, match="parameters|truncated"):
+        pynn.load(tmp_path / "forged.pynn")
+
+
+def test_pickle_round_trip_keeps_training_state():
+    X, y = blobs(90)
+    a = MLPClassifier((6,), random_state=0)
+    b = MLPClassifier((6,), random_state=0)
+    for i in range(0, 90, 30):
+        a.partial_fit(X[i:i + 30], y[i:i + 30], classes=[0, 1, 2])
+        b = pickle.loads(pickle.dumps(b.partial_fit(X[i:i + 30], y[i:i + 30],
+                                                    classes=[0, 1, 2])))
+    np.testing.assert_array_equal(a._arena, b._arena)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+# ---- plots ----------------------------------------------------------------------------
+
+def test_plot_loss_curve(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    X, y = blobs(200)
+    m = quiet(MLPClassifier((8,), early_stopping=True, max_iter=5, tol=None,
+                            random_state=0).fit, X, y)
+    ax = pynn.plot_loss_curve(m)
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), m.loss_curve_)
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), np.arange(1, 6))
+    np.testing.assert_allclose(ax.right_ax.lines[0].get_ydata(), m.validation_scores_)
+    # into given axes, without validation scores
+    import matplotlib.pyplot as plt
+
+    fig, given = plt.subplots()
+    p = Perceptron(max_iter=7, tol=None).fit(X, y == 0)
+    assert pynn.plot_loss_curve(p, ax=given) is given
+    assert len(given.lines) == 1 and not hasattr(given, "right_ax")
+    with pytest.raises(pynn.NotFittedError):
+        pynn.plot_loss_curve(MLPClassifier())
+    plt.close("all")
+
+
+def test_demo_saves_plot_and_model(tmp_path):
+    pytest.importorskip("matplotlib")
+    png, model = tmp_path / "loss.png", tmp_path / "demo.pynn"
+    res = subprocess.run([sys.executable, "-m", "pynn", "--samples", "2000", "--epochs", "3",
+                          "--plot", str(png), "--save", str(model)],
+                         capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert pynn.load(model).n_iter_ == 3
+
+
+# ---- DataFrames -----------------------------------------------------------------------
+
+def test_dataframe_feature_names():
+    pd = pytest.importorskip("pandas")
+    X, y = blobs(60)
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    m = quiet(MLPClassifier((4,), max_iter=3, random_state=0).fit, df, y)
+    np.testing.assert_array_equal(m.feature_names_in_, ["a", "b", "c", "d"])
+    np.testing.assert_array_equal(m.predict(df), m.predict(X))
+    with pytest.raises(ValueError, match="feature names should match"):
+        m.predict(df.rename(columns={"a": "z"}))
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        m.predict(X)
+    plain = quiet(MLPClassifier((4,), max_iter=3, random_state=0).fit, X, y)
+    assert not hasattr(plain, "feature_names_in_")
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        plain.predict(df)
