@@ -18,3 +18,9 @@ def test_readme_examples_run(capsys):
     # the inspectable-math example rebuilt the model's own output-layer gradient
     assert namespace["dW1"].shape == namespace["clf"].coefs_[1].shape
     assert namespace["db1"].shape == namespace["clf"].intercepts_[1].shape
+    # the feature sections: early stopping, progress lines, a saved model, Dask
+    assert float(re.search(r"best validation accuracy ([0-9.]+)", out).group(1)) > 0.9
+    assert len(re.findall(r"^Iteration \d+, loss = ", out, flags=re.M)) == 3
+    assert re.search(r"saved [0-9,]+ bytes; loaded a MLPClassifier", out)
+    assert float(re.search(r"cv accuracy ([0-9.]+)", out).group(1)) > 0.8
+    assert float(re.search(r"incremental: held-out accuracy ([0-9.]+)", out).group(1)) > 0.8
