@@ -7,6 +7,7 @@ C core, with scikit-learn's interface.
 import importlib.machinery as _machinery
 import os as _os
 import sys as _sys
+from typing import BinaryIO, Union  # noqa: F401 (type hints)
 
 
 def _locate_core():
@@ -51,7 +52,8 @@ __all__ = [
 ]
 
 
-def load(path):
+def load(path: "Union[str, _os.PathLike[str], BinaryIO]"
+         ) -> "Union[Perceptron, MLPClassifier, MLPRegressor]":
     """Read a model written by ``model.save(path)``.
 
     Loading never executes code: the file is plain data (a JSON header and

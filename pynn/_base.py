@@ -11,6 +11,9 @@ import time
 import warnings
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from ._typing import Any, BinaryIO, Dict, List, Optional, Self, Tuple, Union
 
 from . import _core
 from ._progress import Progress
@@ -67,11 +70,11 @@ class ParamsMixin:
         return sorted(p.name for p in sig.parameters.values()
                       if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> Dict[str, Any]:
         """Parameters of this estimator, as given to ``__init__``."""
         return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> Self:
         """Set parameters; unknown names raise ValueError."""
         valid = self._param_names()
         for name, value in params.items():
@@ -204,7 +207,7 @@ def all_finite(a):
     return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
 
 
-def validate_X(X, dtype, name="X", check_finite=True):
+def validate_X(X: Any, dtype: Any, name: str = "X", check_finite: bool = True) -> np.ndarray:
     """A 2-D, finite, C-contiguous array of `dtype` (copied only when needed).
     check_finite=False leaves the NaN/infinity test to the caller."""
     if X is None:
@@ -442,6 +445,12 @@ class NetworkBase(ParamsMixin):
     """Parameter arena, chunked training loop and prediction shared by the
     Perceptron and the MLPs.  Subclasses define the layer sizes, activations,
     loss, initialisation and how targets are encoded."""
+
+    coefs_: List[np.ndarray]
+    intercepts_: List[np.ndarray]
+    n_features_in_: int
+    out_activation_: Any
+    n_threads: Optional[int]
 
     # ---- to be provided by subclasses -----------------------------------------
     def _check_hyperparameters(self):  # pragma: no cover - abstract
@@ -731,7 +740,7 @@ class NetworkBase(ParamsMixin):
             self.best_validation_score_ = None
 
     # ---- persistence --------------------------------------------------------------
-    def save(self, path):
+    def save(self, path: Union[str, "os.PathLike[str]", BinaryIO]) -> None:
         """Write the fitted model to ``path`` in pynn's plain-data model format.
 
         The file holds the hyperparameters, the weights, the classes and the
@@ -800,7 +809,7 @@ class NetworkBase(ParamsMixin):
             raise ValueError("The feature names should match those that were passed during "
                              "fit." + detail)
 
-    def _validate_for_predict(self, X, check_finite=True):
+    def _validate_for_predict(self, X: Any, check_finite: bool = True) -> np.ndarray:
         """check_finite=False: the caller runs _forward, whose core call checks."""
         self._check_is_fitted()
         self._check_feature_names(X, reset=False)
@@ -831,7 +840,7 @@ class NetworkBase(ParamsMixin):
         return out
 
     # ---- low-level access -------------------------------------------------------
-    def forward_layers(self, X):
+    def forward_layers(self, X: ArrayLike) -> List[np.ndarray]:
         """Run the forward pass layer by layer.
 
         Returns the list ``[X, a_1, ..., a_L]`` of every layer's output, where
@@ -858,7 +867,9 @@ class NetworkBase(ParamsMixin):
                              resolve_threads(self.n_threads))
         return loss, grads
 
-    def loss_and_gradients(self, X, y):
+    def loss_and_gradients(
+            self, X: ArrayLike,
+            y: ArrayLike) -> Tuple[float, List[np.ndarray], List[np.ndarray]]:
         """Loss and the gradient of every weight and bias on (X, y), at the
         current parameters, without changing the model.
 

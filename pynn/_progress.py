@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Optional
 
 _REDRAW_SECONDS = 0.2
 _BAR_WIDTH = 20
@@ -45,8 +46,8 @@ class Progress:
         self.samples = 0                  # samples seen in this fit
         self.t0 = time.perf_counter()
         self.busy = 0.0                   # seconds spent in the step loop
-        self.loss = None
-        self.val = None
+        self.loss: Optional[float] = None
+        self.val: Optional[float] = None
         self.last_draw = 0.0
         self.drawn = False
         self.width = 0

@@ -7,6 +7,9 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from ._typing import Optional, Self
 
 from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
                     check_float, check_int, check_random_state, check_sample_weight,
@@ -161,7 +164,8 @@ class _BaseMLP(NetworkBase):
         self._run_epochs(X, Y, incremental, 1 if incremental else int(self.max_iter), sw, val)
         return self
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike,
+            sample_weight: Optional[ArrayLike] = None) -> Self:
         """Fit the model to data matrix X and targets y.
 
         Parameters
@@ -328,7 +332,8 @@ class MLPClassifier(_BaseMLP):
                              f"{'1-D labels' if not self._multilabel else len(self.classes_)}")
         return y.astype(np.float64)
 
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None,
+                    classes: Optional[ArrayLike] = None) -> Self:
         """One epoch over (X, y), continuing from the current state.
 
         Parameters
@@ -373,7 +378,7 @@ class MLPClassifier(_BaseMLP):
     def _validation_score(self, X, y, sw):
         return self._accuracy(self._predict_validated(X), y, sw)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes)."""
         X = self._validate_for_predict(X, check_finite=False)
         p = self._forward(X)
@@ -382,16 +387,17 @@ class MLPClassifier(_BaseMLP):
             return np.column_stack([1.0 - p, p])
         return p
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Logarithm of predict_proba."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted labels, shape (n_samples,) (or an indicator matrix for multilabel)."""
         return self._predict_validated(self._validate_for_predict(X, check_finite=False))
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike,
+              sample_weight: Optional[ArrayLike] = None) -> float:
         """Mean accuracy on (X, y) (subset accuracy for multilabel).
 
         Parameters
@@ -462,7 +468,8 @@ class MLPRegressor(_BaseMLP):
             raise ValueError(f"y has {Y.shape[1]} targets, expected {self.n_outputs_}")
         return Y
 
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: ArrayLike,
+                    sample_weight: Optional[ArrayLike] = None) -> Self:
         """One epoch over (X, y), continuing from the current state.
 
         Parameters
@@ -488,12 +495,13 @@ class MLPRegressor(_BaseMLP):
     def _validation_score(self, X, y, sw):
         return self._r2(self._predict_validated(X), y, sw)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted targets, shape (n_samples,) or (n_samples, n_outputs), as
         float64 (a float32 model's outputs widen exactly)."""
         return self._predict_validated(self._validate_for_predict(X, check_finite=False))
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike,
+              sample_weight: Optional[ArrayLike] = None) -> float:
         """Coefficient of determination R^2 (averaged uniformly over targets).
 
         Parameters

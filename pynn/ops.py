@@ -21,6 +21,9 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from ._typing import Any, List, Optional, Tuple
 
 from . import _core
 
@@ -41,7 +44,7 @@ def _code(table, name, what):
     return table[name]
 
 
-def _arrays(names, arrays, ndims, dtype=None):
+def _arrays(names: Any, arrays: Any, ndims: Any, dtype: Any = None) -> List[np.ndarray]:
     """Checks dtypes and dimensions; returns C-contiguous arrays of one float dtype."""
     out = []
     for name, a, nd in zip(names, arrays, ndims):
@@ -68,7 +71,7 @@ def _threads(n_threads):
     return int(n_threads)
 
 
-def activation(z, name):
+def activation(z: ArrayLike, name: str) -> np.ndarray:
     """Return ``f(z)`` for the activation ``name``; softmax acts on each row.
 
     Parameters
@@ -83,7 +86,7 @@ def activation(z, name):
     return a
 
 
-def activation_backward(delta, a, name):
+def activation_backward(delta: ArrayLike, a: ArrayLike, name: str) -> np.ndarray:
     """Return ``delta * f'(z)`` where ``f'`` is written through the output ``a = f(z)``.
 
     logistic: a (1 - a); tanh: 1 - a^2; relu: [a > 0]; identity: 1; step: 0;
@@ -96,7 +99,7 @@ def activation_backward(delta, a, name):
     return out
 
 
-def loss(y_hat, y, name):
+def loss(y_hat: ArrayLike, y: ArrayLike, name: str) -> float:
     """Mean over the n rows of the per-row loss (summed over output columns).
 
     'half_squared_error': 1/2 sum (y_hat - y)^2 (scikit-learn's squared error);
@@ -109,7 +112,7 @@ def loss(y_hat, y, name):
     return float(_core.loss(y_hat, y, code))
 
 
-def output_delta(y_hat, y, activation, loss):
+def output_delta(y_hat: ArrayLike, y: ArrayLike, activation: str, loss: str) -> np.ndarray:
     """Return delta_k = d loss_k / d z_k for every row k (not divided by n).
 
     The matched pairs (softmax, categorical_cross_entropy),
@@ -124,7 +127,8 @@ def output_delta(y_hat, y, activation, loss):
     return delta
 
 
-def dense_forward(x, W, b, activation="identity", n_threads=None):
+def dense_forward(x: ArrayLike, W: ArrayLike, b: ArrayLike, activation: str = "identity",
+                  n_threads: Optional[int] = None) -> np.ndarray:
     """Return ``f(x @ W + b)``; x is (n, n_in), W (n_in, n_out), b (n_out,)."""
     act = _code(_core.ACTIVATIONS, activation, "activation")
     x, W, b = _arrays(["x", "W", "b"], [x, W, b], [2, 2, 1])
@@ -133,7 +137,9 @@ def dense_forward(x, W, b, activation="identity", n_threads=None):
     return out
 
 
-def dense_backward(delta, x, W, alpha=0.0, need_dx=True, n_threads=None):
+def dense_backward(delta: ArrayLike, x: ArrayLike, W: ArrayLike, alpha: float = 0.0,
+                   need_dx: bool = True, n_threads: Optional[int] = None
+                   ) -> Tuple[Optional[np.ndarray], np.ndarray, np.ndarray]:
     """Gradients of a dense layer ``z = x W + b`` for the mean loss over n rows.
 
     Returns ``(dx, dW, db)`` with ``dW = x^T delta / n + alpha W / n``,
@@ -158,7 +164,8 @@ def _check_inplace(name, orig):
                          f"C-contiguous array")
 
 
-def sgd_update(params, velocity, grads, lr, momentum=0.0, nesterov=False):
+def sgd_update(params: np.ndarray, velocity: np.ndarray, grads: ArrayLike, lr: float,
+               momentum: float = 0.0, nesterov: bool = False) -> None:
     """One gradient-descent step, in place on ``params`` and ``velocity``.
 
     ``v = momentum v - lr g``; ``params += v``, or with Nesterov momentum
@@ -172,7 +179,9 @@ def sgd_update(params, velocity, grads, lr, momentum=0.0, nesterov=False):
     _core.sgd_update(params, velocity, grads, float(lr), float(momentum), bool(nesterov))
 
 
-def adam_update(params, m, v, grads, lr, beta1=0.9, beta2=0.999, epsilon=1e-8, t=1):
+def adam_update(params: np.ndarray, m: np.ndarray, v: np.ndarray, grads: ArrayLike, lr: float,
+                beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8,
+                t: int = 1) -> None:
     """One Adam step (t >= 1 counts this step), in place on params, m and v.
 
     ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;

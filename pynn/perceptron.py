@@ -3,6 +3,9 @@ C = mean((y - y_hat)^2), trained by gradient descent in pynn's C core."""
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from ._typing import Any, List, Optional, Self, Tuple
 
 from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
                     check_float, check_int, check_random_state, check_sample_weight,
@@ -79,7 +82,7 @@ class Perceptron(NetworkBase):
 
     _estimator_type = "classifier"
 
-    out_activation_ = None  # set per fit from `activation`
+    out_activation_: Any = None  # set per fit from `activation`
     _loss_name = "squared_error"
 
     def __init__(self, activation="logistic", *, learning_rate_init=0.1, max_iter=1000,
@@ -160,7 +163,8 @@ class Perceptron(NetworkBase):
         Y = self._encode_fit_targets(X, y, first=False)
         return np.ascontiguousarray(Y, dtype=self._arena.dtype)
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike,
+            sample_weight: Optional[ArrayLike] = None) -> Self:
         """Train the neuron(s) on X and class labels y.
 
         Parameters
@@ -206,14 +210,14 @@ class Perceptron(NetworkBase):
         self._run_epochs(X, Y, incremental=False, max_iter=int(self.max_iter), sw=sw)
         return self
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """z = X @ coef_.T + intercept_: shape (n_samples,) for two classes,
         (n_samples, n_classes) for more."""
         X = self._validate_for_predict(X, check_finite=False)
         z = self._forward(X, output="identity")
         return z.ravel() if z.shape[1] == 1 else z
 
-    def _predict_proba(self, X):
+    def _predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Probabilities of each class, shape (n_samples, n_classes)
         (``activation='logistic'`` only: a step unit has no probabilities).
         Two classes: ``[1 - y_hat, y_hat]``; more: each neuron's ``y_hat``
@@ -233,7 +237,7 @@ class Perceptron(NetworkBase):
         "predict_proba is available only with activation='logistic'; a step unit "
         "outputs hard 0/1 decisions")
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted labels: for two classes, classes_[1] where z > 0 (logistic)
         or z >= 0 (step); for more, the class whose neuron has the largest z."""
         z = self.decision_function(X)
@@ -242,7 +246,8 @@ class Perceptron(NetworkBase):
         pos = z >= 0 if self.out_activation_ == "step" else z > 0
         return self.classes_[pos.astype(int)]
 
-    def score(self, X, y, sample_weight=None):
+    def score(self, X: ArrayLike, y: ArrayLike,
+              sample_weight: Optional[ArrayLike] = None) -> float:
         """Mean accuracy on (X, y).
 
         Parameters
@@ -255,17 +260,19 @@ class Perceptron(NetworkBase):
         -------
         score : float
         """
-        return float(np.average(self.predict(X) == column_or_1d(np.asarray(y)),
-                                weights=sample_weight))
+        correct = self.predict(X) == column_or_1d(np.asarray(y))
+        return float(np.average(correct, weights=None if sample_weight is None
+                                else np.asarray(sample_weight, dtype=float)))
 
-    def loss_and_gradients(self, X, y):
+    def loss_and_gradients(self, X: ArrayLike,  # type: ignore[override]
+                           y: ArrayLike) -> Tuple[float, np.ndarray, np.ndarray]:
         """Cost C = mean((y - y_hat)^2) on (X, y) at the current weights and its
         gradient: returns ``(C, dC/dcoef_ (n_features,), dC/dintercept_ (1,))``."""
         loss, grads = self._loss_and_grad_arena(X, y)
         n = self._layout.units[0]
         return float(loss), grads[:n].copy(), grads[n:].copy()
 
-    def forward_layers(self, X):
+    def forward_layers(self, X: ArrayLike) -> List[np.ndarray]:
         """``[X, y_hat]``: the input and the neuron's output f(z) as (n, 1) arrays."""
         from . import ops
 

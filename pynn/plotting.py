@@ -7,7 +7,7 @@ from typing import Any, Optional
 __all__ = ["plot_loss_curve"]
 
 
-def plot_loss_curve(model: Any, ax: Optional[Any] = None) -> Any:
+def plot_loss_curve(model: Any, ax: Any = None) -> Any:
     """Draw the training loss per epoch and, with ``early_stopping``, the
     validation score per epoch (on a second y axis).
 
@@ -41,7 +41,7 @@ def plot_loss_curve(model: Any, ax: Optional[Any] = None) -> Any:
         raise TypeError(f"plot_loss_curve needs a pynn model, got {type(model).__name__}")
     check()
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
+        ax = plt.subplots(figsize=(6, 4))[1]
     losses = list(model.loss_curve_)
     epochs = range(1, len(losses) + 1)
     (loss_line,) = ax.plot(epochs, losses, color="tab:blue", label="training loss")
