@@ -379,7 +379,18 @@ class MLPClassifier(_BaseMLP):
         return self._accuracy(self._predict_validated(X), y, sw)
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """Class probabilities, shape (n_samples, n_classes)."""
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1 (softmax or binary outputs); for multilabel models,
+            each column is that label's independent probability.
+        """
         X = self._validate_for_predict(X, check_finite=False)
         p = self._forward(X)
         if len(self.classes_) == 2 and not self._multilabel:
@@ -388,12 +399,31 @@ class MLPClassifier(_BaseMLP):
         return p
 
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
-        """Logarithm of predict_proba."""
+        """Logarithm of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
     def predict(self, X: ArrayLike) -> np.ndarray:
-        """Predicted labels, shape (n_samples,) (or an indicator matrix for multilabel)."""
+        """Predicted labels.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,), or (n_samples, n_classes) for multilabel
+            Labels from ``classes_`` (a 0/1 indicator matrix for multilabel).
+        """
         return self._predict_validated(self._validate_for_predict(X, check_finite=False))
 
     def score(self, X: ArrayLike, y: ArrayLike,
@@ -496,8 +526,18 @@ class MLPRegressor(_BaseMLP):
         return self._r2(self._predict_validated(X), y, sw)
 
     def predict(self, X: ArrayLike) -> np.ndarray:
-        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs), as
-        float64 (a float32 model's outputs widen exactly)."""
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            As float64, like scikit-learn's regressors (a float32 model's
+            outputs widen exactly).
+        """
         return self._predict_validated(self._validate_for_predict(X, check_finite=False))
 
     def score(self, X: ArrayLike, y: ArrayLike,

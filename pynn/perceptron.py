@@ -211,8 +211,16 @@ class Perceptron(NetworkBase):
         return self
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:
-        """z = X @ coef_.T + intercept_: shape (n_samples,) for two classes,
-        (n_samples, n_classes) for more."""
+        """The neurons' pre-activations ``z = X @ coef_.T + intercept_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        z : ndarray of shape (n_samples,) for two classes, (n_samples, n_classes) for more
+        """
         X = self._validate_for_predict(X, check_finite=False)
         z = self._forward(X, output="identity")
         return z.ravel() if z.shape[1] == 1 else z
@@ -239,7 +247,16 @@ class Perceptron(NetworkBase):
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted labels: for two classes, classes_[1] where z > 0 (logistic)
-        or z >= 0 (step); for more, the class whose neuron has the largest z."""
+        or z >= 0 (step); for more, the class whose neuron has the largest z.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+        """
         z = self.decision_function(X)
         if z.ndim == 2:
             return self.classes_[np.argmax(z, axis=1)]
