@@ -253,6 +253,16 @@ def unique_labels(y):
     return np.unique(y)
 
 
+def sorted_labels(y):
+    """unique_labels for a classifier's y, refusing labels that do not sort."""
+    try:
+        return unique_labels(y)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in y.ravel()[:1000]})
+        raise TypeError(f"y contains labels of mixed types ({', '.join(kinds)}) that cannot be "
+                        f"compared; use labels of one type (all strings or all numbers)") from None
+
+
 def label_indices(y, classes):
     """Position of each label of y in the sorted array classes; -1 where unknown."""
     if y.dtype.kind in "iu" and classes.dtype.kind in "iu" and y.size:
@@ -262,7 +272,12 @@ def label_indices(y, classes):
             inside = (classes >= lo) & (classes <= hi)
             table[(classes[inside] - lo).astype(np.intp)] = np.nonzero(inside)[0]
             return table[(y - lo).astype(np.intp)]
-    idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+    try:
+        idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
+    except TypeError:
+        kinds = sorted({type(v).__name__ for v in np.asarray(y).ravel()[:1000]})
+        raise TypeError(f"y contains labels ({', '.join(kinds)}) that cannot be compared with "
+                        f"the classes {classes.tolist()[:5]}; use labels of one type") from None
     return np.where(classes[idx] == y, idx, -1)
 
 
@@ -304,7 +319,7 @@ def check_verbose(value):
     return check_int(value, "verbose", low=0)
 
 
-def check_sample_weight(sample_weight, n, dtype):
+def check_sample_weight(sample_weight: Any, n: int, dtype: Any) -> Optional[np.ndarray]:
     """None, or a C-contiguous array of n finite, non-negative weights of
     `dtype` with a positive sum (a scalar applies to every row)."""
     if sample_weight is None:
@@ -357,6 +372,22 @@ def validation_split(n, fraction, random_state, groups=None):
     mask = np.ones(n, dtype=bool)
     mask[val] = False
     return np.nonzero(mask)[0], val
+
+
+def check_score_targets(n: int, y: Any, sample_weight: Any,
+                        who: str) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """y (an array of n rows, finite if numeric) and sample_weight (None or
+    checked as for fit) passed to a score method."""
+    check_y_given(y, who)
+    y = np.asarray(y)
+    if y.ndim == 0:
+        raise ValueError(f"y must be 1-D (n_samples,), got a scalar {y!r}")
+    check_consistent_length(np.empty((n, 0)), y)
+    if y.dtype.kind == "c":
+        raise ValueError("y contains complex values")
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError("y contains NaN or infinity")
+    return y, check_sample_weight(sample_weight, n, np.float64)
 
 
 def check_y_given(y, who):

@@ -13,8 +13,9 @@ from ._typing import Optional, Self
 
 from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
                     check_float, check_int, check_random_state, check_sample_weight,
+                    check_score_targets,
                     check_verbose, check_y_given, column_or_1d, label_indices, resolve_dtype,
-                    resolve_threads, unique_labels, validate_X, validation_split)
+                    resolve_threads, sorted_labels, validate_X, validation_split)
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -121,6 +122,20 @@ class _BaseMLP(NetworkBase):
 
     # ---- the fit ----------------------------------------------------------------------
     def _fit(self, X, y, incremental=False, classes=None, sample_weight=None):
+        # Everything up to the training loop either succeeds or leaves the
+        # model as it was (unfitted, or with its previous weights and classes).
+        saved = self.__dict__.copy()
+        try:
+            X, Y, incremental, sw, val = self._prepare_fit(X, y, incremental, classes,
+                                                           sample_weight)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+        self._run_epochs(X, Y, incremental, 1 if incremental else int(self.max_iter), sw, val)
+        return self
+
+    def _prepare_fit(self, X, y, incremental, classes, sample_weight):
         dtype = self._check_hyperparameters()
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True: there is no "
@@ -134,6 +149,7 @@ class _BaseMLP(NetworkBase):
             raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
                              f"expecting {self.n_features_in_} features as input")
         Y = self._encode_fit_targets(X, y, first, classes, dtype)
+        sw = check_sample_weight(sample_weight, X.shape[0], dtype)
         if not first:
             self._sync_arena()
             if self._arena.dtype != dtype:
@@ -146,7 +162,6 @@ class _BaseMLP(NetworkBase):
             self.n_features_in_ = X.shape[1]
             self._initialize(units, dtype)
         Y = np.ascontiguousarray(Y, dtype=dtype)
-        sw = check_sample_weight(sample_weight, X.shape[0], dtype)
         val = None
         if self.early_stopping:
             if first or self.validation_scores_ is None:
@@ -161,8 +176,10 @@ class _BaseMLP(NetworkBase):
             val = (X[held], y_arr[held], None if sw is None else sw[held])
             X, Y = X[train], Y[train]
             sw = None if sw is None else np.ascontiguousarray(sw[train])
-        self._run_epochs(X, Y, incremental, 1 if incremental else int(self.max_iter), sw, val)
-        return self
+            if sw is not None and not sw.sum() > 0:
+                raise ValueError("sample_weight is zero on every training row left after the "
+                                 "validation split")
+        return X, Y, incremental, sw, val
 
     def fit(self, X: ArrayLike, y: ArrayLike,
             sample_weight: Optional[ArrayLike] = None) -> Self:
@@ -296,11 +313,20 @@ class MLPClassifier(_BaseMLP):
         if y.dtype.kind == "O":
             if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in y):
                 raise ValueError("y contains None or NaN labels")
+        if classes is not None:
+            cls_given = np.asarray(classes)
+            if cls_given.dtype.kind in "fc" and not np.isfinite(cls_given).all():
+                raise ValueError(f"classes contains NaN or infinity: {cls_given.tolist()}")
+            if not first and not getattr(self, "_multilabel", False):
+                same = np.unique(cls_given)
+                if same.shape != self.classes_.shape or (same != self.classes_).any():
+                    raise ValueError(f"classes={cls_given.tolist()} is not the same as on the "
+                                     f"first call to partial_fit: {self.classes_.tolist()}")
         if first:
             if classes is not None:
                 cls = np.unique(np.asarray(classes))
             else:
-                cls = unique_labels(y)
+                cls = sorted_labels(y)
             if cls.shape[0] < 2:
                 raise ValueError(f"y has only one class ({cls[0]!r}); a classifier needs at "
                                  f"least 2 classes")
@@ -440,7 +466,9 @@ class MLPClassifier(_BaseMLP):
         -------
         score : float
         """
-        return self._accuracy(self.predict(X), y, sample_weight)
+        pred = self.predict(X)
+        y, sw = check_score_targets(len(pred), y, sample_weight, type(self).__name__)
+        return self._accuracy(pred, y, sw)
 
 
 class MLPRegressor(_BaseMLP):
@@ -483,11 +511,15 @@ class MLPRegressor(_BaseMLP):
             except (TypeError, ValueError):
                 raise TypeError("y must be numeric for regression; its object array holds "
                                 "values that are not numbers") from None
+        if y.dtype.kind == "c":
+            raise ValueError("y contains complex values; regression targets must be real")
         if y.dtype.kind not in "biuf":
             raise TypeError(f"y must be numeric for regression, got dtype {y.dtype}")
-        if y.ndim not in (1, 2) or y.size == 0:
+        if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
         check_consistent_length(X, y)
+        if y.size == 0:
+            raise ValueError(f"y has no targets (shape {y.shape})")
         Y = y.astype(dtype).reshape(y.shape[0], -1)
         if not np.isfinite(Y).all():
             raise ValueError("y contains NaN or infinity")
@@ -554,7 +586,14 @@ class MLPRegressor(_BaseMLP):
         -------
         score : float
         """
-        return self._r2(self.predict(X), y, sample_weight)
+        pred = self.predict(X)
+        y, sw = check_score_targets(len(pred), y, sample_weight, type(self).__name__)
+        if y.dtype.kind not in "biuf":
+            raise TypeError(f"y must be numeric for regression, got dtype {y.dtype}")
+        k = 1 if y.ndim == 1 else int(np.prod(y.shape[1:]))
+        if k != self.n_outputs_:
+            raise ValueError(f"y has {k} targets, expected {self.n_outputs_}")
+        return self._r2(pred, y, sw)
 
     @staticmethod
     def _r2(pred, y, sample_weight):

@@ -59,6 +59,9 @@ def _arrays(names: Any, arrays: Any, ndims: Any, dtype: Any = None) -> List[np.n
                             f"use one dtype")
         if a.ndim != nd:
             raise ValueError(f"{name} must be {nd}-D, got {a.ndim}-D with shape {a.shape}")
+        if a.size == 0:
+            raise ValueError(f"{name} is empty (shape {a.shape}); every dimension must be "
+                             f"at least 1")
         out.append(np.ascontiguousarray(a))
     return out
 
@@ -66,9 +69,29 @@ def _arrays(names: Any, arrays: Any, ndims: Any, dtype: Any = None) -> List[np.n
 def _threads(n_threads):
     if n_threads is None:
         return 0
-    if not isinstance(n_threads, numbers.Integral) or n_threads < 1:
-        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral):
+        raise TypeError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    if not 1 <= n_threads <= _MAX_THREADS:
+        raise ValueError(f"n_threads must be between 1 and {_MAX_THREADS} or None, got "
+                         f"{n_threads!r}")
     return int(n_threads)
+
+
+_MAX_THREADS = 4096
+
+
+def _real(value, name, low=None, high=None, low_open=False, high_open=False):
+    """A finite float within the bounds, or a TypeError/ValueError naming `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if low is not None and (value < low or (low_open and value == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
+    if high is not None and (value > high or (high_open and value == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
+    return value
 
 
 def activation(z: ArrayLike, name: str) -> np.ndarray:
@@ -148,6 +171,8 @@ def dense_backward(delta: ArrayLike, x: ArrayLike, W: ArrayLike, alpha: float = 
     the previous layer's f' (``activation_backward``) to get that layer's delta.
     """
     delta, x, W = _arrays(["delta", "x", "W"], [delta, x, W], [2, 2, 2])
+    if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
+        raise TypeError(f"alpha must be a real number, got {alpha!r}")
     alpha = float(alpha)
     if not np.isfinite(alpha) or alpha < 0:
         raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
@@ -176,7 +201,9 @@ def sgd_update(params: np.ndarray, velocity: np.ndarray, grads: ArrayLike, lr: f
             _check_inplace(name, a)
     params, velocity, grads = _arrays(["params", "velocity", "grads"],
                                       [params, velocity, grads], [1, 1, 1])
-    _core.sgd_update(params, velocity, grads, float(lr), float(momentum), bool(nesterov))
+    lr = _real(lr, "lr", low=0.0, low_open=True)
+    momentum = _real(momentum, "momentum", low=0.0, high=1.0)
+    _core.sgd_update(params, velocity, grads, lr, momentum, bool(nesterov))
 
 
 def adam_update(params: np.ndarray, m: np.ndarray, v: np.ndarray, grads: ArrayLike, lr: float,
@@ -192,8 +219,13 @@ def adam_update(params: np.ndarray, m: np.ndarray, v: np.ndarray, grads: ArrayLi
             _check_inplace(name, a)
     params, m, v, grads = _arrays(["params", "m", "v", "grads"], [params, m, v, grads],
                                   [1, 1, 1, 1])
-    t = int(t)
-    if t < 1:
+    if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Integral):
+        raise TypeError(f"t must be an integer (the number of this step), got {t!r}")
+    if not 1 <= t < 2**63:
         raise ValueError(f"t must be >= 1 (the number of this step), got {t}")
-    _core.adam_update(params, m, v, grads, float(lr), float(beta1), float(beta2),
-                      float(epsilon), t)
+    t = int(t)
+    lr = _real(lr, "lr", low=0.0, low_open=True)
+    beta1 = _real(beta1, "beta1", low=0.0, high=1.0, high_open=True)
+    beta2 = _real(beta2, "beta2", low=0.0, high=1.0, high_open=True)
+    epsilon = _real(epsilon, "epsilon", low=0.0, low_open=True)
+    _core.adam_update(params, m, v, grads, lr, beta1, beta2, epsilon, t)

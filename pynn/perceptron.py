@@ -9,8 +9,9 @@ from ._typing import Any, List, Optional, Self, Tuple
 
 from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
                     check_float, check_int, check_random_state, check_sample_weight,
+                    check_score_targets,
                     check_verbose, check_y_given, column_or_1d, label_indices, resolve_dtype,
-                    resolve_threads, unique_labels, validate_X)
+                    resolve_threads, sorted_labels, validate_X)
 
 __all__ = ["Perceptron"]
 
@@ -147,7 +148,7 @@ class Perceptron(NetworkBase):
             if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in y):
                 raise ValueError("y contains None or NaN labels")
         if first:
-            classes = unique_labels(y)
+            classes = sorted_labels(y)
             if classes.shape[0] < 2:
                 raise ValueError(f"y has only one class ({classes[0]!r}); a classifier needs "
                                  f"at least 2 classes")
@@ -181,6 +182,18 @@ class Perceptron(NetworkBase):
         -------
         self : object
         """
+        saved = self.__dict__.copy()
+        try:
+            X, Y, sw = self._prepare_fit(X, y, sample_weight)
+        except BaseException:
+            # a refused fit leaves the model as it was
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+        self._run_epochs(X, Y, incremental=False, max_iter=int(self.max_iter), sw=sw)
+        return self
+
+    def _prepare_fit(self, X, y, sample_weight):
         dtype = self._check_hyperparameters()
         first = not (self.warm_start and hasattr(self, "_layout"))
         check_y_given(y, "Perceptron")
@@ -207,8 +220,7 @@ class Perceptron(NetworkBase):
             self._reset_training_curves()
         else:
             self._sync_arena()
-        self._run_epochs(X, Y, incremental=False, max_iter=int(self.max_iter), sw=sw)
-        return self
+        return X, Y, sw
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """The neurons' pre-activations ``z = X @ coef_.T + intercept_``.
@@ -277,9 +289,9 @@ class Perceptron(NetworkBase):
         -------
         score : float
         """
-        correct = self.predict(X) == column_or_1d(np.asarray(y))
-        return float(np.average(correct, weights=None if sample_weight is None
-                                else np.asarray(sample_weight, dtype=float)))
+        pred = self.predict(X)
+        y, sw = check_score_targets(len(pred), y, sample_weight, "Perceptron")
+        return float(np.average(pred == column_or_1d(y), weights=sw))
 
     def loss_and_gradients(self, X: ArrayLike,  # type: ignore[override]
                            y: ArrayLike) -> Tuple[float, np.ndarray, np.ndarray]:
