@@ -33,6 +33,7 @@ import zlib
 
 import numpy as np
 
+from ._base import _Layout
 from .exceptions import ModelFileError
 
 MAGIC = b"PYNNMODL"
@@ -240,10 +241,11 @@ def _build(header, payload, classes):
                              f"expected {count * dtype.itemsize}")
     if len(units) < 2 or any(u < 1 for u in units):
         raise ModelFileError(f"corrupt model file: layer sizes {units}")
+    need = _Layout(units).size
+    if need != count:  # checked before allocating anything
+        raise ModelFileError(f"corrupt model file: layer sizes {units} need {need} "
+                             f"parameters, the file has {count}")
     model._allocate(units, dtype)
-    if model._layout.size != count:
-        raise ModelFileError(f"corrupt model file: layer sizes {units} need "
-                             f"{model._layout.size} parameters, the file has {count}")
     model._arena[...] = np.frombuffer(payload, dtype=dtype.newbyteorder("<"))
     if not np.isfinite(model._arena).all():
         raise ModelFileError("corrupt model file: the weights hold NaN or infinity")

@@ -18,6 +18,8 @@ number of bad inputs tried is the number of tests collected::
 (``N_CASES`` below holds the same number.)
 """
 import copy
+import io
+import pickle
 import resource
 import signal
 import sys
@@ -29,6 +31,7 @@ from typing import Callable, NamedTuple, Tuple
 import numpy as np
 import pytest
 
+import pynn
 from pynn import MLPClassifier, MLPRegressor, NotFittedError, Perceptron, ops
 
 KINDS = ("clf", "reg", "perc")
@@ -940,18 +943,150 @@ def test_bad_ops_input(fn, exc, match):
 # ============================================================================
 # 7. pynn.load (model files)
 # ============================================================================
-# PLACEHOLDER -- to be written with the model-file loader (pynn.load), which is
-# in progress.  Cases to cover there, each as a parametrized row asserting the
-# exception class and a message fragment naming the file/problem:
-#   missing path -> OSError (FileNotFoundError); a directory -> OSError;
-#   empty file, truncated file, wrong magic / not a pynn model, newer format
-#   version, corrupt header fields (negative or absurd sizes: must fail fast,
-#   not allocate), checksum mismatch -> pynn.exceptions.ModelFileError;
-#   path of the wrong type (None, 3.5) -> TypeError.
-# Append them to a LOAD_PARAMS list and add len(LOAD_PARAMS) to N_CASES.
+# Every bad model file is refused with a clear error, fast, without executing
+# anything: a missing path or a directory is an OSError, a path of the wrong
+# type a TypeError, and anything that is not an intact pynn model file a
+# pynn.ModelFileError (a ValueError) saying what is wrong.
+
+
+def _model_bytes():
+    import json  # noqa: F401  (used by the forging helpers below)
+
+    X, y = good_data("clf")
+    m = make("clf", max_iter=2)
+    m.fit(X, y)
+    buf = io.BytesIO()
+    m.save(buf)
+    return buf.getvalue()
+
+
+def _with_header(data, edit):
+    """A file whose header was changed by `edit` and whose checksum was
+    recomputed: only the loader's own checks can catch it."""
+    import json
+    import struct
+    import zlib
+
+    hlen = struct.unpack_from("<I", data, 12)[0]
+    header = json.loads(data[16:16 + hlen])
+    edit(header)
+    head = json.dumps(header).encode()
+    body = data[:12] + struct.pack("<I", len(head)) + head + data[16 + hlen:-4]
+    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def _set(path, value):
+    def edit(h):
+        node = h
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+    return edit
+
+
+def _prefix(data, version=None, hlen=None):
+    import struct
+
+    v, n = struct.unpack_from("<II", data, 8)
+    return data[:8] + struct.pack("<II", v if version is None else version,
+                                  n if hlen is None else hlen) + data[16:]
+
+
+LOAD_CASES = [
+    ("empty-file", lambda d: b"", r"not a pynn model file"),
+    ("magic-only", lambda d: d[:8], r"truncated|not a pynn model file"),
+    ("truncated-half", lambda d: d[:len(d) // 2], r"truncated"),
+    ("truncated-last-byte", lambda d: d[:-1], r"truncated|checksum"),
+    ("extra-trailing-bytes", lambda d: d + b"\0" * 8, r"checksum|corrupt"),
+    ("wrong-magic", lambda d: b"NOTPYNN!" + d[8:], r"not a pynn model file"),
+    ("pickle-file", lambda d: pickle.dumps({"a": 1}), r"not a pynn model file"),
+    ("text-file", lambda d: b"hello, world\n" * 10, r"not a pynn model file"),
+    ("npy-file", lambda d: b"\x93NUMPY" + bytes(200), r"not a pynn model file"),
+    ("version-0", lambda d: _prefix(d, version=0), r"version 0 is not supported"),
+    ("newer-version", lambda d: _prefix(d, version=7), r"version 7 is not supported"),
+    ("absurd-header-length", lambda d: _prefix(d, hlen=2**32 - 1), r"truncated"),
+    ("flipped-weight-bit", lambda d: d[:-8] + bytes([d[-8] ^ 1]) + d[-7:], r"checksum"),
+    ("flipped-checksum-bit", lambda d: d[:-1] + bytes([d[-1] ^ 1]), r"checksum"),
+    ("header-not-json", lambda d: _with_header(d, lambda h: h.clear()) .replace(
+        b"{}", b"{]"), r"corrupt"),
+    ("header-wrong-format-tag", lambda d: _with_header(d, _set(["format"], "other")),
+     r"not a pynn model header"),
+    ("unknown-estimator", lambda d: _with_header(d, _set(["estimator"], "os.system")),
+     r"unknown estimator 'os.system'"),
+    ("unknown-parameter", lambda d: _with_header(d, _set(["params", "evil"], 1)),
+     r"parameters unknown to MLPClassifier: \['evil'\]"),
+    ("bad-parameter-value", lambda d: _with_header(d, _set(["params", "alpha"], -1)),
+     r"alpha must be >= 0"),
+    ("bad-parameter-type", lambda d: _with_header(d, _set(["params", "max_iter"], "many")),
+     r"max_iter must be an integer"),
+    ("units-mismatch", lambda d: _with_header(d, _set(["units"], [4, 9, 2])),
+     r"truncated|need \d+ parameters|corrupt"),
+    ("units-absurd", lambda d: _with_header(d, _set(["units"], [4, 10**10, 2])),
+     r"truncated|corrupt|memory"),
+    ("units-negative", lambda d: _with_header(d, _set(["units"], [4, -3, 2])),
+     r"corrupt"),
+    ("arena-count-negative", lambda d: _with_header(d, _set(["arena", "count"], -5)),
+     r"corrupt|truncated"),
+    ("arena-count-absurd", lambda d: _with_header(d, _set(["arena", "count"], 10**15)),
+     r"truncated"),
+    ("arena-dtype-int", lambda d: _with_header(d, _set(["arena", "dtype"], "int32")),
+     r"unsupported dtype"),
+    ("arena-dtype-garbage", lambda d: _with_header(d, _set(["arena", "dtype"], "lol")),
+     r"corrupt"),
+    ("classes-count-mismatch", lambda d: _with_header(
+        d, _set(["fitted", "classes_"], {"dtype": "<i8", "values": [0, 1, 2, 3, 4]})),
+     r"5 classes do not fit"),
+    ("classes-object-dtype", lambda d: _with_header(
+        d, _set(["fitted", "classes_"], {"dtype": "|O", "values": [0, 1]})),
+     r"unsupported dtype|corrupt"),
+    ("out-activation-unknown", lambda d: _with_header(
+        d, _set(["fitted", "out_activation_"], "__import__")), r"unknown output activation"),
+    ("n_features-mismatch", lambda d: _with_header(d, _set(["fitted", "n_features_in_"], 99)),
+     r"n_features_in_ does not match"),
+    ("fitted-missing", lambda d: _with_header(d, lambda h: h.pop("fitted")), r"corrupt"),
+]
+
+LOAD_PARAMS = [pytest.param(make_bytes, match, id=f"load-{cid}")
+               for cid, make_bytes, match in LOAD_CASES]
+
+
+@pytest.fixture(scope="module")
+def model_bytes():
+    return _model_bytes()
+
+
+@pytest.mark.parametrize("make_bytes,match", LOAD_PARAMS)
+def test_bad_model_file(tmp_path, model_bytes, make_bytes, match):
+    path = tmp_path / "bad.pynn"
+    path.write_bytes(make_bytes(model_bytes))
+    t0 = time.perf_counter()
+    with pytest.raises(pynn.ModelFileError, match=match):
+        pynn.load(path)
+    assert time.perf_counter() - t0 < 2.0
+    # the same bytes through a file object
+    with pytest.raises(pynn.ModelFileError, match=match):
+        pynn.load(io.BytesIO(make_bytes(model_bytes)))
+
+
+LOAD_PATH_CASES = [
+    pytest.param(lambda p: p / "missing.pynn", FileNotFoundError, r"missing\.pynn",
+                 id="load-missing-path"),
+    pytest.param(lambda p: p, OSError, r"", id="load-directory"),
+    pytest.param(lambda p: None, TypeError, r"", id="load-None"),
+    pytest.param(lambda p: 3.5, TypeError, r"", id="load-float"),
+    pytest.param(lambda p: io.StringIO("PYNNMODL"), TypeError, r"binary mode",
+                 id="load-text-file-object"),
+]
+
+
+@pytest.mark.parametrize("make_path,exc,match", LOAD_PATH_CASES)
+def test_bad_model_path(tmp_path, make_path, exc, match):
+    with pytest.raises(exc, match=match):
+        pynn.load(make_path(tmp_path))
 
 
 #: Number of bad inputs tried by this module (= the number of tests collected).
 N_CASES = (len(FIT_PARAMS) + len(PARAM_PARAMS) + len(ABSURD_LAYERS) * len(MLP) * 2
            + len(FITTED_PARAMS) + len(_REFIT_PARAM_PARAMS) + len(PREDICT_PARAMS)
-           + len(UNFITTED_PARAMS) + len(Y_PARAMS) + len(MISC_PARAMS) + len(OPS_PARAMS))
+           + len(UNFITTED_PARAMS) + len(Y_PARAMS) + len(MISC_PARAMS) + len(OPS_PARAMS)
+           + len(LOAD_PARAMS) + len(LOAD_PATH_CASES))
