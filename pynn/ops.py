@@ -101,6 +101,10 @@ def activation(z: ArrayLike, name: str) -> np.ndarray:
     ----------
     z : ndarray of shape (n, m), float32 or float64
     name : {'identity', 'logistic', 'tanh', 'relu', 'softmax', 'step'}
+
+    Returns
+    -------
+    a : ndarray of shape (n, m), same dtype as z
     """
     code = _code(_core.ACTIVATIONS, name, "activation")
     (z,) = _arrays(["z"], [z], [2])
@@ -114,6 +118,19 @@ def activation_backward(delta: ArrayLike, a: ArrayLike, name: str) -> np.ndarray
 
     logistic: a (1 - a); tanh: 1 - a^2; relu: [a > 0]; identity: 1; step: 0;
     softmax: the Jacobian-vector product ``a_j (delta_j - sum_i delta_i a_i)``.
+
+    Parameters
+    ----------
+    delta : ndarray of shape (n, m)
+        The gradient with respect to the activation's output.
+    a : ndarray of shape (n, m), same dtype
+        The activation's output f(z).
+    name : {'identity', 'logistic', 'tanh', 'relu', 'softmax', 'step'}
+
+    Returns
+    -------
+    delta_z : ndarray of shape (n, m)
+        The gradient with respect to z.
     """
     code = _code(_core.ACTIVATIONS, name, "activation")
     delta, a = _arrays(["delta", "a"], [delta, a], [2, 2])
@@ -129,6 +146,17 @@ def loss(y_hat: ArrayLike, y: ArrayLike, name: str) -> float:
     'squared_error': sum (y_hat - y)^2 (the textbook perceptron cost);
     'binary_cross_entropy' and 'categorical_cross_entropy' clip p to
     [eps, 1 - eps] before the log.
+
+    Parameters
+    ----------
+    y_hat, y : ndarray of shape (n, m), one float dtype
+        Predictions and targets.
+    name : {'half_squared_error', 'squared_error', 'binary_cross_entropy',
+            'categorical_cross_entropy'}
+
+    Returns
+    -------
+    loss : float
     """
     code = _code(_core.LOSSES, name, "loss")
     y_hat, y = _arrays(["y_hat", "y"], [y_hat, y], [2, 2])
@@ -141,6 +169,18 @@ def output_delta(y_hat: ArrayLike, y: ArrayLike, activation: str, loss: str) -> 
     The matched pairs (softmax, categorical_cross_entropy),
     (logistic, binary_cross_entropy) and (identity, half_squared_error) fuse
     to ``y_hat - y``; 'step' uses Rosenblatt's rule ``y_hat - y``.
+
+    Parameters
+    ----------
+    y_hat, y : ndarray of shape (n, m), one float dtype
+    activation : str
+        The output activation that produced y_hat.
+    loss : str
+        The loss (see :func:`loss`).
+
+    Returns
+    -------
+    delta : ndarray of shape (n, m)
     """
     act = _code(_core.ACTIVATIONS, activation, "activation")
     kind = _code(_core.LOSSES, loss, "loss")
@@ -152,7 +192,21 @@ def output_delta(y_hat: ArrayLike, y: ArrayLike, activation: str, loss: str) -> 
 
 def dense_forward(x: ArrayLike, W: ArrayLike, b: ArrayLike, activation: str = "identity",
                   n_threads: Optional[int] = None) -> np.ndarray:
-    """Return ``f(x @ W + b)``; x is (n, n_in), W (n_in, n_out), b (n_out,)."""
+    """Return ``f(x @ W + b)``, the output of a dense layer.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, n_in)
+    W : ndarray of shape (n_in, n_out), same dtype
+    b : ndarray of shape (n_out,), same dtype
+    activation : str, default='identity'
+    n_threads : int or None, default=None
+        Threads for the product (None: OpenMP's default).
+
+    Returns
+    -------
+    out : ndarray of shape (n, n_out)
+    """
     act = _code(_core.ACTIVATIONS, activation, "activation")
     x, W, b = _arrays(["x", "W", "b"], [x, W, b], [2, 2, 1])
     out = np.empty((x.shape[0], W.shape[1]), dtype=x.dtype)
@@ -169,6 +223,23 @@ def dense_backward(delta: ArrayLike, x: ArrayLike, W: ArrayLike, alpha: float = 
     ``db = sum_k delta_k / n`` and ``dx = delta W^T`` (None unless need_dx).
     ``dx`` is the gradient with respect to the layer's input; multiply it by
     the previous layer's f' (``activation_backward``) to get that layer's delta.
+
+    Parameters
+    ----------
+    delta : ndarray of shape (n, n_out)
+        The gradient of each row's loss with respect to z (not divided by n).
+    x : ndarray of shape (n, n_in)
+    W : ndarray of shape (n_in, n_out)
+    alpha : float, default=0.0
+        L2 penalty.
+    need_dx : bool, default=True
+    n_threads : int or None, default=None
+
+    Returns
+    -------
+    dx : ndarray of shape (n, n_in) or None
+    dW : ndarray of shape (n_in, n_out)
+    db : ndarray of shape (n_out,)
     """
     delta, x, W = _arrays(["delta", "x", "W"], [delta, x, W], [2, 2, 2])
     if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Real):
@@ -195,6 +266,21 @@ def sgd_update(params: np.ndarray, velocity: np.ndarray, grads: ArrayLike, lr: f
 
     ``v = momentum v - lr g``; ``params += v``, or with Nesterov momentum
     ``params += momentum v - lr g``.  ``momentum=0`` is plain gradient descent.
+
+    Parameters
+    ----------
+    params, velocity : ndarray of shape (k,), writeable and C-contiguous
+        Updated in place.
+    grads : ndarray of shape (k,), same dtype
+    lr : float
+        Learning rate, > 0.
+    momentum : float, default=0.0
+        In [0, 1].
+    nesterov : bool, default=False
+
+    Returns
+    -------
+    None
     """
     for name, a in (("params", params), ("velocity", velocity)):
         if isinstance(a, np.ndarray):
@@ -213,6 +299,22 @@ def adam_update(params: np.ndarray, m: np.ndarray, v: np.ndarray, grads: ArrayLi
 
     ``m = b1 m + (1 - b1) g``; ``v = b2 v + (1 - b2) g^2``;
     ``params -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``.
+
+    Parameters
+    ----------
+    params, m, v : ndarray of shape (k,), writeable and C-contiguous
+        Updated in place.
+    grads : ndarray of shape (k,), same dtype
+    lr : float
+        Learning rate, > 0.
+    beta1, beta2 : float, defaults 0.9, 0.999
+        In [0, 1).
+    epsilon : float, default=1e-8
+    t : int, default=1
+
+    Returns
+    -------
+    None
     """
     for name, a in (("params", params), ("m", m), ("v", v)):
         if isinstance(a, np.ndarray):
