@@ -800,9 +800,6 @@ static double FN(update)(const pynn_net *net, const pynn_optim *opt, uint64_t t,
     return want_sq ? total : 0;
 }
 
-/* Offsets of at most this many layers live on the stack. */
-#define PYNN_MAX_LAYERS 256
-
 /* The checks every whole-network entry point makes; fills the parameter
  * offsets and the workspace layout for batches of `batch` rows. */
 static pynn_status FN(net_prologue)(const pynn_net *net, size_t batch, size_t ws_len,

@@ -27,6 +27,10 @@
 extern "C" {
 #endif
 
+/* Most weight layers a network may have (their offsets live on the stack);
+ * the whole-network entry points return PYNN_ERR_UNSUPPORTED beyond it. */
+#define PYNN_MAX_LAYERS 256
+
 typedef enum {
     PYNN_OK = 0,
     PYNN_ERR_ARG = 1,        /* an argument is out of its domain (bad enum, zero size, NULL) */

@@ -313,6 +313,20 @@ def feature_names(X):
     return None
 
 
+def check_fits_dtype(dtype, **values):
+    """Each positive value must stay finite and non-zero when rounded to dtype
+    (a learning rate of 1e39 is infinite in float32; an epsilon of 1e-50 is 0)."""
+    info = np.finfo(dtype)
+    for name, value in values.items():
+        v = float(value)
+        if v > float(info.max):
+            raise ValueError(f"{name}={value!r} is too large for dtype {np.dtype(dtype).name} "
+                             f"(at most {float(info.max):.3g})")
+        if 0 < v < float(info.smallest_subnormal) or (v > 0 and dtype.type(v) == 0):
+            raise ValueError(f"{name}={value!r} rounds to 0 in dtype {np.dtype(dtype).name}; "
+                             f"use at least {float(info.tiny):.3g}")
+
+
 def check_verbose(value):
     if isinstance(value, (bool, np.bool_)):
         return int(value)
@@ -404,6 +418,10 @@ def check_consistent_length(X, y):
 # ----------------------------------------------------------------------------
 # the network machinery
 # ----------------------------------------------------------------------------
+
+class _OutputOverflow(ValueError):
+    """A forward or backward pass overflowed although its inputs were finite."""
+
 
 class _Layout:
     """The arena layout of a network: offsets of each W_l and b_l."""
@@ -704,7 +722,12 @@ class NetworkBase(ParamsMixin):
                     self.best_loss_ = self.loss_
                 score = None
                 if val is not None:
-                    score = float(self._validation_score(*val))
+                    try:
+                        score = float(self._validation_score(*val))
+                    except _OutputOverflow:
+                        np.copyto(self._arena, good_cur)
+                        self._opt_state = None
+                        raise DivergenceError(self._divergence_message()) from None
                     self.validation_scores_.append(score)
                 progress.epoch_end(self.loss_, score)
                 if tol is not None:
@@ -741,6 +764,14 @@ class NetworkBase(ParamsMixin):
         if best_arena is not None and self.validation_scores_:
             # early stopping: the weights that scored best on the validation set
             np.copyto(self._arena, best_arena)
+        if not self._finite_on_sample(net, X, Y, grads, sw):
+            # The last update can blow the weights up without making them NaN or
+            # infinite (the loss is checked before each update, and the weights
+            # at epoch ends): the model must still give a finite loss and
+            # gradient on its training rows, or the fit failed.
+            np.copyto(self._arena, good_cur)
+            self._opt_state = None
+            raise DivergenceError(self._divergence_message())
         if not converged and max_iter > 0 and not incremental and tol is not None:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({max_iter}) reached "
                           f"and the optimization hasn't converged yet.",
@@ -748,6 +779,19 @@ class NetworkBase(ParamsMixin):
 
     def _validation_score(self, X, y, sw):  # pragma: no cover - estimators override
         raise NotImplementedError
+
+    def _finite_on_sample(self, net, X, Y, grads, sw, rows=256):
+        """Loss and gradient at the current weights on up to `rows` training
+        rows spread over the data are finite (and so are the weights)."""
+        if not all_finite(self._arena):
+            return False
+        n = X.shape[0]
+        idx = np.unique(np.linspace(0, n - 1, min(n, rows)).astype(np.int64))
+        ws = np.empty(net.workspace_size(len(idx)), dtype=self._arena.dtype)
+        loss = net.loss_grad(grads, self._arena, np.ascontiguousarray(X[idx]),
+                             np.ascontiguousarray(Y[idx]), float(getattr(self, "alpha", 0.0)),
+                             ws, 1, None if sw is None else np.ascontiguousarray(sw[idx]))
+        return math.isfinite(loss) and all_finite(grads)
 
     def _divergence_message(self):
         return (f"Training diverged: the loss or the weights became NaN or infinite "
@@ -851,7 +895,7 @@ class NetworkBase(ParamsMixin):
         self._sync_arena()
         return X
 
-    def _forward(self, X, output=None):
+    def _forward(self, X, output=None, allow_inf=False):
         """Output of the network for validated X.  With several threads, blocks of
         rows go to threads whole (each needs its own workspace); the result is
         bitwise the same for any thread count and block size."""
@@ -868,6 +912,11 @@ class NetworkBase(ParamsMixin):
             net.predict(out, self._arena, X, ws, block, nt)
         except _core.NonFiniteError:
             raise ValueError("X contains NaN or infinity; remove or impute them first") from None
+        if not all_finite(out) and not (allow_inf and not np.isnan(out).any()):
+            raise _OutputOverflow(
+                "the model's output overflowed to NaN or infinity on some rows of X: their "
+                "values are far outside what the model can handle (scale X the same way as "
+                "the training data)")
         return out
 
     # ---- low-level access -------------------------------------------------------
@@ -896,6 +945,11 @@ class NetworkBase(ParamsMixin):
         ws = np.empty(net.workspace_size(X.shape[0]), dtype=self._arena.dtype)
         loss = net.loss_grad(grads, self._arena, X, Y, float(getattr(self, "alpha", 0.0)), ws,
                              resolve_threads(self.n_threads))
+        if not (math.isfinite(loss) and all_finite(grads)):
+            raise _OutputOverflow(
+                "the loss or the gradients overflowed to NaN or infinity at the current "
+                "weights: X, y or alpha are too large for the model's dtype "
+                f"({self._arena.dtype.name}); scale the data or lower alpha")
         return loss, grads
 
     def loss_and_gradients(

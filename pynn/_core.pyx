@@ -10,6 +10,7 @@ import numpy as np
 
 
 cdef extern from "pynn.h" nogil:
+    enum: PYNN_MAX_LAYERS
     ctypedef enum pynn_status:
         PYNN_OK
         PYNN_ERR_ARG
@@ -473,3 +474,7 @@ cdef class Trainer:
             return steps, None, True
         _check(st, "training")
         return steps, (eloss if done else None), False
+
+
+#: Most weight layers a network may have (hidden layers + 1).
+MAX_LAYERS = PYNN_MAX_LAYERS

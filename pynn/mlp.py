@@ -11,9 +11,10 @@ from numpy.typing import ArrayLike
 
 from ._typing import Optional, Self
 
+from . import _core
 from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
                     check_float, check_int, check_random_state, check_sample_weight,
-                    check_score_targets,
+                    check_fits_dtype, check_score_targets,
                     check_verbose, check_y_given, column_or_1d, label_indices, resolve_dtype,
                     resolve_threads, sorted_labels, validate_X, validation_split)
 
@@ -68,6 +69,9 @@ class _BaseMLP(NetworkBase):
         except TypeError:
             raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints, "
                             f"got {self.hidden_layer_sizes!r}") from None
+        if len(h) >= _core.MAX_LAYERS:
+            raise ValueError(f"hidden_layer_sizes has {len(h)} layers; pynn supports at most "
+                             f"{_core.MAX_LAYERS - 1} hidden layers")
         return [check_int(u, "hidden_layer_sizes entries", low=1) for u in h]
 
     def _check_hyperparameters(self):
@@ -92,6 +96,9 @@ class _BaseMLP(NetworkBase):
         check_int(self.n_iter_no_change, "n_iter_no_change", low=1)
         check_bool(self.warm_start, "warm_start")
         check_bool(self.early_stopping, "early_stopping")
+        dtype = resolve_dtype(self.dtype)
+        check_fits_dtype(dtype, learning_rate_init=self.learning_rate_init, alpha=self.alpha,
+                         epsilon=self.epsilon)
         check_float(self.validation_fraction, "validation_fraction", low=0.0, high=1.0,
                     low_open=True, high_open=True)
         check_verbose(self.verbose)

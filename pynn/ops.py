@@ -80,6 +80,15 @@ def _threads(n_threads):
 _MAX_THREADS = 4096
 
 
+def _fits(dtype, **values):
+    """Positive values must stay finite and non-zero in the arrays' dtype."""
+    info = np.finfo(dtype)
+    for name, v in values.items():
+        if v > float(info.max) or np.dtype(dtype).type(v) == 0:
+            raise ValueError(f"{name}={v!r} cannot be represented in {np.dtype(dtype).name} "
+                             f"(it would become {np.dtype(dtype).type(v)!r})")
+
+
 def _real(value, name, low=None, high=None, low_open=False, high_open=False):
     """A finite float within the bounds, or a TypeError/ValueError naming `name`."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
@@ -289,6 +298,7 @@ def sgd_update(params: np.ndarray, velocity: np.ndarray, grads: ArrayLike, lr: f
                                       [params, velocity, grads], [1, 1, 1])
     lr = _real(lr, "lr", low=0.0, low_open=True)
     momentum = _real(momentum, "momentum", low=0.0, high=1.0)
+    _fits(params.dtype, lr=lr)
     _core.sgd_update(params, velocity, grads, lr, momentum, bool(nesterov))
 
 
@@ -330,4 +340,5 @@ def adam_update(params: np.ndarray, m: np.ndarray, v: np.ndarray, grads: ArrayLi
     beta1 = _real(beta1, "beta1", low=0.0, high=1.0, high_open=True)
     beta2 = _real(beta2, "beta2", low=0.0, high=1.0, high_open=True)
     epsilon = _real(epsilon, "epsilon", low=0.0, low_open=True)
+    _fits(params.dtype, lr=lr, epsilon=epsilon)
     _core.adam_update(params, m, v, grads, lr, beta1, beta2, epsilon, t)

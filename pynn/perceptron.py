@@ -9,7 +9,7 @@ from ._typing import Any, List, Optional, Self, Tuple
 
 from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
                     check_float, check_int, check_random_state, check_sample_weight,
-                    check_score_targets,
+                    check_fits_dtype, check_score_targets,
                     check_verbose, check_y_given, column_or_1d, label_indices, resolve_dtype,
                     resolve_threads, sorted_labels, validate_X)
 
@@ -121,6 +121,7 @@ class Perceptron(NetworkBase):
     def _check_hyperparameters(self):
         check_choice(self.activation, "activation", ("logistic", "step"))
         check_float(self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True)
+        check_fits_dtype(resolve_dtype(self.dtype), learning_rate_init=self.learning_rate_init)
         check_int(self.max_iter, "max_iter", low=1)
         if self.tol is not None:
             check_float(self.tol, "tol", low=0.0)
@@ -234,7 +235,9 @@ class Perceptron(NetworkBase):
         z : ndarray of shape (n_samples,) for two classes, (n_samples, n_classes) for more
         """
         X = self._validate_for_predict(X, check_finite=False)
-        z = self._forward(X, output="identity")
+        # z = +-inf (inputs far beyond the weights' scale) still has a sign to
+        # decide by; only NaN is refused
+        z = self._forward(X, output="identity", allow_inf=True)
         return z.ravel() if z.shape[1] == 1 else z
 
     def _predict_proba(self, X: ArrayLike) -> np.ndarray:
