@@ -364,10 +364,14 @@ class Setup:
 # --- pynn --------------------------------------------------------------------
 
 def pynn_train(s):
+    """Epochs of fit on a model that already holds the starting weights
+    (warm_start), like the NumPy, PyTorch and JAX peers, whose timed work also
+    excludes creating and initialising the parameters."""
     X, y = s.data.X, s.data.y
+    m = pynn_model_from(s.case, s.params, s.dtype, s.threads)
 
     def run(n):
-        pynn_estimator(s.case, s.case.batch, s.dtype, s.threads).fit(X[:n], y[:n])
+        m.fit(X[:n], y[:n])
     return run
 
 

@@ -615,6 +615,14 @@ class NetworkBase(ParamsMixin):
         self._opt_state = None
         self.__dict__.update(state)
         if "_arena" in state:
+            # Unpickled buffers (pickle protocol 5, as Dask sends them) may sit at any
+            # byte offset; the core reads them as arrays of float or double, which
+            # must be aligned, writeable and contiguous.
+            self._arena = np.require(self._arena, requirements=["C", "A", "W"])
+            if self._opt_state is not None:
+                self._opt_state = {k: np.require(v, requirements=["C", "A", "W"])
+                                   if isinstance(v, np.ndarray) else v
+                                   for k, v in self._opt_state.items()}
             self._bind_views()
 
     # ---- training -------------------------------------------------------------

@@ -313,6 +313,27 @@ def test_pickle_round_trip_keeps_training_state():
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
 
 
+def test_unpickled_buffers_at_odd_offsets_are_realigned():
+    """Pickle protocol 5 (as Dask sends models) can hand back the arrays at any
+    byte offset; the model realigns them before the core reads them."""
+    X, y = blobs(60)
+    m = MLPClassifier((7,), random_state=0).partial_fit(X, y, classes=[0, 1, 2])
+    bufs = []
+    data = pickle.dumps(m, protocol=5, buffer_callback=bufs.append)
+    moved = []
+    for b in bufs:
+        raw = b.raw()
+        frame = bytearray(len(raw) + 1)
+        frame[1:] = raw
+        moved.append(memoryview(frame)[1:])
+    m2 = pickle.loads(data, buffers=moved)
+    assert m2._arena.flags.aligned and m2._arena.flags.writeable
+    assert all(v.flags.aligned for v in m2._opt_state.values() if isinstance(v, np.ndarray))
+    m.partial_fit(X, y)
+    m2.partial_fit(X, y)
+    np.testing.assert_array_equal(m2._arena, m._arena)
+
+
 # ---- plots ----------------------------------------------------------------------------
 
 def test_plot_loss_curve(tmp_path):
