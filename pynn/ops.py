@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike
 from ._typing import Any, List, Optional, Tuple
 
 from . import _core
+from ._base import check_float
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "activation", "activation_backward", "loss", "output_delta",
@@ -87,20 +88,6 @@ def _fits(dtype, **values):
         if v > float(info.max) or np.dtype(dtype).type(v) == 0:
             raise ValueError(f"{name}={v!r} cannot be represented in {np.dtype(dtype).name} "
                              f"(it would become {np.dtype(dtype).type(v)!r})")
-
-
-def _real(value, name, low=None, high=None, low_open=False, high_open=False):
-    """A finite float within the bounds, or a TypeError/ValueError naming `name`."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if low is not None and (value < low or (low_open and value == low)):
-        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {value}")
-    if high is not None and (value > high or (high_open and value == high)):
-        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {value}")
-    return value
 
 
 def activation(z: ArrayLike, name: str) -> np.ndarray:
@@ -296,8 +283,8 @@ def sgd_update(params: np.ndarray, velocity: np.ndarray, grads: ArrayLike, lr: f
             _check_inplace(name, a)
     params, velocity, grads = _arrays(["params", "velocity", "grads"],
                                       [params, velocity, grads], [1, 1, 1])
-    lr = _real(lr, "lr", low=0.0, low_open=True)
-    momentum = _real(momentum, "momentum", low=0.0, high=1.0)
+    lr = check_float(lr, "lr", low=0.0, low_open=True)
+    momentum = check_float(momentum, "momentum", low=0.0, high=1.0)
     _fits(params.dtype, lr=lr)
     _core.sgd_update(params, velocity, grads, lr, momentum, bool(nesterov))
 
@@ -336,9 +323,9 @@ def adam_update(params: np.ndarray, m: np.ndarray, v: np.ndarray, grads: ArrayLi
     if not 1 <= t < 2**63:
         raise ValueError(f"t must be >= 1 (the number of this step), got {t}")
     t = int(t)
-    lr = _real(lr, "lr", low=0.0, low_open=True)
-    beta1 = _real(beta1, "beta1", low=0.0, high=1.0, high_open=True)
-    beta2 = _real(beta2, "beta2", low=0.0, high=1.0, high_open=True)
-    epsilon = _real(epsilon, "epsilon", low=0.0, low_open=True)
+    lr = check_float(lr, "lr", low=0.0, low_open=True)
+    beta1 = check_float(beta1, "beta1", low=0.0, high=1.0, high_open=True)
+    beta2 = check_float(beta2, "beta2", low=0.0, high=1.0, high_open=True)
+    epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True)
     _fits(params.dtype, lr=lr, epsilon=epsilon)
     _core.adam_update(params, m, v, grads, lr, beta1, beta2, epsilon, t)

@@ -67,7 +67,8 @@ class Perceptron(NetworkBase):
         Reshuffle the rows every epoch (minibatches only).
     random_state : int, RandomState or None, default=None
     warm_start : bool, default=False
-    verbose : bool, default=False
+    verbose : bool or int, default=False
+        1/True: a live progress bar on stderr; 2: one line per epoch on stdout.
     dtype : {'float32', 'float64'}, default='float32'
     n_threads : int or None, default=None
 
