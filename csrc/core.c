@@ -189,6 +189,18 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     lay->yb = total;
     if (!pynn__add(total, yb, &total))
         return PYNN_ERR_OVERFLOW;
+    /* A packed for the weight-gradient products x^T delta (K = batch rows) */
+    size_t maxin = 0;
+    for (size_t l = 0; l < net->n_layers; l++)
+        if ((size_t)net->units[l] > maxin)
+            maxin = (size_t)net->units[l];
+    size_t apack, kc = batch < PYNN_GEMM_KC ? batch : PYNN_GEMM_KC;
+    maxin = (maxin + PYNN_GEMM_MR_PAD - 1) / PYNN_GEMM_MR_PAD * PYNN_GEMM_MR_PAD;
+    if (!pynn__mul(maxin, kc, &apack))
+        return PYNN_ERR_OVERFLOW;
+    lay->apack = total;
+    if (!pynn__add(total, apack, &total))
+        return PYNN_ERR_OVERFLOW;
     lay->total = total;
     return PYNN_OK;
 }

@@ -442,7 +442,7 @@ pynn_status FN(pynn_dense_forward)(T *out, const T *x, const T *W, const T *b, s
  *                                            NULL da gives plain delta W^T) */
 static void FN(dense_bwd)(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                           size_t n, size_t n_in, size_t n_out, double alpha,
-                          const T *da, pynn_activation dact, int n_threads)
+                          const T *da, pynn_activation dact, T *apack, int n_threads)
 {
     size_t work = n * n_in * n_out;
     T inv_n = (T)(1.0 / (double)n);
@@ -453,6 +453,7 @@ static void FN(dense_bwd)(T *dx, T *dW, T *db, const T *delta, const T *x, const
     g.c = dW; g.ldc = (ptrdiff_t)n_out;
     g.epi = PYNN_EPI_SCALE_W; g.scale = inv_n; g.wscale = (T)(alpha / (double)n);
     g.w = W; g.ldw = (ptrdiff_t)n_out;
+    g.apack = apack;
     g.n_threads = FN(threads_for)(n_threads, work, n_in * n_out / 64 + 1);
     FN(gemm)(&g);
 
@@ -488,7 +489,7 @@ pynn_status FN(pynn_dense_backward)(T *dx, T *dW, T *db, const T *delta, const T
     pynn_status st = FN(check_dense)(n, n_in, n_out);
     if (st != PYNN_OK)
         return st;
-    FN(dense_bwd)(dx, dW, db, delta, x, W, n, n_in, n_out, alpha, NULL, PYNN_ACT_IDENTITY,
+    FN(dense_bwd)(dx, dW, db, delta, x, W, n, n_in, n_out, alpha, NULL, PYNN_ACT_IDENTITY, NULL,
                   n_threads);
     return PYNN_OK;
 }
@@ -673,7 +674,8 @@ static double FN(weight_sq)(const pynn_net *net, const T *params, const size_t *
 static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
                                const size_t *w_off, const size_t *b_off, const T *x,
                                const T *y, const T *sw, const int64_t *sw_idx, size_t n,
-                               double alpha, double wsq, T *acts, T *d0, T *d1, int nt)
+                               double alpha, double wsq, T *acts, T *d0, T *d1, T *apack,
+                               int nt)
 {
     size_t L = net->n_layers;
     size_t m = (size_t)net->units[L];
@@ -725,7 +727,7 @@ static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
          * hidden activation's derivative is fused into the dx product */
         FN(dense_bwd)(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
                       params + w_off[l], n, nin, nout, alpha, l ? in : NULL, net->hidden,
-                      nt);
+                      apack, nt);
         if (l) {
             T *t = d0; d0 = d1; d1 = t;
         }
@@ -904,7 +906,7 @@ pynn_status FN(pynn_net_loss_grad)(double *loss, T *grads, const pynn_net *net, 
     FN(net_forward)(net, params, w_off, b_off, x, n, acts, n_threads);
     double wsq = alpha > 0 ? FN(weight_sq)(net, params, w_off) : 0;
     *loss = FN(net_backward)(net, params, grads, w_off, b_off, x, y, sw, NULL, n, alpha, wsq,
-                             acts, ws + lay.delta0, ws + lay.delta1, n_threads);
+                             acts, ws + lay.delta0, ws + lay.delta1, ws + lay.apack, n_threads);
     return PYNN_OK;
 }
 
@@ -971,7 +973,7 @@ pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_trai
         FN(net_forward)(net, params, w_off, b_off, xs, rows, acts, n_threads);
         double loss = FN(net_backward)(net, params, grads, w_off, b_off, xs, ys, sws, sw_idx,
                                        rows, opt->alpha, wsq, acts, ws + lay.delta0,
-                                       ws + lay.delta1, n_threads);
+                                       ws + lay.delta1, ws + lay.apack, n_threads);
         if (!isfinite(loss))
             return PYNN_ERR_NONFINITE; /* before the update: weights stay as they were */
         if (opt->solver == PYNN_SOLVER_ADAM)

@@ -2,6 +2,7 @@
  * only called after cpuid said the CPU has both). */
 #include <immintrin.h>
 #include "internal.h"
+#include "transpose_avx.h"
 
 /* ---- float: 6 x 16 tiles ---- */
 #define T float
@@ -25,6 +26,8 @@
 #define M_MAKE(cnt) _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(cnt)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define V_MLOAD(p, m) _mm256_maskload_ps((p), (m))
 #define V_MSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+#define PACK_BT 8
+#define PACK_BT_BLOCK pynn_transpose8_f32
 #include "gemm_tile.h"
 #include "gemm_undef.h"
 
@@ -50,5 +53,7 @@
 #define M_MAKE(cnt) _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)(cnt)), _mm256_setr_epi64x(0, 1, 2, 3))
 #define V_MLOAD(p, m) _mm256_maskload_pd((p), (m))
 #define V_MSTORE(p, m, v) _mm256_maskstore_pd((p), (m), (v))
+#define PACK_BT 4
+#define PACK_BT_BLOCK pynn_transpose4_f64
 #include "gemm_tile.h"
 #include "gemm_undef.h"

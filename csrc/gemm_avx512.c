@@ -2,6 +2,7 @@
  * only called after cpuid said the CPU and the OS support it). */
 #include <immintrin.h>
 #include "internal.h"
+#include "transpose_avx.h"
 
 /* ---- float: 8 x 32 tiles ---- */
 #define T float
@@ -25,6 +26,8 @@
 #define M_MAKE(cnt) ((__mmask16)((1u << (cnt)) - 1u))
 #define V_MLOAD(p, m) _mm512_maskz_loadu_ps((m), (p))
 #define V_MSTORE(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+#define PACK_BT 8
+#define PACK_BT_BLOCK pynn_transpose8_f32
 #include "gemm_tile.h"
 #include "gemm_undef.h"
 
@@ -50,5 +53,7 @@
 #define M_MAKE(cnt) ((__mmask8)((1u << (cnt)) - 1u))
 #define V_MLOAD(p, m) _mm512_maskz_loadu_pd((m), (p))
 #define V_MSTORE(p, m, v) _mm512_mask_storeu_pd((p), (m), (v))
+#define PACK_BT 4
+#define PACK_BT_BLOCK pynn_transpose4_f64
 #include "gemm_tile.h"
 #include "gemm_undef.h"

@@ -30,9 +30,9 @@
 /* A tile covers k-range [p0, p1): the first range starts from zero, later ones
  * continue the same chain from the partial sums parked in C (bit-exact: the
  * store and reload are exact), and only the last applies the epilogue. */
-#define KC 256
+#define KC PYNN_GEMM_KC
 #define TILE_ARGS const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols, size_t p0, \
-                  size_t p1, int first, int last, const T *bp
+                  size_t p1, int first, int last, const T *bp, const T *ap
 
 /* Stores columns [0, cols) of a row from x0, x1: a vector whose lanes are all
  * valid is stored whole, one with none is skipped, and only the one straddling
@@ -127,8 +127,9 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
             acc1[r] = cols == NR ? V_LOAD(c + VL) : V_MLOAD(c + VL, m1);
         }
     }
-    const ptrdiff_t ars = g->a_rs, acs = g->a_cs;
-    const T *a = g->a + i0 * ars + p0 * acs;
+    /* A from its packed panel (MR values per step, contiguous) or from memory */
+    const ptrdiff_t ars = ap ? 1 : g->a_rs, acs = ap ? MR : g->a_cs;
+    const T *a = ap ? ap : g->a + i0 * ars + p0 * acs;
     /* B from the packed panel (NR wide, zero-padded) or straight from memory */
     const ptrdiff_t ldb = bp ? NR : g->ldb;
     const T *b = bp ? bp : g->b + p0 * ldb + j0;
@@ -170,7 +171,7 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
     }
 }
 
-#define TILE_CASE(R) case R: GEMM_NAME(tile)(R, g, i0, j0, cols, p0, p1, first, last, bp); break;
+#define TILE_CASE(R) case R: GEMM_NAME(tile)(R, g, i0, j0, cols, p0, p1, first, last, bp, ap); break;
 
 /* Copies B's panel (rows p0..p1, columns j0..j0+NR) into bp, contiguous and
  * zero-padded: sequential loads in the tile loop and no cache-set conflicts
@@ -179,8 +180,24 @@ static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, siz
 {
     size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
     if (g->b_trans) {
+        size_t jb = 0, pb = 0;
+#ifdef PACK_BT
+        /* square blocks transposed in registers; the edges below, one by one */
+        size_t kc = p1 - p0;
+        jb = cols / PACK_BT * PACK_BT;
+        pb = kc / PACK_BT * PACK_BT;
+        for (size_t j = 0; j < jb; j += PACK_BT)
+            for (size_t p = 0; p < pb; p += PACK_BT)
+                PACK_BT_BLOCK(bp + p * NR + j, NR, g->b + (j0 + j) * g->ldb + p0 + p, g->ldb);
+        for (size_t j = 0; j < jb; j++) {
+            const T *src = g->b + (j0 + j) * g->ldb + p0;
+            for (size_t p = pb; p < kc; p++)
+                bp[p * NR + j] = src[p];
+        }
+#endif
+        (void)pb;
         /* read each of the panel's columns (rows of the stored B^T) sequentially */
-        for (size_t j = 0; j < NR; j++) {
+        for (size_t j = jb; j < NR; j++) {
             const T *src = g->b + (j0 + j) * g->ldb + p0;
             if (j < cols)
                 for (size_t p = 0; p < p1 - p0; p++)
@@ -209,9 +226,33 @@ static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, siz
     }
 }
 
+/* Packs A's row tiles it0..it1-1 for the K block [p0, p1) into g->apack: tile
+ * it holds, for each step p, its MR values A(i0 + r, p) side by side (zeros past
+ * the last row).  Used when A = X^T (a_rs == 1): each step's values then come
+ * from one far row of X, a new cache line per step, which the tile would
+ * otherwise fetch again for every column panel.  Rows of X are read in order. */
+static void GEMM_NAME(pack_a)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t p0, size_t p1)
+{
+    size_t kc = p1 - p0;
+    for (size_t p = 0; p < kc; p++) {
+        const T *src = g->a + (p0 + p) * g->a_cs;
+        for (size_t it = it0; it < it1; it++) {
+            T *dst = g->apack + (it * kc + p) * MR;
+            size_t i0 = it * MR;
+            if (i0 + MR <= g->m) {
+                for (int r = 0; r < MR; r++)
+                    dst[r] = src[i0 + r];
+            } else {
+                for (int r = 0; r < MR; r++)
+                    dst[r] = i0 + r < g->m ? src[i0 + r] : 0;
+            }
+        }
+    }
+}
+
 static inline __attribute__((always_inline)) void
 GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t kc, T *bp,
-                    size_t *packed)
+                    size_t *packed, int packa)
 {
     size_t p1 = g->k - p0 < kc ? g->k : p0 + kc;
     int first = p0 == 0, last = p1 == g->k;
@@ -221,6 +262,7 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t k
     }
     size_t it = t % mt, jt = t / mt;
     size_t i0 = it * MR, j0 = jt * NR;
+    const T *ap = packa ? g->apack + it * (p1 - p0) * MR : NULL;
     size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
     size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
     switch (rows) {
@@ -256,6 +298,10 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
     /* Packing pays once a panel serves several row tiles; the arithmetic, and
      * so every result bit, is the same either way. */
     const int pack = mt >= 3 || g->b_trans;
+    /* A = X^T is packed once per K block when the caller gave room for it and
+     * several column panels read it (see pack_a) */
+    const int packa = g->apack != NULL && g->a_rs == 1 && g->a_cs != 1 && nt >= 4 &&
+                      g->k >= 16;
 #ifdef _OPENMP
     if (nth > 1) {
 #pragma omp parallel num_threads(nth)
@@ -263,9 +309,19 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
             T bp[KC * NR] __attribute__((aligned(64)));
             for (size_t p0 = 0;; p0 += kc) {
                 size_t packed = (size_t)-1;
+                if (packa) {
+                    size_t p1 = g->k - p0 < kc ? g->k : p0 + kc;
+                    size_t team = (size_t)omp_get_num_threads();
+                    size_t share = (mt + team - 1) / team, me = (size_t)omp_get_thread_num();
+                    size_t it0 = me * share < mt ? me * share : mt;
+                    size_t it1 = it0 + share < mt ? it0 + share : mt;
+                    GEMM_NAME(pack_a)(g, it0, it1, p0, p1);
+#pragma omp barrier
+                }
 #pragma omp for schedule(static)
                 for (ptrdiff_t t = 0; t < (ptrdiff_t)tiles; t++)
-                    GEMM_NAME(one_tile)(g, (size_t)t, mt, p0, kc, pack ? bp : NULL, &packed);
+                    GEMM_NAME(one_tile)(g, (size_t)t, mt, p0, kc, pack ? bp : NULL, &packed,
+                                        packa);
                 if (p0 + kc >= g->k)
                     break;
             }
@@ -277,8 +333,10 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
     T bp[KC * NR] __attribute__((aligned(64)));
     for (size_t p0 = 0;; p0 += kc) {
         size_t packed = (size_t)-1;
+        if (packa)
+            GEMM_NAME(pack_a)(g, 0, mt, p0, g->k - p0 < kc ? g->k : p0 + kc);
         for (size_t t = 0; t < tiles; t++)
-            GEMM_NAME(one_tile)(g, t, mt, p0, kc, pack ? bp : NULL, &packed);
+            GEMM_NAME(one_tile)(g, t, mt, p0, kc, pack ? bp : NULL, &packed, packa);
         if (p0 + kc >= g->k)
             break;
     }

@@ -20,4 +20,5 @@
 #undef M_MAKE
 #undef V_MLOAD
 #undef V_MSTORE
-
+#undef PACK_BT
+#undef PACK_BT_BLOCK

@@ -11,8 +11,14 @@ static inline int pynn__mul(size_t a, size_t b, size_t *r) { return !__builtin_m
 static inline int pynn__add(size_t a, size_t b, size_t *r) { return !__builtin_add_overflow(a, b, r); }
 
 typedef struct {
-    size_t acts, delta0, delta1, xb, yb, total;
+    size_t acts, delta0, delta1, xb, yb, apack, total;
 } pynn__ws_layout;
+
+/* The matrix product splits K into blocks of at most this many (gemm_tile.h);
+ * a packed block of A, m x PYNN_GEMM_KC, lives in the workspace (apack). */
+#define PYNN_GEMM_KC 256
+/* Rows of A packed per tile are padded to a multiple of this (every MR divides it). */
+#define PYNN_GEMM_MR_PAD 24
 
 pynn_status pynn__check_net(const pynn_net *net);
 pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch);
@@ -36,6 +42,7 @@ typedef enum {
         const T *bias;                                                           \
         T scale, wscale; const T *w; ptrdiff_t ldw;                              \
         const T *da; ptrdiff_t ldda;                                             \
+        T *apack;     /* NULL, or room for A packed: roundup(m, 24) * 256     */ \
         int n_threads;                                                           \
     }
 typedef PYNN_GEMM_ARGS_OF(float) pynn_gemm_args_f32;
