@@ -194,10 +194,14 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     for (size_t l = 0; l < net->n_layers; l++)
         if ((size_t)net->units[l] > maxin)
             maxin = (size_t)net->units[l];
-    size_t apack, kc = batch < PYNN_GEMM_KC ? batch : PYNN_GEMM_KC;
+    /* ... and for products whose A is a batch of rows (m = batch, K blocks <= KC) */
+    size_t apack, apack_rows, kc = batch < PYNN_GEMM_KC ? batch : PYNN_GEMM_KC;
     maxin = (maxin + PYNN_GEMM_MR_PAD - 1) / PYNN_GEMM_MR_PAD * PYNN_GEMM_MR_PAD;
-    if (!pynn__mul(maxin, kc, &apack))
+    if (!pynn__mul(maxin, kc, &apack) || !pynn__add(batch, PYNN_GEMM_MR_PAD, &apack_rows) ||
+        !pynn__mul(apack_rows, PYNN_GEMM_KC, &apack_rows))
         return PYNN_ERR_OVERFLOW;
+    if (apack_rows > apack)
+        apack = apack_rows;
     lay->apack = total;
     if (!pynn__add(total, apack, &total))
         return PYNN_ERR_OVERFLOW;

@@ -234,6 +234,23 @@ static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, siz
 static void GEMM_NAME(pack_a)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t p0, size_t p1)
 {
     size_t kc = p1 - p0;
+    if (g->a_cs == 1) {
+        /* A row-major: each of a tile's rows is read in order */
+        for (size_t it = it0; it < it1; it++) {
+            T *dst = g->apack + it * kc * MR;
+            for (int r = 0; r < MR; r++) {
+                size_t i = it * MR + (size_t)r;
+                if (i < g->m) {
+                    const T *src = g->a + i * g->a_rs + p0;
+                    for (size_t p = 0; p < kc; p++)
+                        dst[p * MR + r] = src[p];
+                } else
+                    for (size_t p = 0; p < kc; p++)
+                        dst[p * MR + r] = 0;
+            }
+        }
+        return;
+    }
     for (size_t p = 0; p < kc; p++) {
         const T *src = g->a + (p0 + p) * g->a_cs;
         for (size_t it = it0; it < it1; it++) {
@@ -298,10 +315,12 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
     /* Packing pays once a panel serves several row tiles; the arithmetic, and
      * so every result bit, is the same either way. */
     const int pack = mt >= 3 || g->b_trans;
-    /* A = X^T is packed once per K block when the caller gave room for it and
-     * several column panels read it (see pack_a) */
-    const int packa = g->apack != NULL && g->a_rs == 1 && g->a_cs != 1 && nt >= 4 &&
-                      g->k >= 16;
+    /* A is packed once per K block when the caller gave room for it, several
+     * column panels read it, and it is X^T or a row-major matrix whose rows lie
+     * a multiple of 4 KiB apart (a tile's rows would then share cache sets) */
+    const int packa = g->apack != NULL && nt >= 4 && g->k >= 16 &&
+                      ((g->a_rs == 1 && g->a_cs != 1) ||
+                       (g->a_cs == 1 && ((size_t)g->a_rs * sizeof(T)) % 4096 == 0));
 #ifdef _OPENMP
     if (nth > 1) {
 #pragma omp parallel num_threads(nth)
