@@ -604,6 +604,7 @@ class NetworkBase(ParamsMixin):
         if "_arena" in self.__dict__:
             self._sync_arena()
         state = self.__dict__.copy()
+        state.pop("_scratch", None)
         if "_arena" in state:
             # the arena alone is stored; the views are rebuilt on loading
             state["_arena"] = self._arena.copy()
@@ -671,15 +672,25 @@ class NetworkBase(ParamsMixin):
         net = self._make_net()
         dtype = self._arena.dtype
         if not incremental or getattr(self, "_opt_state", None) is None:
+            old = getattr(self, "_opt_state", None) or {}
             self._opt_state = {
-                "a": np.zeros_like(self._arena),
-                "b": np.zeros_like(self._arena) if solver == "adam" else np.zeros(1, dtype),
+                "a": self._zeroed(old.get("a"), self._arena.size, dtype),
+                "b": (self._zeroed(old.get("b"), self._arena.size, dtype) if solver == "adam"
+                      else np.zeros(1, dtype)),
                 "t": 0, "lr": float(self.learning_rate_init),
             }
         st = self._opt_state
         opt_b = st["b"] if solver == "adam" else st["a"]
-        grads = np.zeros_like(self._arena)
-        ws = np.empty(net.workspace_size(min(batch, n)), dtype=dtype)
+        # Buffers the core writes into, kept between calls (partial_fit loops and
+        # warm starts do not pay for fresh pages every time); never pickled.
+        ws_size = net.workspace_size(min(batch, n))
+        scratch = self.__dict__.get("_scratch")
+        if scratch is None or scratch["key"] != (self._arena.size, dtype, ws_size):
+            scratch = {"key": (self._arena.size, dtype, ws_size),
+                       "grads": np.empty_like(self._arena), "ws": np.empty(ws_size, dtype),
+                       "good": (np.empty_like(self._arena), np.empty_like(self._arena))}
+            self._scratch = scratch
+        grads, ws = scratch["grads"], scratch["ws"]
         order = np.arange(n, dtype=np.int64)
         seed = int(self._random_state.randint(np.iinfo(np.int64).max, dtype=np.int64))
         # Shuffling a full batch would only reorder a sum: skip it (and its copy).
@@ -695,7 +706,9 @@ class NetworkBase(ParamsMixin):
         # start while they are finite: on divergence the model goes back to the
         # newest one a finite-loss step has started from, instead of keeping NaN
         # or infinite weights.
-        good_cur, good_prev = self._arena.copy(), self._arena.copy()
+        good_cur, good_prev = scratch["good"]
+        np.copyto(good_cur, self._arena)
+        np.copyto(good_prev, self._arena)
         steps_since_backup, last_backup = 0, time.perf_counter()
         converged = False
         try:
@@ -784,6 +797,14 @@ class NetworkBase(ParamsMixin):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({max_iter}) reached "
                           f"and the optimization hasn't converged yet.",
                           sklearn_flavour(ConvergenceWarning), stacklevel=3)
+
+    @staticmethod
+    def _zeroed(arr, size, dtype):
+        """arr filled with zeros when it has the right size and dtype, else a new array."""
+        if isinstance(arr, np.ndarray) and arr.size == size and arr.dtype == dtype:
+            arr.fill(0)
+            return arr
+        return np.zeros(size, dtype)
 
     def _validation_score(self, X, y, sw):  # pragma: no cover - estimators override
         raise NotImplementedError
