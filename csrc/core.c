@@ -194,11 +194,17 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     for (size_t l = 0; l < net->n_layers; l++)
         if ((size_t)net->units[l] > maxin)
             maxin = (size_t)net->units[l];
-    /* ... and for products whose A is a batch of rows (m = batch, K blocks <= KC) */
-    size_t apack, apack_rows, kc = batch < PYNN_GEMM_KC ? batch : PYNN_GEMM_KC;
+    /* ... and for products whose A is a batch of rows (m <= batch, K blocks <= KC),
+     * which are packed only for some widths and batches (gemm_tile.h) */
+    int aliasing = 0;
+    for (size_t l = 0; l <= net->n_layers; l++)
+        if ((size_t)net->units[l] % PYNN_GEMM_PACK_WIDTH == 0)
+            aliasing = 1;
+    size_t apack, apack_rows = 0, kc = batch < PYNN_GEMM_KC ? batch : PYNN_GEMM_KC;
     maxin = (maxin + PYNN_GEMM_MR_PAD - 1) / PYNN_GEMM_MR_PAD * PYNN_GEMM_MR_PAD;
-    if (!pynn__mul(maxin, kc, &apack) || !pynn__add(batch, PYNN_GEMM_MR_PAD, &apack_rows) ||
-        !pynn__mul(apack_rows, PYNN_GEMM_KC, &apack_rows))
+    if (aliasing && batch <= PYNN_GEMM_PACK_ROWS)
+        apack_rows = (batch + PYNN_GEMM_MR_PAD) * PYNN_GEMM_KC;
+    if (!pynn__mul(maxin, kc, &apack))
         return PYNN_ERR_OVERFLOW;
     if (apack_rows > apack)
         apack = apack_rows;

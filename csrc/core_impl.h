@@ -407,12 +407,13 @@ static pynn_status FN(check_dense)(size_t n, size_t n_in, size_t n_out)
  * The bias and relu are fused into the product's epilogue; logistic, tanh,
  * softmax and step follow in one pass over the (cache-hot) output. */
 static void FN(dense_fwd)(T *out, const T *x, const T *W, const T *b, size_t n, size_t n_in,
-                          size_t n_out, pynn_activation act, T *apack, int n_threads)
+                          size_t n_out, pynn_activation act, T *apack, size_t apack_len,
+                          int n_threads)
 {
     FN(gemm_args) g = {0};
     g.m = n; g.n = n_out; g.k = n_in;
     g.a = x; g.a_rs = (ptrdiff_t)n_in; g.a_cs = 1;
-    g.apack = apack;
+    g.apack = apack; g.apack_len = apack_len;
     g.b = W; g.ldb = (ptrdiff_t)n_out;
     g.c = out; g.ldc = (ptrdiff_t)n_out;
     g.epi = PYNN_EPI_BIAS; g.act = act; g.bias = b;
@@ -431,7 +432,7 @@ pynn_status FN(pynn_dense_forward)(T *out, const T *x, const T *W, const T *b, s
     pynn_status st = FN(check_dense)(n, n_in, n_out);
     if (st != PYNN_OK)
         return st;
-    FN(dense_fwd)(out, x, W, b, n, n_in, n_out, act, NULL, n_threads);
+    FN(dense_fwd)(out, x, W, b, n, n_in, n_out, act, NULL, 0, n_threads);
     return PYNN_OK;
 }
 
@@ -443,7 +444,8 @@ pynn_status FN(pynn_dense_forward)(T *out, const T *x, const T *W, const T *b, s
  *                                            NULL da gives plain delta W^T) */
 static void FN(dense_bwd)(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                           size_t n, size_t n_in, size_t n_out, double alpha,
-                          const T *da, pynn_activation dact, T *apack, int n_threads)
+                          const T *da, pynn_activation dact, T *apack, size_t apack_len,
+                          int n_threads)
 {
     size_t work = n * n_in * n_out;
     T inv_n = (T)(1.0 / (double)n);
@@ -454,7 +456,7 @@ static void FN(dense_bwd)(T *dx, T *dW, T *db, const T *delta, const T *x, const
     g.c = dW; g.ldc = (ptrdiff_t)n_out;
     g.epi = PYNN_EPI_SCALE_W; g.scale = inv_n; g.wscale = (T)(alpha / (double)n);
     g.w = W; g.ldw = (ptrdiff_t)n_out;
-    g.apack = apack;
+    g.apack = apack; g.apack_len = apack_len;
     g.n_threads = FN(threads_for)(n_threads, work, n_in * n_out / 64 + 1);
     FN(gemm)(&g);
 
@@ -475,7 +477,7 @@ static void FN(dense_bwd)(T *dx, T *dW, T *db, const T *delta, const T *x, const
         h.c = dx; h.ldc = (ptrdiff_t)n_in;
         h.epi = da ? PYNN_EPI_DACT : PYNN_EPI_NONE; h.act = dact;
         h.da = da; h.ldda = (ptrdiff_t)n_in;
-        h.apack = apack;
+        h.apack = apack; h.apack_len = apack_len;
         h.n_threads = FN(threads_for)(n_threads, work, n * n_in / 64 + 1);
         FN(gemm)(&h);
     }
@@ -492,7 +494,7 @@ pynn_status FN(pynn_dense_backward)(T *dx, T *dW, T *db, const T *delta, const T
     if (st != PYNN_OK)
         return st;
     FN(dense_bwd)(dx, dW, db, delta, x, W, n, n_in, n_out, alpha, NULL, PYNN_ACT_IDENTITY, NULL,
-                  n_threads);
+                  0, n_threads);
     return PYNN_OK;
 }
 
@@ -609,7 +611,7 @@ pynn_status FN(pynn_adam_update)(T *params, T *m, T *v, const T *grads, size_t s
 /* Forward n rows (n <= the workspace's batch) into acts (layer l at acts_off). */
 static void FN(net_forward)(const pynn_net *net, const T *params, const size_t *w_off,
                             const size_t *b_off, const T *x, size_t n, T *acts, T *apack,
-                            int nt)
+                            size_t apack_len, int nt)
 {
     const T *in = x;
     T *out = acts;
@@ -617,7 +619,7 @@ static void FN(net_forward)(const pynn_net *net, const T *params, const size_t *
         size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
         pynn_activation act = l + 1 == net->n_layers ? net->output : net->hidden;
         FN(dense_fwd)(out, in, params + w_off[l], params + b_off[l], n, nin, nout, act, apack,
-                      nt);
+                      apack_len, nt);
         in = out;
         out += n * nout;
     }
@@ -679,7 +681,7 @@ static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
                                const size_t *w_off, const size_t *b_off, const T *x,
                                const T *y, const T *sw, const int64_t *sw_idx, size_t n,
                                double alpha, double wsq, T *acts, T *d0, T *d1, T *apack,
-                               int nt)
+                               size_t apack_len, int nt)
 {
     size_t L = net->n_layers;
     size_t m = (size_t)net->units[L];
@@ -731,7 +733,7 @@ static double FN(net_backward)(const pynn_net *net, const T *params, T *grads,
          * hidden activation's derivative is fused into the dx product */
         FN(dense_bwd)(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
                       params + w_off[l], n, nin, nout, alpha, l ? in : NULL, net->hidden,
-                      apack, nt);
+                      apack, apack_len, nt);
         if (l) {
             T *t = d0; d0 = d1; d1 = t;
         }
@@ -839,12 +841,13 @@ static int FN(any_nonfinite)(const T *x, size_t count)
  * about to be read anyway, instead of in a separate pass over X). */
 static int FN(predict_block)(T *out, const pynn_net *net, const T *params,
                              const size_t *w_off, const size_t *b_off, const T *x,
-                             size_t r0, size_t rows, T *acts, T *apack, int nt)
+                             size_t r0, size_t rows, T *acts, T *apack, size_t apack_len,
+                             int nt)
 {
     size_t L = net->n_layers, nin = (size_t)net->units[0], m = (size_t)net->units[L];
     if (FN(any_nonfinite)(x + r0 * nin, rows * nin))
         return 1;
-    FN(net_forward)(net, params, w_off, b_off, x + r0 * nin, rows, acts, apack, nt);
+    FN(net_forward)(net, params, w_off, b_off, x + r0 * nin, rows, acts, apack, apack_len, nt);
     T *a_last = acts;
     for (size_t l = 1; l < L; l++)
         a_last += rows * (size_t)net->units[l];
@@ -883,7 +886,7 @@ pynn_status FN(pynn_net_predict)(T *out, const pynn_net *net, const T *params, c
                 size_t r0 = (size_t)b * batch;
                 bad |= FN(predict_block)(out, net, params, w_off, b_off, x, r0,
                                          n - r0 < batch ? n - r0 : batch, slot + lay.acts,
-                                         slot + lay.apack, 1);
+                                         slot + lay.apack, lay.total - lay.apack, 1);
             }
         }
         return bad ? PYNN_ERR_NONFINITE : PYNN_OK;
@@ -892,7 +895,7 @@ pynn_status FN(pynn_net_predict)(T *out, const pynn_net *net, const T *params, c
     for (size_t r0 = 0; r0 < n && !bad; r0 += batch)
         bad = FN(predict_block)(out, net, params, w_off, b_off, x, r0,
                                 n - r0 < batch ? n - r0 : batch, ws + lay.acts, ws + lay.apack,
-                                n_threads);
+                                lay.total - lay.apack, n_threads);
     return bad ? PYNN_ERR_NONFINITE : PYNN_OK;
 }
 
@@ -909,10 +912,12 @@ pynn_status FN(pynn_net_loss_grad)(double *loss, T *grads, const pynn_net *net, 
     if (st != PYNN_OK)
         return st;
     T *acts = ws + lay.acts;
-    FN(net_forward)(net, params, w_off, b_off, x, n, acts, ws + lay.apack, n_threads);
+    FN(net_forward)(net, params, w_off, b_off, x, n, acts, ws + lay.apack,
+                    lay.total - lay.apack, n_threads);
     double wsq = alpha > 0 ? FN(weight_sq)(net, params, w_off) : 0;
     *loss = FN(net_backward)(net, params, grads, w_off, b_off, x, y, sw, NULL, n, alpha, wsq,
-                             acts, ws + lay.delta0, ws + lay.delta1, ws + lay.apack, n_threads);
+                             acts, ws + lay.delta0, ws + lay.delta1, ws + lay.apack,
+                             lay.total - lay.apack, n_threads);
     return PYNN_OK;
 }
 
@@ -976,10 +981,12 @@ pynn_status FN(pynn_train)(const pynn_net *net, const pynn_optim *opt, pynn_trai
             if (sw)
                 sws = sw + state->pos;
         }
-        FN(net_forward)(net, params, w_off, b_off, xs, rows, acts, ws + lay.apack, n_threads);
+        FN(net_forward)(net, params, w_off, b_off, xs, rows, acts, ws + lay.apack,
+                        lay.total - lay.apack, n_threads);
         double loss = FN(net_backward)(net, params, grads, w_off, b_off, xs, ys, sws, sw_idx,
                                        rows, opt->alpha, wsq, acts, ws + lay.delta0,
-                                       ws + lay.delta1, ws + lay.apack, n_threads);
+                                       ws + lay.delta1, ws + lay.apack,
+                                       lay.total - lay.apack, n_threads);
         if (!isfinite(loss))
             return PYNN_ERR_NONFINITE; /* before the update: weights stay as they were */
         if (opt->solver == PYNN_SOLVER_ADAM)

@@ -319,8 +319,11 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
      * column panels read it, and it is X^T or a row-major matrix whose rows lie
      * a multiple of 4 KiB apart (a tile's rows would then share cache sets) */
     const int packa = g->apack != NULL && nt >= 4 && g->k >= 16 &&
+                      mt * MR * kc <= g->apack_len &&
                       ((g->a_rs == 1 && g->a_cs != 1) ||
-                       (g->a_cs == 1 && ((size_t)g->a_rs * sizeof(T)) % 4096 == 0));
+                       (g->a_cs == 1 && ((size_t)g->a_rs * sizeof(T)) % 4096 == 0 &&
+                        (size_t)g->a_rs % PYNN_GEMM_PACK_WIDTH == 0 &&
+                        g->m <= PYNN_GEMM_PACK_ROWS));
 #ifdef _OPENMP
     if (nth > 1) {
 #pragma omp parallel num_threads(nth)

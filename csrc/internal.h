@@ -19,6 +19,11 @@ typedef struct {
 #define PYNN_GEMM_KC 256
 /* Rows of A packed per tile are padded to a multiple of this (every MR divides it). */
 #define PYNN_GEMM_MR_PAD 24
+/* A row-major A (a batch of rows) is packed only up to this many rows, and only
+ * when its rows lie a multiple of 4 KiB apart: a width that is a multiple of
+ * PYNN_GEMM_PACK_WIDTH elements (512 doubles; 1024 floats are a multiple too). */
+#define PYNN_GEMM_PACK_ROWS 4096
+#define PYNN_GEMM_PACK_WIDTH 512
 
 pynn_status pynn__check_net(const pynn_net *net);
 pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch);
@@ -42,7 +47,7 @@ typedef enum {
         const T *bias;                                                           \
         T scale, wscale; const T *w; ptrdiff_t ldw;                              \
         const T *da; ptrdiff_t ldda;                                             \
-        T *apack;     /* NULL, or room for A packed: roundup(m, 24) * 256     */ \
+        T *apack; size_t apack_len; /* NULL, or room to pack A (scalars)      */ \
         int n_threads;                                                           \
     }
 typedef PYNN_GEMM_ARGS_OF(float) pynn_gemm_args_f32;

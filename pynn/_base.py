@@ -671,13 +671,18 @@ class NetworkBase(ParamsMixin):
         planner = _ChunkPlanner(resolve_threads(self.n_threads))
         net = self._make_net()
         dtype = self._arena.dtype
-        if not incremental or getattr(self, "_opt_state", None) is None:
-            old = getattr(self, "_opt_state", None) or {}
+        old = getattr(self, "_opt_state", None) or {}
+        if not incremental or not old or old.get("solver", solver) != solver:
+            # a fresh optimizer (also when partial_fit switches solver); arrays
+            # this model made before are zeroed in place, never a copy's
+            if old.get("owner") != id(self):
+                old = {}
             self._opt_state = {
                 "a": self._zeroed(old.get("a"), self._arena.size, dtype),
                 "b": (self._zeroed(old.get("b"), self._arena.size, dtype) if solver == "adam"
                       else np.zeros(1, dtype)),
-                "t": 0, "lr": float(self.learning_rate_init),
+                "t": 0, "lr": float(self.learning_rate_init), "solver": solver,
+                "owner": id(self),
             }
         st = self._opt_state
         opt_b = st["b"] if solver == "adam" else st["a"]
@@ -685,8 +690,9 @@ class NetworkBase(ParamsMixin):
         # warm starts do not pay for fresh pages every time); never pickled.
         ws_size = net.workspace_size(min(batch, n))
         scratch = self.__dict__.get("_scratch")
-        if scratch is None or scratch["key"] != (self._arena.size, dtype, ws_size):
-            scratch = {"key": (self._arena.size, dtype, ws_size),
+        key = (self._arena.size, dtype, ws_size, id(self))  # never a shallow copy's
+        if scratch is None or scratch["key"] != key:
+            scratch = {"key": key,
                        "grads": np.empty_like(self._arena), "ws": np.empty(ws_size, dtype),
                        "good": (np.empty_like(self._arena), np.empty_like(self._arena))}
             self._scratch = scratch
@@ -698,7 +704,10 @@ class NetworkBase(ParamsMixin):
                                 batch, bool(self.shuffle) and batch < n, seed, sw)
         trainer.t = st["t"]
         tol = self.tol
-        progress = Progress(self.verbose, max_iter, n, self.n_iter_)
+        # n_iter_ counts the epochs of this call, as in scikit-learn (loss_curve_
+        # keeps every epoch)
+        self.n_iter_ = 0
+        progress = Progress(self.verbose, max_iter, n, 0)
         best_arena = None
         if val is not None:
             best_arena = self._arena.copy()

@@ -33,6 +33,7 @@ import zlib
 
 import numpy as np
 
+from . import _core
 from ._base import _Layout
 from .exceptions import ModelFileError
 
@@ -48,7 +49,12 @@ def _json_number(x):
 
 
 def _number(x):
-    return float(x) if isinstance(x, str) else x
+    """A stored float (non-finite ones are stored as 'inf', '-inf' or 'nan')."""
+    if isinstance(x, str) and x in ("inf", "-inf", "nan"):
+        return float(x)
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    return x  # anything else is caught by the caller's type check
 
 
 def _encode_labels(arr):
@@ -189,13 +195,13 @@ def load_model(file, classes):
     body, crc = data[:-4], struct.unpack("<I", data[-4:])[0]
     try:
         header = json.loads(data[_PREFIX.size:_PREFIX.size + hlen].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         header = None
     if header is not None and isinstance(header, dict) and isinstance(header.get("arena"), dict):
         try:
             want = (_PREFIX.size + hlen + int(header["arena"]["count"])
                     * np.dtype(header["arena"]["dtype"]).itemsize + 4)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             want = None
         if want is not None and len(data) < want:
             raise ModelFileError(f"truncated model file: {len(data)} bytes, expected {want}")
@@ -208,7 +214,8 @@ def load_model(file, classes):
         return _build(header, body[_PREFIX.size + hlen:], classes)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError,
+            RecursionError) as exc:
         raise ModelFileError(f"corrupt model file: {type(exc).__name__}: {exc}") from None
 
 
@@ -241,6 +248,14 @@ def _build(header, payload, classes):
                              f"expected {count * dtype.itemsize}")
     if len(units) < 2 or any(u < 1 for u in units):
         raise ModelFileError(f"corrupt model file: layer sizes {units}")
+    if len(units) - 1 > _core.MAX_LAYERS:
+        raise ModelFileError(f"corrupt model file: {len(units) - 1} layers, more than pynn "
+                             f"supports ({_core.MAX_LAYERS})")
+    if hasattr(model, "hidden_layer_sizes") and units[1:-1] != model._hidden_sizes():
+        raise ModelFileError(f"corrupt model file: layer sizes {units} do not match "
+                             f"hidden_layer_sizes={model.hidden_layer_sizes!r}")
+    if not hasattr(model, "hidden_layer_sizes") and len(units) != 2:
+        raise ModelFileError(f"corrupt model file: a Perceptron has one layer, not {units}")
     need = _Layout(units).size
     if need != count:  # checked before allocating anything
         raise ModelFileError(f"corrupt model file: layer sizes {units} need {need} "
@@ -260,6 +275,8 @@ def _build(header, payload, classes):
     model.loss_ = _number(f["loss_"])
     model.loss_curve_ = [_number(v) for v in f["loss_curve_"]]
     model.best_loss_ = _number(f["best_loss_"])
+    if not all(isinstance(v, float) for v in [model.loss_, model.best_loss_, *model.loss_curve_]):
+        raise ModelFileError("corrupt model file: the training losses are not numbers")
     model._best_train_loss = model.best_loss_
     if f.get("validation_scores_") is not None:
         model.validation_scores_ = [_number(v) for v in f["validation_scores_"]]

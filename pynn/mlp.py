@@ -186,6 +186,9 @@ class _BaseMLP(NetworkBase):
             if sw is not None and not sw.sum() > 0:
                 raise ValueError("sample_weight is zero on every training row left after the "
                                  "validation split")
+            if val[2] is not None and not val[2].sum() > 0:
+                raise ValueError("sample_weight is zero on every row held out for early "
+                                 "stopping: the validation score would be undefined")
         return X, Y, incremental, sw, val
 
     def fit(self, X: ArrayLike, y: ArrayLike,

@@ -300,16 +300,22 @@ class Perceptron(NetworkBase):
     def loss_and_gradients(self, X: ArrayLike,  # type: ignore[override]
                            y: ArrayLike) -> Tuple[float, np.ndarray, np.ndarray]:
         """Cost C = mean((y - y_hat)^2) on (X, y) at the current weights and its
-        gradient: returns ``(C, dC/dcoef_ (n_features,), dC/dintercept_ (1,))``."""
+        gradient: returns ``(C, dC/dcoef_, dC/dintercept_)``, shaped like
+        ``coef_`` and ``intercept_`` (with k > 2 classes, C sums the k neurons'
+        costs, so row j of dC/dcoef_ is neuron j's own gradient)."""
         loss, grads = self._loss_and_grad_arena(X, y)
-        n = self._layout.units[0]
-        return float(loss), grads[:n].copy(), grads[n:].copy()
+        lay = self._layout
+        nf, k = lay.units
+        gW = grads[lay.w_off[0]:lay.w_off[0] + nf * k].reshape(nf, k)
+        gb = grads[lay.b_off[0]:lay.b_off[0] + k].copy()
+        return float(loss), (gW.ravel().copy() if k == 1 else gW.T.copy()), gb
 
     def forward_layers(self, X: ArrayLike) -> List[np.ndarray]:
-        """``[X, y_hat]``: the input and the neuron's output f(z) as (n, 1) arrays."""
+        """``[X, y_hat]``: the input and the neurons' outputs f(z), as (n, 1)
+        arrays for two classes and (n, k) with k > 2 classes."""
         from . import ops
 
         X = self._validate_for_predict(X)
-        W = self.coef_.reshape(-1, 1)
+        W = self.coef_.reshape(-1, 1) if self.coef_.ndim == 1 else self.coef_.T
         return [X, ops.dense_forward(X, W, self.intercept_, self.out_activation_,
                                      n_threads=self.n_threads)]

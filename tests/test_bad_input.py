@@ -250,6 +250,10 @@ FIT_CASES = [
     Case("early_stopping-validation-set-too-small", MLP, lambda X, y: (X, y, {}), ValueError,
          r"validation set is too small", entries=("fit",),
          params=dict(early_stopping=True, validation_fraction=0.05)),
+    Case("early_stopping-zero-weight-validation-rows", MLP,
+         lambda X, y: (X, y, {"sample_weight": np.r_[1.0, np.zeros(19)]}), ValueError,
+         r"sample_weight is zero on every row held out|sample_weight is zero on every training",
+         entries=("fit",), params=dict(early_stopping=True, validation_fraction=0.5)),
     # ---- partial_fit only
     Case("early_stopping-with-partial_fit", MLP, lambda X, y: (X, y, {}), ValueError,
          r"partial_fit does not support early_stopping", entries=("partial_fit",),
@@ -1044,6 +1048,16 @@ LOAD_CASES = [
     ("n_features-mismatch", lambda d: _with_header(d, _set(["fitted", "n_features_in_"], 99)),
      r"n_features_in_ does not match"),
     ("fitted-missing", lambda d: _with_header(d, lambda h: h.pop("fitted")), r"corrupt"),
+    ("arena-count-infinite", lambda d: _with_header(d, _set(["arena", "count"], float("inf"))),
+     r"corrupt|truncated"),
+    ("header-deeply-nested", lambda d: _prefix(d[:16] + b"[" * 200000 + d[16:], hlen=200000),
+     r"corrupt|checksum"),
+    ("too-many-layers", lambda d: _with_header(d, _set(["units"], [4] + [3] * 300 + [3])),
+     r"corrupt"),
+    ("layers-not-hidden_layer_sizes", lambda d: _with_header(d, _set(["units"], [4, 5, 3])),
+     r"do not match|parameters"),
+    ("losses-not-numbers", lambda d: _with_header(d, _set(["fitted", "best_loss_"], [1])),
+     r"losses are not numbers"),
 ]
 
 LOAD_PARAMS = [pytest.param(make_bytes, match, id=f"load-{cid}")

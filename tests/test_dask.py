@@ -138,7 +138,9 @@ def test_incremental_partial_fit_over_dask_blocks(client, digits):
         for bx, by in _blocks(X_train, y_train, rows):
             local.partial_fit(bx, by, classes=classes)
 
-    assert remote.n_iter_ == local.n_iter_ == epochs * Xd.numblocks[0]
+    # n_iter_ counts the epochs of the last call (as in scikit-learn); loss_curve_ all
+    assert remote.n_iter_ == local.n_iter_ == 1
+    assert len(remote.loss_curve_) == len(local.loss_curve_) == epochs * Xd.numblocks[0]
     for a, b in zip(remote.coefs_ + remote.intercepts_, local.coefs_ + local.intercepts_):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(remote.predict(X_test), local.predict(X_test))

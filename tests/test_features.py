@@ -231,7 +231,8 @@ def test_loaded_model_trains_on(tmp_path):
     m.save(tmp_path / "m.pynn")
     loaded = pynn.load(tmp_path / "m.pynn")
     loaded.partial_fit(X, y)
-    assert loaded.n_iter_ == 4 and np.isfinite(loaded._arena).all()
+    assert loaded.n_iter_ == 1 and len(loaded.loss_curve_) == 4
+    assert np.isfinite(loaded._arena).all()
 
 
 def test_file_header_is_documented_plain_data(tmp_path):
@@ -297,7 +298,7 @@ def test_rejects_a_consistent_file_with_a_forged_header(tmp_path):
     head = json.dumps(header).encode()
     body = data[:12] + struct.pack("<I", len(head)) + head + data[16 + hlen:-4]
     (tmp_path / "forged.pynn").write_bytes(body + struct.pack("<I", zlib.crc32(body)))
-    with pytest.raises(pynn.ModelFileError, match="parameters|truncated"):
+    with pytest.raises(pynn.ModelFileError, match="parameters|truncated|do not match"):
         pynn.load(tmp_path / "forged.pynn")
 
 
@@ -388,3 +389,71 @@ def test_dataframe_feature_names():
     assert not hasattr(plain, "feature_names_in_")
     with pytest.warns(UserWarning, match="fitted without feature names"):
         plain.predict(df)
+
+
+# ---- review fixes ---------------------------------------------------------------------
+
+def test_n_iter_counts_the_epochs_of_the_last_call_as_in_scikit_learn():
+    sk_nn = pytest.importorskip("sklearn.neural_network")
+    X, y = blobs(60)
+    ours = quiet(MLPClassifier((4,), max_iter=3, random_state=0).fit, X, y)
+    theirs = quiet(sk_nn.MLPClassifier((4,), max_iter=3, random_state=0).fit, X, y)
+    for m in (ours, theirs):
+        quiet(m.partial_fit, X, y)
+        m.set_params(warm_start=True)
+        quiet(m.fit, X, y)
+    assert ours.n_iter_ == theirs.n_iter_ == 3
+    assert len(ours.loss_curve_) == len(theirs.loss_curve_) == 7
+
+
+def test_partial_fit_may_switch_solver():
+    X, y = blobs(60)
+    m = MLPClassifier((4,), solver="sgd", random_state=0).partial_fit(X, y, classes=[0, 1, 2])
+    m.set_params(solver="adam")
+    m.partial_fit(X, y)
+    assert m._opt_state["solver"] == "adam" and np.isfinite(m._arena).all()
+
+
+def test_a_shallow_copy_does_not_share_training_state():
+    import copy
+
+    X, y = blobs(60)
+    a = quiet(MLPClassifier((4,), max_iter=3, random_state=0, warm_start=True).fit, X, y)
+    b = copy.copy(a)
+    b._arena = a._arena.copy()  # separate weights, as a user copying weights would make
+    b._bind_views()
+    moments = a._opt_state["a"].copy()
+    quiet(b.fit, X, y)
+    np.testing.assert_array_equal(a._opt_state["a"], moments)
+
+
+def test_multiclass_perceptron_gradients_and_layers():
+    X, y = blobs(30, n_features=3)
+    p = Perceptron(max_iter=5, tol=None, dtype="float64").fit(X, y)
+    loss, gc, gi = p.loss_and_gradients(X, y)
+    assert gc.shape == p.coef_.shape == (3, 3) and gi.shape == p.intercept_.shape == (3,)
+    for j in range(3):  # row j is neuron j's own gradient
+        alone = Perceptron(max_iter=1, tol=None, dtype="float64").fit(X, y == j)
+        alone.coef_[...] = p.coef_[j]
+        alone.intercept_[...] = p.intercept_[j]
+        _, gcj, gij = alone.loss_and_gradients(X, y == j)
+        np.testing.assert_allclose(gc[j], gcj, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(gi[j], gij[0], rtol=1e-12, atol=1e-15)
+    acts = p.forward_layers(X)
+    assert acts[1].shape == (30, 3)
+    np.testing.assert_allclose(acts[1], 1 / (1 + np.exp(-(X @ p.coef_.T + p.intercept_))),
+                               rtol=1e-12)
+
+
+def test_workspace_grows_with_the_batch_only_as_the_layers_need():
+    """The area for packing a batch of rows is reserved only for layer widths
+    where packing is used (multiples of 512), and only up to 4096 rows."""
+    from pynn import _core
+
+    small = _core.Net([10, 10, 1], _core.ACTIVATIONS["relu"], _core.ACTIVATIONS["identity"],
+                      _core.LOSSES["half_squared_error"])
+    # activations 11 + two deltas 2 x 10 + gathered rows 10 + 1 per row, nothing more
+    assert small.workspace_size(10**6) < 43 * 10**6
+    wide = _core.Net([784, 1024, 10], _core.ACTIVATIONS["relu"], _core.ACTIVATIONS["softmax"],
+                     _core.LOSSES["categorical_cross_entropy"])
+    assert wide.workspace_size(10**6) < (1024 + 784 + 2 * 1024 + 10 + 10 + 10) * 10**6
