@@ -818,9 +818,11 @@ class NetworkBase(ParamsMixin):
     def _validation_score(self, X, y, sw):  # pragma: no cover - estimators override
         raise NotImplementedError
 
-    def _finite_on_sample(self, net, X, Y, grads, sw, rows=256):
+    def _finite_on_sample(self, net, X, Y, grads, sw, rows=32):
         """Loss and gradient at the current weights on up to `rows` training
-        rows spread over the data are finite (and so are the weights)."""
+        rows spread over the data are finite (and so are the weights).  A few
+        rows suffice: blown-up weights overflow on almost every row; the check
+        costs a fraction of one training step."""
         if not all_finite(self._arena):
             return False
         n = X.shape[0]
@@ -828,7 +830,8 @@ class NetworkBase(ParamsMixin):
         ws = np.empty(net.workspace_size(len(idx)), dtype=self._arena.dtype)
         loss = net.loss_grad(grads, self._arena, np.ascontiguousarray(X[idx]),
                              np.ascontiguousarray(Y[idx]), float(getattr(self, "alpha", 0.0)),
-                             ws, 1, None if sw is None else np.ascontiguousarray(sw[idx]))
+                             ws, resolve_threads(self.n_threads),
+                             None if sw is None else np.ascontiguousarray(sw[idx]))
         return math.isfinite(loss) and all_finite(grads)
 
     def _divergence_message(self):
