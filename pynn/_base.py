@@ -29,6 +29,9 @@ _CHUNK_SECONDS = 0.05
 _BACKUP_SECONDS = 0.5
 # With n_threads=None, the thread counts tried are measured again this often.
 _REPROBE_SECONDS = 2.0
+# Training buffers up to this size stay with the model between fit calls; larger
+# ones are released when a call ends (a big model should not hold 3x its size).
+_SCRATCH_KEEP_BYTES = 256 << 20
 # Rows per block when predicting: bounds the workspace, not the result.
 _PREDICT_BLOCK = 256
 # Smallest block handed to a thread of its own when predicting in parallel.
@@ -794,6 +797,8 @@ class NetworkBase(ParamsMixin):
         if best_arena is not None and self.validation_scores_:
             # early stopping: the weights that scored best on the validation set
             np.copyto(self._arena, best_arena)
+        if sum(a.nbytes for a in (grads, ws, *scratch["good"])) > _SCRATCH_KEEP_BYTES:
+            self.__dict__.pop("_scratch", None)
         if not self._finite_on_sample(net, X, Y, grads, sw):
             # The last update can blow the weights up without making them NaN or
             # infinite (the loss is checked before each update, and the weights

@@ -457,3 +457,15 @@ def test_workspace_grows_with_the_batch_only_as_the_layers_need():
     wide = _core.Net([784, 1024, 10], _core.ACTIVATIONS["relu"], _core.ACTIVATIONS["softmax"],
                      _core.LOSSES["categorical_cross_entropy"])
     assert wide.workspace_size(10**6) < (1024 + 784 + 2 * 1024 + 10 + 10 + 10) * 10**6
+
+
+def test_training_buffers_are_kept_only_when_small(monkeypatch):
+    import pynn._base as base
+
+    X, y = blobs(60)
+    m = quiet(MLPClassifier((8,), max_iter=2, random_state=0).fit, X, y)
+    assert "_scratch" in m.__dict__  # reused by the next partial_fit / warm start
+    assert "_scratch" not in pickle.loads(pickle.dumps(m)).__dict__
+    monkeypatch.setattr(base, "_SCRATCH_KEEP_BYTES", 0)
+    m = quiet(MLPClassifier((8,), max_iter=2, random_state=0).fit, X, y)
+    assert "_scratch" not in m.__dict__
