@@ -180,12 +180,11 @@ static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, siz
 {
     size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
     if (g->b_trans) {
-        size_t jb = 0, pb = 0;
+        size_t jb = 0;
 #ifdef PACK_BT
         /* square blocks transposed in registers; the edges below, one by one */
-        size_t kc = p1 - p0;
+        size_t kc = p1 - p0, pb = kc / PACK_BT * PACK_BT;
         jb = cols / PACK_BT * PACK_BT;
-        pb = kc / PACK_BT * PACK_BT;
         for (size_t j = 0; j < jb; j += PACK_BT)
             for (size_t p = 0; p < pb; p += PACK_BT)
                 PACK_BT_BLOCK(bp + p * NR + j, NR, g->b + (j0 + j) * g->ldb + p0 + p, g->ldb);
@@ -195,7 +194,6 @@ static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, siz
                 bp[p * NR + j] = src[p];
         }
 #endif
-        (void)pb;
         /* read each of the panel's columns (rows of the stored B^T) sequentially */
         for (size_t j = jb; j < NR; j++) {
             const T *src = g->b + (j0 + j) * g->ldb + p0;

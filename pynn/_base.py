@@ -256,13 +256,17 @@ def unique_labels(y):
     return np.unique(y)
 
 
+def _label_types(y):
+    """The type names among (the first thousand of) y's labels, for messages."""
+    return ", ".join(sorted({type(v).__name__ for v in np.asarray(y).ravel()[:1000]}))
+
+
 def sorted_labels(y):
     """unique_labels for a classifier's y, refusing labels that do not sort."""
     try:
         return unique_labels(y)
     except TypeError:
-        kinds = sorted({type(v).__name__ for v in y.ravel()[:1000]})
-        raise TypeError(f"y contains labels of mixed types ({', '.join(kinds)}) that cannot be "
+        raise TypeError(f"y contains labels of mixed types ({_label_types(y)}) that cannot be "
                         f"compared; use labels of one type (all strings or all numbers)") from None
 
 
@@ -278,8 +282,7 @@ def label_indices(y, classes):
     try:
         idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
     except TypeError:
-        kinds = sorted({type(v).__name__ for v in np.asarray(y).ravel()[:1000]})
-        raise TypeError(f"y contains labels ({', '.join(kinds)}) that cannot be compared with "
+        raise TypeError(f"y contains labels ({_label_types(y)}) that cannot be compared with "
                         f"the classes {classes.tolist()[:5]}; use labels of one type") from None
     return np.where(classes[idx] == y, idx, -1)
 
@@ -325,7 +328,7 @@ def check_fits_dtype(dtype, **values):
         if v > float(info.max):
             raise ValueError(f"{name}={value!r} is too large for dtype {np.dtype(dtype).name} "
                              f"(at most {float(info.max):.3g})")
-        if 0 < v < float(info.smallest_subnormal) or (v > 0 and dtype.type(v) == 0):
+        if v > 0 and np.dtype(dtype).type(v) == 0:
             raise ValueError(f"{name}={value!r} rounds to 0 in dtype {np.dtype(dtype).name}; "
                              f"use at least {float(info.tiny):.3g}")
 
@@ -710,7 +713,7 @@ class NetworkBase(ParamsMixin):
         # n_iter_ counts the epochs of this call, as in scikit-learn (loss_curve_
         # keeps every epoch)
         self.n_iter_ = 0
-        progress = Progress(self.verbose, max_iter, n, 0)
+        progress = Progress(self.verbose, max_iter, n)
         best_arena = None
         if val is not None:
             best_arena = self._arena.copy()
@@ -751,6 +754,7 @@ class NetworkBase(ParamsMixin):
                 self.t_ += n
                 self.loss_ = float(epoch_loss)
                 self.loss_curve_.append(self.loss_)
+                prev_best = self.best_loss_
                 if self.loss_ < self.best_loss_:
                     self.best_loss_ = self.loss_
                 score = None
@@ -767,13 +771,11 @@ class NetworkBase(ParamsMixin):
                     if val is not None:
                         worse = not score >= self.best_validation_score_ + tol
                     else:
-                        worse = self.loss_ > self._best_train_loss - tol
+                        worse = self.loss_ > prev_best - tol
                     self._no_improvement_count = self._no_improvement_count + 1 if worse else 0
                 if val is not None and score > self.best_validation_score_:
                     self.best_validation_score_ = score
                     np.copyto(best_arena, self._arena)
-                if self.loss_ < self._best_train_loss:
-                    self._best_train_loss = self.loss_
                 if solver == "sgd" and lr_schedule == "invscaling":
                     st["lr"] = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
                 if tol is not None and self._no_improvement_count > self.n_iter_no_change:
@@ -850,7 +852,6 @@ class NetworkBase(ParamsMixin):
         self.t_ = 0
         self.loss_curve_ = []
         self.best_loss_ = np.inf
-        self._best_train_loss = np.inf
         self._no_improvement_count = 0
         self._opt_state = None
         if early_stopping:

@@ -80,9 +80,7 @@ def _decode_labels(obj, what):
     if not isinstance(obj, dict) or not isinstance(obj.get("values"), list):
         raise ModelFileError(f"corrupt model file: {what} is malformed")
     dt, values = obj.get("dtype"), obj["values"]
-    if dt == "object-str":
-        return np.array(values, dtype=object)
-    if dt == "object-int":
+    if dt in ("object-str", "object-int"):
         return np.array(values, dtype=object)
     try:
         dtype = np.dtype(dt)
@@ -277,7 +275,6 @@ def _build(header, payload, classes):
     model.best_loss_ = _number(f["best_loss_"])
     if not all(isinstance(v, float) for v in [model.loss_, model.best_loss_, *model.loss_curve_]):
         raise ModelFileError("corrupt model file: the training losses are not numbers")
-    model._best_train_loss = model.best_loss_
     if f.get("validation_scores_") is not None:
         model.validation_scores_ = [_number(v) for v in f["validation_scores_"]]
         model.best_validation_score_ = _number(f["best_validation_score_"])

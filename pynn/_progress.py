@@ -35,13 +35,12 @@ class Progress:
     ``stream`` (default sys.stdout), like scikit-learn's verbose output.
     """
 
-    def __init__(self, level, max_iter: int, n_samples: int, first_epoch: int, stream=None):
+    def __init__(self, level, max_iter: int, n_samples: int, stream=None):
         self.level = int(level) if level else 0
         self.stream = stream
         self.max_iter = max_iter
         self.n_samples = n_samples
-        self.epoch = first_epoch          # epochs finished before this fit, then counted up
-        self.start_epoch = first_epoch
+        self.epoch = 0                    # epochs finished in this call
         self.in_epoch = 0                 # samples seen in the current epoch
         self.samples = 0                  # samples seen in this fit
         self.t0 = time.perf_counter()
@@ -104,13 +103,13 @@ class Progress:
     def _draw(self) -> None:
         out = self._out()
         runs = self.max_iter
-        done_epochs = self.epoch - self.start_epoch
+        done_epochs = self.epoch
         total = runs * self.n_samples
         frac = min((done_epochs * self.n_samples + self.in_epoch) / total, 1.0) if total else 0.0
         filled = int(round(frac * _BAR_WIDTH))
         bar = "#" * filled + "-" * (_BAR_WIDTH - filled)
         speed = self.speed()
-        parts = [f"epoch {min(self.epoch + 1, self.start_epoch + runs)}/{self.start_epoch + runs}",
+        parts = [f"epoch {min(self.epoch + 1, runs)}/{runs}",
                  f"[{bar}] {100 * frac:3.0f}%"]
         if self.loss is not None:
             parts.append(f"loss {self.loss:.4g}")
@@ -131,7 +130,7 @@ class Progress:
 
     def close(self) -> None:
         """The final state of the bar, then a new line."""
-        if self.level == 1 and self.epoch > self.start_epoch:
+        if self.level == 1 and self.epoch > 0:
             self._draw()
             self._out().write("\n")
             self._out().flush()

@@ -104,7 +104,7 @@ class _BaseMLP(NetworkBase):
         check_verbose(self.verbose)
         resolve_threads(self.n_threads)
         self._check_batch_size()
-        return resolve_dtype(self.dtype)
+        return dtype
 
     def _optimizer_config(self):
         return (self.solver, float(self.momentum), bool(self.nesterovs_momentum),

@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike
 from ._typing import Any, List, Optional, Tuple
 
 from . import _core
-from ._base import check_float
+from ._base import check_fits_dtype, check_float
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "activation", "activation_backward", "loss", "output_delta",
@@ -79,15 +79,6 @@ def _threads(n_threads):
 
 
 _MAX_THREADS = 4096
-
-
-def _fits(dtype, **values):
-    """Positive values must stay finite and non-zero in the arrays' dtype."""
-    info = np.finfo(dtype)
-    for name, v in values.items():
-        if v > float(info.max) or np.dtype(dtype).type(v) == 0:
-            raise ValueError(f"{name}={v!r} cannot be represented in {np.dtype(dtype).name} "
-                             f"(it would become {np.dtype(dtype).type(v)!r})")
 
 
 def activation(z: ArrayLike, name: str) -> np.ndarray:
@@ -285,7 +276,7 @@ def sgd_update(params: np.ndarray, velocity: np.ndarray, grads: ArrayLike, lr: f
                                       [params, velocity, grads], [1, 1, 1])
     lr = check_float(lr, "lr", low=0.0, low_open=True)
     momentum = check_float(momentum, "momentum", low=0.0, high=1.0)
-    _fits(params.dtype, lr=lr)
+    check_fits_dtype(params.dtype, lr=lr)
     _core.sgd_update(params, velocity, grads, lr, momentum, bool(nesterov))
 
 
@@ -327,5 +318,5 @@ def adam_update(params: np.ndarray, m: np.ndarray, v: np.ndarray, grads: ArrayLi
     beta1 = check_float(beta1, "beta1", low=0.0, high=1.0, high_open=True)
     beta2 = check_float(beta2, "beta2", low=0.0, high=1.0, high_open=True)
     epsilon = check_float(epsilon, "epsilon", low=0.0, low_open=True)
-    _fits(params.dtype, lr=lr, epsilon=epsilon)
+    check_fits_dtype(params.dtype, lr=lr, epsilon=epsilon)
     _core.adam_update(params, m, v, grads, lr, beta1, beta2, epsilon, t)

@@ -122,7 +122,8 @@ class Perceptron(NetworkBase):
     def _check_hyperparameters(self):
         check_choice(self.activation, "activation", ("logistic", "step"))
         check_float(self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True)
-        check_fits_dtype(resolve_dtype(self.dtype), learning_rate_init=self.learning_rate_init)
+        dtype = resolve_dtype(self.dtype)
+        check_fits_dtype(dtype, learning_rate_init=self.learning_rate_init)
         check_int(self.max_iter, "max_iter", low=1)
         if self.tol is not None:
             check_float(self.tol, "tol", low=0.0)
@@ -132,7 +133,7 @@ class Perceptron(NetworkBase):
         check_verbose(self.verbose)
         resolve_threads(self.n_threads)
         self._check_batch_size()
-        return resolve_dtype(self.dtype)
+        return dtype
 
     def _encode_fit_targets(self, X, y, first):
         check_y_given(y, "Perceptron")

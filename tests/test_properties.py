@@ -469,14 +469,7 @@ def test_in_place_updates_refuse_non_contiguous_or_read_only_state(dtype, size, 
 # whole networks
 # ---------------------------------------------------------------------------
 
-KINDS = {
-    # kind: (estimator, output activation, loss)
-    "regressor": (pynn.MLPRegressor, "identity", "half_squared_error"),
-    "regressor2": (pynn.MLPRegressor, "identity", "half_squared_error"),
-    "binary": (pynn.MLPClassifier, "logistic", "binary_cross_entropy"),
-    "multiclass": (pynn.MLPClassifier, "softmax", "categorical_cross_entropy"),
-    "multilabel": (pynn.MLPClassifier, "logistic", "binary_cross_entropy"),
-}
+from test_network import KINDS  # noqa: E402  kind -> (estimator, output activation, loss)
 FUSED = {("softmax", "categorical_cross_entropy"), ("logistic", "binary_cross_entropy"),
          ("identity", "half_squared_error")}
 
