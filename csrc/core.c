@@ -54,6 +54,21 @@ const char *pynn_simd_name(int isa)
     return isa >= 0 && isa <= PYNN_ISA_AVX512 ? isa_names[isa] : NULL;
 }
 
+/* ---- enum names ------------------------------------------------------------- */
+
+static const char *const activation_names[] = {"identity", "logistic", "tanh",
+                                               "relu",     "softmax",  "step"};
+static const char *const loss_names[] = {"half_squared_error", "squared_error",
+                                         "binary_cross_entropy", "categorical_cross_entropy"};
+static const char *const solver_names[] = {"sgd", "adam"};
+
+#define NAME_OF(table, i)                                                        \
+    ((i) >= 0 && (size_t)(i) < sizeof(table) / sizeof(table[0]) ? table[i] : NULL)
+
+const char *pynn_activation_name(int act) { return NAME_OF(activation_names, act); }
+const char *pynn_loss_name(int loss) { return NAME_OF(loss_names, loss); }
+const char *pynn_solver_name(int solver) { return NAME_OF(solver_names, solver); }
+
 static int g_isa = -1;
 
 /* The best the CPU has, unless PYNN_SIMD names another path it can run. */

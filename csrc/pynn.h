@@ -122,6 +122,12 @@ int pynn_simd_get(void);
 pynn_status pynn_simd_set(int isa);   /* PYNN_ERR_UNSUPPORTED if the CPU lacks it */
 const char *pynn_simd_name(int isa);
 
+/* The names the Python layer uses for each enum value (NULL past the last one):
+ * the one place those names are defined. */
+const char *pynn_activation_name(int act);
+const char *pynn_loss_name(int loss);
+const char *pynn_solver_name(int solver);
+
 /* Threads the core will use when asked for n_threads (0 = OpenMP default). */
 int pynn_max_threads(void);
 int pynn_has_openmp(void);

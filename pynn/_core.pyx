@@ -44,6 +44,7 @@ cdef extern from "pynn.h" nogil:
         double loss_acc
 
     pynn_status pynn_param_count(size_t *count, const pynn_net *net) noexcept
+    pynn_status pynn_param_offsets(size_t *w_off, size_t *b_off, const pynn_net *net) noexcept
     pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch) noexcept
     void pynn_rng_seed(uint64_t *state, uint64_t seed) noexcept
     void pynn_shuffle(int64_t *idx, size_t n, uint64_t *state) noexcept
@@ -52,6 +53,9 @@ cdef extern from "pynn.h" nogil:
     int pynn_simd_get() noexcept
     pynn_status pynn_simd_set(int isa) noexcept
     const char *pynn_simd_name(int isa) noexcept
+    const char *pynn_activation_name(int act) noexcept
+    const char *pynn_loss_name(int loss) noexcept
+    const char *pynn_solver_name(int solver) noexcept
     int pynn_has_openmp() noexcept
 
     pynn_status pynn_activate_f32(float *a, size_t n, size_t m, pynn_activation act) noexcept
@@ -82,11 +86,25 @@ ctypedef fused real:
     float
     double
 
-# Names shared with the Python layer; the enum values of pynn.h.
-ACTIVATIONS = {"identity": 0, "logistic": 1, "tanh": 2, "relu": 3, "softmax": 4, "step": 5}
-LOSSES = {"half_squared_error": 0, "squared_error": 1,
-          "binary_cross_entropy": 2, "categorical_cross_entropy": 3}
-SOLVERS = {"sgd": 0, "adam": 1}
+ctypedef const char *(*_name_fn)(int) noexcept nogil
+
+
+cdef dict _names(_name_fn name_of):
+    """{name: enum value} for an enum whose names the core defines (pynn.h)."""
+    cdef dict out = {}
+    cdef int i = 0
+    cdef const char *s = name_of(0)
+    while s != NULL:
+        out[s.decode("ascii")] = i
+        i += 1
+        s = name_of(i)
+    return out
+
+
+# The names the Python layer uses and their enum values, read from the core.
+ACTIVATIONS = _names(pynn_activation_name)
+LOSSES = _names(pynn_loss_name)
+SOLVERS = _names(pynn_solver_name)
 
 
 class NonFiniteError(FloatingPointError):
@@ -119,7 +137,8 @@ def max_threads():
     return pynn_max_threads()
 
 
-SIMD_PATHS = ("generic", "avx2", "avx512")
+#: The SIMD paths the core has, by number (names from the core).
+SIMD_PATHS = tuple(_names(pynn_simd_name))
 
 
 def simd_path():
@@ -313,6 +332,14 @@ cdef class Net:
         _check(pynn_workspace_size(&count, &self.net, batch), "workspace")
         return count
 
+    def param_offsets(self):
+        """(w_off, b_off): offsets, in scalars, of each W_l and b_l in the arena."""
+        cdef size_t L = self.net.n_layers
+        cdef size_t[::1] w = np.empty(L, dtype=np.uintp)
+        cdef size_t[::1] b = np.empty(L, dtype=np.uintp)
+        _check(pynn_param_offsets(&w[0], &b[0], &self.net), "network")
+        return [int(v) for v in w], [int(v) for v in b]
+
     def _check_params(self, params):
         _same(tuple(params.shape), (self.n_params,), "params")
 
@@ -387,13 +414,17 @@ cdef class Trainer:
             raise TypeError("params must be float32 or float64")
         self.f32 = dtype == np.float32
         n = x.shape[0]
+        # opt_b (Adam's second moments) is None for SGD
         arrays = {"params": params, "grads": grads, "opt_a": opt_a, "opt_b": opt_b,
                   "x": x, "y": y, "ws": ws}
         for name, arr in arrays.items():
+            if arr is None and name == "opt_b":
+                continue
             if not isinstance(arr, np.ndarray) or arr.dtype != dtype or not arr.flags.c_contiguous:
                 raise TypeError(f"{name} must be a C-contiguous {dtype} array")
         for name in ("params", "grads", "opt_a", "opt_b"):
-            net._check_params(arrays[name])
+            if arrays[name] is not None:
+                net._check_params(arrays[name])
         _same(tuple(x.shape), (n, net.units[0]), "x")
         _same(tuple(y.shape), (n, net.n_outputs), "y")
         if sw is not None:
@@ -450,7 +481,7 @@ cdef class Trainer:
         cdef void *p = <void*><size_t>self.params.ctypes.data
         cdef void *g = <void*><size_t>self.grads.ctypes.data
         cdef void *a = <void*><size_t>self.opt_a.ctypes.data
-        cdef void *b = <void*><size_t>self.opt_b.ctypes.data
+        cdef void *b = NULL if self.opt_b is None else <void*><size_t>self.opt_b.ctypes.data
         cdef void *x = <void*><size_t>self.x.ctypes.data
         cdef void *y = <void*><size_t>self.y.ctypes.data
         cdef void *sw = NULL if self.sw is None else <void*><size_t>self.sw.ctypes.data
