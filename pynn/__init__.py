@@ -37,13 +37,13 @@ _locate_core()
 
 from . import ops  # noqa: E402
 from ._core import has_openmp, max_threads, simd_path  # noqa: E402
+from ._persist import load_model as _load_model  # noqa: E402
+from ._version import __version__  # noqa: E402
 from .exceptions import (ConvergenceWarning, DataConversionWarning, DivergenceError,  # noqa: E402
                          ModelFileError, NotFittedError)
 from .mlp import MLPClassifier, MLPRegressor  # noqa: E402
 from .perceptron import Perceptron  # noqa: E402
 from .plotting import plot_loss_curve  # noqa: E402
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Perceptron", "MLPClassifier", "MLPRegressor", "load", "plot_loss_curve", "ops",
@@ -76,7 +76,5 @@ def load(path: "Union[str, _os.PathLike[str], BinaryIO]"
     ModelFileError
         The file is not a valid pynn model file.
     """
-    from ._persist import load_model
-
-    return load_model(path, {"Perceptron": Perceptron, "MLPClassifier": MLPClassifier,
+    return _load_model(path, {"Perceptron": Perceptron, "MLPClassifier": MLPClassifier,
                              "MLPRegressor": MLPRegressor})

@@ -22,6 +22,11 @@ best_loss_, validation_scores_, best_validation_score_, and where they apply
 classes_ (as {"dtype": ..., "values": [...]}), feature_names_in_, multilabel,
 y_ndim).  The optimizer's moments are not stored: a loaded model predicts
 exactly as the saved one, and further training starts a fresh optimizer.
+
+This module knows the file, not the estimators: an estimator hands over its
+state as plain data (``_export``: layer sizes, arena, fitted attributes, where a
+NumPy array of labels is stored as {"dtype", "values"}) and is rebuilt, and
+checked, by ``cls._from_export``.
 """
 from __future__ import annotations
 
@@ -34,7 +39,8 @@ import zlib
 import numpy as np
 
 from . import _core
-from ._base import _Layout
+from ._arena import Layout
+from ._version import __version__
 from .exceptions import ModelFileError
 
 MAGIC = b"PYNNMODL"
@@ -113,41 +119,48 @@ def _json_params(params):
     return out
 
 
-def save_model(model, file) -> None:
-    """Write `model` to `file` (a path or a binary file object)."""
-    model._check_is_fitted()
-    model._sync_arena()
-    arena = np.ascontiguousarray(model._arena, dtype=model._arena.dtype.newbyteorder("<"))
-    fitted = {
-        "n_features_in_": int(model.n_features_in_),
-        "out_activation_": model.out_activation_,
-        "n_iter_": int(model.n_iter_),
-        "t_": int(model.t_),
-        "loss_": _json_number(getattr(model, "loss_", float("nan"))),
-        "loss_curve_": [_json_number(v) for v in model.loss_curve_],
-        "best_loss_": _json_number(model.best_loss_),
-        "validation_scores_": (None if getattr(model, "validation_scores_", None) is None
-                               else [_json_number(v) for v in model.validation_scores_]),
-        "best_validation_score_": (None if getattr(model, "best_validation_score_", None) is None
-                                   else _json_number(model.best_validation_score_)),
-    }
-    if hasattr(model, "classes_"):
-        fitted["classes_"] = _encode_labels(model.classes_)
-        fitted["multilabel"] = bool(getattr(model, "_multilabel", False))
-    if hasattr(model, "_y_ndim"):
-        fitted["y_ndim"] = int(model._y_ndim)
-    if hasattr(model, "feature_names_in_"):
-        fitted["feature_names_in_"] = [str(v) for v in model.feature_names_in_]
-    from . import __version__
+def _json_fitted(fitted):
+    """Fitted attributes as JSON values: label arrays tagged with their dtype,
+    non-finite floats as strings."""
+    out = {}
+    for name, value in fitted.items():
+        if isinstance(value, np.ndarray):
+            value = _encode_labels(value)
+        elif isinstance(value, float):
+            value = _json_number(value)
+        elif isinstance(value, list):
+            value = [_json_number(v) if isinstance(v, float) else v for v in value]
+        out[name] = value
+    return out
 
+
+def _fitted_from_json(fitted):
+    """The inverse of _json_fitted."""
+    out = {}
+    for name, value in fitted.items():
+        if isinstance(value, dict):
+            value = _decode_labels(value, name)
+        elif isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            value = [_number(v) for v in value]  # a list of names stays as it is
+        elif not isinstance(value, list):
+            value = _number(value)
+        out[name] = value
+    return out
+
+
+def save_model(file, estimator, params, units, arena, fitted) -> None:
+    """Write a model to `file` (a path or a binary file object): the estimator's
+    class name and parameters, its layer sizes, parameter arena and fitted
+    attributes (plain data, see the module's docstring)."""
+    arena = np.ascontiguousarray(arena, dtype=arena.dtype.newbyteorder("<"))
     header = {
         "format": "pynn-model",
         "pynn_version": __version__,
-        "estimator": type(model).__name__,
-        "params": _json_params(model.get_params()),
-        "units": list(model._layout.units),
-        "arena": {"dtype": model._arena.dtype.name, "count": int(arena.size)},
-        "fitted": fitted,
+        "estimator": estimator,
+        "params": _json_params(params),
+        "units": [int(u) for u in units],
+        "arena": {"dtype": arena.dtype.name, "count": int(arena.size)},
+        "fitted": _json_fitted(fitted),
     }
     head = json.dumps(header, sort_keys=True).encode("utf-8")
     body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)) + head + arena.tobytes()
@@ -233,8 +246,6 @@ def _build(header, payload, classes):
     for key, value in params.items():
         if isinstance(value, str) and value in ("inf", "-inf", "nan"):
             params[key] = float(value)
-    model = cls(**params)
-    model._check_hyperparameters()
     units = [int(u) for u in header["units"]]
     arena_info = header["arena"]
     dtype = np.dtype(arena_info["dtype"])
@@ -249,44 +260,14 @@ def _build(header, payload, classes):
     if len(units) - 1 > _core.MAX_LAYERS:
         raise ModelFileError(f"corrupt model file: {len(units) - 1} layers, more than pynn "
                              f"supports ({_core.MAX_LAYERS})")
-    if hasattr(model, "hidden_layer_sizes") and units[1:-1] != model._hidden_sizes():
-        raise ModelFileError(f"corrupt model file: layer sizes {units} do not match "
-                             f"hidden_layer_sizes={model.hidden_layer_sizes!r}")
-    if not hasattr(model, "hidden_layer_sizes") and len(units) != 2:
-        raise ModelFileError(f"corrupt model file: a Perceptron has one layer, not {units}")
-    need = _Layout(units).size
+    need = Layout(units).size
     if need != count:  # checked before allocating anything
         raise ModelFileError(f"corrupt model file: layer sizes {units} need {need} "
                              f"parameters, the file has {count}")
-    model._allocate(units, dtype)
-    model._arena[...] = np.frombuffer(payload, dtype=dtype.newbyteorder("<"))
-    if not np.isfinite(model._arena).all():
+    arena = np.frombuffer(payload, dtype=dtype.newbyteorder("<")).astype(dtype)
+    if not np.isfinite(arena).all():
         raise ModelFileError("corrupt model file: the weights hold NaN or infinity")
-    f = header["fitted"]
-    model.n_features_in_ = int(f["n_features_in_"])
-    if model.n_features_in_ != units[0]:
-        raise ModelFileError("corrupt model file: n_features_in_ does not match the layers")
-    model.out_activation_ = f["out_activation_"]
-    model._reset_training_curves(bool(getattr(model, "early_stopping", False)))
-    model.n_iter_ = int(f["n_iter_"])
-    model.t_ = int(f["t_"])
-    model.loss_ = _number(f["loss_"])
-    model.loss_curve_ = [_number(v) for v in f["loss_curve_"]]
-    model.best_loss_ = _number(f["best_loss_"])
-    if not all(isinstance(v, float) for v in [model.loss_, model.best_loss_, *model.loss_curve_]):
-        raise ModelFileError("corrupt model file: the training losses are not numbers")
-    if f.get("validation_scores_") is not None:
-        model.validation_scores_ = [_number(v) for v in f["validation_scores_"]]
-        model.best_validation_score_ = _number(f["best_validation_score_"])
-    if "classes_" in f:
-        model.classes_ = _decode_labels(f["classes_"], "classes_")
-        model._multilabel = bool(f.get("multilabel", False))
-    if "y_ndim" in f:
-        model._y_ndim = int(f["y_ndim"])
-    if hasattr(model, "n_layers_") or name != "Perceptron":
-        model.n_layers_ = len(units)
-        model.n_outputs_ = units[-1]
-    if "feature_names_in_" in f:
-        model.feature_names_in_ = np.array(f["feature_names_in_"], dtype=object)
-    model._check_loaded()
-    return model
+    fitted = header["fitted"]
+    if not isinstance(fitted, dict):
+        raise ModelFileError("corrupt model file: the fitted attributes are malformed")
+    return cls._from_export(params, units, arena, _fitted_from_json(fitted))

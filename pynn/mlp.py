@@ -12,16 +12,18 @@ from numpy.typing import ArrayLike
 from ._typing import Optional, Self
 
 from . import _core
-from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
-                    check_float, check_int, check_random_state, check_sample_weight,
-                    check_fits_dtype, check_score_targets,
-                    check_verbose, check_y_given, column_or_1d, label_indices, resolve_dtype,
-                    resolve_threads, sorted_labels, validate_X, validation_split)
+from ._base import ClassifierMixin, NetworkBase
+from ._training import TrainingConfig
+from ._validation import (check_batch_size, check_bool, check_choice, check_fits_dtype,
+                          check_float, check_int, check_score_targets, check_verbose,
+                          check_y_given, column_or_1d, regression_targets, resolve_dtype,
+                          resolve_threads, validation_split)
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
+# the activations a hidden layer may use (the core names them all)
 _HIDDEN = ("identity", "logistic", "tanh", "relu")
-_SOLVERS = ("sgd", "adam")
+_SCHEDULES = ("constant", "invscaling", "adaptive")
 
 
 class _BaseMLP(NetworkBase):
@@ -74,14 +76,14 @@ class _BaseMLP(NetworkBase):
                              f"{_core.MAX_LAYERS - 1} hidden layers")
         return [check_int(u, "hidden_layer_sizes entries", low=1) for u in h]
 
-    def _check_hyperparameters(self):
+    def _validate_params(self, incremental):
         self._hidden_sizes()
         check_choice(self.activation, "activation", _HIDDEN)
         if self.solver == "lbfgs":
             raise ValueError("solver='lbfgs' is not supported by pynn; use 'adam' or 'sgd'")
-        check_choice(self.solver, "solver", _SOLVERS)
+        check_choice(self.solver, "solver", tuple(_core.SOLVERS))
         check_float(self.alpha, "alpha", low=0.0)
-        check_choice(self.learning_rate, "learning_rate", ("constant", "invscaling", "adaptive"))
+        check_choice(self.learning_rate, "learning_rate", _SCHEDULES)
         check_float(self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True)
         check_float(self.power_t, "power_t", low=0.0)
         check_int(self.max_iter, "max_iter", low=1)
@@ -103,93 +105,67 @@ class _BaseMLP(NetworkBase):
                     low_open=True, high_open=True)
         check_verbose(self.verbose)
         resolve_threads(self.n_threads)
-        self._check_batch_size()
+        check_batch_size(self.batch_size)
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True: there is no "
+                             "held-out data to score between calls; use fit, or set "
+                             "early_stopping=False")
         return dtype
 
-    def _optimizer_config(self):
-        return (self.solver, float(self.momentum), bool(self.nesterovs_momentum),
-                float(self.beta_1), float(self.beta_2), float(self.epsilon))
+    def _training_config(self, batch_size, incremental):
+        return TrainingConfig(
+            solver=self.solver, learning_rate_init=float(self.learning_rate_init),
+            batch_size=batch_size, max_iter=1 if incremental else int(self.max_iter),
+            shuffle=bool(self.shuffle), tol=None if self.tol is None else float(self.tol),
+            n_iter_no_change=int(self.n_iter_no_change), schedule=self.learning_rate,
+            power_t=float(self.power_t), momentum=float(self.momentum),
+            nesterov=bool(self.nesterovs_momentum), beta_1=float(self.beta_1),
+            beta_2=float(self.beta_2), epsilon=float(self.epsilon), alpha=self._l2_penalty(),
+            n_threads=resolve_threads(self.n_threads), verbose=check_verbose(self.verbose),
+            incremental=incremental)
 
-    def _hidden_activation(self):
-        return self.activation
+    def _l2_penalty(self):
+        return float(self.alpha)
 
-    # ---- initialisation -----------------------------------------------------------
-    def _initialize(self, units, dtype):
+    # ---- the network --------------------------------------------------------------
+    def _allocate(self, units, dtype):
+        super()._allocate(units, dtype)
+        self.n_layers_ = len(units)
+        self.n_outputs_ = units[-1]
+
+    def _init_weights(self):
         """Glorot-uniform weights and biases drawn exactly as scikit-learn draws them."""
-        self._allocate(units, dtype)
         factor = 2.0 if self.activation == "logistic" else 6.0
         for W, b in zip(self.coefs_, self.intercepts_):
             fan_in, fan_out = W.shape
             bound = np.sqrt(factor / (fan_in + fan_out))
             W[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
             b[...] = self._random_state.uniform(-bound, bound, fan_out)
-        self.n_layers_ = len(units)
-        self.n_outputs_ = units[-1]
-        self._reset_training_curves(bool(self.early_stopping))
 
-    # ---- the fit ----------------------------------------------------------------------
-    def _fit(self, X, y, incremental=False, classes=None, sample_weight=None):
-        # Everything up to the training loop either succeeds or leaves the
-        # model as it was (unfitted, or with its previous weights and classes).
-        saved = self.__dict__.copy()
-        try:
-            X, Y, incremental, sw, val = self._prepare_fit(X, y, incremental, classes,
-                                                           sample_weight)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
-        self._run_epochs(X, Y, incremental, 1 if incremental else int(self.max_iter), sw, val)
-        return self
-
-    def _prepare_fit(self, X, y, incremental, classes, sample_weight):
-        dtype = self._check_hyperparameters()
-        if incremental and self.early_stopping:
-            raise ValueError("partial_fit does not support early_stopping=True: there is no "
-                             "held-out data to score between calls; use fit, or set "
-                             "early_stopping=False")
-        first = not (hasattr(self, "_layout") and (self.warm_start or incremental))
-        check_y_given(y, type(self).__name__)
-        self._check_feature_names(X, reset=first)
-        X = validate_X(X, dtype)
-        if not first and X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
-                             f"expecting {self.n_features_in_} features as input")
-        Y = self._encode_fit_targets(X, y, first, classes, dtype)
-        sw = check_sample_weight(sample_weight, X.shape[0], dtype)
-        if not first:
-            self._sync_arena()
-            if self._arena.dtype != dtype:
-                raise ValueError(f"dtype changed from {self._arena.dtype} to {dtype} "
-                                 f"between fits; refit from scratch (warm_start=False)")
-        if first or not hasattr(self, "_random_state"):
-            self._random_state = check_random_state(self.random_state)
-        if first:
-            units = [X.shape[1], *self._hidden_sizes(), Y.shape[1]]
-            self.n_features_in_ = X.shape[1]
-            self._initialize(units, dtype)
-        Y = np.ascontiguousarray(Y, dtype=dtype)
-        val = None
-        if self.early_stopping:
-            if first or self.validation_scores_ is None:
-                self.validation_scores_ = []
-                self.best_validation_score_ = -np.inf
-            groups = self._stratify_groups(Y)
-            train, held = validation_split(X.shape[0], float(self.validation_fraction),
-                                           self._random_state, groups)
-            y_arr = np.asarray(y)
-            if y_arr.ndim == 2 and y_arr.shape[1] == 1:
-                y_arr = y_arr.ravel()
-            val = (X[held], y_arr[held], None if sw is None else sw[held])
-            X, Y = X[train], Y[train]
-            sw = None if sw is None else np.ascontiguousarray(sw[train])
-            if sw is not None and not sw.sum() > 0:
-                raise ValueError("sample_weight is zero on every training row left after the "
-                                 "validation split")
-            if val[2] is not None and not val[2].sum() > 0:
-                raise ValueError("sample_weight is zero on every row held out for early "
-                                 "stopping: the validation score would be undefined")
-        return X, Y, incremental, sw, val
+    def _hold_out(self, X, Y, y, sw, first):
+        """Early stopping: hold out validation_fraction of the rows (stratified
+        by class for classifiers); the score is accuracy or R^2 on them."""
+        if not self.early_stopping:
+            return X, Y, sw, None
+        if first or self.validation_scores_ is None:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+        train, held = validation_split(X.shape[0], float(self.validation_fraction),
+                                       self._random_state, self._stratify_groups(Y))
+        y_arr = np.asarray(y)
+        if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+            y_arr = y_arr.ravel()
+        X_val, y_val = X[held], y_arr[held]
+        sw_val = None if sw is None else sw[held]
+        X, Y = X[train], Y[train]
+        sw = None if sw is None else np.ascontiguousarray(sw[train])
+        if sw is not None and not sw.sum() > 0:
+            raise ValueError("sample_weight is zero on every training row left after the "
+                             "validation split")
+        if sw_val is not None and not sw_val.sum() > 0:
+            raise ValueError("sample_weight is zero on every row held out for early "
+                             "stopping: the validation score would be undefined")
+        return X, Y, sw, lambda: self._validation_score(X_val, y_val, sw_val)
 
     def fit(self, X: ArrayLike, y: ArrayLike,
             sample_weight: Optional[ArrayLike] = None) -> Self:
@@ -215,12 +191,8 @@ class _BaseMLP(NetworkBase):
         """
         return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def _encode_targets_for_loss(self, X, y):
-        Y = self._encode_fit_targets(X, y, first=False, classes=None, dtype=self._arena.dtype)
-        return np.ascontiguousarray(Y)
 
-
-class MLPClassifier(_BaseMLP):
+class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier, trained by pynn's C core.
 
     A drop-in for ``sklearn.neural_network.MLPClassifier`` (solvers 'sgd' and
@@ -301,72 +273,15 @@ class MLPClassifier(_BaseMLP):
                          beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads,
                          early_stopping, validation_fraction)
 
-    @property
-    def _loss_name(self):
-        return ("categorical_cross_entropy" if self.out_activation_ == "softmax"
+    _allow_multilabel = True
+
+    def _output_activation(self, encoder):
+        return "logistic" if encoder.n_columns == 1 or encoder.multilabel else "softmax"
+
+    def _activations(self):
+        loss = ("categorical_cross_entropy" if self.out_activation_ == "softmax"
                 else "binary_cross_entropy")
-
-    def _encode_fit_targets(self, X, y, first, classes, dtype=np.float64):
-        check_y_given(y, type(self).__name__)
-        y = np.asarray(y)
-        if y.ndim == 2 and y.shape[1] > 1:
-            return self._encode_multilabel(X, y, first).astype(dtype, copy=False)
-        y = column_or_1d(y, warn=True)
-        check_consistent_length(X, y)
-        if y.dtype.kind in "fc":
-            if y.dtype.kind == "c" or not np.isfinite(y).all():
-                raise ValueError("y contains NaN, infinity or complex values")
-            if (y != np.round(y)).any():
-                raise ValueError("Unknown label type: continuous. A classifier needs discrete "
-                                 "labels (integers, strings); for real-valued targets use "
-                                 "MLPRegressor")
-        if y.dtype.kind == "O":
-            if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in y):
-                raise ValueError("y contains None or NaN labels")
-        if classes is not None:
-            cls_given = np.asarray(classes)
-            if cls_given.dtype.kind in "fc" and not np.isfinite(cls_given).all():
-                raise ValueError(f"classes contains NaN or infinity: {cls_given.tolist()}")
-            if not first and not getattr(self, "_multilabel", False):
-                same = np.unique(cls_given)
-                if same.shape != self.classes_.shape or (same != self.classes_).any():
-                    raise ValueError(f"classes={cls_given.tolist()} is not the same as on the "
-                                     f"first call to partial_fit: {self.classes_.tolist()}")
-        if first:
-            if classes is not None:
-                cls = np.unique(np.asarray(classes))
-            else:
-                cls = sorted_labels(y)
-            if cls.shape[0] < 2:
-                raise ValueError(f"y has only one class ({cls[0]!r}); a classifier needs at "
-                                 f"least 2 classes")
-            self.classes_ = cls
-            self._multilabel = False
-            self.out_activation_ = "logistic" if cls.shape[0] == 2 else "softmax"
-        elif getattr(self, "_multilabel", False):
-            raise ValueError("this model was fitted on multilabel targets; y must be a 2-D "
-                             "indicator matrix")
-        idx = label_indices(y, self.classes_)
-        unseen = idx < 0
-        if unseen.any():
-            raise ValueError(f"y contains labels not in classes_ {self.classes_.tolist()}: "
-                             f"{np.unique(y[unseen]).tolist()[:5]}")
-        if len(self.classes_) == 2:
-            return (idx == 1).astype(dtype).reshape(-1, 1)
-        return np.eye(len(self.classes_), dtype=dtype)[idx]  # one-hot rows
-
-    def _encode_multilabel(self, X, y, first):
-        check_consistent_length(X, y)
-        if y.dtype.kind not in "biuf" or not np.isin(y, (0, 1)).all():
-            raise ValueError("a 2-D y must be a multilabel indicator matrix of 0s and 1s")
-        if first:
-            self.classes_ = np.arange(y.shape[1])
-            self._multilabel = True
-            self.out_activation_ = "logistic"
-        elif not getattr(self, "_multilabel", False) or y.shape[1] != len(self.classes_):
-            raise ValueError(f"y has {y.shape[1]} columns, expected the model's "
-                             f"{'1-D labels' if not self._multilabel else len(self.classes_)}")
-        return y.astype(np.float64)
+        return self.activation, self.out_activation_, loss
 
     def partial_fit(self, X: ArrayLike, y: ArrayLike, sample_weight: Optional[ArrayLike] = None,
                     classes: Optional[ArrayLike] = None) -> Self:
@@ -391,9 +306,7 @@ class MLPClassifier(_BaseMLP):
         return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
     def _stratify_groups(self, Y):
-        if self._multilabel:
-            return None
-        return Y[:, 0] if Y.shape[1] == 1 else np.argmax(Y, axis=1)
+        return self._encoder.groups(Y)
 
     def _predict_validated(self, X):
         p = self._forward(X)
@@ -497,7 +410,6 @@ class MLPRegressor(_BaseMLP):
 
     _estimator_type = "regressor"
 
-    _loss_name = "half_squared_error"
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
@@ -512,33 +424,25 @@ class MLPRegressor(_BaseMLP):
                          beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads,
                          early_stopping, validation_fraction)
 
-    def _encode_fit_targets(self, X, y, first, classes, dtype=np.float64):
+    def _activations(self):
+        return self.activation, "identity", "half_squared_error"
+
+    def _encode_targets(self, y, n_rows, first, classes, dtype):
         check_y_given(y, type(self).__name__)
-        y = np.asarray(y)
-        if y.dtype.kind == "O":
-            try:
-                y = y.astype(np.float64)
-            except (TypeError, ValueError):
-                raise TypeError("y must be numeric for regression; its object array holds "
-                                "values that are not numbers") from None
-        if y.dtype.kind == "c":
-            raise ValueError("y contains complex values; regression targets must be real")
-        if y.dtype.kind not in "biuf":
-            raise TypeError(f"y must be numeric for regression, got dtype {y.dtype}")
-        if y.ndim not in (1, 2):
-            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
-        check_consistent_length(X, y)
-        if y.size == 0:
-            raise ValueError(f"y has no targets (shape {y.shape})")
-        Y = y.astype(dtype).reshape(y.shape[0], -1)
-        if not np.isfinite(Y).all():
-            raise ValueError("y contains NaN or infinity")
+        Y = regression_targets(y, n_rows, dtype)
         if first:
             self.out_activation_ = "identity"
-            self._y_ndim = y.ndim
+            self._y_ndim = np.asarray(y).ndim
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} targets, expected {self.n_outputs_}")
         return Y
+
+    def _export_targets(self):
+        return {"y_ndim": int(self._y_ndim)}
+
+    def _import_targets(self, fitted):
+        if "y_ndim" in fitted:
+            self._y_ndim = int(fitted["y_ndim"])
 
     def partial_fit(self, X: ArrayLike, y: ArrayLike,
                     sample_weight: Optional[ArrayLike] = None) -> Self:

@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike
 from ._typing import Any, List, Optional, Tuple
 
 from . import _core
-from ._base import check_fits_dtype, check_float
+from ._validation import check_fits_dtype, check_float
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "activation", "activation_backward", "loss", "output_delta",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ._typing import Any, List, Optional, Self, Tuple
+from ._typing import Any, Optional, Self, Tuple
 
-from ._base import (NetworkBase, check_bool, check_choice, check_consistent_length,
-                    check_float, check_int, check_random_state, check_sample_weight,
-                    check_fits_dtype, check_score_targets,
-                    check_verbose, check_y_given, column_or_1d, label_indices, resolve_dtype,
-                    resolve_threads, sorted_labels, validate_X)
+from ._base import ClassifierMixin, NetworkBase
+from ._training import TrainingConfig
+from ._validation import (check_batch_size, check_bool, check_choice, check_fits_dtype,
+                          check_float, check_int, check_score_targets, check_verbose,
+                          column_or_1d, resolve_dtype, resolve_threads)
 
 __all__ = ["Perceptron"]
 
@@ -29,7 +29,7 @@ class _AvailableIf:
         return self.fn if obj is None else self.fn.__get__(obj, owner)
 
 
-class Perceptron(NetworkBase):
+class Perceptron(ClassifierMixin, NetworkBase):
     """A single neuron for binary classification, as in the textbook (and one
     neuron per class, one-vs-rest, for more than two classes).
 
@@ -85,7 +85,8 @@ class Perceptron(NetworkBase):
     _estimator_type = "classifier"
 
     out_activation_: Any = None  # set per fit from `activation`
-    _loss_name = "squared_error"
+    # a warm start reshuffles from random_state again, like a new fit
+    _reseed_every_fit = True
 
     def __init__(self, activation="logistic", *, learning_rate_init=0.1, max_iter=1000,
                  tol=1e-4, n_iter_no_change=10, batch_size=None, shuffle=True,
@@ -109,9 +110,9 @@ class Perceptron(NetworkBase):
         lay = self._layout
         k = lay.units[1]
         if k == 1:
-            return [(lay.w_off[0], (lay.units[0],)), (lay.b_off[0], (1,))]
+            return [(lay.w_off[0], (lay.units[0],), False), (lay.b_off[0], (1,), False)]
         # row j of coef_ is neuron j's weights: the transpose of the arena's W
-        return [(lay.w_off[0], (k, lay.units[0]), True), (lay.b_off[0], (k,))]
+        return [(lay.w_off[0], (k, lay.units[0]), True), (lay.b_off[0], (k,), False)]
 
     def _get_views(self):
         return [self.coef_, self.intercept_]
@@ -119,7 +120,8 @@ class Perceptron(NetworkBase):
     def _set_views(self, views):
         self.coef_, self.intercept_ = views
 
-    def _check_hyperparameters(self):
+    # ---- parameters -> the training run ---------------------------------------------
+    def _validate_params(self, incremental):
         check_choice(self.activation, "activation", ("logistic", "step"))
         check_float(self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True)
         dtype = resolve_dtype(self.dtype)
@@ -132,40 +134,29 @@ class Perceptron(NetworkBase):
         check_bool(self.warm_start, "warm_start")
         check_verbose(self.verbose)
         resolve_threads(self.n_threads)
-        self._check_batch_size()
+        check_batch_size(self.batch_size)
         return dtype
 
-    def _encode_fit_targets(self, X, y, first):
-        check_y_given(y, "Perceptron")
-        y = column_or_1d(np.asarray(y), warn=True)
-        check_consistent_length(X, y)
-        if y.dtype.kind == "c":
-            raise ValueError("y contains complex values")
-        if y.dtype.kind == "f":
-            if not np.isfinite(y).all():
-                raise ValueError("y contains NaN or infinity")
-            if (y != np.round(y)).any():
-                raise ValueError("Unknown label type: continuous. A classifier needs discrete "
-                                 "labels (integers, strings)")
-        if y.dtype.kind == "O":
-            if any(v is None or (isinstance(v, float) and not np.isfinite(v)) for v in y):
-                raise ValueError("y contains None or NaN labels")
-        if first:
-            classes = sorted_labels(y)
-            if classes.shape[0] < 2:
-                raise ValueError(f"y has only one class ({classes[0]!r}); a classifier needs "
-                                 f"at least 2 classes")
-            self.classes_ = classes
-        idx = label_indices(y, self.classes_)
-        if (idx < 0).any():
-            raise ValueError(f"y contains labels other than classes_ {self.classes_.tolist()}")
-        if len(self.classes_) == 2:
-            return (idx == 1).astype(np.float64).reshape(-1, 1)
-        return np.eye(len(self.classes_))[idx]  # one target column per neuron
+    def _training_config(self, batch_size, incremental):
+        # plain gradient descent on the cost, or Rosenblatt's rule for 'step'
+        # (the core's output delta for a step unit)
+        return TrainingConfig(
+            solver="sgd", learning_rate_init=float(self.learning_rate_init),
+            batch_size=batch_size, max_iter=1 if incremental else int(self.max_iter),
+            shuffle=bool(self.shuffle), tol=None if self.tol is None else float(self.tol),
+            n_iter_no_change=int(self.n_iter_no_change),
+            n_threads=resolve_threads(self.n_threads), verbose=check_verbose(self.verbose),
+            incremental=incremental)
 
-    def _encode_targets_for_loss(self, X, y):
-        Y = self._encode_fit_targets(X, y, first=False)
-        return np.ascontiguousarray(Y, dtype=self._arena.dtype)
+    def _activations(self):
+        return "identity", self.out_activation_, "squared_error"
+
+    def _output_activation(self, encoder):
+        return self.activation
+
+    def _restart_needed(self, dtype):
+        # a warm start with another dtype or activation starts afresh
+        return self._arena.dtype != dtype or self.out_activation_ != self.activation
 
     def fit(self, X: ArrayLike, y: ArrayLike,
             sample_weight: Optional[ArrayLike] = None) -> Self:
@@ -185,45 +176,31 @@ class Perceptron(NetworkBase):
         -------
         self : object
         """
-        saved = self.__dict__.copy()
-        try:
-            X, Y, sw = self._prepare_fit(X, y, sample_weight)
-        except BaseException:
-            # a refused fit leaves the model as it was
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
-        self._run_epochs(X, Y, incremental=False, max_iter=int(self.max_iter), sw=sw)
-        return self
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
-    def _prepare_fit(self, X, y, sample_weight):
-        dtype = self._check_hyperparameters()
-        first = not (self.warm_start and hasattr(self, "_layout"))
-        check_y_given(y, "Perceptron")
-        if not first:
-            self._check_feature_names(X, reset=False)
-        raw_X = X
-        X = validate_X(X, dtype)
-        if not first:
-            if X.shape[1] != self.n_features_in_:
-                raise ValueError(f"X has {X.shape[1]} features, but Perceptron is expecting "
-                                 f"{self.n_features_in_} features as input")
-            if self._arena.dtype != dtype or self.out_activation_ != self.activation:
-                first = True
-        Y = np.ascontiguousarray(self._encode_fit_targets(X, y, first), dtype=dtype)
-        if not first and Y.shape[1] != self._layout.units[1]:
-            first = True
-        sw = check_sample_weight(sample_weight, X.shape[0], dtype)
-        self._random_state = check_random_state(self.random_state)
-        if first:
-            self._check_feature_names(raw_X, reset=True)
-            self.n_features_in_ = X.shape[1]
-            self.out_activation_ = self.activation
-            self._allocate([X.shape[1], Y.shape[1]], dtype)  # zero weights
-            self._reset_training_curves()
-        else:
-            self._sync_arena()
-        return X, Y, sw
+    def partial_fit(self, X: ArrayLike, y: ArrayLike, classes: Optional[ArrayLike] = None,
+                    sample_weight: Optional[ArrayLike] = None) -> Self:
+        """One epoch over (X, y), continuing from the current weights.
+
+        The first call on an unfitted model equals ``fit`` with
+        ``max_iter=1`` on the same data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        classes : array-like of shape (n_classes,), default=None
+            Every label that can ever appear; required on the first call (as
+            in scikit-learn), and if given later, the same labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self : object
+        """
+        if not hasattr(self, "_layout") and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
     def decision_function(self, X: ArrayLike) -> np.ndarray:
         """The neurons' pre-activations ``z = X @ coef_.T + intercept_``.
@@ -305,18 +282,6 @@ class Perceptron(NetworkBase):
         ``coef_`` and ``intercept_`` (with k > 2 classes, C sums the k neurons'
         costs, so row j of dC/dcoef_ is neuron j's own gradient)."""
         loss, grads = self._loss_and_grad_arena(X, y)
-        lay = self._layout
-        nf, k = lay.units
-        gW = grads[lay.w_off[0]:lay.w_off[0] + nf * k].reshape(nf, k)
-        gb = grads[lay.b_off[0]:lay.b_off[0] + k].copy()
-        return float(loss), (gW.ravel().copy() if k == 1 else gW.T.copy()), gb
-
-    def forward_layers(self, X: ArrayLike) -> List[np.ndarray]:
-        """``[X, y_hat]``: the input and the neurons' outputs f(z), as (n, 1)
-        arrays for two classes and (n, k) with k > 2 classes."""
-        from . import ops
-
-        X = self._validate_for_predict(X)
-        W = self.coef_.reshape(-1, 1) if self.coef_.ndim == 1 else self.coef_.T
-        return [X, ops.dense_forward(X, W, self.intercept_, self.out_activation_,
-                                     n_threads=self.n_threads)]
+        (gW,), (gb,) = self._layout.split(grads)
+        return (float(loss), (gW.ravel().copy() if gW.shape[1] == 1 else gW.T.copy()),
+                gb.copy())

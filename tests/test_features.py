@@ -128,7 +128,7 @@ def test_early_stopping_refusals():
 
 
 def test_validation_split_is_stratified():
-    from pynn._base import validation_split
+    from pynn._validation import validation_split
 
     groups = np.array([0] * 90 + [1] * 10)
     train, val = validation_split(100, 0.2, np.random.RandomState(0), groups)
@@ -329,7 +329,7 @@ def test_unpickled_buffers_at_odd_offsets_are_realigned():
         moved.append(memoryview(frame)[1:])
     m2 = pickle.loads(data, buffers=moved)
     assert m2._arena.flags.aligned and m2._arena.flags.writeable
-    assert all(v.flags.aligned for v in m2._opt_state.values() if isinstance(v, np.ndarray))
+    assert all(v.flags.aligned for v in m2._opt_state.arrays())
     m.partial_fit(X, y)
     m2.partial_fit(X, y)
     np.testing.assert_array_equal(m2._arena, m._arena)
@@ -411,7 +411,7 @@ def test_partial_fit_may_switch_solver():
     m = MLPClassifier((4,), solver="sgd", random_state=0).partial_fit(X, y, classes=[0, 1, 2])
     m.set_params(solver="adam")
     m.partial_fit(X, y)
-    assert m._opt_state["solver"] == "adam" and np.isfinite(m._arena).all()
+    assert m._opt_state.solver == "adam" and np.isfinite(m._arena).all()
 
 
 def test_a_shallow_copy_does_not_share_training_state():
@@ -422,9 +422,9 @@ def test_a_shallow_copy_does_not_share_training_state():
     b = copy.copy(a)
     b._arena = a._arena.copy()  # separate weights, as a user copying weights would make
     b._bind_views()
-    moments = a._opt_state["a"].copy()
+    moments = a._opt_state.a.copy()
     quiet(b.fit, X, y)
-    np.testing.assert_array_equal(a._opt_state["a"], moments)
+    np.testing.assert_array_equal(a._opt_state.a, moments)
 
 
 def test_multiclass_perceptron_gradients_and_layers():
@@ -460,12 +460,12 @@ def test_workspace_grows_with_the_batch_only_as_the_layers_need():
 
 
 def test_training_buffers_are_kept_only_when_small(monkeypatch):
-    import pynn._base as base
+    import pynn._training as training
 
     X, y = blobs(60)
     m = quiet(MLPClassifier((8,), max_iter=2, random_state=0).fit, X, y)
     assert "_scratch" in m.__dict__  # reused by the next partial_fit / warm start
     assert "_scratch" not in pickle.loads(pickle.dumps(m)).__dict__
-    monkeypatch.setattr(base, "_SCRATCH_KEEP_BYTES", 0)
+    monkeypatch.setattr(training, "_SCRATCH_KEEP_BYTES", 0)
     m = quiet(MLPClassifier((8,), max_iter=2, random_state=0).fit, X, y)
     assert "_scratch" not in m.__dict__

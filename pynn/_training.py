@@ -1,0 +1,362 @@
+"""A training run: epochs of minibatch steps run by the C core in chunks, with
+Python between chunks for progress, convergence, the learning-rate schedule,
+early stopping, divergence recovery and Ctrl-C.
+
+The estimator hands over an explicit :class:`TrainingConfig` (what scikit-learn's
+parameters mean for this fit); the run owns the optimizer state
+(:class:`OptimizerState`), the buffers the core writes into
+(:class:`TrainingBuffers`) and the weight snapshots.  The fitted attributes of
+the training curve (``n_iter_``, ``t_``, ``loss_``, ``loss_curve_``, ``best_loss_``,
+``validation_scores_``, ``best_validation_score_``) are written on the estimator
+passed as ``curves``."""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _core
+from ._progress import Progress
+from ._typing import Callable, Optional, Tuple
+from ._validation import all_finite
+from .exceptions import ConvergenceWarning, DivergenceError, sklearn_flavour
+
+# A chunk of training steps in C lasts about this long, so Ctrl-C (handled by
+# Python between chunks) takes effect well within half a second.
+_CHUNK_SECONDS = 0.05
+# Snapshots of the weights for recovery from divergence are taken this often.
+_BACKUP_SECONDS = 0.5
+# With n_threads=None, the thread counts tried are measured again this often.
+_REPROBE_SECONDS = 2.0
+# Training buffers up to this size stay with the model between fit calls; larger
+# ones are released when a call ends (a big model should not hold 3x its size).
+_SCRATCH_KEEP_BYTES = 256 << 20
+# The final finiteness check runs the loss and gradient on this many training rows.
+_FINAL_CHECK_ROWS = 32
+# The adaptive schedule divides the learning rate by this when progress stalls,
+# and stops once it is at most _ADAPTIVE_MIN_LR (scikit-learn's rule).
+_ADAPTIVE_DIVISOR = 5.0
+_ADAPTIVE_MIN_LR = 1e-6
+
+
+class OutputOverflow(ValueError):
+    """A forward or backward pass overflowed although its inputs were finite."""
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """What the estimator's parameters mean for one call of fit or partial_fit."""
+
+    solver: str                      # 'sgd' or 'adam' (names from the core)
+    learning_rate_init: float
+    batch_size: int                  # rows per step, at most the rows of the fit
+    max_iter: int                    # epochs in this call
+    shuffle: bool
+    tol: Optional[float]             # None: no convergence test, max_iter epochs run
+    n_iter_no_change: int
+    schedule: str = "constant"       # 'constant', 'invscaling' or 'adaptive' (sgd)
+    power_t: float = 0.5
+    momentum: float = 0.0
+    nesterov: bool = False
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    alpha: float = 0.0               # L2 penalty
+    n_threads: int = 0               # 0: OpenMP's default, chosen by measurement
+    verbose: int = 0
+    incremental: bool = False        # partial_fit: one epoch, continuing the optimizer
+
+
+@dataclass
+class OptimizerState:
+    """What the optimizer carries from step to step, and from one partial_fit
+    call to the next (it is pickled with the model): the velocity (SGD) or the
+    first moments (Adam) in ``a``, Adam's second moments in ``b`` (None for
+    SGD), the step count ``t`` and the current learning rate."""
+
+    solver: str
+    a: np.ndarray
+    b: Optional[np.ndarray]
+    t: int
+    lr: float
+
+    def arrays(self):
+        return [x for x in (self.a, self.b) if x is not None]
+
+    def copy(self):
+        return OptimizerState(self.solver, self.a.copy(),
+                              None if self.b is None else self.b.copy(), self.t, self.lr)
+
+
+@dataclass
+class TrainingBuffers:
+    """Arrays the core writes into during a fit, kept with the model between
+    calls while small (partial_fit loops and warm starts do not pay for fresh
+    pages every time); never pickled, never shared with a copy."""
+
+    grads: np.ndarray
+    ws: np.ndarray
+    snapshots: Tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def reuse_or_new(cls, old, arena, ws_size):
+        if (isinstance(old, cls) and old.grads.shape == arena.shape
+                and old.grads.dtype == arena.dtype and old.ws.size == ws_size):
+            return old
+        return cls(np.empty_like(arena), np.empty(ws_size, arena.dtype),
+                   (np.empty_like(arena), np.empty_like(arena)))
+
+    @property
+    def nbytes(self):
+        return sum(a.nbytes for a in (self.grads, self.ws, *self.snapshots))
+
+
+def _zeroed(arr, like):
+    """arr filled with zeros when it matches `like`, else a new zero array."""
+    if isinstance(arr, np.ndarray) and arr.shape == like.shape and arr.dtype == like.dtype:
+        arr.fill(0)
+        return arr
+    return np.zeros_like(like)
+
+
+def fresh_optimizer(config, arena, old=None):
+    """A new optimizer state for `config`; arrays of `old` (this model's own)
+    are zeroed and reused."""
+    old_a = old.a if old is not None else None
+    old_b = old.b if old is not None else None
+    return OptimizerState(config.solver, _zeroed(old_a, arena),
+                          _zeroed(old_b, arena) if config.solver == "adam" else None,
+                          0, float(config.learning_rate_init))
+
+
+class ChunkPlanner:
+    """Plans the chunks of training steps run in C between returns to Python.
+
+    Each chunk lasts about ``_CHUNK_SECONDS``.  With ``n_threads=None`` the thread
+    count is chosen by measurement: the core's results are bitwise the same for
+    any count, so it may switch at will.  On a machine whose cores are busy with
+    other work, OpenMP teams can run many times slower than one thread; short
+    probes every ``_REPROBE_SECONDS`` keep the faster choice."""
+
+    # a probe runs a quarter of a chunk
+    _PROBE_SHARE = 4
+    # a chunk shorter than this is too short to time well
+    _SHORT_SECONDS = 0.002
+    # most steps a chunk may ask for
+    _MAX_STEPS = 1 << 30
+
+    def __init__(self, n_threads):
+        if n_threads:
+            self.options = [n_threads]
+        else:
+            most = _core.max_threads()
+            self.options = [most, 1] if most > 1 else [1]
+        self.rate = {}   # steps per second, per thread count
+        self.when = {}   # when that rate was measured
+
+    def next(self):
+        """(threads, steps) for the next chunk."""
+        now = time.perf_counter()
+        known = [o for o in self.options if o in self.rate]
+        for o in self.options:
+            if o not in self.rate or (len(self.options) > 1
+                                      and now - self.when[o] > _REPROBE_SECONDS):
+                # a probe at this option's last speed (or the best known)
+                rate = self.rate.get(o) or max((self.rate[k] for k in known), default=0.0)
+                return o, max(1, int(rate * _CHUNK_SECONDS / self._PROBE_SHARE))
+        best = max(self.options, key=lambda o: self.rate[o])
+        return best, max(1, min(int(self.rate[best] * _CHUNK_SECONDS), self._MAX_STEPS))
+
+    def record(self, threads, steps, elapsed):
+        if not steps or elapsed <= 0:
+            return
+        short = elapsed < self._SHORT_SECONDS
+        if short and threads in self.rate:
+            return
+        self.rate[threads] = steps / elapsed
+        # a short first measurement counts as stale: the next probe measures again
+        self.when[threads] = -1e9 if short else time.perf_counter()
+
+
+def divergence_message(learning_rate_init):
+    return (f"Training diverged: the loss or the weights became NaN or infinite "
+            f"(learning_rate_init={learning_rate_init}). Lower learning_rate_init, "
+            f"scale the input features (e.g. to zero mean and unit variance), or "
+            f"increase alpha.")
+
+
+@dataclass
+class TrainingRun:
+    """One call of fit or partial_fit: epochs over (X, Y) from the weights in
+    ``arena`` (updated in place).
+
+    ``optimizer`` is the state to continue (partial_fit) or None;
+    ``validation`` scores the current weights on held-out data (early
+    stopping) or is None; ``seed`` seeds the core's shuffling."""
+
+    config: TrainingConfig
+    net: _core.Net
+    arena: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+    sw: Optional[np.ndarray]
+    seed: int
+    optimizer: Optional[OptimizerState] = None
+    buffers: Optional[TrainingBuffers] = None
+    validation: Optional[Callable[[], float]] = None
+    converged: bool = field(default=False, init=False)
+
+    def run(self, curves):
+        """Train; write the curve attributes on `curves`.  Raises
+        DivergenceError (weights put back to the last finite ones) when the
+        loss or the weights become NaN or infinite."""
+        cfg, arena = self.config, self.arena
+        n = self.X.shape[0]
+        opt = self.optimizer
+        if not cfg.incremental or opt is None or opt.solver != cfg.solver:
+            # a fresh optimizer (also when partial_fit switches solver)
+            opt = self.optimizer = fresh_optimizer(cfg, arena, opt)
+        self.buffers = TrainingBuffers.reuse_or_new(self.buffers, arena,
+                                                    self.net.workspace_size(cfg.batch_size))
+        buf = self.buffers
+        planner = ChunkPlanner(cfg.n_threads)
+        trainer = _core.Trainer(self.net, arena, buf.grads, opt.a, opt.b, self.X, self.Y,
+                                np.arange(n, dtype=np.int64), buf.ws, cfg.batch_size,
+                                # shuffling a full batch would only reorder a sum
+                                cfg.shuffle and cfg.batch_size < n, self.seed, self.sw)
+        # the step count lives in the optimizer state; the core advances it
+        trainer.t = opt.t
+        # n_iter_ counts the epochs of this call, as in scikit-learn (loss_curve_
+        # keeps every epoch)
+        curves.n_iter_ = 0
+        progress = Progress(cfg.verbose, cfg.max_iter, n)
+        best = arena.copy() if self.validation is not None else None
+        # Two snapshots of the weights, taken every _BACKUP_SECONDS at a chunk's
+        # start while they are finite: on divergence the model goes back to the
+        # newest one a finite-loss step has started from, instead of keeping NaN
+        # or infinite weights.
+        good_cur, good_prev = buf.snapshots
+        np.copyto(good_cur, arena)
+        np.copyto(good_prev, arena)
+        steps_since_backup, last_backup = 0, time.perf_counter()
+        try:
+            for _ in range(cfg.max_iter):
+                trainer.set_optimizer(_core.SOLVERS[cfg.solver], opt.lr, cfg.momentum,
+                                      cfg.nesterov, cfg.beta_1, cfg.beta_2, cfg.epsilon,
+                                      cfg.alpha)
+                epoch_loss = None
+                while epoch_loss is None:
+                    t0 = time.perf_counter()
+                    if t0 - last_backup > _BACKUP_SECONDS and all_finite(arena):
+                        good_prev, good_cur = good_cur, good_prev
+                        np.copyto(good_cur, arena)
+                        steps_since_backup, last_backup = 0, t0
+                    nt, chunk = planner.next()
+                    t0 = time.perf_counter()
+                    steps, epoch_loss, diverged = trainer.run(chunk, nt)
+                    elapsed = time.perf_counter() - t0
+                    planner.record(nt, steps, elapsed)
+                    progress.chunk(min(steps * cfg.batch_size, n), elapsed)
+                    steps_since_backup += steps
+                    if diverged or (epoch_loss is not None and not all_finite(arena)):
+                        # a step has run from good_cur with a finite loss, unless none did
+                        self._diverged(good_cur if steps_since_backup else good_prev)
+                if self._end_epoch(curves, float(epoch_loss), best, good_cur, progress):
+                    break
+        finally:
+            opt.t = trainer.t
+            progress.close()
+        if best is not None and curves.validation_scores_:
+            # early stopping: the weights that scored best on the validation set
+            np.copyto(arena, best)
+        if not self._finite_on_sample():
+            # The last update can blow the weights up without making them NaN or
+            # infinite (the loss is checked before each update, and the weights
+            # at epoch ends): the model must still give a finite loss and
+            # gradient on its training rows, or the fit failed.
+            self._diverged(good_cur)
+        if (not self.converged and cfg.max_iter > 0 and not cfg.incremental
+                and cfg.tol is not None):
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({cfg.max_iter}) reached "
+                          f"and the optimization hasn't converged yet.",
+                          sklearn_flavour(ConvergenceWarning), stacklevel=4)
+
+    def keep_buffers(self):
+        """The buffers to keep with the model after the run (None: too large)."""
+        if self.buffers is not None and self.buffers.nbytes <= _SCRATCH_KEEP_BYTES:
+            return self.buffers
+        return None
+
+    def _diverged(self, good):
+        np.copyto(self.arena, good)
+        self.optimizer = None
+        raise DivergenceError(divergence_message(self.config.learning_rate_init))
+
+    def _end_epoch(self, curves, loss, best, good_cur, progress):
+        """Bookkeeping after an epoch; True when training stops."""
+        cfg, opt = self.config, self.optimizer
+        curves.n_iter_ += 1
+        curves.t_ += self.X.shape[0]
+        curves.loss_ = loss
+        curves.loss_curve_.append(loss)
+        prev_best = curves.best_loss_
+        if loss < curves.best_loss_:
+            curves.best_loss_ = loss
+        score = None
+        if self.validation is not None:
+            try:
+                score = float(self.validation())
+            except OutputOverflow:
+                np.copyto(self.arena, good_cur)
+                self.optimizer = None
+                raise DivergenceError(divergence_message(cfg.learning_rate_init)) from None
+            curves.validation_scores_.append(score)
+        progress.epoch_end(loss, score)
+        if cfg.tol is not None:
+            if score is not None:
+                worse = not score >= curves.best_validation_score_ + cfg.tol
+            else:
+                worse = loss > prev_best - cfg.tol
+            curves._no_improvement_count = curves._no_improvement_count + 1 if worse else 0
+        if score is not None and score > curves.best_validation_score_:
+            curves.best_validation_score_ = score
+            np.copyto(best, self.arena)
+        if cfg.solver == "sgd" and cfg.schedule == "invscaling":
+            opt.lr = float(cfg.learning_rate_init) / (curves.t_ + 1) ** cfg.power_t
+        if cfg.tol is not None and curves._no_improvement_count > cfg.n_iter_no_change:
+            what = "Validation score" if score is not None else "Training loss"
+            if cfg.solver == "sgd" and cfg.schedule == "adaptive" and opt.lr > _ADAPTIVE_MIN_LR:
+                opt.lr /= _ADAPTIVE_DIVISOR
+                curves._no_improvement_count = 0
+                progress.message(f"{what} did not improve more than tol={cfg.tol} for "
+                                 f"{cfg.n_iter_no_change} consecutive epochs. "
+                                 f"Setting learning rate to {opt.lr:f}")
+                return False
+            progress.message(f"{what} did not improve more than tol={cfg.tol} for "
+                             f"{cfg.n_iter_no_change} consecutive epochs. Stopping.")
+            self.converged = True
+            return True
+        if cfg.incremental:
+            self.converged = True
+            return True
+        return False
+
+    def _finite_on_sample(self):
+        """Loss and gradient at the current weights on up to _FINAL_CHECK_ROWS
+        training rows spread over the data are finite (and so are the weights).
+        A few rows suffice: blown-up weights overflow on almost every row; the
+        check costs a fraction of one training step."""
+        if not all_finite(self.arena):
+            return False
+        n = self.X.shape[0]
+        idx = np.unique(np.linspace(0, n - 1, min(n, _FINAL_CHECK_ROWS)).astype(np.int64))
+        grads = self.buffers.grads
+        ws = np.empty(self.net.workspace_size(len(idx)), dtype=self.arena.dtype)
+        loss = self.net.loss_grad(grads, self.arena, np.ascontiguousarray(self.X[idx]),
+                                  np.ascontiguousarray(self.Y[idx]), self.config.alpha, ws,
+                                  self.config.n_threads,
+                                  None if self.sw is None else np.ascontiguousarray(self.sw[idx]))
+        return math.isfinite(loss) and all_finite(grads)
