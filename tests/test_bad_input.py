@@ -258,15 +258,15 @@ FIT_CASES = [
     Case("early_stopping-with-partial_fit", MLP, lambda X, y: (X, y, {}), ValueError,
          r"partial_fit does not support early_stopping", entries=("partial_fit",),
          params=dict(early_stopping=True)),
-    Case("classes-missing-on-first-call", ("clf",), lambda X, y: (X, y, {"classes": None}),
+    Case("classes-missing-on-first-call", CLASSIFIERS, lambda X, y: (X, y, {"classes": None}),
          ValueError, r"classes must be passed on the first call", entries=("partial_fit",),
          first_only=True),
-    Case("labels-not-in-classes", ("clf",),
+    Case("labels-not-in-classes", CLASSIFIERS,
          lambda X, y: (X, with_value(y, 2, at=5).astype(int), {"classes": [0, 1]}),
          ValueError, r"y contains labels not in classes_", entries=("partial_fit",)),
-    Case("classes-single", ("clf",), lambda X, y: (X, np.zeros_like(y), {"classes": [0]}),
+    Case("classes-single", CLASSIFIERS, lambda X, y: (X, np.zeros_like(y), {"classes": [0]}),
          ValueError, r"only one class", entries=("partial_fit",), first_only=True),
-    Case("classes-with-nan", ("clf",), lambda X, y: (X, y, {"classes": [0.0, 1.0, np.nan]}),
+    Case("classes-with-nan", CLASSIFIERS, lambda X, y: (X, y, {"classes": [0.0, 1.0, np.nan]}),
          ValueError, r"classes.*NaN|NaN.*classes", entries=("partial_fit",), first_only=True),
 ]
 
@@ -276,8 +276,6 @@ def _fit_params():
     for case in FIT_CASES:
         for kind in case.kinds:
             for entry in case.entries:
-                if entry == "partial_fit" and kind == "perc":
-                    continue
                 out.append(pytest.param(case, kind, entry, id=f"{entry}-{kind}-{case.id}"))
     return out
 
@@ -287,7 +285,7 @@ FIT_PARAMS = _fit_params()
 
 def call_fit(m, kind, entry, X, y, kw):
     kw = dict(kw)
-    if entry == "partial_fit" and kind == "clf" and "classes" not in kw \
+    if entry == "partial_fit" and kind in CLASSIFIERS and "classes" not in kw \
             and not hasattr(m, "_layout"):
         kw["classes"] = [0, 1]
     if "classes" in kw and kw["classes"] is None:
@@ -419,7 +417,7 @@ def _param_params(entries_for):
     return out
 
 
-PARAM_PARAMS = _param_params(lambda kind: ("fit", "partial_fit") if kind in MLP else ("fit",))
+PARAM_PARAMS = _param_params(lambda kind: ("fit", "partial_fit"))
 
 
 @pytest.mark.parametrize("p,kind,entry", PARAM_PARAMS)
@@ -496,7 +494,7 @@ LATER_CASES = [
          ValueError, r"y has 2 targets, expected 1"),
     Case("dtype-changed-between-fits", MLP, lambda X, y: (X, y, {}), ValueError,
          r"dtype changed from float32 to float64", params=dict(dtype="float64")),
-    Case("classes-changed-between-partial_fits", ("clf",),
+    Case("classes-changed-between-partial_fits", CLASSIFIERS,
          lambda X, y: (X, y, {"classes": [0, 1, 2]}), ValueError, r"classes",
          entries=("partial_fit",)),
 ]
@@ -510,7 +508,7 @@ def _fitted_params():
         later = case in LATER_CASES
         for kind in case.kinds:
             for how, entry in _ENTRIES_ON_FITTED.items():
-                if entry not in case.entries or (entry == "partial_fit" and kind == "perc"):
+                if entry not in case.entries:
                     continue
                 if how != "refit" and case.first_only:
                     continue

@@ -647,6 +647,54 @@ def test_partial_fit_regressor_and_no_convergence_warning():
     assert np.all(np.diff(m.loss_curve_[5:]) < 0)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_classes", [2, 3])
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_perceptron_partial_fit_equals_one_epoch_of_fit(dtype, n_classes, batch_size):
+    """The first partial_fit is fit with max_iter=1 on the same data, bit for bit
+    (minibatches shuffled from the same random_state included)."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((50, 4))
+    y = np.argmax(X[:, :n_classes], axis=1)
+    params = dict(dtype=dtype, batch_size=batch_size, random_state=3, n_threads=1)
+    a = Perceptron(**params).partial_fit(X, y, classes=np.arange(n_classes))
+    b = Perceptron(max_iter=1, tol=None, **params).fit(X, y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    np.testing.assert_array_equal(a.intercept_, b.intercept_)
+    assert a.loss_curve_ == b.loss_curve_ and a.n_iter_ == b.n_iter_ == 1
+    np.testing.assert_array_equal(a.classes_, b.classes_)
+
+
+def test_perceptron_partial_fit_continues_like_fit_epochs():
+    """Full batch, k calls of partial_fit make the k epochs of one fit."""
+    X, y = blobs(40)
+    a = Perceptron(dtype="float64")
+    for _ in range(5):
+        a.partial_fit(X, y, classes=[0, 1])
+    b = Perceptron(max_iter=5, tol=None, dtype="float64").fit(X, y)
+    np.testing.assert_array_equal(a.coef_, b.coef_)
+    assert a.loss_curve_ == b.loss_curve_ and a.n_iter_ == 1 and len(a.loss_curve_) == 5
+    # a fit afterwards starts again from zero weights
+    c = Perceptron(max_iter=5, tol=None, dtype="float64")
+    c.partial_fit(X, y, classes=[0, 1]).fit(X, y)
+    np.testing.assert_array_equal(c.coef_, b.coef_)
+
+
+def test_perceptron_partial_fit_classes():
+    X, y = blobs(40)
+    m = Perceptron()
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        m.partial_fit(X, y)
+    assert not hasattr(m, "coef_")
+    m.partial_fit(X, y, classes=[0, 1, 2])  # a class not seen yet: three neurons
+    assert m.coef_.shape == (3, 3)
+    m.partial_fit(X[y == 1], y[y == 1])     # a batch of one class is fine
+    with pytest.raises(ValueError, match="not the same as on the first call"):
+        m.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match="not in classes_"):
+        m.partial_fit(X[:3], [0, 1, 7])
+
+
 def test_warm_start_continues_from_previous_weights():
     X, y = small_problem("multiclass", n=60)
     kw = dict(hidden_layer_sizes=(6,), max_iter=10, tol=None, random_state=0,
