@@ -1,0 +1,67 @@
+"""The tools pynn is timed against, one module per tool, registered in PEERS.
+
+Adding a peer: write bench/peers/<tool>_peer.py with a subclass of Peer (see
+numpy_peer.py for the shortest one) and add its line to PEERS.  The order of
+PEERS is the order of the table rows.
+
+Standard library only here: run.py reads the names before the thread settings
+are in place; a peer's module is imported by get(), after them.
+"""
+import importlib
+from dataclasses import dataclass
+
+# command-line and table name: "module in this folder.class in it"
+PEERS = {
+    "pynn": "pynn_peer.Pynn",
+    "numpy": "numpy_peer.Numpy",
+    "sklearn": "sklearn_peer.Sklearn",
+    "torch": "torch_peer.Torch",
+    "torch.compile": "torch_peer.TorchCompile",
+    "jax": "jax_peer.Jax",
+}
+QUICK_PEERS = ["pynn", "numpy", "sklearn"]  # the default with --quick
+
+
+@dataclass
+class Setup:
+    """What a peer's train() or predict() gets."""
+    case: object           # cases.Case
+    data: object           # reference.Data: X, y and one-hot Y of the whole epoch
+    params: list           # initial weights [(W (n_in, n_out), b (n_out,)), ...], dtype
+    dtype: str             # "float32" or "float64"
+    threads: int
+
+
+class Peer:
+    """One tool.  train() and predict() do their setup untimed and return the
+    function that is timed."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def load(self, dtype, threads):
+        """Import what the tool needs and apply the thread count (and dtype
+        settings); return a one-line version description.  Raising an exception
+        makes the peer 'unavailable'."""
+        raise NotImplementedError
+
+    def train(self, s):
+        """Return run(n): one epoch of SGD over the first n samples of s.data
+        (whole batches of s.case.batch), starting where the last run stopped."""
+        raise NotImplementedError
+
+    def predict(self, s):
+        """Return predict(): the softmax probabilities of all rows of s.data.X."""
+        raise NotImplementedError
+
+    # Optional: check_result(case, params, X, y, dtype, threads) returning the
+    # weights and biases [W0, b0, W1, b1, ...] after one epoch from `params`
+    # (training cases) or [predict_proba(X)] (prediction).  A peer that has it is
+    # checked against the numpy reference before it is timed (reference.check).
+    check_result = None
+
+
+def get(name):
+    """The peer registered as `name` (imports its module)."""
+    module, cls = PEERS[name].rsplit(".", 1)
+    return getattr(importlib.import_module(f"{__name__}.{module}"), cls)(name)

@@ -1,0 +1,78 @@
+"""pynn: MLPClassifier.fit (warm start) and predict_proba."""
+import os
+import time
+import warnings
+
+import numpy as np
+
+from cases import LEARNING_RATE, N_CLASSES
+from peers import Peer
+
+
+def estimator(case, batch, dtype, threads):
+    import pynn
+    return pynn.MLPClassifier(case.hidden, activation="relu", solver="sgd", momentum=0.0,
+                              nesterovs_momentum=False, learning_rate_init=LEARNING_RATE,
+                              alpha=0.0, batch_size=batch, max_iter=1, tol=None,
+                              shuffle=False, random_state=0, dtype=dtype, n_threads=threads)
+
+
+def model_from(case, params, dtype, threads):
+    """A pynn model holding `params`, ready to predict or (warm_start) to train on.
+
+    A first fit on one row per class creates it; its weights are then
+    overwritten in place (coefs_/intercepts_ are views into the model)."""
+    m = estimator(case, max(case.batch, 1), dtype, threads)
+    m.set_params(warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # batch_size larger than the 10 rows
+        m.fit(np.zeros((N_CLASSES, case.units[0]), dtype=dtype), np.arange(N_CLASSES))
+    for (W, b), mW, mb in zip(params, m.coefs_, m.intercepts_):
+        mW[...] = W
+        mb[...] = b
+    return m
+
+
+def describe(forced=False):
+    import pynn
+    from pynn import _core
+    built = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(_core.__file__)))
+    return (f"pynn {pynn.__version__} ({os.path.dirname(pynn.__file__)}, core built {built}), "
+            f"SIMD path "
+            f"{_core.simd_path()}{' (forced)' if forced else ''} of "
+            f"{list(_core.simd_supported())}, OpenMP {'yes' if _core.has_openmp() else 'no'}")
+
+
+def force_simd(path):
+    """Make pynn use SIMD path `path` (ValueError if unknown or unsupported);
+    returns the new description."""
+    from pynn import _core
+    _core.set_simd_path(path)
+    return describe(forced=True)
+
+
+class Pynn(Peer):
+    def load(self, dtype, threads):
+        return describe()
+
+    def train(self, s):
+        """Epochs of fit on a model that already holds the starting weights
+        (warm_start), like the NumPy, PyTorch and JAX peers, whose timed work also
+        excludes creating and initialising the parameters."""
+        X, y = s.data.X, s.data.y
+        m = model_from(s.case, s.params, s.dtype, s.threads)
+
+        def run(n):
+            m.fit(X[:n], y[:n])
+        return run
+
+    def predict(self, s):
+        m = model_from(s.case, s.params, s.dtype, s.threads)
+        return lambda: m.predict_proba(s.data.X)
+
+    def check_result(self, case, params, X, y, dtype, threads):
+        m = model_from(case, params, dtype, threads)
+        if case.predict:
+            return [m.predict_proba(X)]
+        m.fit(X, y)
+        return [a for pair in zip(m.coefs_, m.intercepts_) for a in pair]

@@ -1,0 +1,88 @@
+"""What the benchmark prints: the machine description, case titles and tables
+(plain text and Markdown)."""
+import os
+import platform
+from dataclasses import dataclass, field
+
+from cases import LEARNING_RATE
+
+
+@dataclass
+class Row:
+    tool: str
+    samples_per_s: float = None
+    gflops: float = None
+    runs: int = 0
+    note: str = ""
+
+
+@dataclass
+class CaseResult:
+    case: object           # cases.Case
+    n: int                 # samples per epoch (rows predicted)
+    peak: float            # GEMM GFLOP/s at the start of the case
+    gemm: tuple            # (m, k, n) of that GEMM
+    rows: list = field(default_factory=list)
+    check: dict = None     # {dtype: max rel err} of pynn's check
+    warning: str = None    # the GEMM rate moved during the case
+
+
+def machine_lines(args, cores, versions, missing):
+    """The lines that describe the machine, the tools and the run."""
+    from pynn._platform import cpu_model
+    lines = [f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, load average "
+             f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start",
+             f"threads: {args.threads}, pinned to core(s) {cores or 'not pinned'}",
+             f"python {platform.python_version()}, {platform.system()} {platform.release()}"]
+    lines += list(dict.fromkeys(versions[p] for p in args.peers if p in versions))
+    lines += [f"{p}: unavailable ({missing[p]})" for p in args.peers if p in missing]
+    lines += [f"epochs: {'quick' if args.quick else 'full'}, best of {args.repeats} "
+              f"timed run(s) after a warm-up, lr {LEARNING_RATE}"]
+    return lines
+
+
+def case_title(result, dtype):
+    """(name, one-line description) of a case's result."""
+    case, (m, k, n) = result.case, result.gemm
+    return case.name, (f"{case.describe(result.n)}, {dtype}; "
+                       f"{case.flops_per_sample():,} FLOP per "
+                       f"{'row' if case.predict else 'sample'}; GEMM peak "
+                       f"{result.peak:.1f} GFLOP/s (numpy {dtype} ({m}x{k}) @ ({k}x{n}))")
+
+
+def table(result, markdown=False):
+    rows = result.rows
+    pynn_row = next((r for r in rows if r.tool == "pynn" and r.samples_per_s), None)
+    header = ["tool", "samples/s", "GFLOP/s", "% of GEMM peak", "pynn speedup"]
+    body, notes = [], []
+    for r in rows:
+        if r.samples_per_s is None:
+            body.append([r.tool, "-", "-", "-", "-"])
+        else:
+            speed = (f"{pynn_row.samples_per_s / r.samples_per_s:.2f}x" if pynn_row else "-")
+            body.append([r.tool, f"{r.samples_per_s:,.0f}", f"{r.gflops:.1f}",
+                         f"{100 * r.gflops / result.peak:.0f}%", speed])
+        if r.note:
+            notes.append(f"{r.tool}: {r.note}")
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |",
+                 "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+        lines += ["| " + " | ".join(b) + " |" for b in body]
+        lines += [""] + [f"- {n}" for n in notes] if notes else []
+        return "\n".join(lines)
+    widths = [max(len(x[i]) for x in [header] + body) for i in range(len(header))]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    lines = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(b) for b in body]
+    lines += [f"  note: {n}" for n in notes]
+    return "\n".join(lines)
+
+
+def write_markdown(path, machine, results, dtype):
+    with open(path, "w") as f:
+        f.write("# pynn benchmark\n\n" + "".join(f"- {line}\n" for line in machine))
+        for r in results:
+            name, description = case_title(r, dtype)
+            f.write(f"\n## {name}\n\n{description}\n\n{table(r, markdown=True)}\n")
+            if r.warning:
+                f.write(f"\n**{r.warning}**\n")

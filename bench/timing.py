@@ -1,0 +1,91 @@
+"""Pinning and thread limits, the timing of a task, and numpy's GEMM rate.
+
+Standard library only at import: pin_and_limit() must run before numpy, torch
+or JAX load (gemm_peak imports numpy when it is called).
+"""
+import gc
+import os
+import sys
+import time
+
+TIME_BUDGET_S = 3.0  # stop repeating a measurement once its runs took this long
+
+
+def pin_and_limit(threads):
+    """Pin this process to `threads` cores and tell every library to use that
+    many threads.  Returns the sorted list of cores."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if allowed:
+        if threads > len(allowed):
+            sys.exit(f"--threads {threads}: this process may only run on {len(allowed)} "
+                     f"core(s) {allowed}")
+        # one thread: the last allowed core, usually the quietest (core 0 takes
+        # most interrupts); several: the first ones
+        cores = allowed[-1:] if threads == 1 else allowed[:threads]
+        os.sched_setaffinity(0, cores)
+    else:
+        cores = []
+    n = str(threads)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = n
+    eigen = "false" if threads == 1 else "true"
+    os.environ["XLA_FLAGS"] = (f"--xla_cpu_multi_thread_eigen={eigen} "
+                               f"intra_op_parallelism_threads={threads}")
+    # every tool on the CPU: a JAX with a GPU plugin would otherwise use the GPU
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+    return cores
+
+
+def best_time(fn, repeats, budget=TIME_BUDGET_S):
+    """Best wall time of up to `repeats` calls of fn(); stops early once the
+    calls took `budget` seconds in all.  Returns (seconds, calls made)."""
+    times = []
+    gc.collect()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+            if sum(times) >= budget:
+                break
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return min(times), len(times)
+
+
+def time_task(case, task, n, repeats):
+    """Warm up (JIT compilation, caches, first-call costs), then time.
+
+    Training warms up on the first tenth of the epoch (at least two batches),
+    with the same batch shape as the timed epochs."""
+    if case.predict:
+        task()
+        return best_time(task, repeats)
+    warm = min(n, max(2 * case.batch, (n // 10) // case.batch * case.batch))
+    task(warm)
+    return best_time(lambda: task(n), repeats)
+
+
+def gemm_peak(m, k, n, dtype, seconds=0.2):
+    """GFLOP/s of numpy's (m x k) @ (k x n) with the current thread settings."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((m, k)).astype(dtype)
+    B = rng.standard_normal((k, n)).astype(dtype)
+    C = np.empty((m, n), dtype=dtype)
+    np.matmul(A, B, out=C)
+    reps, t = 1, 0.0
+    while True:                      # calls per timing: about `seconds` / 3
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            np.matmul(A, B, out=C)
+        t = time.perf_counter() - t0
+        if t >= seconds / 3:
+            break
+        reps *= 2 if t == 0 else max(2, int(seconds / 3 / t) + 1)
+    best, _ = best_time(lambda: [np.matmul(A, B, out=C) for _ in range(reps)], 3)
+    return 2.0 * m * k * n * reps / best / 1e9
