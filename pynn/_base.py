@@ -21,9 +21,11 @@ from ._typing import Any, BinaryIO, Dict, List, Optional, Self, Tuple, Union
 
 from . import _arena, _core, _persist, ops
 from ._training import OutputOverflow, TrainingConfig, TrainingRun
-from ._validation import (ClassEncoder, all_finite, batch_size_for, check_n_features, check_random_state,
-                          check_sample_weight, check_y_given, feature_names, resolve_threads,
-                          validate_X)
+from ._validation import (ClassEncoder, all_finite, batch_size_for, check_batch_size,
+                          check_bool, check_fits_dtype, check_float, check_int,
+                          check_n_features, check_random_state, check_sample_weight,
+                          check_verbose, check_y_given, feature_names, resolve_dtype,
+                          resolve_threads, validate_X)
 from .exceptions import ModelFileError, NotFittedError, sklearn_flavour
 
 # Rows per block when predicting: bounds the workspace, not the result.
@@ -115,8 +117,19 @@ class NetworkBase(ParamsMixin):
     intercepts_: List[np.ndarray]
     n_features_in_: int
     out_activation_: Any
-    n_threads: Optional[int]
     loss_: float
+    # the constructor parameters every pynn estimator has
+    learning_rate_init: float
+    max_iter: int
+    shuffle: bool
+    tol: Optional[float]
+    n_iter_no_change: int
+    warm_start: bool
+    verbose: Any
+    batch_size: Any
+    dtype: Any
+    random_state: Any
+    n_threads: Optional[int]
 
     #: True: every fit (not partial_fit) draws a new random state from
     #: ``random_state``; False: a warm start continues the previous one.
@@ -177,6 +190,34 @@ class NetworkBase(ParamsMixin):
 
     def _import_targets(self, fitted: Dict[str, Any]) -> None:
         """Rebuild the target encoding from _export_targets' data."""
+
+    # ---- what every estimator's parameters share ------------------------------------
+    def _validate_shared_params(self) -> np.dtype:
+        """Check the parameters every pynn estimator has; return the dtype."""
+        check_float(self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True)
+        check_int(self.max_iter, "max_iter", low=1)
+        check_bool(self.shuffle, "shuffle")
+        if self.tol is not None:
+            check_float(self.tol, "tol", low=0.0)
+        check_int(self.n_iter_no_change, "n_iter_no_change", low=1)
+        check_bool(self.warm_start, "warm_start")
+        check_verbose(self.verbose)
+        resolve_threads(self.n_threads)
+        check_batch_size(self.batch_size)
+        dtype = resolve_dtype(self.dtype)
+        check_fits_dtype(dtype, learning_rate_init=self.learning_rate_init)
+        return dtype
+
+    def _shared_config(self, batch_size: int, incremental: bool,
+                       **solver: Any) -> TrainingConfig:
+        """The training config from the shared parameters plus `solver`'s settings."""
+        return TrainingConfig(
+            learning_rate_init=float(self.learning_rate_init), batch_size=batch_size,
+            max_iter=1 if incremental else int(self.max_iter), shuffle=bool(self.shuffle),
+            tol=None if self.tol is None else float(self.tol),
+            n_iter_no_change=int(self.n_iter_no_change),
+            n_threads=resolve_threads(self.n_threads), verbose=check_verbose(self.verbose),
+            incremental=incremental, **solver)
 
     # ---- the fit ---------------------------------------------------------------
     def _fit(self, X, y, incremental=False, classes=None, sample_weight=None):

@@ -13,11 +13,9 @@ from ._typing import Optional, Self
 
 from . import _core
 from ._base import ClassifierMixin, NetworkBase
-from ._training import TrainingConfig
-from ._validation import (check_batch_size, check_bool, check_choice, check_fits_dtype,
-                          check_float, check_int, check_score_targets, check_verbose,
-                          check_y_given, column_or_1d, regression_targets, resolve_dtype,
-                          resolve_threads, validation_split)
+from ._validation import (check_bool, check_choice, check_fits_dtype, check_float,
+                          check_int, check_score_targets, check_y_given, column_or_1d,
+                          regression_targets, validation_split)
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -84,28 +82,17 @@ class _BaseMLP(NetworkBase):
         check_choice(self.solver, "solver", tuple(_core.SOLVERS))
         check_float(self.alpha, "alpha", low=0.0)
         check_choice(self.learning_rate, "learning_rate", _SCHEDULES)
-        check_float(self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True)
         check_float(self.power_t, "power_t", low=0.0)
-        check_int(self.max_iter, "max_iter", low=1)
-        check_bool(self.shuffle, "shuffle")
-        if self.tol is not None:
-            check_float(self.tol, "tol", low=0.0)
         check_float(self.momentum, "momentum", low=0.0, high=1.0)
         check_bool(self.nesterovs_momentum, "nesterovs_momentum")
         check_float(self.beta_1, "beta_1", low=0.0, high=1.0, high_open=True)
         check_float(self.beta_2, "beta_2", low=0.0, high=1.0, high_open=True)
         check_float(self.epsilon, "epsilon", low=0.0, low_open=True)
-        check_int(self.n_iter_no_change, "n_iter_no_change", low=1)
-        check_bool(self.warm_start, "warm_start")
         check_bool(self.early_stopping, "early_stopping")
-        dtype = resolve_dtype(self.dtype)
-        check_fits_dtype(dtype, learning_rate_init=self.learning_rate_init, alpha=self.alpha,
-                         epsilon=self.epsilon)
         check_float(self.validation_fraction, "validation_fraction", low=0.0, high=1.0,
                     low_open=True, high_open=True)
-        check_verbose(self.verbose)
-        resolve_threads(self.n_threads)
-        check_batch_size(self.batch_size)
+        dtype = self._validate_shared_params()
+        check_fits_dtype(dtype, alpha=self.alpha, epsilon=self.epsilon)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True: there is no "
                              "held-out data to score between calls; use fit, or set "
@@ -113,16 +100,11 @@ class _BaseMLP(NetworkBase):
         return dtype
 
     def _training_config(self, batch_size, incremental):
-        return TrainingConfig(
-            solver=self.solver, learning_rate_init=float(self.learning_rate_init),
-            batch_size=batch_size, max_iter=1 if incremental else int(self.max_iter),
-            shuffle=bool(self.shuffle), tol=None if self.tol is None else float(self.tol),
-            n_iter_no_change=int(self.n_iter_no_change), schedule=self.learning_rate,
+        return self._shared_config(
+            batch_size, incremental, solver=self.solver, schedule=self.learning_rate,
             power_t=float(self.power_t), momentum=float(self.momentum),
             nesterov=bool(self.nesterovs_momentum), beta_1=float(self.beta_1),
-            beta_2=float(self.beta_2), epsilon=float(self.epsilon), alpha=self._l2_penalty(),
-            n_threads=resolve_threads(self.n_threads), verbose=check_verbose(self.verbose),
-            incremental=incremental)
+            beta_2=float(self.beta_2), epsilon=float(self.epsilon), alpha=self._l2_penalty())
 
     def _l2_penalty(self):
         return float(self.alpha)

@@ -8,10 +8,7 @@ from numpy.typing import ArrayLike
 from ._typing import Any, Optional, Self, Tuple
 
 from ._base import ClassifierMixin, NetworkBase
-from ._training import TrainingConfig
-from ._validation import (check_batch_size, check_bool, check_choice, check_fits_dtype,
-                          check_float, check_int, check_score_targets, check_verbose,
-                          column_or_1d, resolve_dtype, resolve_threads)
+from ._validation import check_choice, check_score_targets, column_or_1d
 
 __all__ = ["Perceptron"]
 
@@ -123,30 +120,12 @@ class Perceptron(ClassifierMixin, NetworkBase):
     # ---- parameters -> the training run ---------------------------------------------
     def _validate_params(self, incremental):
         check_choice(self.activation, "activation", ("logistic", "step"))
-        check_float(self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True)
-        dtype = resolve_dtype(self.dtype)
-        check_fits_dtype(dtype, learning_rate_init=self.learning_rate_init)
-        check_int(self.max_iter, "max_iter", low=1)
-        if self.tol is not None:
-            check_float(self.tol, "tol", low=0.0)
-        check_int(self.n_iter_no_change, "n_iter_no_change", low=1)
-        check_bool(self.shuffle, "shuffle")
-        check_bool(self.warm_start, "warm_start")
-        check_verbose(self.verbose)
-        resolve_threads(self.n_threads)
-        check_batch_size(self.batch_size)
-        return dtype
+        return self._validate_shared_params()
 
     def _training_config(self, batch_size, incremental):
         # plain gradient descent on the cost, or Rosenblatt's rule for 'step'
         # (the core's output delta for a step unit)
-        return TrainingConfig(
-            solver="sgd", learning_rate_init=float(self.learning_rate_init),
-            batch_size=batch_size, max_iter=1 if incremental else int(self.max_iter),
-            shuffle=bool(self.shuffle), tol=None if self.tol is None else float(self.tol),
-            n_iter_no_change=int(self.n_iter_no_change),
-            n_threads=resolve_threads(self.n_threads), verbose=check_verbose(self.verbose),
-            incremental=incremental)
+        return self._shared_config(batch_size, incremental, solver="sgd")
 
     def _activations(self):
         return "identity", self.out_activation_, "squared_error"
