@@ -9,7 +9,7 @@ import time
 import warnings
 
 
-def main(argv=None):
+def _parse(argv):
     parser = argparse.ArgumentParser(prog="python -m pynn", description=__doc__)
     parser.add_argument("--samples", type=int, default=30000, help="rows generated (default 30000)")
     parser.add_argument("--features", type=int, default=64)
@@ -29,9 +29,11 @@ def main(argv=None):
                         help="save the trained model to FILE (read it back with pynn.load)")
     parser.add_argument("--compare", action="store_true",
                         help="also train scikit-learn's MLPClassifier on the same work, if installed")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    import numpy as np
+
+def main(argv=None):
+    args = _parse(argv)
 
     import pynn
     from pynn._platform import cpu_model
@@ -52,6 +54,16 @@ def main(argv=None):
     kw = dict(hidden_layer_sizes=tuple(args.hidden), batch_size=args.batch_size,
               max_iter=args.epochs, tol=None if args.epochs else 1e-4,
               random_state=args.seed, learning_rate_init=1e-3)
+    rate = _train_pynn(args, kw, Xtr, ytr, Xte, yte)
+    if args.compare:
+        _compare_sklearn(kw, rate, Xtr, ytr, Xte, yte)
+    return 0
+
+
+def _train_pynn(args, kw, Xtr, ytr, Xte, yte):
+    """Train and report pynn's model (and plot or save it); its samples/s."""
+    import pynn
+
     model = pynn.MLPClassifier(dtype=args.dtype, n_threads=args.threads, verbose=args.verbose,
                                **kw)
     t0 = time.perf_counter()
@@ -75,26 +87,28 @@ def main(argv=None):
     if args.save:
         model.save(args.save)
         print(f"model saved to {args.save} (pynn.load reads it back)")
+    return rate
 
-    if args.compare:
-        try:
-            from sklearn.neural_network import MLPClassifier as SkMLP
-        except ImportError:
-            print("scikit-learn is not installed: pip install scikit-learn")
-            return 0
-        sk = SkMLP(**{k: v for k, v in kw.items() if k != "tol"}, tol=1e-4,
-                   n_iter_no_change=10**9)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            t0 = time.perf_counter()
-            sk.fit(Xtr, ytr)
-            sk_s = time.perf_counter() - t0
-        sk_acc = sk.score(Xte, yte)
-        sk_rate = sk.n_iter_ * len(Xtr) / sk_s
-        print(f"scikit-learn: test accuracy {sk_acc:.4f}   fit {sk_s:.2f} s "
-              f"({sk_rate:,.0f} samples/s)")
-        print(f"pynn trains {rate / sk_rate:.1f}x as many samples per second")
-    return 0
+
+def _compare_sklearn(kw, rate, Xtr, ytr, Xte, yte):
+    """Train scikit-learn's MLPClassifier on the same work, if installed."""
+    try:
+        from sklearn.neural_network import MLPClassifier as SkMLP
+    except ImportError:
+        print("scikit-learn is not installed: pip install scikit-learn")
+        return
+    sk = SkMLP(**{k: v for k, v in kw.items() if k != "tol"}, tol=1e-4,
+               n_iter_no_change=10**9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        sk.fit(Xtr, ytr)
+        sk_s = time.perf_counter() - t0
+    sk_acc = sk.score(Xte, yte)
+    sk_rate = sk.n_iter_ * len(Xtr) / sk_s
+    print(f"scikit-learn: test accuracy {sk_acc:.4f}   fit {sk_s:.2f} s "
+          f"({sk_rate:,.0f} samples/s)")
+    print(f"pynn trains {rate / sk_rate:.1f}x as many samples per second")
 
 
 if __name__ == "__main__":

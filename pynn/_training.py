@@ -208,66 +208,34 @@ class TrainingRun:
     buffers: Optional[TrainingBuffers] = None
     validation: Optional[Callable[[], float]] = None
     converged: bool = field(default=False, init=False)
+    # Two snapshots of the weights, taken every _BACKUP_SECONDS at a chunk's
+    # start while they are finite: on divergence the model goes back to the
+    # newest one a finite-loss step has started from, instead of keeping NaN
+    # or infinite weights.
+    _good: Tuple[np.ndarray, np.ndarray] = field(default=None, init=False)  # type: ignore
+    _steps_since_backup: int = field(default=0, init=False)
+    _last_backup: float = field(default=0.0, init=False)
 
     def run(self, curves):
         """Train; write the curve attributes on `curves`.  Raises
         DivergenceError (weights put back to the last finite ones) when the
         loss or the weights become NaN or infinite."""
         cfg, arena = self.config, self.arena
-        n = self.X.shape[0]
-        opt = self.optimizer
-        if not cfg.incremental or opt is None or opt.solver != cfg.solver:
-            # a fresh optimizer (also when partial_fit switches solver)
-            opt = self.optimizer = fresh_optimizer(cfg, arena, opt)
-        self.buffers = TrainingBuffers.reuse_or_new(self.buffers, arena,
-                                                    self.net.workspace_size(cfg.batch_size))
-        buf = self.buffers
+        trainer = self._start()
         planner = ChunkPlanner(cfg.n_threads)
-        trainer = _core.Trainer(self.net, arena, buf.grads, opt.a, opt.b, self.X, self.Y,
-                                np.arange(n, dtype=np.int64), buf.ws, cfg.batch_size,
-                                # shuffling a full batch would only reorder a sum
-                                cfg.shuffle and cfg.batch_size < n, self.seed, self.sw)
-        # the step count lives in the optimizer state; the core advances it
-        trainer.t = opt.t
         # n_iter_ counts the epochs of this call, as in scikit-learn (loss_curve_
         # keeps every epoch)
         curves.n_iter_ = 0
-        progress = Progress(cfg.verbose, cfg.max_iter, n)
+        progress = Progress(cfg.verbose, cfg.max_iter, self.X.shape[0])
         best = arena.copy() if self.validation is not None else None
-        # Two snapshots of the weights, taken every _BACKUP_SECONDS at a chunk's
-        # start while they are finite: on divergence the model goes back to the
-        # newest one a finite-loss step has started from, instead of keeping NaN
-        # or infinite weights.
-        good_cur, good_prev = buf.snapshots
-        np.copyto(good_cur, arena)
-        np.copyto(good_prev, arena)
-        steps_since_backup, last_backup = 0, time.perf_counter()
         try:
             for _ in range(cfg.max_iter):
-                trainer.set_optimizer(_core.SOLVERS[cfg.solver], opt.lr, cfg.momentum,
-                                      cfg.nesterov, cfg.beta_1, cfg.beta_2, cfg.epsilon,
-                                      cfg.alpha)
-                epoch_loss = None
-                while epoch_loss is None:
-                    t0 = time.perf_counter()
-                    if t0 - last_backup > _BACKUP_SECONDS and all_finite(arena):
-                        good_prev, good_cur = good_cur, good_prev
-                        np.copyto(good_cur, arena)
-                        steps_since_backup, last_backup = 0, t0
-                    nt, chunk = planner.next()
-                    t0 = time.perf_counter()
-                    steps, epoch_loss, diverged = trainer.run(chunk, nt)
-                    elapsed = time.perf_counter() - t0
-                    planner.record(nt, steps, elapsed)
-                    progress.chunk(min(steps * cfg.batch_size, n), elapsed)
-                    steps_since_backup += steps
-                    if diverged or (epoch_loss is not None and not all_finite(arena)):
-                        # a step has run from good_cur with a finite loss, unless none did
-                        self._diverged(good_cur if steps_since_backup else good_prev)
-                if self._end_epoch(curves, float(epoch_loss), best, good_cur, progress):
+                loss = self._epoch(trainer, planner, progress)
+                if self._end_epoch(curves, loss, best, progress):
                     break
         finally:
-            opt.t = trainer.t
+            if self.optimizer is not None:  # None after a divergence
+                self.optimizer.t = trainer.t
             progress.close()
         if best is not None and curves.validation_scores_:
             # early stopping: the weights that scored best on the validation set
@@ -277,12 +245,59 @@ class TrainingRun:
             # infinite (the loss is checked before each update, and the weights
             # at epoch ends): the model must still give a finite loss and
             # gradient on its training rows, or the fit failed.
-            self._diverged(good_cur)
+            self._diverged(self._good[0])
         if (not self.converged and cfg.max_iter > 0 and not cfg.incremental
                 and cfg.tol is not None):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({cfg.max_iter}) reached "
                           f"and the optimization hasn't converged yet.",
                           sklearn_flavour(ConvergenceWarning), stacklevel=4)
+
+    def _start(self):
+        """The optimizer state, buffers and snapshots for this run, and the
+        core's step loop over them."""
+        cfg, arena, n = self.config, self.arena, self.X.shape[0]
+        opt = self.optimizer
+        if not cfg.incremental or opt is None or opt.solver != cfg.solver:
+            # a fresh optimizer (also when partial_fit switches solver)
+            opt = self.optimizer = fresh_optimizer(cfg, arena, opt)
+        buf = self.buffers = TrainingBuffers.reuse_or_new(
+            self.buffers, arena, self.net.workspace_size(cfg.batch_size))
+        trainer = _core.Trainer(self.net, arena, buf.grads, opt.a, opt.b, self.X, self.Y,
+                                np.arange(n, dtype=np.int64), buf.ws, cfg.batch_size,
+                                # shuffling a full batch would only reorder a sum
+                                cfg.shuffle and cfg.batch_size < n, self.seed, self.sw)
+        # the step count lives in the optimizer state; the core advances it
+        trainer.t = opt.t
+        self._good = buf.snapshots
+        for snap in self._good:
+            np.copyto(snap, arena)
+        self._steps_since_backup, self._last_backup = 0, time.perf_counter()
+        return trainer
+
+    def _epoch(self, trainer, planner, progress):
+        """One epoch in chunks of steps; its mean loss."""
+        cfg, opt, arena = self.config, self.optimizer, self.arena
+        trainer.set_optimizer(_core.SOLVERS[cfg.solver], opt.lr, cfg.momentum, cfg.nesterov,
+                              cfg.beta_1, cfg.beta_2, cfg.epsilon, cfg.alpha)
+        epoch_loss = None
+        while epoch_loss is None:
+            t0 = time.perf_counter()
+            if t0 - self._last_backup > _BACKUP_SECONDS and all_finite(arena):
+                self._good = (self._good[1], self._good[0])
+                np.copyto(self._good[0], arena)
+                self._steps_since_backup, self._last_backup = 0, t0
+            nt, chunk = planner.next()
+            t0 = time.perf_counter()
+            steps, epoch_loss, diverged = trainer.run(chunk, nt)
+            elapsed = time.perf_counter() - t0
+            planner.record(nt, steps, elapsed)
+            progress.chunk(min(steps * cfg.batch_size, self.X.shape[0]), elapsed)
+            self._steps_since_backup += steps
+            if diverged or (epoch_loss is not None and not all_finite(arena)):
+                # a step has run from the newer snapshot with a finite loss,
+                # unless none did
+                self._diverged(self._good[0] if self._steps_since_backup else self._good[1])
+        return float(epoch_loss)
 
     def keep_buffers(self):
         """The buffers to keep with the model after the run (None: too large)."""
@@ -295,7 +310,7 @@ class TrainingRun:
         self.optimizer = None
         raise DivergenceError(divergence_message(self.config.learning_rate_init))
 
-    def _end_epoch(self, curves, loss, best, good_cur, progress):
+    def _end_epoch(self, curves, loss, best, progress):
         """Bookkeeping after an epoch; True when training stops."""
         cfg, opt = self.config, self.optimizer
         curves.n_iter_ += 1
@@ -310,9 +325,9 @@ class TrainingRun:
             try:
                 score = float(self.validation())
             except OutputOverflow:
-                np.copyto(self.arena, good_cur)
-                self.optimizer = None
-                raise DivergenceError(divergence_message(cfg.learning_rate_init)) from None
+                score = math.nan
+            if math.isnan(score):  # the held-out rows overflowed the model
+                self._diverged(self._good[0])
             curves.validation_scores_.append(score)
         progress.epoch_end(loss, score)
         if cfg.tol is not None:
