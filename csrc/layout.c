@@ -1,114 +1,10 @@
 /*
- * core.c -- the untyped part of the core: arena layout, workspace sizes,
- * the random number generator and thread queries.
+ * layout.c -- where things live: the network description's checks, the
+ * parameter arena's offsets and size, and the workspace layout for a batch.
+ * Untyped.
  */
 #include "pynn.h"
 #include "internal.h"
-
-#include <stdlib.h>
-#include <string.h>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-int pynn_has_openmp(void)
-{
-#ifdef _OPENMP
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-int pynn_max_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-/* ---- instruction set dispatch ---------------------------------------------- */
-
-static const char *const isa_names[] = {"generic", "avx2", "avx512"};
-
-int pynn_simd_supported(int isa)
-{
-    if (isa == PYNN_ISA_GENERIC)
-        return 1;
-#ifdef PYNN_X86_SIMD
-    __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (isa == PYNN_ISA_AVX2)
-        return avx2;
-    if (isa == PYNN_ISA_AVX512)
-        return avx2 && __builtin_cpu_supports("avx512f");
-#endif
-    return 0;
-}
-
-const char *pynn_simd_name(int isa)
-{
-    return isa >= 0 && isa <= PYNN_ISA_AVX512 ? isa_names[isa] : NULL;
-}
-
-/* ---- enum names ------------------------------------------------------------- */
-
-static const char *const activation_names[] = {"identity", "logistic", "tanh",
-                                               "relu",     "softmax",  "step"};
-static const char *const loss_names[] = {"half_squared_error", "squared_error",
-                                         "binary_cross_entropy", "categorical_cross_entropy"};
-static const char *const solver_names[] = {"sgd", "adam"};
-
-#define NAME_OF(table, i)                                                        \
-    ((i) >= 0 && (size_t)(i) < sizeof(table) / sizeof(table[0]) ? table[i] : NULL)
-
-const char *pynn_activation_name(int act) { return NAME_OF(activation_names, act); }
-const char *pynn_loss_name(int loss) { return NAME_OF(loss_names, loss); }
-const char *pynn_solver_name(int solver) { return NAME_OF(solver_names, solver); }
-
-static int g_isa = -1;
-
-/* The best the CPU has, unless PYNN_SIMD names another path it can run. */
-static int choose_isa(void)
-{
-    int best = PYNN_ISA_GENERIC;
-    for (int i = PYNN_ISA_AVX512; i > PYNN_ISA_GENERIC; i--)
-        if (pynn_simd_supported(i)) {
-            best = i;
-            break;
-        }
-    const char *env = getenv("PYNN_SIMD");
-    if (env != NULL)
-        for (int i = 0; i <= PYNN_ISA_AVX512; i++)
-            if (strcmp(env, isa_names[i]) == 0 && pynn_simd_supported(i))
-                return i;
-    return best;
-}
-
-pynn_isa pynn__isa(void)
-{
-    int v = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
-    if (v < 0) {
-        v = choose_isa();
-        __atomic_store_n(&g_isa, v, __ATOMIC_RELAXED);
-    }
-    return (pynn_isa)v;
-}
-
-int pynn_simd_get(void) { return (int)pynn__isa(); }
-
-pynn_status pynn_simd_set(int isa)
-{
-    if (isa < 0 || isa > PYNN_ISA_AVX512)
-        return PYNN_ERR_ARG;
-    if (!pynn_simd_supported(isa))
-        return PYNN_ERR_UNSUPPORTED;
-    __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
-    return PYNN_OK;
-}
 
 /* Validates a network description; every count must be >= 1. */
 pynn_status pynn__check_net(const pynn_net *net)
@@ -242,64 +138,15 @@ pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch
     return st;
 }
 
-/* ---- random numbers: xoshiro256** seeded through splitmix64 ---------------- */
-
-static uint64_t splitmix64(uint64_t *x)
+pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *lay,
+                               const pynn_net *net, size_t batch, size_t ws_len)
 {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-void pynn_rng_seed(uint64_t state[4], uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        state[i] = splitmix64(&seed);
-}
-
-static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t pynn_rng_next(uint64_t s[4])
-{
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-/* Lemire's multiply-shift with rejection: exact uniformity on [0, bound). */
-uint64_t pynn_rng_bounded(uint64_t s[4], uint64_t bound)
-{
-    if (bound <= 1)
-        return 0;
-    uint64_t x = pynn_rng_next(s);
-    __uint128_t m = (__uint128_t)x * bound;
-    uint64_t low = (uint64_t)m;
-    if (low < bound) {
-        uint64_t threshold = (0 - bound) % bound;
-        while (low < threshold) {
-            x = pynn_rng_next(s);
-            m = (__uint128_t)x * bound;
-            low = (uint64_t)m;
-        }
-    }
-    return (uint64_t)(m >> 64);
-}
-
-void pynn_shuffle(int64_t *idx, size_t n, uint64_t s[4])
-{
-    if (idx == NULL || n < 2)
-        return;
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)pynn_rng_bounded(s, (uint64_t)i + 1);
-        int64_t t = idx[i];
-        idx[i] = idx[j];
-        idx[j] = t;
-    }
+    pynn_status st = pynn__workspace_layout(lay, net, batch);
+    if (st != PYNN_OK)
+        return st;
+    if (net->n_layers > PYNN_MAX_LAYERS)
+        return PYNN_ERR_UNSUPPORTED;
+    if (ws_len < lay->total)
+        return PYNN_ERR_WORKSPACE;
+    return pynn_param_offsets(w_off, b_off, net);
 }
