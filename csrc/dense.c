@@ -49,6 +49,7 @@ void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_
         pynn__activate_rows(out, n, n_out, act);
 }
 
+/* out = act(x W + b), with its argument checks (see pynn__dense_fwd). */
 pynn_status pynn_dense_forward(T *out, const T *x, const T *W, const T *b, size_t n,
                                size_t n_in, size_t n_out, pynn_activation act, int n_threads)
 {
@@ -108,6 +109,8 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
     }
 }
 
+/* dW = x^T delta / n + alpha W / n,  db = sum_k delta_k / n,  dx = delta W^T
+ * (NULL dx: not computed), with its argument checks (see pynn__dense_bwd). */
 pynn_status pynn_dense_backward(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                                 size_t n, size_t n_in, size_t n_out, double alpha,
                                 int n_threads)

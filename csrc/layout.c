@@ -14,8 +14,7 @@ pynn_status pynn__check_net(const pynn_net *net)
     for (size_t l = 0; l <= net->n_layers; l++)
         if (net->units[l] <= 0)
             return PYNN_ERR_ARG;
-    if ((unsigned)net->hidden > PYNN_ACT_STEP || (unsigned)net->output > PYNN_ACT_STEP ||
-        (unsigned)net->loss > PYNN_LOSS_CATEGORICAL_CE)
+    if (!pynn__act_ok(net->hidden) || !pynn__act_ok(net->output) || !pynn__loss_ok(net->loss))
         return PYNN_ERR_ARG;
     /* A hidden step unit has a zero derivative everywhere: nothing can learn. */
     if (net->n_layers > 1 && (net->hidden == PYNN_ACT_STEP || net->hidden == PYNN_ACT_SOFTMAX))
@@ -70,6 +69,7 @@ pynn_status pynn_param_count(size_t *count, const pynn_net *net)
  *   delta  2 * B * max(u_1..u_L)   ping-pong buffers for the backward pass
  *   xb     B * u_0                 gathered input rows of a shuffled batch
  *   yb     B * u_L                 gathered target rows
+ *   apack  room for the product to pack blocks of A (gemm_tile.h), see below
  */
 pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch)
 {

@@ -113,6 +113,8 @@ static void adam(T *p, T *m, T *v, const T *g, size_t size, double lr, double b1
 #undef SQ_ADD
 #undef BLOCKED_LOOP
 
+/* One SGD step over size scalars:
+ *   v <- momentum v - lr g;  p <- p + v   (Nesterov: p <- p + momentum v - lr g) */
 pynn_status pynn_sgd_update(T *params, T *velocity, const T *grads, size_t size, double lr,
                             double momentum, int nesterov)
 {
@@ -123,6 +125,9 @@ pynn_status pynn_sgd_update(T *params, T *velocity, const T *grads, size_t size,
     return PYNN_OK;
 }
 
+/* One Adam step over size scalars (t >= 1 counts this step):
+ *   m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
+ *   p <- p - lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps) */
 pynn_status pynn_adam_update(T *params, T *m, T *v, const T *grads, size_t size, double lr,
                              double beta1, double beta2, double eps, uint64_t t)
 {

@@ -104,19 +104,19 @@ typedef struct {
  * C-contiguous; the arena-shaped ones hold pynn_param_count scalars. */
 #define PYNN_TRAIN_DATA_OF(T)                                                    \
     struct {                                                                     \
-        T *params;        /* the parameter arena, updated in place           */  \
-        T *grads;         /* gradient arena (scratch)                         */  \
-        T *opt_a;         /* SGD velocity or Adam's first moments (arena)     */  \
-        T *opt_b;         /* Adam's second moments (arena); NULL for SGD      */  \
-        const T *x;       /* (n, n_features) inputs                           */  \
-        const T *y;       /* (n, n_outputs) targets                           */  \
-        const T *sw;      /* (n) sample weights, NULL: all 1                   */  \
-        size_t n;         /* rows                                             */  \
-        int64_t *order;   /* (n) a permutation of 0..n-1, reshuffled per epoch */ \
-        int shuffle;      /* reshuffle order whenever an epoch starts         */  \
-        size_t batch_size;/* rows per step, 1 <= batch_size <= n               */  \
-        T *ws;            /* workspace: pynn_workspace_size(net, batch_size)  */  \
-        size_t ws_len;    /* its length in scalars                            */  \
+        T *params;          /* the parameter arena, updated in place        */   \
+        T *grads;           /* gradient arena (scratch)                     */   \
+        T *opt_a;           /* SGD velocity or Adam's first moments (arena) */   \
+        T *opt_b;           /* Adam's second moments (arena); NULL for SGD  */   \
+        const T *x;         /* (n, n_features) inputs                       */   \
+        const T *y;         /* (n, n_outputs) targets                       */   \
+        const T *sw;        /* (n) sample weights; NULL: all 1              */   \
+        size_t n;           /* rows                                         */   \
+        int64_t *order;     /* (n) permutation of 0..n-1                    */   \
+        int shuffle;        /* reshuffle order whenever an epoch starts     */   \
+        size_t batch_size;  /* rows per step, 1 <= batch_size <= n          */   \
+        T *ws;              /* pynn_workspace_size(net, batch_size) scalars */   \
+        size_t ws_len;      /* its length in scalars                        */   \
     }
 typedef PYNN_TRAIN_DATA_OF(float) pynn_train_data_f32;
 typedef PYNN_TRAIN_DATA_OF(double) pynn_train_data_f64;

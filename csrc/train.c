@@ -66,9 +66,15 @@ static batch_view next_batch(T *xb, T *yb, const pynn_train_data *d, size_t pos,
     return b;
 }
 
-pynn_status pynn_train(pynn_train_result *result, pynn_train_state *state, const pynn_net *net,
-                       const pynn_optim *opt, const pynn_train_data *data, size_t max_steps,
-                       int n_threads)
+/* Steps until the epoch ends or max_steps were taken (see pynn.h).  A step on
+ * the batch's rows xb, yb:
+ *   forward:   a_{l+1} = act_l(a_l W_l + b_l)
+ *   backward:  loss and grads = dL/dparams (net.c)
+ *   update:    params, opt_a, opt_b by the optimizer (optim.c)
+ * A NaN or infinite loss stops the loop before its update. */
+pynn_status pynn_train(pynn_train_result *result, pynn_train_state *state,
+                       const pynn_net *net, const pynn_optim *opt,
+                       const pynn_train_data *data, size_t max_steps, int n_threads)
 {
     size_t w_off[PYNN_MAX_LAYERS], b_off[PYNN_MAX_LAYERS];
     pynn__ws_layout lay;
