@@ -25,14 +25,13 @@ typedef struct {
 /* Rows of A packed per tile are padded to a multiple of this (every MR divides it). */
 #define PYNN_GEMM_MR_PAD 24
 /* A row-major A (a batch of rows) is packed only up to this many rows, and only
- * when its rows lie a multiple of 4 KiB apart: a width that is a multiple of
- * PYNN_GEMM_PACK_WIDTH elements (512 doubles; 1024 floats are a multiple too). */
+ * when its rows lie a multiple of PYNN_GEMM_ALIAS_BYTES apart and its width is
+ * a multiple of PYNN_GEMM_PACK_WIDTH elements (512 doubles; 1024 floats are a
+ * multiple too), the width the workspace reserves room for (layout.c). */
 #define PYNN_GEMM_PACK_ROWS 4096
 #define PYNN_GEMM_PACK_WIDTH 512
-
-/* A row-major A is also packed when its rows lie a multiple of this many bytes
- * apart: the rows of a tile would then map to the same cache sets (4 KiB, the
- * stride at which x86 L1 caches alias). */
+/* Rows this many bytes apart map to the same L1 cache sets on x86 (4 KiB), so
+ * a tile reading them unpacked would evict its own rows. */
 #define PYNN_GEMM_ALIAS_BYTES 4096
 
 /* layout.c */
