@@ -319,7 +319,8 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
     const int packa = g->apack != NULL && nt >= 4 && g->k >= 16 &&
                       mt * MR * kc <= g->apack_len &&
                       ((g->a_rs == 1 && g->a_cs != 1) ||
-                       (g->a_cs == 1 && ((size_t)g->a_rs * sizeof(T)) % 4096 == 0 &&
+                       (g->a_cs == 1 &&
+                        ((size_t)g->a_rs * sizeof(T)) % PYNN_GEMM_ALIAS_BYTES == 0 &&
                         (size_t)g->a_rs % PYNN_GEMM_PACK_WIDTH == 0 &&
                         g->m <= PYNN_GEMM_PACK_ROWS));
 #ifdef _OPENMP

@@ -1,10 +1,15 @@
-/* internal.h -- helpers shared by the core's translation units (not installed). */
+/* internal.h -- declarations and constants shared by the core's translation
+ * units, typed and untyped, SIMD kernels included (not installed). */
 #ifndef PYNN_INTERNAL_H
 #define PYNN_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "pynn.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* Overflow-checked size arithmetic: return 1 on success. */
 static inline int pynn__mul(size_t a, size_t b, size_t *r) { return !__builtin_mul_overflow(a, b, r); }
@@ -20,13 +25,26 @@ typedef struct {
 /* Rows of A packed per tile are padded to a multiple of this (every MR divides it). */
 #define PYNN_GEMM_MR_PAD 24
 /* A row-major A (a batch of rows) is packed only up to this many rows, and only
- * when its rows lie a multiple of 4 KiB apart: a width that is a multiple of
- * PYNN_GEMM_PACK_WIDTH elements (512 doubles; 1024 floats are a multiple too). */
+ * when its rows lie a multiple of PYNN_GEMM_ALIAS_BYTES apart and its width is
+ * a multiple of PYNN_GEMM_PACK_WIDTH elements (512 doubles; 1024 floats are a
+ * multiple too), the width the workspace reserves room for (layout.c). */
 #define PYNN_GEMM_PACK_ROWS 4096
 #define PYNN_GEMM_PACK_WIDTH 512
+/* Rows this many bytes apart map to the same L1 cache sets on x86 (4 KiB), so
+ * a tile reading them unpacked would evict its own rows. */
+#define PYNN_GEMM_ALIAS_BYTES 4096
 
+/* layout.c */
 pynn_status pynn__check_net(const pynn_net *net);
 pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch);
+/* The checks every whole-network entry point makes; fills the parameter
+ * offsets (PYNN_MAX_LAYERS entries) and the workspace layout for batches of
+ * `batch` rows, and checks that ws_len scalars hold it. */
+pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *lay,
+                               const pynn_net *net, size_t batch, size_t ws_len);
+
+static inline int pynn__act_ok(pynn_activation act) { return (unsigned)act <= PYNN_ACT_STEP; }
+static inline int pynn__loss_ok(pynn_loss l) { return (unsigned)l <= PYNN_LOSS_CATEGORICAL_CE; }
 
 /* Epilogues fused into the matrix product (see gemm_tile.h). */
 typedef enum {
@@ -67,11 +85,31 @@ void pynn_gemm_avx512_f64(const pynn_gemm_args_f64 *g);
 void pynn_softmax_avx2_f32(float *a, size_t n, size_t m);
 void pynn_logistic_avx2_f32(float *a, size_t count);
 
-/* The ISA in use (chosen once from cpuid and PYNN_SIMD, or by pynn_simd_set). */
+/* The ISA in use (chosen once from cpuid and PYNN_SIMD, or by pynn_simd_set;
+ * dispatch.c). */
 pynn_isa pynn__isa(void);
 
 /* Below this many multiply-adds a kernel stays on one thread: waking a team
  * costs more than it saves. */
 #define PYNN_PAR_MIN_WORK ((size_t)1 << 20)
+
+/* Threads for a kernel doing `work` multiply-adds split into parallel_items
+ * independent pieces: one unless it pays, never more than there are pieces.
+ * The thread count never changes a result bit (every kernel's summation order
+ * is fixed), only the speed. */
+static inline int pynn__threads_for(int n_threads, size_t work, size_t parallel_items)
+{
+#ifdef _OPENMP
+    if (work < PYNN_PAR_MIN_WORK || parallel_items < 2)
+        return 1;
+    int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
+    if ((size_t)nt > parallel_items)
+        nt = (int)parallel_items;
+    return nt < 1 ? 1 : nt;
+#else
+    (void)n_threads; (void)work; (void)parallel_items;
+    return 1;
+#endif
+}
 
 #endif

@@ -11,7 +11,7 @@
  *     of shape (n, n_in), exactly as scikit-learn stores coefs_[i].
  *   - Outputs come first, then const inputs, then sizes, then options.
  *   - One source serves float and double: every typed symbol exists twice,
- *     suffixed _f32 and _f64 (see core_impl.h, compiled twice).
+ *     suffixed _f32 and _f64 (the typed files are compiled twice; typed.h).
  *   - Parameters of a network live in one flat "arena":
  *         [W_0 (u0 x u1), b_0 (u1), W_1 (u1 x u2), b_1 (u2), ...]
  *     Gradients and optimizer moments use the very same layout, so the
@@ -91,6 +91,35 @@ typedef struct {
     size_t pos;                 /* next position in the current epoch's order; 0 = new epoch */
     double loss_acc;            /* sum over finished batches of batch_loss * batch_rows */
 } pynn_train_state;
+
+/* What one pynn_train_* call did. */
+typedef struct {
+    size_t steps_done;          /* minibatch steps taken (each one updated the weights) */
+    int epoch_done;             /* 1 if the call ended an epoch */
+    double epoch_loss;          /* that epoch's mean loss (when epoch_done; else 0) */
+} pynn_train_result;
+
+/* The buffers and the data of a training run (pynn_train_*): T is float for
+ * pynn_train_data_f32, double for pynn_train_data_f64.  Every array is
+ * C-contiguous; the arena-shaped ones hold pynn_param_count scalars. */
+#define PYNN_TRAIN_DATA_OF(T)                                                    \
+    struct {                                                                     \
+        T *params;          /* the parameter arena, updated in place        */   \
+        T *grads;           /* gradient arena (scratch)                     */   \
+        T *opt_a;           /* SGD velocity or Adam's first moments (arena) */   \
+        T *opt_b;           /* Adam's second moments (arena); NULL for SGD  */   \
+        const T *x;         /* (n, n_features) inputs                       */   \
+        const T *y;         /* (n, n_outputs) targets                       */   \
+        const T *sw;        /* (n) sample weights; NULL: all 1              */   \
+        size_t n;           /* rows                                         */   \
+        int64_t *order;     /* (n) permutation of 0..n-1                    */   \
+        int shuffle;        /* reshuffle order whenever an epoch starts     */   \
+        size_t batch_size;  /* rows per step, 1 <= batch_size <= n          */   \
+        T *ws;              /* pynn_workspace_size(net, batch_size) scalars */   \
+        size_t ws_len;      /* its length in scalars                        */   \
+    }
+typedef PYNN_TRAIN_DATA_OF(float) pynn_train_data_f32;
+typedef PYNN_TRAIN_DATA_OF(double) pynn_train_data_f64;
 
 /* ---- untyped helpers ------------------------------------------------------ */
 
@@ -196,19 +225,17 @@ pynn_status pynn_net_loss_grad_##SFX(double *loss, T *grads, const pynn_net *net
                                      const T *sw, size_t n, double alpha, T *ws,  \
                                      size_t ws_len, int n_threads);               \
                                                                                   \
-/* The step loop.  Runs minibatch steps over the n rows of (x, y) until the       \
+/* The step loop.  Runs minibatch steps over the data's n rows until the        \
  * current epoch ends or max_steps steps were taken; sw (NULL: all 1) holds the   \
- * rows' sample weights, applied per batch.  order holds a permutation           \
- * of 0..n-1 and is reshuffled (shuffle != 0) whenever an epoch starts.           \
- * On an epoch's end *epoch_done = 1 and *epoch_loss is its mean loss.           \
- * opt_a / opt_b are the velocity (SGD) or the first/second moments (Adam).   */ \
-pynn_status pynn_train_##SFX(const pynn_net *net, const pynn_optim *opt,          \
-                             pynn_train_state *state, T *params, T *grads,        \
-                             T *opt_a, T *opt_b, const T *x, const T *y,          \
-                             const T *sw, size_t n, int64_t *order, int shuffle,  \
-                             size_t batch_size, size_t max_steps,                 \
-                             size_t *steps_done, int *epoch_done,                 \
-                             double *epoch_loss, T *ws, size_t ws_len,            \
+ * rows' sample weights, applied per batch.  order is reshuffled (shuffle != 0)  \
+ * whenever an epoch starts.  result tells the steps taken and, when an epoch    \
+ * ended, its mean loss; state carries the RNG, Adam's t and the epoch position  \
+ * from call to call.  PYNN_ERR_ARG if batch_size is 0 or larger than n (the     \
+ * caller clamps it), PYNN_ERR_NONFINITE if a step's loss was NaN or infinite    \
+ * (that step made no update; result->steps_done counts the ones before).     */ \
+pynn_status pynn_train_##SFX(pynn_train_result *result, pynn_train_state *state,  \
+                             const pynn_net *net, const pynn_optim *opt,          \
+                             const pynn_train_data_##SFX *data, size_t max_steps, \
                              int n_threads);
 
 PYNN_DECLARE(float, f32)

@@ -42,6 +42,38 @@ cdef extern from "pynn.h" nogil:
         uint64_t t
         size_t pos
         double loss_acc
+    ctypedef struct pynn_train_result:
+        size_t steps_done
+        int epoch_done
+        double epoch_loss
+    ctypedef struct pynn_train_data_f32:
+        float *params
+        float *grads
+        float *opt_a
+        float *opt_b
+        const float *x
+        const float *y
+        const float *sw
+        size_t n
+        int64_t *order
+        int shuffle
+        size_t batch_size
+        float *ws
+        size_t ws_len
+    ctypedef struct pynn_train_data_f64:
+        double *params
+        double *grads
+        double *opt_a
+        double *opt_b
+        const double *x
+        const double *y
+        const double *sw
+        size_t n
+        int64_t *order
+        int shuffle
+        size_t batch_size
+        double *ws
+        size_t ws_len
 
     pynn_status pynn_param_count(size_t *count, const pynn_net *net) noexcept
     pynn_status pynn_param_offsets(size_t *w_off, size_t *b_off, const pynn_net *net) noexcept
@@ -78,8 +110,8 @@ cdef extern from "pynn.h" nogil:
     pynn_status pynn_net_predict_f64(double *out, const pynn_net *net, const double *params, const double *x, size_t n, double *ws, size_t ws_len, size_t batch, int nt) noexcept
     pynn_status pynn_net_loss_grad_f32(double *loss, float *grads, const pynn_net *net, const float *params, const float *x, const float *y, const float *sw, size_t n, double alpha, float *ws, size_t ws_len, int nt) noexcept
     pynn_status pynn_net_loss_grad_f64(double *loss, double *grads, const pynn_net *net, const double *params, const double *x, const double *y, const double *sw, size_t n, double alpha, double *ws, size_t ws_len, int nt) noexcept
-    pynn_status pynn_train_f32(const pynn_net *net, const pynn_optim *opt, pynn_train_state *st, float *params, float *grads, float *opt_a, float *opt_b, const float *x, const float *y, const float *sw, size_t n, int64_t *order, int shuffle, size_t batch_size, size_t max_steps, size_t *steps_done, int *epoch_done, double *epoch_loss, float *ws, size_t ws_len, int nt) noexcept
-    pynn_status pynn_train_f64(const pynn_net *net, const pynn_optim *opt, pynn_train_state *st, double *params, double *grads, double *opt_a, double *opt_b, const double *x, const double *y, const double *sw, size_t n, int64_t *order, int shuffle, size_t batch_size, size_t max_steps, size_t *steps_done, int *epoch_done, double *epoch_loss, double *ws, size_t ws_len, int nt) noexcept
+    pynn_status pynn_train_f32(pynn_train_result *result, pynn_train_state *state, const pynn_net *net, const pynn_optim *opt, const pynn_train_data_f32 *data, size_t max_steps, int nt) noexcept
+    pynn_status pynn_train_f64(pynn_train_result *result, pynn_train_state *state, const pynn_net *net, const pynn_optim *opt, const pynn_train_data_f64 *data, size_t max_steps, int nt) noexcept
 
 
 ctypedef fused real:
@@ -436,7 +468,9 @@ cdef class Trainer:
             raise TypeError("order must be a C-contiguous int64 array of one index per row")
         if n == 0 or batch_size == 0:
             raise ValueError("need at least one row and a positive batch size")
-        self.batch_size = min(batch_size, n)
+        # no clamping here: the estimators clamp batch_size to n (with a warning)
+        # and the core refuses batch_size > n
+        self.batch_size = batch_size
         if ws.shape[0] < net.workspace_size(self.batch_size):
             raise ValueError("workspace too small")
         self.net = net
@@ -473,9 +507,9 @@ cdef class Trainer:
         Returns (steps_done, epoch_loss or None, diverged): diverged is True when
         a step's loss was NaN or infinite (that step made no update)."""
         cdef pynn_status st
-        cdef size_t steps = 0
-        cdef int done = 0
-        cdef double eloss = 0
+        cdef pynn_train_result res
+        cdef pynn_train_data_f32 d32
+        cdef pynn_train_data_f64 d64
         cdef size_t n = self.x.shape[0]
         cdef size_t ws_len = self.ws.shape[0]
         cdef void *p = <void*><size_t>self.params.ctypes.data
@@ -487,24 +521,29 @@ cdef class Trainer:
         cdef void *sw = NULL if self.sw is None else <void*><size_t>self.sw.ctypes.data
         cdef void *w = <void*><size_t>self.ws.ctypes.data
         cdef int64_t *o = <int64_t*><size_t>self.order.ctypes.data
+        if self.f32:
+            d32.params, d32.grads, d32.opt_a, d32.opt_b = <float*>p, <float*>g, <float*>a, <float*>b
+            d32.x, d32.y, d32.sw = <const float*>x, <const float*>y, <const float*>sw
+            d32.n, d32.order, d32.shuffle, d32.batch_size = n, o, self.shuffle, self.batch_size
+            d32.ws, d32.ws_len = <float*>w, ws_len
+        else:
+            d64.params, d64.grads, d64.opt_a, d64.opt_b = <double*>p, <double*>g, <double*>a, <double*>b
+            d64.x, d64.y, d64.sw = <const double*>x, <const double*>y, <const double*>sw
+            d64.n, d64.order, d64.shuffle, d64.batch_size = n, o, self.shuffle, self.batch_size
+            d64.ws, d64.ws_len = <double*>w, ws_len
         with nogil:
             if self.f32:
-                st = pynn_train_f32(&self.net.net, &self.opt, &self.state, <float*>p, <float*>g,
-                                    <float*>a, <float*>b, <const float*>x, <const float*>y,
-                                    <const float*>sw, n,
-                                    o, self.shuffle, self.batch_size, max_steps, &steps, &done,
-                                    &eloss, <float*>w, ws_len, n_threads)
-            else:
-                st = pynn_train_f64(&self.net.net, &self.opt, &self.state, <double*>p,
-                                    <double*>g, <double*>a, <double*>b, <const double*>x,
-                                    <const double*>y, <const double*>sw, n, o, self.shuffle, self.batch_size,
-                                    max_steps, &steps, &done, &eloss, <double*>w, ws_len,
+                st = pynn_train_f32(&res, &self.state, &self.net.net, &self.opt, &d32, max_steps,
                                     n_threads)
+            else:
+                st = pynn_train_f64(&res, &self.state, &self.net.net, &self.opt, &d64, max_steps,
+                                    n_threads)
+        steps = res.steps_done
         if st == PYNN_ERR_NONFINITE:
             # the step loop stopped before updating with a NaN/inf loss
             return steps, None, True
         _check(st, "training")
-        return steps, (eloss if done else None), False
+        return steps, (res.epoch_loss if res.epoch_done else None), False
 
 
 #: Most weight layers a network may have (hidden layers + 1).

@@ -1,0 +1,127 @@
+/*
+ * dense.c -- one fully connected layer, forward and backward, through the
+ * matrix product (gemm.c) with its fused epilogues.  Typed: compiled once per
+ * element type (typed.h).
+ */
+#include <math.h>
+#include <string.h>
+#include "typed.h"
+
+/* The products parallelise over their output tiles; count one parallel piece
+ * per this many outputs (the order of one register tile of the SIMD kernels,
+ * 6 x 8 to 8 x 32), so a small output never gets more threads than it has
+ * tiles.  (+ 1: at least one piece.) */
+#define OUTPUTS_PER_PIECE 64
+
+static size_t pieces(size_t outputs) { return outputs / OUTPUTS_PER_PIECE + 1; }
+
+/* n, n_in, n_out >= 1 and every product of them (work n * n_in * n_out
+ * included) fits in size_t. */
+static pynn_status check_dense(size_t n, size_t n_in, size_t n_out)
+{
+    size_t a, b, c;
+    if (n == 0 || n_in == 0 || n_out == 0)
+        return PYNN_ERR_ARG;
+    if (!pynn__mul(n, n_in, &a) || !pynn__mul(n_in, n_out, &b) || !pynn__mul(n, n_out, &c) ||
+        !pynn__mul(a, n_out, &c))
+        return PYNN_ERR_OVERFLOW;
+    return PYNN_OK;
+}
+
+/* out = act(x W + b);  x (n, n_in), W (n_in, n_out), b (n_out), out (n, n_out).
+ * The bias and relu are fused into the product's epilogue; logistic, tanh,
+ * softmax and step follow in one pass over the (cache-hot) output.  apack
+ * (NULL: none) is room for the product to pack x. */
+void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_t n_in,
+                     size_t n_out, pynn_activation act, T *apack, size_t apack_len,
+                     int n_threads)
+{
+    pynn_gemm_args g = {0};
+    g.m = n; g.n = n_out; g.k = n_in;
+    g.a = x; g.a_rs = (ptrdiff_t)n_in; g.a_cs = 1;
+    g.apack = apack; g.apack_len = apack_len;
+    g.b = W; g.ldb = (ptrdiff_t)n_out;
+    g.c = out; g.ldc = (ptrdiff_t)n_out;
+    g.epi = PYNN_EPI_BIAS; g.act = act; g.bias = b;
+    g.n_threads = pynn__threads_for(n_threads, n * n_in * n_out, pieces(n * n_out));
+    pynn__gemm(&g);
+    if (act != PYNN_ACT_IDENTITY && act != PYNN_ACT_RELU)
+        pynn__activate_rows(out, n, n_out, act);
+}
+
+/* out = act(x W + b), with its argument checks (see pynn__dense_fwd). */
+pynn_status pynn_dense_forward(T *out, const T *x, const T *W, const T *b, size_t n,
+                               size_t n_in, size_t n_out, pynn_activation act, int n_threads)
+{
+    if (out == NULL || x == NULL || W == NULL || b == NULL || !pynn__act_ok(act))
+        return PYNN_ERR_ARG;
+    pynn_status st = check_dense(n, n_in, n_out);
+    if (st != PYNN_OK)
+        return st;
+    pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, 0, n_threads);
+    return PYNN_OK;
+}
+
+/* Inverts  z = x W + b  (mean over n rows):
+ *   dW = x^T delta / n + alpha W / n        (x^T read through strides, no copy)
+ *   db = sum_k delta_k / n
+ *   dx = (delta W^T) * act'(da)             (W^T read through the packing, no copy;
+ *                                            da: cached output of the layer below,
+ *                                            NULL da gives plain delta W^T)
+ * delta (n, n_out), x (n, n_in), W (n_in, n_out); NULL dx: not computed. */
+void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
+                     const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
+                     pynn_activation dact, T *apack, size_t apack_len, int n_threads)
+{
+    size_t work = n * n_in * n_out;
+    T inv_n = (T)(1.0 / (double)n);
+    pynn_gemm_args g = {0};
+    g.m = n_in; g.n = n_out; g.k = n;
+    g.a = x; g.a_rs = 1; g.a_cs = (ptrdiff_t)n_in;
+    g.b = delta; g.ldb = (ptrdiff_t)n_out;
+    g.c = dW; g.ldc = (ptrdiff_t)n_out;
+    g.epi = PYNN_EPI_SCALE_W; g.scale = inv_n; g.wscale = (T)(alpha / (double)n);
+    g.w = W; g.ldw = (ptrdiff_t)n_out;
+    g.apack = apack; g.apack_len = apack_len;
+    g.n_threads = pynn__threads_for(n_threads, work, pieces(n_in * n_out));
+    pynn__gemm(&g);
+
+    memset(db, 0, n_out * sizeof(T));
+    for (size_t k = 0; k < n; k++) {
+        const T *d = delta + k * n_out;
+        for (size_t j = 0; j < n_out; j++)
+            db[j] += d[j];
+    }
+    for (size_t j = 0; j < n_out; j++)
+        db[j] *= inv_n;
+
+    if (dx) {
+        pynn_gemm_args h = {0};
+        h.m = n; h.n = n_in; h.k = n_out;
+        h.a = delta; h.a_rs = (ptrdiff_t)n_out; h.a_cs = 1;
+        h.b = W; h.ldb = (ptrdiff_t)n_out; h.b_trans = 1;
+        h.c = dx; h.ldc = (ptrdiff_t)n_in;
+        h.epi = da ? PYNN_EPI_DACT : PYNN_EPI_NONE; h.act = dact;
+        h.da = da; h.ldda = (ptrdiff_t)n_in;
+        h.apack = apack; h.apack_len = apack_len;
+        h.n_threads = pynn__threads_for(n_threads, work, pieces(n * n_in));
+        pynn__gemm(&h);
+    }
+}
+
+/* dW = x^T delta / n + alpha W / n,  db = sum_k delta_k / n,  dx = delta W^T
+ * (NULL dx: not computed), with its argument checks (see pynn__dense_bwd). */
+pynn_status pynn_dense_backward(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
+                                size_t n, size_t n_in, size_t n_out, double alpha,
+                                int n_threads)
+{
+    if (dW == NULL || db == NULL || delta == NULL || x == NULL || W == NULL ||
+        !(alpha >= 0) || alpha == INFINITY)
+        return PYNN_ERR_ARG;
+    pynn_status st = check_dense(n, n_in, n_out);
+    if (st != PYNN_OK)
+        return st;
+    pynn__dense_bwd(dx, dW, db, delta, x, W, NULL, n, n_in, n_out, alpha, PYNN_ACT_IDENTITY,
+                    NULL, 0, n_threads);
+    return PYNN_OK;
+}

@@ -1,0 +1,128 @@
+/*
+ * gemm.c -- the matrix product: the portable kernel, and the dispatch that
+ * runs the product on the instruction set chosen at run time.  Typed: compiled
+ * once per element type (typed.h).
+ *
+ *   C (m x n) = epilogue( A (m x k) . B (k x n) )     see gemm_tile.h for the
+ *   contract of pynn_gemm_args (strides, b_trans, epilogues, packing room).
+ *
+ * Every output element is one chain of multiply-adds along K from zero, in
+ * order, whatever the tiling and the thread count: bitwise reproducible, and a
+ * row gives the same bits alone or inside a batch.
+ */
+#include <string.h>
+#include "typed.h"
+
+/* Rows of C the portable kernel computes together, so each row of B is loaded
+ * once per group of rows instead of once per row. */
+#define GENERIC_ROWS 4
+/* Output columns per pass: GENERIC_ROWS rows of this many partial sums (8 KiB
+ * of floats, 16 KiB of doubles) stay in L1 while K streams past. */
+#define GENERIC_COLS 512
+
+/* The epilogue of one row's columns [j0, j0 + jn) of C, in place. */
+static void generic_epilogue(const pynn_gemm_args *g, size_t i, size_t j0, size_t jn)
+{
+    T *restrict c = g->c + i * g->ldc + j0;
+    switch (g->epi) {
+    case PYNN_EPI_BIAS: /* c = acc + bias_j, then relu if asked */
+        for (size_t j = 0; j < jn; j++)
+            c[j] += g->bias[j0 + j];
+        if (g->act == PYNN_ACT_RELU)
+            for (size_t j = 0; j < jn; j++)
+                c[j] = c[j] > 0 ? c[j] : (T)0;
+        break;
+    case PYNN_EPI_SCALE_W: { /* c = acc * scale + w * wscale (weight gradient) */
+        const T *w = g->w + i * g->ldw + j0;
+        if (g->wscale != 0)
+            for (size_t j = 0; j < jn; j++)
+                c[j] = c[j] * g->scale + w[j] * g->wscale;
+        else
+            for (size_t j = 0; j < jn; j++)
+                c[j] = c[j] * g->scale;
+        break;
+    }
+    case PYNN_EPI_DACT: { /* c = acc * act'(da), act' from the cached output da */
+        const T *a = g->da + i * g->ldda + j0;
+        if (g->act == PYNN_ACT_RELU)
+            for (size_t j = 0; j < jn; j++)
+                c[j] = a[j] > 0 ? c[j] : (T)0;
+        else if (g->act == PYNN_ACT_LOGISTIC)
+            for (size_t j = 0; j < jn; j++)
+                c[j] = c[j] * (a[j] * ((T)1 - a[j]));
+        else if (g->act == PYNN_ACT_TANH)
+            for (size_t j = 0; j < jn; j++)
+                c[j] = c[j] * ((T)1 - a[j] * a[j]);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* The portable kernel: C = epilogue(A B) with a separate multiply and add (the
+ * build turns FMA contraction off), groups of GENERIC_ROWS rows to threads. */
+void pynn_gemm_generic(const pynn_gemm_args *g)
+{
+    const size_t m = g->m, n = g->n, k = g->k;
+    const size_t groups = (m + GENERIC_ROWS - 1) / GENERIC_ROWS;
+    int nt = g->n_threads < 1 ? 1 : g->n_threads;
+    (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#endif
+    for (ptrdiff_t gi = 0; gi < (ptrdiff_t)groups; gi++) {
+        size_t i0 = (size_t)gi * GENERIC_ROWS;
+        size_t rows = m - i0 < GENERIC_ROWS ? m - i0 : GENERIC_ROWS;
+        for (size_t j0 = 0; j0 < n; j0 += GENERIC_COLS) {
+            size_t jn = n - j0 < GENERIC_COLS ? n - j0 : GENERIC_COLS;
+            for (size_t r = 0; r < rows; r++)
+                memset(g->c + (i0 + r) * g->ldc + j0, 0, jn * sizeof(T));
+            if (g->b_trans) {
+                /* B(p, j) = b[j * ldb + p]: each output is a dot product, still
+                 * summed in ascending p from zero */
+                for (size_t r = 0; r < rows; r++) {
+                    T *restrict c = g->c + (i0 + r) * g->ldc + j0;
+                    const T *restrict a = g->a + (i0 + r) * g->a_rs;
+                    for (size_t j = 0; j < jn; j++) {
+                        const T *restrict b = g->b + (j0 + j) * g->ldb;
+                        T acc = 0;
+                        for (size_t p = 0; p < k; p++)
+                            acc += a[p * g->a_cs] * b[p];
+                        c[j] = acc;
+                    }
+                }
+            } else {
+                for (size_t p = 0; p < k; p++) {
+                    const T *restrict b = g->b + p * g->ldb + j0;
+                    for (size_t r = 0; r < rows; r++) {
+                        T *restrict c = g->c + (i0 + r) * g->ldc + j0;
+                        const T a = g->a[(i0 + r) * g->a_rs + p * g->a_cs];
+                        for (size_t j = 0; j < jn; j++)
+                            c[j] += a * b[j];
+                    }
+                }
+            }
+            for (size_t r = 0; r < rows; r++)
+                generic_epilogue(g, i0 + r, j0, jn);
+        }
+    }
+}
+
+/* Runs the product on the instruction set chosen at run time (dispatch.c). */
+void pynn__gemm(const pynn_gemm_args *g)
+{
+    switch (pynn__isa()) {
+#ifdef PYNN_X86_SIMD
+    case PYNN_ISA_AVX512:
+        pynn_gemm_avx512(g);
+        return;
+    case PYNN_ISA_AVX2:
+        pynn_gemm_avx2(g);
+        return;
+#endif
+    default:
+        pynn_gemm_generic(g);
+        return;
+    }
+}

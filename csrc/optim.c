@@ -1,0 +1,285 @@
+/*
+ * optim.c -- the optimizers (SGD, momentum, Nesterov, Adam): one flat loop over
+ * the parameter arena, in fixed chunks, with the L2 term's sum of squared
+ * weights kept current on the way.  Typed: compiled once per element type
+ * (typed.h).
+ *
+ * Determinism: a segment (one W or one b of the arena) is cut into chunks
+ * whose size depends only on the segment's length; threads take whole chunks
+ * and the chunks' partial sums combine in chunk order, so no bit depends on
+ * the thread count.
+ */
+#include <math.h>
+#include "typed.h"
+
+/* Partial sums of squares kept per chunk: position i + u of a block of
+ * SQ_LANES goes into lane u, the tail into lane 0.  Independent lanes let the
+ * compiler vectorise the sum without reordering any one lane's additions. */
+#define SQ_LANES 8
+/* A segment is cut into at most this many chunks (one partial sum each, on the
+ * stack of update_seg) ... */
+#define OPT_MAX_CHUNKS 256
+/* ... of at least this many scalars: smaller chunks would cost more in thread
+ * scheduling than they save. */
+#define OPT_MIN_CHUNK ((size_t)1 << 14)
+/* An optimizer step touches 3 to 5 arrays per scalar for a handful of flops:
+ * count it as this many multiply-adds of a product, so PYNN_PAR_MIN_WORK
+ * decides alike when a thread team pays. */
+#define OPT_WORK_PER_SCALAR 4
+
+/* ---- the update rules ----------------------------------------------------------
+ * The loops walk the arena in blocks of SQ_LANES; when want_sq, they also add
+ * each updated value's square to sq[lane] (see SQ_LANES), the order chunk_sq
+ * uses, so the L2 term of the next step costs no extra pass over the weights. */
+#define BLOCKED_LOOP(size, BODY)                                                 \
+    do {                                                                         \
+        size_t i_ = 0;                                                           \
+        for (; i_ + SQ_LANES <= (size); i_ += SQ_LANES)                          \
+            for (int u_ = 0; u_ < SQ_LANES; u_++) {                              \
+                const size_t i = i_ + u_, slot = (size_t)u_;                     \
+                BODY;                                                            \
+            }                                                                    \
+        for (; i_ < (size); i_++) {                                              \
+            const size_t i = i_, slot = 0;                                       \
+            BODY;                                                                \
+        }                                                                        \
+    } while (0)
+
+#define SQ_ADD(x) do { if (want_sq) sq[slot] += (double)(x) * (double)(x); } while (0)
+
+/* v <- momentum v - lr g;  p <- p + v  (Nesterov: p <- p + momentum v - lr g).
+ * With momentum 0, v = -lr g exactly, so the old v is not read. */
+static inline __attribute__((always_inline)) void
+sgd_seg(T *restrict p, T *v, const T *restrict g, size_t size, T lr, T mom, int nesterov,
+        double *restrict sq, const int want_sq)
+{
+    if (mom == 0 && v == NULL)
+        /* plain gradient descent inside the step loop: the velocity, -lr g of the
+         * last step, is written once when the loop returns (pynn__optim_finish) */
+        BLOCKED_LOOP(size, { p[i] += -(lr * g[i]); SQ_ADD(p[i]); });
+    else if (mom == 0)
+        BLOCKED_LOOP(size, { v[i] = -(lr * g[i]); p[i] += v[i]; SQ_ADD(p[i]); });
+    else if (nesterov)
+        BLOCKED_LOOP(size, {
+            v[i] = mom * v[i] - lr * g[i];
+            p[i] += mom * v[i] - lr * g[i];
+            SQ_ADD(p[i]);
+        });
+    else
+        BLOCKED_LOOP(size, { v[i] = mom * v[i] - lr * g[i]; p[i] += v[i]; SQ_ADD(p[i]); });
+}
+
+/* One SGD step over size scalars; sq (NULL: not wanted) gets the squares. */
+static void sgd(T *p, T *v, const T *g, size_t size, T lr, T mom, int nesterov, double *sq)
+{
+    if (sq)
+        sgd_seg(p, v, g, size, lr, mom, nesterov, sq, 1);
+    else
+        sgd_seg(p, v, g, size, lr, mom, nesterov, NULL, 0);
+}
+
+/* Adam's step size with the bias correction folded in, as scikit-learn does. */
+static double adam_lr(double lr, double b1, double b2, uint64_t t)
+{
+    return lr * sqrt(1.0 - pow(b2, (double)t)) / (1.0 - pow(b1, (double)t));
+}
+
+/* m <- c1 m + d1 g;  v <- c2 v + d2 g^2;  p <- p - lt m / (sqrt(v) + e)
+ * (c = beta, d = 1 - beta, lt the bias-corrected step size). */
+static inline __attribute__((always_inline)) void
+adam_seg(T *restrict p, T *restrict m, T *restrict v, const T *restrict g, size_t size, T lt,
+         T c1, T c2, T d1, T d2, T e, double *restrict sq, const int want_sq)
+{
+    BLOCKED_LOOP(size, {
+        m[i] = c1 * m[i] + d1 * g[i];
+        v[i] = c2 * v[i] + d2 * g[i] * g[i];
+        p[i] -= lt * m[i] / (T_SQRT(v[i]) + e);
+        SQ_ADD(p[i]);
+    });
+}
+
+/* One Adam step (t >= 1 counts this step); sq (NULL: not wanted) gets the squares. */
+static void adam(T *p, T *m, T *v, const T *g, size_t size, double lr, double b1, double b2,
+                 double eps, uint64_t t, double *sq)
+{
+    T lt = (T)adam_lr(lr, b1, b2, t), c1 = (T)b1, c2 = (T)b2, e = (T)eps;
+    T d1 = (T)(1.0 - b1), d2 = (T)(1.0 - b2);
+    if (sq)
+        adam_seg(p, m, v, g, size, lt, c1, c2, d1, d2, e, sq, 1);
+    else
+        adam_seg(p, m, v, g, size, lt, c1, c2, d1, d2, e, NULL, 0);
+}
+
+#undef SQ_ADD
+#undef BLOCKED_LOOP
+
+/* One SGD step over size scalars:
+ *   v <- momentum v - lr g;  p <- p + v   (Nesterov: p <- p + momentum v - lr g) */
+pynn_status pynn_sgd_update(T *params, T *velocity, const T *grads, size_t size, double lr,
+                            double momentum, int nesterov)
+{
+    if (params == NULL || velocity == NULL || grads == NULL || size == 0 || !(lr > 0) ||
+        !(momentum >= 0 && momentum <= 1))
+        return PYNN_ERR_ARG;
+    sgd(params, velocity, grads, size, (T)lr, (T)momentum, nesterov, NULL);
+    return PYNN_OK;
+}
+
+/* One Adam step over size scalars (t >= 1 counts this step):
+ *   m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
+ *   p <- p - lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps) */
+pynn_status pynn_adam_update(T *params, T *m, T *v, const T *grads, size_t size, double lr,
+                             double beta1, double beta2, double eps, uint64_t t)
+{
+    if (params == NULL || m == NULL || v == NULL || grads == NULL || size == 0 || t == 0 ||
+        !(lr > 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps > 0))
+        return PYNN_ERR_ARG;
+    adam(params, m, v, grads, size, lr, beta1, beta2, eps, t, NULL);
+    return PYNN_OK;
+}
+
+/* ---- chunks and sums of squares ------------------------------------------------ */
+
+/* Scalars per chunk of a segment of `size`: ceil(size / OPT_MAX_CHUNKS), so
+ * there are at most OPT_MAX_CHUNKS chunks, but at least OPT_MIN_CHUNK (fewer
+ * chunks then).  Written without size + constant, which could wrap. */
+static size_t chunk_size(size_t size)
+{
+    size_t c = size / OPT_MAX_CHUNKS + (size % OPT_MAX_CHUNKS != 0);
+    return c < OPT_MIN_CHUNK ? OPT_MIN_CHUNK : c;
+}
+
+static size_t chunk_count(size_t size, size_t cs) { return size / cs + (size % cs != 0); }
+
+_Static_assert(SQ_LANES == 8, "lanes_sum adds exactly eight partial sums");
+
+/* The lanes' partial sums combined in a fixed tree. */
+static double lanes_sum(const double *sq)
+{
+    return ((sq[0] + sq[1]) + (sq[2] + sq[3])) + ((sq[4] + sq[5]) + (sq[6] + sq[7]));
+}
+
+/* Sum of squares of one chunk, lane by lane as the optimizers' loop adds them. */
+static double chunk_sq(const T *w, size_t cnt)
+{
+    double acc[SQ_LANES] = {0};
+    size_t i = 0;
+    for (; i + SQ_LANES <= cnt; i += SQ_LANES)
+        for (int u = 0; u < SQ_LANES; u++)
+            acc[u] += (double)w[i + u] * (double)w[i + u];
+    for (; i < cnt; i++)
+        acc[0] += (double)w[i] * (double)w[i];
+    return lanes_sum(acc);
+}
+
+/* Sum of squared weights (not biases), for the L2 term: chunk sums added in
+ * chunk order within a layer, layers in order -- the order pynn__optim_step
+ * uses, so both give the same bits. */
+double pynn__weight_sq(const pynn_net *net, const T *params, const size_t *w_off)
+{
+    double total = 0;
+    for (size_t l = 0; l < net->n_layers; l++) {
+        const T *w = params + w_off[l];
+        size_t cnt = (size_t)net->units[l] * (size_t)net->units[l + 1];
+        size_t cs = chunk_size(cnt);
+        double seg = 0;
+        for (size_t c0 = 0; c0 < cnt; c0 += cs)
+            seg += chunk_sq(w + c0, cnt - c0 < cs ? cnt - c0 : cs);
+        total += seg;
+    }
+    return total;
+}
+
+/* ---- one step over the arena ------------------------------------------------- */
+
+/* One chunk of an optimizer step; returns the chunk's sum of squares if asked. */
+static double update_chunk(const pynn_optim *opt, uint64_t t, T *p, T *a, T *b, const T *g,
+                           size_t cnt, int want_sq)
+{
+    double sq[SQ_LANES] = {0};
+    double *s = want_sq ? sq : NULL;
+    if (opt->solver == PYNN_SOLVER_SGD)
+        sgd(p, a, g, cnt, (T)opt->learning_rate, (T)opt->momentum, opt->nesterov, s);
+    else
+        adam(p, a, b, g, cnt, opt->learning_rate, opt->beta1, opt->beta2, opt->epsilon, t, s);
+    return lanes_sum(sq);
+}
+
+/* The step over one segment (a W or a b) of the arena, chunk by chunk; *seg_sq
+ * gets the segment's new sum of squares (0 unless want_sq). */
+static pynn_status update_seg(double *seg_sq, T *p, T *a, T *b, const T *g,
+                              const pynn_optim *opt, uint64_t t, size_t size, int want_sq,
+                              int n_threads)
+{
+    size_t cs = chunk_size(size), nch = chunk_count(size, cs);
+    double part[OPT_MAX_CHUNKS];
+    if (nch > OPT_MAX_CHUNKS)
+        return PYNN_ERR_OVERFLOW; /* cannot happen (chunk_size); never overrun part[] */
+#define CHUNK_ARGS(c) opt, t, p + (c) * cs, a ? a + (c) * cs : NULL, b ? b + (c) * cs : NULL, \
+                      g + (c) * cs, size - (c) * cs < cs ? size - (c) * cs : cs, want_sq
+    int nt = pynn__threads_for(n_threads, size * OPT_WORK_PER_SCALAR, nch);
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (ptrdiff_t c = 0; c < (ptrdiff_t)nch; c++)
+            part[c] = update_chunk(CHUNK_ARGS((size_t)c));
+    } else
+#endif
+    {
+        (void)nt;
+        for (size_t c = 0; c < nch; c++)
+            part[c] = update_chunk(CHUNK_ARGS(c));
+    }
+#undef CHUNK_ARGS
+    double seg = 0;
+    for (size_t c = 0; c < nch; c++)
+        seg += part[c];
+    *seg_sq = seg;
+    return PYNN_OK;
+}
+
+/* One optimizer step over the arena, segment by segment:
+ *   SGD:  v <- momentum v - lr g;  p <- p + v   (Nesterov: p <- p + momentum v - lr g)
+ *   Adam: m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
+ *         p <- p - lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps)
+ * opt_a is v (SGD) or m (Adam), opt_b Adam's v (unused by SGD).  *wsq gets the
+ * new sum of squared weights when the L2 term needs it (opt->alpha > 0), else
+ * 0, summed in the order pynn__weight_sq uses. */
+pynn_status pynn__optim_step(double *wsq, T *params, T *opt_a, T *opt_b, const T *grads,
+                             const pynn_net *net, const pynn_optim *opt, uint64_t t,
+                             const size_t *w_off, const size_t *b_off, int n_threads)
+{
+    int want_sq = opt->alpha > 0;
+    /* plain gradient descent keeps no velocity inside the loop (see sgd_seg) */
+    T *a = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0 ? NULL : opt_a;
+    T *b = opt->solver == PYNN_SOLVER_ADAM ? opt_b : NULL;
+    double total = 0;
+    for (size_t l = 0; l < net->n_layers; l++) {
+        size_t nw = (size_t)net->units[l] * (size_t)net->units[l + 1];
+        size_t nb = (size_t)net->units[l + 1];
+        size_t wo = w_off[l], bo = b_off[l];
+        double seg, unused;
+        pynn_status st = update_seg(&seg, params + wo, a ? a + wo : NULL, b ? b + wo : NULL,
+                                    grads + wo, opt, t, nw, want_sq, n_threads);
+        if (st == PYNN_OK)
+            st = update_seg(&unused, params + bo, a ? a + bo : NULL, b ? b + bo : NULL,
+                            grads + bo, opt, t, nb, 0, n_threads);
+        if (st != PYNN_OK)
+            return st;
+        total += seg;
+    }
+    *wsq = want_sq ? total : 0;
+    return PYNN_OK;
+}
+
+/* After a step loop of plain gradient descent (SGD, momentum 0), which keeps no
+ * velocity while it runs: write the velocity it leaves, -lr g of the last step,
+ * so opt_a ends as the momentum form v <- 0 v - lr g would have left it. */
+void pynn__optim_finish(T *opt_a, const T *grads, const pynn_optim *opt, size_t n_params)
+{
+    if (opt->solver != PYNN_SOLVER_SGD || opt->momentum != 0)
+        return;
+    T lr = (T)opt->learning_rate;
+    for (size_t i = 0; i < n_params; i++)
+        opt_a[i] = -(lr * grads[i]);
+}

@@ -1,0 +1,69 @@
+/*
+ * rng.c -- random numbers for shuffling: xoshiro256** seeded through
+ * splitmix64, unbiased bounded integers and a Fisher-Yates shuffle.  Untyped.
+ */
+#include "pynn.h"
+
+/* splitmix64 (Steele, Lea and Flood, 2014): the golden-ratio increment and the
+ * published mixing constants; it spreads one seed over xoshiro's 256 bits. */
+static uint64_t splitmix64(uint64_t *x)
+{
+    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+void pynn_rng_seed(uint64_t state[4], uint64_t seed)
+{
+    for (int i = 0; i < 4; i++)
+        state[i] = splitmix64(&seed);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+/* xoshiro256** (Blackman and Vigna, 2018); shifts, rotations and multipliers
+ * are the published ones: changing any changes every shuffle. */
+uint64_t pynn_rng_next(uint64_t s[4])
+{
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+/* Lemire's multiply-shift with rejection: exact uniformity on [0, bound). */
+uint64_t pynn_rng_bounded(uint64_t s[4], uint64_t bound)
+{
+    if (bound <= 1)
+        return 0;
+    uint64_t x = pynn_rng_next(s);
+    __uint128_t m = (__uint128_t)x * bound;
+    uint64_t low = (uint64_t)m;
+    if (low < bound) {
+        uint64_t threshold = (0 - bound) % bound;
+        while (low < threshold) {
+            x = pynn_rng_next(s);
+            m = (__uint128_t)x * bound;
+            low = (uint64_t)m;
+        }
+    }
+    return (uint64_t)(m >> 64);
+}
+
+void pynn_shuffle(int64_t *idx, size_t n, uint64_t s[4])
+{
+    if (idx == NULL || n < 2)
+        return;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)pynn_rng_bounded(s, (uint64_t)i + 1);
+        int64_t t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+}

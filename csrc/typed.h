@@ -1,0 +1,135 @@
+/*
+ * typed.h -- makes one typed source file a float or a double translation unit.
+ *
+ * How float and double come from one source
+ *   The typed files (gemm.c, act_loss.c, dense.c, optim.c, net.c, train.c) are
+ *   each compiled twice by CMakeLists.txt: once into the object library
+ *   pynn_typed_f32 with -DPYNN_TYPE_F32, once into pynn_typed_f64 with
+ *   -DPYNN_TYPE_F64.  Each includes this header, which
+ *     - defines T (float or double), the matching libm functions and constants;
+ *     - renames every symbol that leaves a translation unit: the definition is
+ *       written with its plain name,
+ *           pynn_status pynn_dense_forward(T *out, const T *x, ...)
+ *       and a line below turns that into pynn_dense_forward_f32 or _f64, the
+ *       name pynn.h declares (so the compiler checks the definition against
+ *       the public prototype).  `grep -n "pynn_dense_forward(" csrc/` and ctags
+ *       find the definition under the plain name.
+ *   Static helpers need no renaming: each type is its own translation unit.
+ *
+ * A new typed function that another file calls gets a rename line here and a
+ * declaration below; a new public one gets a rename line and its prototype in
+ * pynn.h's PYNN_DECLARE.
+ */
+#ifndef PYNN_TYPED_H
+#define PYNN_TYPED_H
+
+#include <float.h>
+#include <stdint.h>
+#include "pynn.h"
+#include "internal.h"
+
+#if defined(PYNN_TYPE_F32) == defined(PYNN_TYPE_F64)
+#error "compile a typed source with exactly one of -DPYNN_TYPE_F32 or -DPYNN_TYPE_F64"
+#endif
+
+#ifdef PYNN_TYPE_F32
+#define T float
+#define T_IS_FLOAT 1
+#define PYNN_SFX f32
+#define T_EXP expf
+#define T_LOG logf
+#define T_TANH tanhf
+#define T_SQRT sqrtf
+#define T_EPS FLT_EPSILON
+#define T_UINT uint32_t                            /* same width as T, for bit tests */
+#define T_EXP_BITS ((uint32_t)0x7f800000u)         /* IEEE binary32 exponent field */
+#else
+#define T double
+#define PYNN_SFX f64
+#define T_EXP exp
+#define T_LOG log
+#define T_TANH tanh
+#define T_SQRT sqrt
+#define T_EPS DBL_EPSILON
+#define T_UINT uint64_t
+#define T_EXP_BITS ((uint64_t)0x7ff0000000000000ull) /* IEEE binary64 exponent field */
+#endif
+
+/* PYNN_TYPED(name) is name_f32 or name_f64 (the extra levels expand PYNN_SFX). */
+#define PYNN_TYPED(name) PYNN_TYPED_(name, PYNN_SFX)
+#define PYNN_TYPED_(name, sfx) PYNN_TYPED__(name, sfx)
+#define PYNN_TYPED__(name, sfx) name##_##sfx
+
+/* ---- the public API (pynn.h) ---------------------------------------------- */
+#define pynn_activate PYNN_TYPED(pynn_activate)
+#define pynn_activation_backward PYNN_TYPED(pynn_activation_backward)
+/* function-like: pynn_loss is also the name of the loss enum type */
+#define pynn_loss(...) PYNN_TYPED(pynn_loss)(__VA_ARGS__)
+#define pynn_output_delta PYNN_TYPED(pynn_output_delta)
+#define pynn_dense_forward PYNN_TYPED(pynn_dense_forward)
+#define pynn_dense_backward PYNN_TYPED(pynn_dense_backward)
+#define pynn_sgd_update PYNN_TYPED(pynn_sgd_update)
+#define pynn_adam_update PYNN_TYPED(pynn_adam_update)
+#define pynn_net_predict PYNN_TYPED(pynn_net_predict)
+#define pynn_net_loss_grad PYNN_TYPED(pynn_net_loss_grad)
+#define pynn_train PYNN_TYPED(pynn_train)
+#define pynn_train_data PYNN_TYPED(pynn_train_data)
+
+/* ---- shared with the SIMD kernel files (internal.h) ------------------------ */
+#define pynn_gemm_args PYNN_TYPED(pynn_gemm_args)
+#define pynn_gemm_generic PYNN_TYPED(pynn_gemm_generic)
+#define pynn_gemm_avx2 PYNN_TYPED(pynn_gemm_avx2)
+#define pynn_gemm_avx512 PYNN_TYPED(pynn_gemm_avx512)
+
+/* ---- internal: called across the typed files ------------------------------- */
+#define pynn__gemm PYNN_TYPED(pynn__gemm)
+#define pynn__activate_rows PYNN_TYPED(pynn__activate_rows)
+#define pynn__backward_rows PYNN_TYPED(pynn__backward_rows)
+#define pynn__loss_sum PYNN_TYPED(pynn__loss_sum)
+#define pynn__output_delta_rows PYNN_TYPED(pynn__output_delta_rows)
+#define pynn__dense_fwd PYNN_TYPED(pynn__dense_fwd)
+#define pynn__dense_bwd PYNN_TYPED(pynn__dense_bwd)
+#define pynn__weight_sq PYNN_TYPED(pynn__weight_sq)
+#define pynn__optim_step PYNN_TYPED(pynn__optim_step)
+#define pynn__optim_finish PYNN_TYPED(pynn__optim_finish)
+#define pynn__net_forward PYNN_TYPED(pynn__net_forward)
+#define pynn__net_backward PYNN_TYPED(pynn__net_backward)
+
+/* gemm.c: C = epilogue(A B) on the instruction set chosen at run time. */
+void pynn__gemm(const pynn_gemm_args *g);
+
+/* act_loss.c (shapes: n rows of m; no argument checks, callers made them) */
+void pynn__activate_rows(T *a, size_t n, size_t m, pynn_activation act);
+void pynn__backward_rows(T *delta, const T *a, size_t n, size_t m, pynn_activation act);
+double pynn__loss_sum(const T *y_hat, const T *y, size_t nm, pynn_loss kind);
+void pynn__output_delta_rows(T *delta, const T *y_hat, const T *y, size_t n, size_t m,
+                             pynn_activation act, pynn_loss kind);
+
+/* dense.c: one layer, forward and backward (see there for the math) */
+void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_t n_in,
+                     size_t n_out, pynn_activation act, T *apack, size_t apack_len,
+                     int n_threads);
+void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
+                     const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
+                     pynn_activation dact, T *apack, size_t apack_len, int n_threads);
+
+/* optim.c: sum of squared weights (the L2 term), one optimizer step over the
+ * arena (returns through *wsq the new sum when opt->alpha > 0), and the
+ * velocity plain gradient descent leaves after a step loop. */
+double pynn__weight_sq(const pynn_net *net, const T *params, const size_t *w_off);
+pynn_status pynn__optim_step(double *wsq, T *params, T *opt_a, T *opt_b, const T *grads,
+                             const pynn_net *net, const pynn_optim *opt, uint64_t t,
+                             const size_t *w_off, const size_t *b_off, int n_threads);
+void pynn__optim_finish(T *opt_a, const T *grads, const pynn_optim *opt, size_t n_params);
+
+/* net.c: forward n rows into acts; loss and gradients from the cached forward */
+void pynn__net_forward(T *acts, const pynn_net *net, const T *params, const size_t *w_off,
+                       const size_t *b_off, const T *x, size_t n, T *apack, size_t apack_len,
+                       int n_threads);
+double pynn__net_backward(T *grads, T *d0, T *d1, T *apack, size_t apack_len, const T *acts,
+                          const pynn_net *net, const T *params, const size_t *w_off,
+                          const size_t *b_off, const T *x, const T *y, const T *sw,
+                          const int64_t *sw_idx, size_t n, double alpha, double wsq,
+                          int n_threads);
+
+#endif /* PYNN_TYPED_H */
