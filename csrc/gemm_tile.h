@@ -312,11 +312,12 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
     const size_t nkb = (g->k + KC - 1) / KC, kc = (g->k + nkb - 1) / nkb;
     /* Packing pays once a panel serves several row tiles; the arithmetic, and
      * so every result bit, is the same either way. */
-    const int pack = mt >= 3 || g->b_trans;
+    const int pack = mt >= PYNN_GEMM_PACKB_MIN_ROW_TILES || g->b_trans;
     /* A is packed once per K block when the caller gave room for it, several
      * column panels read it, and it is X^T or a row-major matrix whose rows lie
      * a multiple of 4 KiB apart (a tile's rows would then share cache sets) */
-    const int packa = g->apack != NULL && nt >= 4 && g->k >= 16 &&
+    const int packa = g->apack != NULL && nt >= PYNN_GEMM_PACKA_MIN_COL_PANELS &&
+                      g->k >= PYNN_GEMM_PACKA_MIN_K &&
                       mt * MR * kc <= g->apack_len &&
                       ((g->a_rs == 1 && g->a_cs != 1) ||
                        (g->a_cs == 1 &&

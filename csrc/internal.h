@@ -33,6 +33,12 @@ typedef struct {
 /* Rows this many bytes apart map to the same L1 cache sets on x86 (4 KiB), so
  * a tile reading them unpacked would evict its own rows. */
 #define PYNN_GEMM_ALIAS_BYTES 4096
+/* Packing B's column panel pays once it serves at least this many row tiles;
+ * packing A once at least this many column panels read it, over a K block at
+ * least this deep.  Results are bitwise the same either way. */
+#define PYNN_GEMM_PACKB_MIN_ROW_TILES 3
+#define PYNN_GEMM_PACKA_MIN_COL_PANELS 4
+#define PYNN_GEMM_PACKA_MIN_K 16
 
 /* layout.c */
 pynn_status pynn__check_net(const pynn_net *net);
