@@ -48,6 +48,10 @@ void pynn__activate_rows(T *a, size_t n, size_t m, pynn_activation act)
         for (size_t i = 0; i < nm; i++)
             a[i] = a[i] >= 0 ? (T)1 : (T)0;
         break;
+    case PYNN_ACT_EXP:
+        for (size_t i = 0; i < nm; i++)
+            a[i] = T_EXP(a[i]);
+        break;
     case PYNN_ACT_SOFTMAX:
 #if defined(PYNN_X86_SIMD) && defined(T_IS_FLOAT)
         if (pynn__isa() != PYNN_ISA_GENERIC) {
@@ -97,6 +101,10 @@ void pynn__backward_rows(T *delta, const T *a, size_t n, size_t m, pynn_activati
     case PYNN_ACT_STEP: /* zero almost everywhere */
         for (size_t i = 0; i < nm; i++)
             delta[i] = 0;
+        break;
+    case PYNN_ACT_EXP: /* exp' = exp = a */
+        for (size_t i = 0; i < nm; i++)
+            delta[i] *= a[i];
         break;
     case PYNN_ACT_SOFTMAX: /* J^T delta with J = diag(a) - a a^T */
         for (size_t r = 0; r < n; r++) {
@@ -175,6 +183,13 @@ double pynn__loss_sum(const T *yh, const T *y, size_t nm, pynn_loss kind)
             if (y[i] != 0)
                 s -= (double)y[i] * log((double)clip_p(yh[i]));
         return s;
+    case PYNN_LOSS_HALF_POISSON:
+        for (size_t i = 0; i < nm; i++) {
+            double p = (double)yh[i], t = (double)y[i];
+            /* y log(y / yhat) with 0 log 0 = 0, as scipy's xlogy */
+            s += (t != 0 ? t * log(t / p) : 0.0) - t + p;
+        }
+        return s;
     }
     return NAN;
 }
@@ -200,6 +215,7 @@ void pynn__output_delta_rows(T *delta, const T *yh, const T *y, size_t n, size_t
     int fused = (act == PYNN_ACT_SOFTMAX && kind == PYNN_LOSS_CATEGORICAL_CE) ||
                 (act == PYNN_ACT_LOGISTIC && kind == PYNN_LOSS_BINARY_CE) ||
                 (act == PYNN_ACT_IDENTITY && kind == PYNN_LOSS_HALF_SQUARED) ||
+                (act == PYNN_ACT_EXP && kind == PYNN_LOSS_HALF_POISSON) ||
                 /* Rosenblatt: w <- w + lr (y - yhat) x, i.e. delta = yhat - y */
                 act == PYNN_ACT_STEP;
     if (fused) {
@@ -227,6 +243,10 @@ void pynn__output_delta_rows(T *delta, const T *yh, const T *y, size_t n, size_t
     case PYNN_LOSS_CATEGORICAL_CE:
         for (size_t i = 0; i < nm; i++)
             delta[i] = -y[i] / clip_p(yh[i]);
+        break;
+    case PYNN_LOSS_HALF_POISSON: /* d/dyhat [y log(y/yhat) - y + yhat] = 1 - y / yhat */
+        for (size_t i = 0; i < nm; i++)
+            delta[i] = (T)1 - y[i] / yh[i];
         break;
     }
     pynn__backward_rows(delta, yh, n, m, act);

@@ -49,8 +49,8 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
 pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *lay,
                                const pynn_net *net, size_t batch, size_t ws_len);
 
-static inline int pynn__act_ok(pynn_activation act) { return (unsigned)act <= PYNN_ACT_STEP; }
-static inline int pynn__loss_ok(pynn_loss l) { return (unsigned)l <= PYNN_LOSS_CATEGORICAL_CE; }
+static inline int pynn__act_ok(pynn_activation act) { return (unsigned)act <= PYNN_ACT_EXP; }
+static inline int pynn__loss_ok(pynn_loss l) { return (unsigned)l <= PYNN_LOSS_HALF_POISSON; }
 
 /* Epilogues fused into the matrix product (see gemm_tile.h). */
 typedef enum {

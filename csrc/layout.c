@@ -17,7 +17,10 @@ pynn_status pynn__check_net(const pynn_net *net)
     if (!pynn__act_ok(net->hidden) || !pynn__act_ok(net->output) || !pynn__loss_ok(net->loss))
         return PYNN_ERR_ARG;
     /* A hidden step unit has a zero derivative everywhere: nothing can learn. */
-    if (net->n_layers > 1 && (net->hidden == PYNN_ACT_STEP || net->hidden == PYNN_ACT_SOFTMAX))
+    /* exp is the output link of Poisson regression, not a hidden unit (it grows
+     * without bound through the layers) */
+    if (net->n_layers > 1 && (net->hidden == PYNN_ACT_STEP || net->hidden == PYNN_ACT_SOFTMAX ||
+                              net->hidden == PYNN_ACT_EXP))
         return PYNN_ERR_UNSUPPORTED;
     return PYNN_OK;
 }

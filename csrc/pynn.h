@@ -46,7 +46,8 @@ typedef enum {
     PYNN_ACT_TANH = 2,
     PYNN_ACT_RELU = 3,
     PYNN_ACT_SOFTMAX = 4,   /* row-wise */
-    PYNN_ACT_STEP = 5       /* Heaviside: 1 if z >= 0 else 0 (Rosenblatt's perceptron) */
+    PYNN_ACT_STEP = 5,      /* Heaviside: 1 if z >= 0 else 0 (Rosenblatt's perceptron) */
+    PYNN_ACT_EXP = 6        /* exp: the log link of Poisson regression (output layer only) */
 } pynn_activation;
 
 typedef enum {
@@ -57,7 +58,10 @@ typedef enum {
     /* L = -1/n sum_k sum_j [y log p + (1-y) log(1-p)] */
     PYNN_LOSS_BINARY_CE = 2,
     /* L = -1/n sum_k sum_j y log p */
-    PYNN_LOSS_CATEGORICAL_CE = 3
+    PYNN_LOSS_CATEGORICAL_CE = 3,
+    /* L = 1/n sum_k sum_j [y log(y / yhat) - y + yhat]  (half the Poisson deviance,
+     * scikit-learn's 'poisson' loss; y log(y / yhat) is 0 where y = 0) */
+    PYNN_LOSS_HALF_POISSON = 4
 } pynn_loss;
 
 typedef enum {
@@ -177,7 +181,8 @@ pynn_status pynn_loss_##SFX(double *loss, const T *y_hat, const T *y, size_t n, 
                             size_t m, pynn_loss loss_kind);                       \
                                                                                   \
 /* delta = d loss_k / d z_k for every row k (not divided by n).                 \
- * Fused to y_hat - y for softmax+CE, logistic+BCE, identity+half squared;     \
+ * Fused to y_hat - y for softmax+CE, logistic+BCE, identity+half squared,     \
+ * exp+half Poisson deviance;                                                  \
  * step output uses Rosenblatt's rule delta = y_hat - y.                      */ \
 pynn_status pynn_output_delta_##SFX(T *delta, const T *y_hat, const T *y,         \
                                     size_t n, size_t m, pynn_activation act,      \

@@ -20,10 +20,10 @@ from numpy.typing import ArrayLike
 from ._typing import Any, BinaryIO, Dict, List, Optional, Self, Tuple, Union
 
 from . import _arena, _core, _persist, ops
-from ._training import OutputOverflow, TrainingConfig, TrainingRun
+from ._training import LbfgsRun, OutputOverflow, TrainingConfig, TrainingRun
 from ._validation import (ClassEncoder, all_finite, batch_size_for, check_batch_size,
                           check_bool, check_fits_dtype, check_float, check_int,
-                          check_n_features, check_random_state, check_sample_weight,
+                          check_n_features, check_patience, dtype_of, check_random_state, check_sample_weight,
                           check_verbose, check_y_given, feature_names, resolve_dtype,
                           resolve_threads, validate_X)
 from .exceptions import ModelFileError, NotFittedError, sklearn_flavour
@@ -105,6 +105,21 @@ class ParamsMixin:
 
 
 
+class AvailableIf:
+    """A method that exists only when check(self) holds (hasattr is False
+    otherwise), as scikit-learn's available_if: e.g. partial_fit, absent for
+    solver='lbfgs'."""
+
+    def __init__(self, fn, check, why):
+        self.fn, self.check, self.why = fn, check, why
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is not None and not self.check(obj):
+            raise AttributeError(self.why)
+        return self.fn if obj is None else self.fn.__get__(obj, owner)
+
+
 # ----------------------------------------------------------------------------
 # the estimator
 # ----------------------------------------------------------------------------
@@ -141,7 +156,7 @@ class NetworkBase(ParamsMixin):
         the dtype of the weights."""
         raise NotImplementedError  # pragma: no cover
 
-    def _training_config(self, batch_size: int, incremental: bool) -> TrainingConfig:
+    def _training_config(self, n_rows: int, incremental: bool) -> TrainingConfig:
         raise NotImplementedError  # pragma: no cover
 
     def _l2_penalty(self) -> float:
@@ -155,9 +170,10 @@ class NetworkBase(ParamsMixin):
         """(hidden activation, output activation, loss): names the core defines."""
         raise NotImplementedError  # pragma: no cover
 
-    def _encode_targets(self, y, n_rows, first, classes, dtype):
+    def _encode_targets(self, y, n_rows, first, classes, dtype, warm=False):
         """The (n_rows, n_outputs) targets of dtype for y; on the first fit, also
-        records what the targets say (classes_, the output activation...)."""
+        records what the targets say (classes_, the output activation...).
+        warm: a warm-started fit (not partial_fit)."""
         raise NotImplementedError  # pragma: no cover
 
     def _init_weights(self):
@@ -199,23 +215,31 @@ class NetworkBase(ParamsMixin):
         check_bool(self.shuffle, "shuffle")
         if self.tol is not None:
             check_float(self.tol, "tol", low=0.0)
-        check_int(self.n_iter_no_change, "n_iter_no_change", low=1)
+        check_patience(self.n_iter_no_change)
         check_bool(self.warm_start, "warm_start")
         check_verbose(self.verbose)
         resolve_threads(self.n_threads)
         check_batch_size(self.batch_size)
         dtype = resolve_dtype(self.dtype)
-        check_fits_dtype(dtype, learning_rate_init=self.learning_rate_init)
+        if dtype is not None:  # None follows X: checked once X is seen
+            check_fits_dtype(dtype, **self._dtype_sensitive_params())
         return dtype
 
-    def _shared_config(self, batch_size: int, incremental: bool,
-                       **solver: Any) -> TrainingConfig:
-        """The training config from the shared parameters plus `solver`'s settings."""
+    def _dtype_sensitive_params(self) -> Dict[str, Any]:
+        """Parameters that must stay finite and non-zero in the model's dtype."""
+        return {"learning_rate_init": self.learning_rate_init}
+
+    def _shared_config(self, n_rows: int, incremental: bool, **solver: Any) -> TrainingConfig:
+        """The training config for a fit on n_rows rows from the shared
+        parameters plus `solver`'s settings."""
+        # L-BFGS takes every row at once, whatever batch_size says
+        batch_size = (n_rows if solver.get("solver") == "lbfgs"
+                      else batch_size_for(self.batch_size, n_rows))
         return TrainingConfig(
             learning_rate_init=float(self.learning_rate_init), batch_size=batch_size,
             max_iter=1 if incremental else int(self.max_iter), shuffle=bool(self.shuffle),
             tol=None if self.tol is None else float(self.tol),
-            n_iter_no_change=int(self.n_iter_no_change),
+            n_iter_no_change=check_patience(self.n_iter_no_change),
             n_threads=resolve_threads(self.n_threads), verbose=check_verbose(self.verbose),
             incremental=incremental, **solver)
 
@@ -250,10 +274,14 @@ class NetworkBase(ParamsMixin):
             first = True
         check_y_given(y, type(self).__name__)
         self._check_feature_names(X, reset=first)
+        if dtype is None:  # dtype=None: the data's (the model's, on a warm start)
+            dtype = self._arena.dtype if not first else dtype_of(X)
+            check_fits_dtype(dtype, **self._dtype_sensitive_params())
         X = validate_X(X, dtype)
         if not first:
             check_n_features(X, self.n_features_in_, type(self).__name__)
-        Y = self._encode_targets(y, X.shape[0], first, classes, dtype)
+        Y = self._encode_targets(y, X.shape[0], first, classes, dtype,
+                                 warm=not first and not incremental)
         sw = check_sample_weight(sample_weight, X.shape[0], dtype)
         if not first:
             self._sync_arena()
@@ -270,7 +298,9 @@ class NetworkBase(ParamsMixin):
             self._reset_training_curves()
         Y = np.ascontiguousarray(Y, dtype=dtype)
         X, Y, sw, score = self._hold_out(X, Y, y, sw, first)
-        config = self._training_config(batch_size_for(self.batch_size, X.shape[0]), incremental)
+        config = self._training_config(X.shape[0], incremental)
+        if config.solver == "lbfgs":
+            return LbfgsRun(config, self._make_net(), self._arena, X, Y, sw)
         seed = int(self._random_state.randint(_SEED_BOUND, dtype=np.int64))
         return TrainingRun(config, self._make_net(), self._arena, X, Y, sw, seed,
                            optimizer=self.__dict__.get("_opt_state"),
@@ -372,7 +402,7 @@ class NetworkBase(ParamsMixin):
             "t_": int(self.t_),
             "loss_": float(getattr(self, "loss_", float("nan"))),
             "loss_curve_": [float(v) for v in self.loss_curve_],
-            "best_loss_": float(self.best_loss_),
+            "best_loss_": None if self.best_loss_ is None else float(self.best_loss_),
             "validation_scores_": (None if self.validation_scores_ is None
                                    else [float(v) for v in self.validation_scores_]),
             "best_validation_score_": (None if self.best_validation_score_ is None
@@ -408,8 +438,8 @@ class NetworkBase(ParamsMixin):
         model.loss_ = fitted["loss_"]
         model.loss_curve_ = list(fitted["loss_curve_"])
         model.best_loss_ = fitted["best_loss_"]
-        if not all(isinstance(v, float) for v in [model.loss_, model.best_loss_,
-                                                  *model.loss_curve_]):
+        best = [] if model.best_loss_ is None else [model.best_loss_]
+        if not all(isinstance(v, float) for v in [model.loss_, *best, *model.loss_curve_]):
             raise ModelFileError("corrupt model file: the training losses are not numbers")
         if fitted.get("validation_scores_") is not None:
             model.validation_scores_ = list(fitted["validation_scores_"])
@@ -561,6 +591,10 @@ class ClassifierMixin:
 
     #: whether a 0/1 indicator matrix y is taken as multilabel targets
     _allow_multilabel = False
+    #: fewest classes a first fit accepts
+    _min_classes = 2
+    #: whether a warm-started fit must see exactly the classes of the fit before
+    _warm_start_same_classes = False
 
     classes_: np.ndarray
     out_activation_: Any
@@ -572,14 +606,17 @@ class ClassifierMixin:
     def _multilabel(self) -> bool:
         return self._encoder.multilabel
 
-    def _encode_targets(self, y, n_rows, first, classes, dtype):
+    def _encode_targets(self, y, n_rows, first, classes, dtype, warm=False):
         check_y_given(y, type(self).__name__)
         if first:
-            enc, Y = ClassEncoder.fit_encode(y, n_rows, classes, self._allow_multilabel, dtype)
+            enc, Y = ClassEncoder.fit_encode(y, n_rows, classes, self._allow_multilabel, dtype,
+                                             min_classes=self._min_classes)
             self._encoder, self.classes_ = enc, enc.classes
             self.out_activation_ = self._output_activation(enc)
             return Y
         self._encoder.check_same_classes(classes)
+        if warm and self._warm_start_same_classes:
+            self._encoder.check_same_labels(y, n_rows)
         return self._encoder.encode(y, n_rows, dtype)
 
     def _export_targets(self):
@@ -591,7 +628,7 @@ class ClassifierMixin:
         enc = ClassEncoder(fitted["classes_"], bool(fitted.get("multilabel", False)),
                            self._allow_multilabel)
         n, k = len(enc.classes), self._layout.units[-1]
-        if n < 2 or enc.n_columns != k:
+        if n < self._min_classes or enc.n_columns != k:
             raise ModelFileError(f"corrupt model file: {n} classes do not fit {k} output "
                                  f"units")
         self._encoder, self.classes_ = enc, enc.classes

@@ -50,13 +50,14 @@ class OutputOverflow(ValueError):
 class TrainingConfig:
     """What the estimator's parameters mean for one call of fit or partial_fit."""
 
-    solver: str                      # 'sgd' or 'adam' (names from the core)
+    solver: str                      # 'sgd', 'adam' (the core's names) or 'lbfgs'
+
     learning_rate_init: float
     batch_size: int                  # rows per step, at most the rows of the fit
     max_iter: int                    # epochs in this call
     shuffle: bool
     tol: Optional[float]             # None: no convergence test, max_iter epochs run
-    n_iter_no_change: int
+    n_iter_no_change: float          # an int, or math.inf
     schedule: str = "constant"       # 'constant', 'invscaling' or 'adaptive' (sgd)
     power_t: float = 0.5
     momentum: float = 0.0
@@ -68,6 +69,7 @@ class TrainingConfig:
     n_threads: int = 0               # 0: OpenMP's default, chosen by measurement
     verbose: int = 0
     incremental: bool = False        # partial_fit: one epoch, continuing the optimizer
+    max_fun: int = 15000             # lbfgs: most loss-and-gradient evaluations
 
 
 @dataclass
@@ -82,6 +84,11 @@ class OptimizerState:
     b: Optional[np.ndarray]
     t: int
     lr: float
+
+    @property
+    def learning_rate(self):
+        """The current step size (scikit-learn's optimizers call it so)."""
+        return self.lr
 
     def arrays(self):
         return [x for x in (self.a, self.b) if x is not None]
@@ -182,10 +189,12 @@ class ChunkPlanner:
 
 
 def divergence_message(learning_rate_init):
-    return (f"Training diverged: the loss or the weights became NaN or infinite "
-            f"(learning_rate_init={learning_rate_init}). Lower learning_rate_init, "
-            f"scale the input features (e.g. to zero mean and unit variance), or "
-            f"increase alpha.")
+    # the first sentence is scikit-learn's, word for word
+    return (f"Solver produced non-finite parameter weights. The input data may contain "
+            f"large values and need to be preprocessed. Training diverged: the loss or "
+            f"the weights became NaN or infinite (learning_rate_init={learning_rate_init}). "
+            f"Lower learning_rate_init, scale the input features (e.g. to zero mean and "
+            f"unit variance), or increase alpha.")
 
 
 @dataclass
@@ -208,6 +217,9 @@ class TrainingRun:
     buffers: Optional[TrainingBuffers] = None
     validation: Optional[Callable[[], float]] = None
     converged: bool = field(default=False, init=False)
+    # early stopping only: the loss or the validation score became NaN or
+    # infinite; the fit ends with the weights that scored best, as scikit-learn's
+    diverged: bool = field(default=False, init=False)
     # Two snapshots of the weights, taken every _BACKUP_SECONDS at a chunk's
     # start while they are finite: on divergence the model goes back to the
     # newest one a finite-loss step has started from, instead of keeping NaN
@@ -233,6 +245,15 @@ class TrainingRun:
                 loss = self._epoch(trainer, planner, progress)
                 if self._end_epoch(curves, loss, best, progress):
                     break
+                if self.diverged:
+                    self.optimizer = None  # its moments belong to lost weights
+                    warnings.warn(f"Training diverged after {curves.n_iter_} epoch(s): the "
+                                  f"loss or the validation score became NaN or infinite "
+                                  f"(learning_rate_init={cfg.learning_rate_init}); early "
+                                  f"stopping keeps the weights that scored best on the "
+                                  f"validation set", sklearn_flavour(ConvergenceWarning),
+                                  stacklevel=4)
+                    break
         finally:
             if self.optimizer is not None:  # None after a divergence
                 self.optimizer.t = trainer.t
@@ -246,8 +267,8 @@ class TrainingRun:
             # at epoch ends): the model must still give a finite loss and
             # gradient on its training rows, or the fit failed.
             self._diverged(self._good[0])
-        if (not self.converged and cfg.max_iter > 0 and not cfg.incremental
-                and cfg.tol is not None):
+        if (not self.converged and not self.diverged and cfg.max_iter > 0
+                and not cfg.incremental and cfg.tol is not None):
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({cfg.max_iter}) reached "
                           f"and the optimization hasn't converged yet.",
                           sklearn_flavour(ConvergenceWarning), stacklevel=4)
@@ -296,7 +317,12 @@ class TrainingRun:
             if diverged or (epoch_loss is not None and not all_finite(arena)):
                 # a step has run from the newer snapshot with a finite loss,
                 # unless none did
-                self._diverged(self._good[0] if self._steps_since_backup else self._good[1])
+                good = self._good[0] if self._steps_since_backup else self._good[1]
+                if self.validation is None:
+                    self._diverged(good)
+                np.copyto(arena, good)
+                self.diverged = True
+                return math.nan
         return float(epoch_loss)
 
     def keep_buffers(self):
@@ -318,17 +344,22 @@ class TrainingRun:
         curves.loss_ = loss
         curves.loss_curve_.append(loss)
         prev_best = curves.best_loss_
-        if loss < curves.best_loss_:
-            curves.best_loss_ = loss
+        if self.validation is None:
+            if prev_best is None:  # a warm start after early stopping
+                prev_best = curves.best_loss_ = math.inf
+            if loss < curves.best_loss_:
+                curves.best_loss_ = loss
         score = None
         if self.validation is not None:
             try:
-                score = float(self.validation())
-            except OutputOverflow:
+                score = math.nan if self.diverged else float(self.validation())
+            except OutputOverflow:  # the held-out rows overflowed the model
                 score = math.nan
-            if math.isnan(score):  # the held-out rows overflowed the model
-                self._diverged(self._good[0])
             curves.validation_scores_.append(score)
+            if math.isnan(score):
+                self.diverged = True
+                progress.epoch_end(loss, score)
+                return False
         progress.epoch_end(loss, score)
         if cfg.tol is not None:
             if score is not None:
@@ -375,3 +406,79 @@ class TrainingRun:
                                   self.config.n_threads,
                                   None if self.sw is None else np.ascontiguousarray(self.sw[idx]))
         return math.isfinite(loss) and all_finite(grads)
+
+
+@dataclass
+class LbfgsRun:
+    """A fit by L-BFGS-B (scipy.optimize.minimize, as scikit-learn uses it):
+    every evaluation is one call of the core for the loss and gradient of the
+    whole training set, on all threads.  A float64 model hands scipy's iterate
+    to the core as its parameter arena (no copy); a float32 one rounds it.
+
+    Writes ``n_iter_`` (iterations), ``loss_``, ``loss_curve_`` (the loss after
+    each iteration, which scikit-learn does not record) and ``best_loss_``."""
+
+    config: TrainingConfig
+    net: _core.Net
+    arena: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+    sw: Optional[np.ndarray]
+    optimizer: None = None
+    buffers: Optional[TrainingBuffers] = None
+
+    def run(self, curves):
+        from scipy.optimize import minimize  # only L-BFGS fits import scipy
+
+        cfg, arena = self.config, self.arena
+        n = self.X.shape[0]
+        grads = np.empty_like(arena)
+        ws = np.empty(self.net.workspace_size(n), dtype=arena.dtype)
+        native = arena.dtype == np.float64
+        progress = Progress(cfg.verbose, cfg.max_iter, n)
+
+        def loss_and_grad(x):
+            t0 = time.perf_counter()
+            params = x if native else x.astype(arena.dtype)
+            loss = self.net.loss_grad(grads, params, self.X, self.Y, cfg.alpha, ws,
+                                      cfg.n_threads, self.sw)
+            progress.chunk(n, time.perf_counter() - t0)
+            return loss, grads.astype(np.float64)  # a copy scipy may keep
+
+        last = {"x": None}
+
+        def iteration_done(intermediate_result):
+            # the accepted iterate is the last one evaluated
+            last["x"] = intermediate_result.x
+            loss = float(intermediate_result.fun)
+            curves.loss_curve_.append(loss)
+            progress.epoch_end(loss, None)
+
+        start = arena.astype(np.float64, copy=not native)
+        try:
+            res = minimize(loss_and_grad, start, method="L-BFGS-B", jac=True,
+                           callback=iteration_done,
+                           options={"maxfun": cfg.max_fun, "maxiter": cfg.max_iter,
+                                    "gtol": 0.0 if cfg.tol is None else cfg.tol})
+        except KeyboardInterrupt:
+            if last["x"] is not None:  # keep the last completed iteration
+                np.copyto(arena, last["x"], casting="unsafe")
+            raise
+        finally:
+            progress.close()
+        if not np.isfinite(res.x).all() or not math.isfinite(res.fun):
+            np.copyto(arena, start, casting="unsafe")
+            raise DivergenceError(divergence_message(cfg.learning_rate_init))
+        np.copyto(arena, res.x, casting="unsafe")
+        curves.n_iter_ = int(min(res.nit, cfg.max_iter))
+        curves.loss_ = float(res.fun)
+        curves.best_loss_ = min([curves.loss_, *curves.loss_curve_])
+        if res.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {res.nit} iteration(s) "
+                          f"(status={res.status}):\n{res.message}.\n\nIncrease the number "
+                          f"of iterations (max_iter={cfg.max_iter}) or of function "
+                          f"evaluations (max_fun={cfg.max_fun}), or scale the data.",
+                          sklearn_flavour(ConvergenceWarning), stacklevel=4)
+
+    def keep_buffers(self):
+        return None

@@ -54,6 +54,10 @@ def check_bool(value, name):
 
 
 def resolve_dtype(dtype):
+    """np.float32 or np.float64 from a name or dtype; None stays None (the
+    data's dtype decides, see dtype_of)."""
+    if dtype is None:
+        return None
     if isinstance(dtype, str) and dtype in _DTYPES:
         return np.dtype(_DTYPES[dtype])
     try:
@@ -61,8 +65,22 @@ def resolve_dtype(dtype):
     except TypeError:
         dt = None
     if dt is None or dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        raise ValueError(f"dtype must be 'float32', 'float64' or None, got {dtype!r}")
     return dt
+
+
+def dtype_of(X):
+    """dtype=None: float32 data trains in float32, anything else in float64
+    (as scikit-learn's MLPs follow X's dtype)."""
+    dt = getattr(X, "dtype", None)
+    if dt is None and hasattr(X, "dtypes"):  # a DataFrame: one dtype for all columns
+        kinds = set(getattr(X, "dtypes"))
+        dt = kinds.pop() if len(kinds) == 1 else None
+    try:
+        dt = np.dtype(dt) if dt is not None else None
+    except TypeError:
+        dt = None
+    return np.dtype(np.float32) if dt == np.float32 else np.dtype(np.float64)
 
 
 def resolve_threads(n_threads):
@@ -240,6 +258,15 @@ def check_fits_dtype(dtype, **values):
                              f"use at least {float(info.tiny):.3g}")
 
 
+def check_patience(value):
+    """n_iter_no_change: a positive int, or np.inf (never stop for lack of
+    progress), as scikit-learn allows."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) \
+            and value == math.inf:
+        return math.inf
+    return check_int(value, "n_iter_no_change", low=1)
+
+
 def check_verbose(value):
     if isinstance(value, (bool, np.bool_)):
         return int(value)
@@ -394,7 +421,8 @@ class ClassEncoder:
         return len(self.classes) if self.multilabel or len(self.classes) > 2 else 1
 
     @classmethod
-    def fit_encode(cls, y, n_rows, classes=None, allow_multilabel=False, dtype=np.float64):
+    def fit_encode(cls, y, n_rows, classes=None, allow_multilabel=False, dtype=np.float64,
+                   min_classes=2):
         """(encoder, targets) for a first fit on labels y, whose classes are
         `classes` when given (partial_fit) or else those found in y."""
         y = np.asarray(y)
@@ -406,7 +434,7 @@ class ClassEncoder:
             found = np.unique(_check_classes_given(classes))
         else:
             found = sorted_labels(y)
-        if found.shape[0] < 2:
+        if found.shape[0] < min_classes:
             raise ValueError(f"y has only one class ({found[0]!r}); a classifier needs at "
                              f"least 2 classes")
         enc = cls(found, allow_multilabel=allow_multilabel)
@@ -423,6 +451,18 @@ class ClassEncoder:
         if same.shape != self.classes.shape or (same != self.classes).any():
             raise ValueError(f"classes={given.tolist()} is not the same as on the first "
                              f"call to partial_fit: {self.classes.tolist()}")
+
+    def check_same_labels(self, y, n_rows):
+        """A warm start must see exactly the classes of the fit before (as
+        scikit-learn requires); partial_fit may see a subset."""
+        y = np.asarray(y)
+        if self.multilabel or (y.ndim == 2 and y.shape[1] > 1):
+            return
+        found = sorted_labels(_labels_1d(y, n_rows))
+        if found.shape != self.classes.shape or (found != self.classes).any():
+            raise ValueError(f"warm_start can only be used where `y` has the same classes as "
+                             f"in the previous call to fit. Previously got {self.classes}, "
+                             f"`y` has {found}")
 
     def encode(self, y, n_rows, dtype=np.float64):
         """(n_rows, n_columns) targets of dtype for the labels y."""

@@ -12,12 +12,19 @@ from numpy.typing import ArrayLike
 from ._typing import Optional, Self
 
 from . import _core
-from ._base import ClassifierMixin, NetworkBase
-from ._validation import (check_bool, check_choice, check_fits_dtype, check_float,
-                          check_int, check_score_targets, check_y_given, column_or_1d,
+from ._base import AvailableIf, ClassifierMixin, NetworkBase
+from ._validation import (check_bool, check_choice, check_float,
+                          check_int, check_score_targets, check_y_given, column_or_1d, dtype_of,
                           regression_targets, validation_split)
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
+
+def _stochastic(self):
+    return self.solver != "lbfgs"
+
+
+_NOT_STOCHASTIC = ("partial_fit is only available for stochastic optimizers ('sgd', 'adam'); "
+                   "lbfgs is not stochastic")
 
 # the activations a hidden layer may use (the core names them all)
 _HIDDEN = ("identity", "logistic", "tanh", "relu")
@@ -32,7 +39,7 @@ class _BaseMLP(NetworkBase):
     def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size,
                  learning_rate, learning_rate_init, power_t, max_iter, shuffle,
                  random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
-                 beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads,
+                 beta_1, beta_2, epsilon, n_iter_no_change, max_fun, dtype, n_threads,
                  early_stopping, validation_fraction):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -54,6 +61,7 @@ class _BaseMLP(NetworkBase):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.dtype = dtype
         self.n_threads = n_threads
         self.early_stopping = early_stopping
@@ -77,9 +85,8 @@ class _BaseMLP(NetworkBase):
     def _validate_params(self, incremental):
         self._hidden_sizes()
         check_choice(self.activation, "activation", _HIDDEN)
-        if self.solver == "lbfgs":
-            raise ValueError("solver='lbfgs' is not supported by pynn; use 'adam' or 'sgd'")
-        check_choice(self.solver, "solver", tuple(_core.SOLVERS))
+        check_choice(self.solver, "solver", (*_core.SOLVERS, "lbfgs"))
+        check_int(self.max_fun, "max_fun", low=1)
         check_float(self.alpha, "alpha", low=0.0)
         check_choice(self.learning_rate, "learning_rate", _SCHEDULES)
         check_float(self.power_t, "power_t", low=0.0)
@@ -92,22 +99,32 @@ class _BaseMLP(NetworkBase):
         check_float(self.validation_fraction, "validation_fraction", low=0.0, high=1.0,
                     low_open=True, high_open=True)
         dtype = self._validate_shared_params()
-        check_fits_dtype(dtype, alpha=self.alpha, epsilon=self.epsilon)
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True: there is no "
                              "held-out data to score between calls; use fit, or set "
                              "early_stopping=False")
         return dtype
 
-    def _training_config(self, batch_size, incremental):
+    def _dtype_sensitive_params(self):
+        return {**super()._dtype_sensitive_params(), "alpha": self.alpha,
+                "epsilon": self.epsilon}
+
+    def _training_config(self, n_rows, incremental):
         return self._shared_config(
-            batch_size, incremental, solver=self.solver, schedule=self.learning_rate,
+            n_rows, incremental, solver=self.solver, schedule=self.learning_rate,
             power_t=float(self.power_t), momentum=float(self.momentum),
             nesterov=bool(self.nesterovs_momentum), beta_1=float(self.beta_1),
-            beta_2=float(self.beta_2), epsilon=float(self.epsilon), alpha=self._l2_penalty())
+            beta_2=float(self.beta_2), epsilon=float(self.epsilon), alpha=self._l2_penalty(),
+            max_fun=int(self.max_fun))
 
     def _l2_penalty(self):
         return float(self.alpha)
+
+    @property
+    def _optimizer(self):
+        """The optimizer state, under scikit-learn's private name (its
+        ``learning_rate`` is the current step size); None for lbfgs."""
+        return self.__dict__.get("_opt_state")
 
     # ---- the network --------------------------------------------------------------
     def _allocate(self, units, dtype):
@@ -127,13 +144,17 @@ class _BaseMLP(NetworkBase):
     def _hold_out(self, X, Y, y, sw, first):
         """Early stopping: hold out validation_fraction of the rows (stratified
         by class for classifiers); the score is accuracy or R^2 on them."""
-        if not self.early_stopping:
+        if not self.early_stopping or self.solver == "lbfgs":  # lbfgs uses every row
             return X, Y, sw, None
         if first or self.validation_scores_ is None:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
+        self.best_loss_ = None  # as scikit-learn: the validation score decides
+        groups = self._stratify_groups(Y)
+        if groups is not None:
+            self._check_stratifiable(groups)
         train, held = validation_split(X.shape[0], float(self.validation_fraction),
-                                       self._random_state, self._stratify_groups(Y))
+                                       self._random_state, groups)
         y_arr = np.asarray(y)
         if y_arr.ndim == 2 and y_arr.shape[1] == 1:
             y_arr = y_arr.ravel()
@@ -248,14 +269,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 dtype="float32", n_threads=None):
+                 max_fun=15000, dtype="float32", n_threads=None):
         super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size,
                          learning_rate, learning_rate_init, power_t, max_iter, shuffle,
                          random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
-                         beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads,
+                         beta_1, beta_2, epsilon, n_iter_no_change, max_fun, dtype, n_threads,
                          early_stopping, validation_fraction)
 
     _allow_multilabel = True
+    # scikit-learn fits a single class (its output unit learns "never")
+    _min_classes = 1
+    # a warm start must see the same classes as the fit before it
+    _warm_start_same_classes = True
 
     def _output_activation(self, encoder):
         return "logistic" if encoder.n_columns == 1 or encoder.multilabel else "softmax"
@@ -287,13 +312,34 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 raise ValueError("classes must be passed on the first call to partial_fit")
         return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
+    partial_fit = AvailableIf(partial_fit, _stochastic, _NOT_STOCHASTIC)  # type: ignore
+
     def _stratify_groups(self, Y):
         return self._encoder.groups(Y)
+
+    def _check_stratifiable(self, groups):
+        """Every class needs two members for the stratified split of early
+        stopping.  The message is scikit-learn's, whose classes are the rows of
+        its boolean target encoding ('True' is the positive class of two)."""
+        counts = np.bincount(groups.astype(np.intp), minlength=self._encoder.n_columns)
+        few = [int(g) for g in np.nonzero(counts[:len(self.classes_)] == 1)[0]]
+        if not few:
+            return
+        k = self._encoder.n_columns
+        rows = [str(bool(g)) if k == 1 else " ".join(str(j == g) for j in range(k))
+                for g in few]
+        raise ValueError(f"The least populated classes in y have only 1 member, which is "
+                         f"too few. The minimum number of groups for any class cannot be "
+                         f"less than 2. Classes with too few members are: {rows} (the "
+                         f"labels {self.classes_[few].tolist()}); early stopping splits "
+                         f"off its validation set stratified by class")
 
     def _predict_validated(self, X):
         p = self._forward(X)
         if self._multilabel:
             return (p > 0.5).astype(int)
+        if len(self.classes_) == 1:  # fitted on one class, as scikit-learn allows
+            return np.repeat(self.classes_, X.shape[0])
         if len(self.classes_) == 2:
             return self.classes_[(p.ravel() > 0.5).astype(int)]
         return self.classes_[np.argmax(p, axis=1)]
@@ -324,7 +370,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         X = self._validate_for_predict(X, check_finite=False)
         p = self._forward(X)
-        if len(self.classes_) == 2 and not self._multilabel:
+        if p.shape[1] == 1 and not self._multilabel:  # two classes (or one)
             p = p.ravel()
             return np.column_stack([1.0 - p, p])
         return p
@@ -379,41 +425,61 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(_BaseMLP):
     """Multi-layer perceptron regressor, trained by pynn's C core.
 
-    A drop-in for ``sklearn.neural_network.MLPRegressor`` (solvers 'sgd' and
-    'adam'): identity output units and the squared error
-    ``1/n sum_k 1/2 ||y_hat_k - y_k||^2``.  For a single target this equals
-    scikit-learn's ``squared_error`` loss exactly; with several targets
-    scikit-learn's reported loss is additionally divided by the number of
-    targets, while both follow the same gradient.
+    A drop-in for ``sklearn.neural_network.MLPRegressor``.  With
+    ``loss='squared_error'`` (the default): identity output units and
+    ``1/n sum_k 1/2 ||y_hat_k - y_k||^2``; for a single target this equals
+    scikit-learn's loss exactly, with several targets scikit-learn's reported
+    loss is additionally divided by the number of targets, while both follow
+    the same gradient.  With ``loss='poisson'``: exponential output units
+    (the log link) and half the Poisson deviance
+    ``1/n sum_k sum_j [y log(y / y_hat) - y + y_hat]``, as scikit-learn
+    defines it; targets must be non-negative.
 
     Parameters and attributes are those of :class:`MLPClassifier`, without
-    ``classes_``.
+    ``classes_``, plus ``loss`` (keyword-only in pynn: scikit-learn 1.7+
+    takes it as the first positional parameter).
     """
 
     _estimator_type = "regressor"
 
+    # scikit-learn's loss names -> (output activation, the core's loss)
+    _LOSSES = {"squared_error": ("identity", "half_squared_error"),
+               "poisson": ("exp", "half_poisson_deviance")}
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 dtype="float32", n_threads=None):
+                 max_fun=15000, dtype="float32", n_threads=None):
         super().__init__(hidden_layer_sizes, activation, solver, alpha, batch_size,
                          learning_rate, learning_rate_init, power_t, max_iter, shuffle,
                          random_state, tol, verbose, warm_start, momentum, nesterovs_momentum,
-                         beta_1, beta_2, epsilon, n_iter_no_change, dtype, n_threads,
+                         beta_1, beta_2, epsilon, n_iter_no_change, max_fun, dtype, n_threads,
                          early_stopping, validation_fraction)
+        self.loss = loss
+
+    def _validate_params(self, incremental):
+        check_choice(self.loss, "loss", tuple(self._LOSSES))
+        return super()._validate_params(incremental)
 
     def _activations(self):
-        return self.activation, "identity", "half_squared_error"
+        # the output activation fixed by the first fit decides the loss
+        output = self.out_activation_
+        loss = next(core for out, core in self._LOSSES.values() if out == output)
+        return self.activation, output, loss
 
-    def _encode_targets(self, y, n_rows, first, classes, dtype):
+    def _encode_targets(self, y, n_rows, first, classes, dtype, warm=False):
         check_y_given(y, type(self).__name__)
         Y = regression_targets(y, n_rows, dtype)
+        output = self._LOSSES[self.loss][0] if first else self.out_activation_
+        if output == "exp" and (Y < 0).any():
+            raise ValueError("Some value(s) of y are negative which is not allowed for "
+                             "loss='poisson' (a Poisson regression's targets are counts or "
+                             "rates, >= 0)")
         if first:
-            self.out_activation_ = "identity"
+            self.out_activation_ = output
             self._y_ndim = np.asarray(y).ndim
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} targets, expected {self.n_outputs_}")
@@ -442,12 +508,14 @@ class MLPRegressor(_BaseMLP):
         """
         return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
+    partial_fit = AvailableIf(partial_fit, _stochastic, _NOT_STOCHASTIC)  # type: ignore
+
     def _stratify_groups(self, Y):
         return None
 
     def _predict_validated(self, X):
-        # float64 like scikit-learn's regressors (widening float32 is exact)
-        out = self._forward(X).astype(np.float64, copy=False)
+        # in the model's dtype, as scikit-learn's MLPRegressor predicts in X's
+        out = self._forward(X)
         return out.ravel() if self._y_ndim == 1 else out
 
     def _validation_score(self, X, y, sw):
@@ -463,10 +531,13 @@ class MLPRegressor(_BaseMLP):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
-            As float64, like scikit-learn's regressors (a float32 model's
-            outputs widen exactly).
+            float32 for float32 X, else float64, as scikit-learn's MLPRegressor
+            (whose weights follow X's dtype); a float32 model's outputs widen
+            exactly.
         """
-        return self._predict_validated(self._validate_for_predict(X, check_finite=False))
+        pred = self._predict_validated(self._validate_for_predict(X, check_finite=False))
+        # float32 data gives float32 predictions, any other float64 (widening is exact)
+        return pred.astype(dtype_of(X), copy=False)
 
     def score(self, X: ArrayLike, y: ArrayLike,
               sample_weight: Optional[ArrayLike] = None) -> float:

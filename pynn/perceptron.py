@@ -7,23 +7,10 @@ from numpy.typing import ArrayLike
 
 from ._typing import Any, Optional, Self, Tuple
 
-from ._base import ClassifierMixin, NetworkBase
+from ._base import AvailableIf, ClassifierMixin, NetworkBase
 from ._validation import check_choice, check_score_targets, column_or_1d
 
 __all__ = ["Perceptron"]
-
-
-class _AvailableIf:
-    """A method that exists only when check(self) holds (hasattr is False otherwise)."""
-
-    def __init__(self, fn, check, why):
-        self.fn, self.check, self.why = fn, check, why
-        self.__doc__ = fn.__doc__
-
-    def __get__(self, obj, owner=None):
-        if obj is not None and not self.check(obj):
-            raise AttributeError(self.why)
-        return self.fn if obj is None else self.fn.__get__(obj, owner)
 
 
 class Perceptron(ClassifierMixin, NetworkBase):
@@ -122,10 +109,10 @@ class Perceptron(ClassifierMixin, NetworkBase):
         check_choice(self.activation, "activation", ("logistic", "step"))
         return self._validate_shared_params()
 
-    def _training_config(self, batch_size, incremental):
+    def _training_config(self, n_rows, incremental):
         # plain gradient descent on the cost, or Rosenblatt's rule for 'step'
         # (the core's output delta for a step unit)
-        return self._shared_config(batch_size, incremental, solver="sgd")
+        return self._shared_config(n_rows, incremental, solver="sgd")
 
     def _activations(self):
         return "identity", self.out_activation_, "squared_error"
@@ -213,7 +200,7 @@ class Perceptron(ClassifierMixin, NetworkBase):
             out = np.where(total > 0, p / total, 1.0 / p.shape[1])
         return out
 
-    predict_proba = _AvailableIf(
+    predict_proba = AvailableIf(
         _predict_proba, lambda self: self.activation == "logistic",
         "predict_proba is available only with activation='logistic'; a step unit "
         "outputs hard 0/1 decisions")

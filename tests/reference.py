@@ -25,11 +25,18 @@ LOSSES = (
     "categorical_cross_entropy",
 )
 
+# Poisson regression's output link and loss (output layer only; y_hat > 0,
+# y >= 0).  Kept out of the tuples above, which the kernel tests sweep with
+# data of any sign.
+POISSON_ACTIVATION = "exp"
+POISSON_LOSS = "half_poisson_deviance"
+
 # (activation, loss) pairs whose output delta simplifies to exactly y_hat - y.
 FUSED_PAIRS = (
     ("softmax", "categorical_cross_entropy"),
     ("logistic", "binary_cross_entropy"),
     ("identity", "half_squared_error"),
+    (POISSON_ACTIVATION, POISSON_LOSS),
 )
 
 
@@ -42,12 +49,12 @@ def _float_array(x):
 
 
 def _check_activation(name):
-    if name not in ACTIVATIONS:
+    if name not in ACTIVATIONS + (POISSON_ACTIVATION,):
         raise ValueError(f"unknown activation {name!r}")
 
 
 def _check_loss(name):
-    if name not in LOSSES:
+    if name not in LOSSES + (POISSON_LOSS,):
         raise ValueError(f"unknown loss {name!r}")
 
 
@@ -80,6 +87,7 @@ def activation(z, name):
     relu      f(z) = max(0, z)
     softmax   f(z)_j = exp(z_j - max_i z_i) / sum_i exp(z_i - max_i z_i)  (per row)
     step      f(z) = 1 if z >= 0 else 0    (Heaviside, Rosenblatt's perceptron)
+    exp       f(z) = exp(z)                (the log link of Poisson regression)
     """
     _check_activation(name)
     z = _float_array(z)
@@ -92,6 +100,8 @@ def activation(z, name):
         return np.tanh(z)
     if name == "relu":
         return np.maximum(z, 0).astype(z.dtype)
+    if name == "exp":
+        return np.exp(z)
     if name == "softmax":
         shifted = z - np.max(z, axis=-1, keepdims=True)
         e = np.exp(shifted)
@@ -103,7 +113,8 @@ def activation(z, name):
 def activation_derivative(a, name):
     """f'(z) written through the cached output a = f(z).
 
-    identity 1;  logistic a (1 - a);  tanh 1 - a^2;  relu [a > 0];  step 0.
+    identity 1;  logistic a (1 - a);  tanh 1 - a^2;  relu [a > 0];  step 0;
+    exp a (exp' = exp).
     Softmax has a full Jacobian, not an elementwise derivative: ValueError.
     """
     _check_activation(name)
@@ -118,6 +129,8 @@ def activation_derivative(a, name):
         return (a > 0).astype(a.dtype)
     if name == "step":
         return np.zeros_like(a)
+    if name == "exp":
+        return a.copy()
     raise ValueError("softmax has no elementwise derivative; use activation_backward")
 
 
@@ -165,6 +178,8 @@ def loss(y_hat, y, name):
     categorical_cross_entropy  l_k = -sum_j y log p
         with p = clip(yhat, eps, 1 - eps), eps = machine epsilon of yhat's
         dtype, and 0 log p = 0.
+    half_poisson_deviance      l_k = sum_j [y log(y / yhat) - y + yhat]
+        (scikit-learn's 'poisson' loss), with 0 log(0 / yhat) = 0.
     L = (1/n) sum_k l_k
     """
     _check_loss(name)
@@ -177,6 +192,8 @@ def loss(y_hat, y, name):
     elif name == "binary_cross_entropy":
         p = _clip_probability(y_hat)
         total = -np.sum(_xlogy(y, p) + _xlogy(1 - y, 1 - p))
+    elif name == POISSON_LOSS:
+        total = np.sum(_xlogy(y, y / y_hat) - y + y_hat)
     else:  # categorical_cross_entropy
         p = _clip_probability(y_hat)
         total = -np.sum(_xlogy(y, p))
@@ -190,6 +207,7 @@ def loss_derivative(y_hat, y, name):
     squared_error              2 (yhat - y)
     binary_cross_entropy       (p - y) / (p (1 - p))
     categorical_cross_entropy  -y / p
+    half_poisson_deviance      1 - y / yhat
     with p = clip(yhat, eps, 1 - eps) as in `loss`.  Inside (eps, 1 - eps)
     the clip does nothing; it only keeps the result finite at 0 and 1.
     """
@@ -199,6 +217,8 @@ def loss_derivative(y_hat, y, name):
         return y_hat - y
     if name == "squared_error":
         return 2 * (y_hat - y)
+    if name == POISSON_LOSS:
+        return 1 - y / y_hat
     p = _clip_probability(y_hat)
     if name == "binary_cross_entropy":
         return (p - y) / (p * (1 - p))
@@ -210,7 +230,7 @@ def output_delta(y_hat, y, activation, loss):  # noqa: A002 (mirrors the C API)
 
     Fused pairs (the textbook simplifications), exactly y_hat - y:
         (softmax, categorical_cross_entropy), (logistic, binary_cross_entropy),
-        (identity, half_squared_error)
+        (identity, half_squared_error), (exp, half_poisson_deviance)
     (identity, squared_error): 2 (y_hat - y)
     step output, any loss: y_hat - y  (Rosenblatt's perceptron rule; the true
         derivative of a step is 0 almost everywhere)
