@@ -297,8 +297,11 @@ def test_unsorted_and_duplicate_indices_leave_the_callers_matrix_alone():
 
 
 def test_sparse_fit_never_makes_x_dense():
-    n, d = 2000, 200_000
-    X = random_csr(n, d, 20 / d, seed=14, dtype=np.float32)
+    n, d, k = 2000, 200_000, 20
+    rng = np.random.RandomState(14)
+    cols = np.sort(rng.randint(0, d, (n, k)), axis=1).ravel()  # (sp.random is slow here)
+    X = sp.csr_matrix((rng.standard_normal(n * k).astype(np.float32), cols,
+                       np.arange(0, n * k + 1, k)), shape=(n, d))
     y = np.random.RandomState(15).randint(0, 2, n)
     dense_bytes = n * d * 4
     m = MLPClassifier((8,), solver="adam", batch_size=200, max_iter=1, tol=None,
