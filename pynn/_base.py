@@ -52,7 +52,7 @@ class ParamsMixin:
     _multi_class = True
 
     def __sklearn_tags__(self):
-        from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
 
         kind = self._estimator_type
         clf = reg = None
@@ -60,7 +60,7 @@ class ParamsMixin:
             clf = ClassifierTags(multi_class=self._multi_class, multi_label=self._multi_output)
         elif kind == "regressor":
             reg = RegressorTags()
-        return Tags(estimator_type=kind,
+        return Tags(estimator_type=kind, input_tags=InputTags(sparse=True),
                     target_tags=TargetTags(required=True, multi_output=self._multi_output,
                                            single_output=True),
                     classifier_tags=clf, regressor_tags=reg)
