@@ -23,6 +23,27 @@
  * threads never write the same line of dW. */
 #define COLS_PER_PIECE (64 / sizeof(T))
 
+/* Rows of W (dW) are fetched this many non-zeros ahead of their use: the
+ * rows are random, so the hardware prefetcher cannot guess them, and one row
+ * at a time would leave the step waiting on memory latency per row. */
+#define PREFETCH_AHEAD 8
+
+/* Ask for the n_out values at w (one row of W or dW) to be brought to cache. */
+static inline void prefetch_row(const T *w, size_t n_out, int for_write)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    const char *c = (const char *)w;
+    for (size_t k = 0; k < n_out * sizeof(T); k += 64) {
+        if (for_write)
+            __builtin_prefetch(c + k, 1, 3);
+        else
+            __builtin_prefetch(c + k, 0, 3);
+    }
+#else
+    (void)w; (void)n_out; (void)for_write;
+#endif
+}
+
 /* The CSR row of batch row r. */
 static inline size_t csr_row(const pynn_csr *x, size_t r)
 {
@@ -36,7 +57,11 @@ static void forward_row(T *restrict o, const T *restrict W, const T *restrict b,
                         pynn_activation act)
 {
     memset(o, 0, n_out * sizeof(T));
+    for (size_t p = 0; p < cnt && p < PREFETCH_AHEAD; p++)
+        prefetch_row(W + (size_t)ind[p] * n_out, n_out, 0);
     for (size_t p = 0; p < cnt; p++) {
+        if (p + PREFETCH_AHEAD < cnt)
+            prefetch_row(W + (size_t)ind[p + PREFETCH_AHEAD] * n_out, n_out, 0);
         const T v = val[p];
         const T *restrict w = W + (size_t)ind[p] * n_out;
         for (size_t j = 0; j < n_out; j++)
@@ -92,8 +117,11 @@ static void wgrad_cols(T *dW, const T *delta, const pynn_csr *x, const T *W, siz
     } else {
         for (size_t r = 0; r < n; r++) {
             size_t i = csr_row(x, r);
-            for (int64_t q = x->indptr[i]; q < x->indptr[i + 1]; q++)
+            for (int64_t q = x->indptr[i]; q < x->indptr[i + 1]; q++) {
+                if (q + PREFETCH_AHEAD < x->indptr[i + 1])
+                    prefetch_row(dW + (size_t)x->indices[q + PREFETCH_AHEAD] * n_out + c0, w, 1);
                 memset(dW + (size_t)x->indices[q] * n_out + c0, 0, w * sizeof(T));
+            }
         }
     }
     /* dW[p, :] += x_rp delta[r, :], batch rows in order */
@@ -101,6 +129,8 @@ static void wgrad_cols(T *dW, const T *delta, const pynn_csr *x, const T *W, siz
         size_t i = csr_row(x, r);
         const T *restrict d = delta + r * n_out + c0;
         for (int64_t q = x->indptr[i]; q < x->indptr[i + 1]; q++) {
+            if (q + PREFETCH_AHEAD < x->indptr[i + 1])
+                prefetch_row(dW + (size_t)x->indices[q + PREFETCH_AHEAD] * n_out + c0, w, 1);
             const T v = x->data[q];
             T *restrict g = dW + (size_t)x->indices[q] * n_out + c0;
             for (size_t j = 0; j < w; j++)

@@ -80,8 +80,8 @@ class Torch(Peer):
         for i in range(0, X.shape[0], b):
             coo = X[i:i + b].tocoo()
             idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-            batches.append(torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data),
-                                                   coo.shape).coalesce())
+            batches.append(torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data), coo.shape,
+                                                   check_invariants=False).coalesce())
         y = torch.from_numpy(s.data.y)
 
         def run(n):
