@@ -18,6 +18,16 @@ class Case:
     batch: int         # minibatch size; 0 for prediction
     n: int             # samples per epoch (rows to predict)
     n_quick: int       # the same with --quick
+    nnz: int = 0       # sparse input (CSR): non-zeros per row; 0: dense input
+    solver: str = "sgd"  # "sgd" (plain, no momentum) or "adam"
+
+    @property
+    def sparse(self):
+        return self.nnz > 0
+
+    @property
+    def n_classes(self):
+        return self.units[-1]
 
     @property
     def predict(self):
@@ -39,6 +49,9 @@ class Case:
         if self.predict:
             return 2 * macs
         first_in, first_out = self.layers[0]
+        if self.sparse:
+            # the first layer's two products touch only the non-zeros
+            return 6 * (macs - first_in * first_out) + 4 * self.nnz * first_out
         return 6 * macs - 2 * first_in * first_out
 
     def gemm_shape(self, n):
@@ -50,7 +63,9 @@ class Case:
         net = "-".join(map(str, self.units))
         if self.predict:
             return f"predict_proba of {n:,} rows, {net}"
-        return f"{net}, batch {self.batch}, one epoch of {n:,} samples"
+        extra = f", CSR input with {self.nnz} non-zeros per row" if self.sparse else ""
+        extra += f", {self.solver}" if self.solver != "sgd" else ""
+        return f"{net}, batch {self.batch}, one epoch of {n:,} samples{extra}"
 
 
 # Sample counts are whole numbers of batches (no ragged last batch, hence no
@@ -62,5 +77,7 @@ CASES = [
     Case("online", (64, 32, 10), 1, 150_000, 4_000),
     Case("wide", (784, 1024, 1024, 10), 256, 12 * 256, 2 * 256),
     Case("predict", (784, 256, 128, 10), 0, PREDICT_ROWS, PREDICT_ROWS),
+    # sparse input (the case): CSR X, Adam; 20 classes
+    Case("sparse", (50_000, 128, 20), 200, 100 * 200, 10 * 200, nnz=100, solver="adam"),
 ]
 CASE_NAMES = [c.name for c in CASES]

@@ -9,18 +9,28 @@ from cases import LEARNING_RATE, N_CLASSES
 
 @dataclass
 class Data:
-    X: np.ndarray          # (n, n_in), the benchmark dtype
+    X: np.ndarray          # (n, n_in), the benchmark dtype (a scipy CSR matrix if sparse)
     y: np.ndarray          # (n,) int64 labels in [0, N_CLASSES)
     Y: np.ndarray          # (n, N_CLASSES) one-hot, the benchmark dtype
 
 
-def make_data(n, n_in, dtype, seed=0):
-    """Standard-normal inputs and uniformly random labels, every class present."""
+def make_data(n, n_in, dtype, seed=0, n_classes=N_CLASSES, nnz=0):
+    """Standard-normal inputs and uniformly random labels, every class present.
+    nnz > 0: X is a CSR matrix with nnz standard-normal values per row, at
+    distinct random columns (sorted, as scipy keeps them)."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, n_in), dtype=np.float64).astype(dtype)
-    y = rng.integers(0, N_CLASSES, n)
-    y[:min(n, N_CLASSES)] = np.arange(min(n, N_CLASSES))
-    Y = np.zeros((n, N_CLASSES), dtype=dtype)
+    if nnz:
+        import scipy.sparse
+        # nnz sorted draws from [0, n_in - nnz] plus 0..nnz-1: distinct, increasing
+        cols = np.sort(rng.integers(0, n_in - nnz + 1, (n, nnz)), axis=1) + np.arange(nnz)
+        X = scipy.sparse.csr_matrix(
+            (rng.standard_normal(n * nnz).astype(dtype), cols.ravel().astype(np.int32),
+             np.arange(0, n * nnz + 1, nnz)), shape=(n, n_in))
+    else:
+        X = rng.standard_normal((n, n_in), dtype=np.float64).astype(dtype)
+    y = rng.integers(0, n_classes, n)
+    y[:min(n, n_classes)] = np.arange(min(n, n_classes))
+    Y = np.zeros((n, n_classes), dtype=dtype)
     Y[np.arange(n), y] = 1
     return Data(X, y, Y)
 
@@ -123,7 +133,8 @@ def _check_data_and_reference(case, start, margin=1e-6, tries=20):
     n = 2 * batch + batch // 2 if batch > 1 else 50    # with a ragged last batch
     best = None
     for seed in range(123, 123 + tries):
-        data = make_data(n, case.units[0], np.float64, seed=seed)
+        data = make_data(n, case.units[0], np.float64, seed=seed, n_classes=case.n_classes,
+                         nnz=case.nnz)
         ref, kinks = copy_params(start), []
         numpy_epoch(ref, data.X, data.Y, batch, LEARNING_RATE, kinks=kinks)
         if best is None or min(kinks) > best[0]:
@@ -136,7 +147,8 @@ def _check_data_and_reference(case, start, margin=1e-6, tries=20):
 def check(peer, case, dtype, threads):
     """The peer's result against the float64 numpy reference from the same start:
     the weights after one epoch (training) or predict_proba (prediction), from
-    peer.check_result.  Checked in float64 (rtol 1e-9) and, for a float32 run,
+    peer.check_result.  The reference trains with plain SGD, so the check does
+    too, also for a case timed with Adam (sparse input stays sparse).    Checked in float64 (rtol 1e-9) and, for a float32 run,
     in float32 (1e-4).  Returns {dtype name: max rel err}; raises CheckFailed
     on disagreement."""
     start = initial_weights(case.units, np.float64, seed=7)

@@ -114,7 +114,7 @@ def time_peer(peer, s, n, repeats):
 
 def run_case(case, args, loaded, missing):
     n = case.n_quick if args.quick else case.n
-    data = make_data(n, case.units[0], args.dtype)
+    data = make_data(n, case.units[0], args.dtype, n_classes=case.n_classes, nnz=case.nnz)
     s = peers.Setup(case, data, initial_weights(case.units, args.dtype), args.dtype,
                     args.threads)
     gemm = case.gemm_shape(n)

@@ -16,7 +16,7 @@ static inline int pynn__mul(size_t a, size_t b, size_t *r) { return !__builtin_m
 static inline int pynn__add(size_t a, size_t b, size_t *r) { return !__builtin_add_overflow(a, b, r); }
 
 typedef struct {
-    size_t acts, delta0, delta1, xb, yb, apack, total;
+    size_t acts, delta0, delta1, xb, yb, apack, marks, total;
 } pynn__ws_layout;
 
 /* The matrix product splits K into blocks of at most this many (gemm_tile.h);
@@ -42,12 +42,14 @@ typedef struct {
 
 /* layout.c */
 pynn_status pynn__check_net(const pynn_net *net);
-pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch);
+/* csr: the layout for CSR input (no xb; marks instead, see layout.c) */
+pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch,
+                                   int csr);
 /* The checks every whole-network entry point makes; fills the parameter
  * offsets (PYNN_MAX_LAYERS entries) and the workspace layout for batches of
  * `batch` rows, and checks that ws_len scalars hold it. */
 pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *lay,
-                               const pynn_net *net, size_t batch, size_t ws_len);
+                               const pynn_net *net, size_t batch, size_t ws_len, int csr);
 
 static inline int pynn__act_ok(pynn_activation act) { return (unsigned)act <= PYNN_ACT_EXP; }
 static inline int pynn__loss_ok(pynn_loss l) { return (unsigned)l <= PYNN_LOSS_HALF_POISSON; }

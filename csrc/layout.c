@@ -73,8 +73,13 @@ pynn_status pynn_param_count(size_t *count, const pynn_net *net)
  *   xb     B * u_0                 gathered input rows of a shuffled batch
  *   yb     B * u_L                 gathered target rows
  *   apack  room for the product to pack blocks of A (gemm_tile.h), see below
+ * and for CSR input (csr != 0) no xb (rows are read in place; sparse.c) but
+ *   marks  u_0 bytes, in u_0 / 4 + 1 scalars (a scalar has at least 4 bytes):
+ *          which rows of the first layer's weight gradient hold something
+ * and no packing room for the first layer's products, which are not GEMMs.
  */
-pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch)
+pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch,
+                                   int csr)
 {
     pynn_status st = pynn__check_net(net);
     if (st != PYNN_OK)
@@ -90,8 +95,9 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
             maxu = u;
     }
     size_t acts, delta, xb, yb, total;
+    size_t u0 = (size_t)net->units[0];
     if (!pynn__mul(batch, sum, &acts) || !pynn__mul(batch, maxu, &delta) ||
-        !pynn__mul(delta, 2, &delta) || !pynn__mul(batch, (size_t)net->units[0], &xb) ||
+        !pynn__mul(delta, 2, &delta) || !pynn__mul(batch, csr ? 0 : u0, &xb) ||
         !pynn__mul(batch, (size_t)net->units[net->n_layers], &yb))
         return PYNN_ERR_OVERFLOW;
     lay->acts = 0;
@@ -105,13 +111,13 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
         return PYNN_ERR_OVERFLOW;
     /* A packed for the weight-gradient products x^T delta (K = batch rows) */
     size_t maxin = 0;
-    for (size_t l = 0; l < net->n_layers; l++)
+    for (size_t l = csr ? 1 : 0; l < net->n_layers; l++)
         if ((size_t)net->units[l] > maxin)
             maxin = (size_t)net->units[l];
     /* ... and for products whose A is a batch of rows (m <= batch, K blocks <= KC),
      * which are packed only for some widths and batches (gemm_tile.h) */
     int aliasing = 0;
-    for (size_t l = 0; l <= net->n_layers; l++)
+    for (size_t l = csr ? 1 : 0; l <= net->n_layers; l++)
         if ((size_t)net->units[l] % PYNN_GEMM_PACK_WIDTH == 0)
             aliasing = 1;
     size_t apack, apack_rows = 0, kc = batch < PYNN_GEMM_KC ? batch : PYNN_GEMM_KC;
@@ -125,6 +131,9 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     lay->apack = total;
     if (!pynn__add(total, apack, &total))
         return PYNN_ERR_OVERFLOW;
+    lay->marks = total;
+    if (csr && !pynn__add(total, u0 / 4 + 1, &total))
+        return PYNN_ERR_OVERFLOW;
     lay->total = total;
     return PYNN_OK;
 }
@@ -135,16 +144,28 @@ pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch
         return PYNN_ERR_ARG;
     *count = 0;
     pynn__ws_layout lay;
-    pynn_status st = pynn__workspace_layout(&lay, net, batch);
+    pynn_status st = pynn__workspace_layout(&lay, net, batch, 0);
+    if (st == PYNN_OK)
+        *count = lay.total;
+    return st;
+}
+
+pynn_status pynn_workspace_size_csr(size_t *count, const pynn_net *net, size_t batch)
+{
+    if (count == NULL)
+        return PYNN_ERR_ARG;
+    *count = 0;
+    pynn__ws_layout lay;
+    pynn_status st = pynn__workspace_layout(&lay, net, batch, 1);
     if (st == PYNN_OK)
         *count = lay.total;
     return st;
 }
 
 pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *lay,
-                               const pynn_net *net, size_t batch, size_t ws_len)
+                               const pynn_net *net, size_t batch, size_t ws_len, int csr)
 {
-    pynn_status st = pynn__workspace_layout(lay, net, batch);
+    pynn_status st = pynn__workspace_layout(lay, net, batch, csr);
     if (st != PYNN_OK)
         return st;
     if (net->n_layers > PYNN_MAX_LAYERS)

@@ -121,6 +121,11 @@ typedef struct {
         size_t batch_size;  /* rows per step, 1 <= batch_size <= n          */   \
         T *ws;              /* pynn_workspace_size(net, batch_size) scalars */   \
         size_t ws_len;      /* its length in scalars                        */   \
+        /* sparse inputs, used when x is NULL: X in CSR form (n rows of      */ \
+        /* n_features); ws then holds pynn_workspace_size_csr scalars        */ \
+        const int64_t *x_indptr;  /* (n + 1) offsets into x_indices, x_data */  \
+        const int64_t *x_indices; /* column of each stored value            */  \
+        const T *x_data;          /* the stored values                      */  \
     }
 typedef PYNN_TRAIN_DATA_OF(float) pynn_train_data_f32;
 typedef PYNN_TRAIN_DATA_OF(double) pynn_train_data_f64;
@@ -136,6 +141,11 @@ pynn_status pynn_param_offsets(size_t *w_off, size_t *b_off, const pynn_net *net
 /* Scalars of workspace needed by pynn_net_* and pynn_train_* for batches of
  * at most `batch` rows. */
 pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch);
+
+/* The same for the whole-network entry points on CSR input (*_csr, and
+ * pynn_train with x NULL): no room to gather input rows, a byte per input
+ * feature for the sparse weight gradient instead. */
+pynn_status pynn_workspace_size_csr(size_t *count, const pynn_net *net, size_t batch);
 
 /* Seed the generator from one 64-bit value (splitmix64 expansion). */
 void pynn_rng_seed(uint64_t state[4], uint64_t seed);
@@ -201,6 +211,25 @@ pynn_status pynn_dense_backward_##SFX(T *dx, T *dW, T *db, const T *delta,      
                                       size_t n_in, size_t n_out, double alpha,    \
                                       int n_threads);                             \
                                                                                   \
+/* The first layer on sparse input.  x is CSR: row i's values are               \
+ * data[indptr[i] .. indptr[i+1]) in the columns indices[same]; the batch's row \
+ * r is CSR row rows[r] (rows NULL: row r).  Indices are trusted (checked by    \
+ * the caller).  out = act(x W + b), out (n, n_out), W (n_in, n_out).          */ \
+pynn_status pynn_sparse_forward_##SFX(T *out, const int64_t *indptr,             \
+                                      const int64_t *indices, const T *data,      \
+                                      const int64_t *rows, const T *W, const T *b, \
+                                      size_t n, size_t n_in, size_t n_out,        \
+                                      pynn_activation act, int n_threads);        \
+                                                                                  \
+/* Inverts  z = x W + b  on CSR x (no dx):                                        \
+ *   dW = x^T delta / n + alpha W / n,   db = sum_k delta_k / n.                */ \
+pynn_status pynn_sparse_backward_##SFX(T *dW, T *db, const T *delta,             \
+                                       const int64_t *indptr,                     \
+                                       const int64_t *indices, const T *data,     \
+                                       const int64_t *rows, const T *W, size_t n, \
+                                       size_t n_in, size_t n_out, double alpha,   \
+                                       int n_threads);                            \
+                                                                                  \
 /* One SGD step over a flat arena:                                               \
  *   v <- momentum v - lr g;  p <- p + v   (Nesterov: p <- p + momentum v - lr g) */ \
 pynn_status pynn_sgd_update_##SFX(T *params, T *velocity, const T *grads,         \
@@ -241,7 +270,22 @@ pynn_status pynn_net_loss_grad_##SFX(double *loss, T *grads, const pynn_net *net
 pynn_status pynn_train_##SFX(pynn_train_result *result, pynn_train_state *state,  \
                              const pynn_net *net, const pynn_optim *opt,          \
                              const pynn_train_data_##SFX *data, size_t max_steps, \
-                             int n_threads);
+                             int n_threads);                                      \
+                                                                                  \
+/* pynn_net_predict and pynn_net_loss_grad on n rows of CSR input (see          \
+ * pynn_sparse_forward; ws sized by pynn_workspace_size_csr).                   */ \
+pynn_status pynn_net_predict_csr_##SFX(T *out, const pynn_net *net,              \
+                                       const T *params, const int64_t *indptr,    \
+                                       const int64_t *indices, const T *data,     \
+                                       size_t n, T *ws, size_t ws_len,            \
+                                       size_t batch, int n_threads);              \
+pynn_status pynn_net_loss_grad_csr_##SFX(double *loss, T *grads,                 \
+                                         const pynn_net *net, const T *params,    \
+                                         const int64_t *indptr,                   \
+                                         const int64_t *indices, const T *data,   \
+                                         const T *y, const T *sw, size_t n,       \
+                                         double alpha, T *ws, size_t ws_len,      \
+                                         int n_threads);
 
 PYNN_DECLARE(float, f32)
 PYNN_DECLARE(double, f64)

@@ -13,7 +13,8 @@ static pynn_status check_train(const pynn_train_state *state, const pynn_optim *
                                const pynn_train_data *d)
 {
     if (opt == NULL || state == NULL || d == NULL || d->params == NULL || d->grads == NULL ||
-        d->opt_a == NULL || d->x == NULL || d->y == NULL || d->order == NULL ||
+        d->opt_a == NULL || d->y == NULL || d->order == NULL ||
+        (d->x == NULL && (d->x_indptr == NULL || d->x_indices == NULL || d->x_data == NULL)) ||
         d->ws == NULL || d->n == 0 || state->pos >= d->n)
         return PYNN_ERR_ARG;
     /* one place clamps the batch to the data (the Python layer, with a warning) */
@@ -32,9 +33,11 @@ static pynn_status check_train(const pynn_train_state *state, const pynn_optim *
 }
 
 /* The rows of one step: pointers into the data, or into the workspace's xb,
- * yb where a shuffled batch was gathered. */
+ * yb where a shuffled batch was gathered; for CSR input, sx lists the rows
+ * (read in place, never gathered) and x is NULL. */
 typedef struct {
     const T *x, *y, *sw;
+    pynn_csr sx;
     const int64_t *sw_idx;      /* row r's weight is sw[sw_idx[r]]; NULL: sw[r] */
     size_t rows;
 } batch_view;
@@ -47,18 +50,25 @@ static batch_view next_batch(T *xb, T *yb, const pynn_train_data *d, size_t pos,
 {
     batch_view b;
     b.rows = d->n - pos < d->batch_size ? d->n - pos : d->batch_size;
+    b.sx.indices = d->x_indices;
+    b.sx.data = d->x_data;
     if (d->shuffle) {
         const int64_t *idx = d->order + pos;
         for (size_t r = 0; r < b.rows; r++) {
-            memcpy(xb + r * nin, d->x + (size_t)idx[r] * nin, nin * sizeof(T));
+            if (d->x)
+                memcpy(xb + r * nin, d->x + (size_t)idx[r] * nin, nin * sizeof(T));
             memcpy(yb + r * m, d->y + (size_t)idx[r] * m, m * sizeof(T));
         }
-        b.x = xb;
+        b.x = d->x ? xb : NULL;
+        b.sx.indptr = d->x_indptr;
+        b.sx.rows = idx;
         b.y = yb;
         b.sw = d->sw;
         b.sw_idx = idx;
     } else {
-        b.x = d->x + pos * nin;
+        b.x = d->x ? d->x + pos * nin : NULL;
+        b.sx.indptr = d->x_indptr ? d->x_indptr + pos : NULL;
+        b.sx.rows = NULL;
         b.y = d->y + pos * m;
         b.sw = d->sw ? d->sw + pos : NULL;
         b.sw_idx = NULL;
@@ -87,25 +97,33 @@ pynn_status pynn_train(pynn_train_result *result, pynn_train_state *state,
     pynn_status st = check_train(state, opt, data);
     if (st != PYNN_OK)
         return st;
-    st = pynn__net_prologue(w_off, b_off, &lay, net, data->batch_size, data->ws_len);
+    int csr = data->x == NULL;
+    st = pynn__net_prologue(w_off, b_off, &lay, net, data->batch_size, data->ws_len, csr);
     if (st != PYNN_OK || (st = pynn_param_count(&n_params, net)) != PYNN_OK)
         return st;
 
     size_t nin = (size_t)net->units[0], m = (size_t)net->units[net->n_layers];
     T *params = data->params, *grads = data->grads, *ws = data->ws;
     T *acts = ws + lay.acts, *apack = ws + lay.apack;
-    size_t apack_len = lay.total - lay.apack;
+    size_t apack_len = lay.marks - lay.apack;
+    /* CSR input: which rows of the first layer's weight gradient the steps
+     * must clear (sparse.c); on entry, grads may hold anything, so all */
+    unsigned char *marks = csr ? (unsigned char *)(ws + lay.marks) : NULL;
+    if (marks)
+        memset(marks, 2, nin);
     /* the L2 term's sum of squares, kept current by the optimizer's loop */
     double wsq = opt->alpha > 0 ? pynn__weight_sq(net, params, w_off) : 0;
     while (result->steps_done < max_steps) {
         if (state->pos == 0 && data->shuffle)
             pynn_shuffle(data->order, data->n, state->rng);
         batch_view b = next_batch(ws + lay.xb, ws + lay.yb, data, state->pos, nin, m);
-        pynn__net_forward(acts, net, params, w_off, b_off, b.x, b.rows, apack, apack_len,
+        const pynn_csr *sx = csr ? &b.sx : NULL;
+        pynn__net_forward(acts, net, params, w_off, b_off, b.x, sx, b.rows, apack, apack_len,
                           n_threads);
         double loss = pynn__net_backward(grads, ws + lay.delta0, ws + lay.delta1, apack,
-                                         apack_len, acts, net, params, w_off, b_off, b.x, b.y,
-                                         b.sw, b.sw_idx, b.rows, opt->alpha, wsq, n_threads);
+                                         apack_len, acts, net, params, w_off, b_off, b.x, sx,
+                                         marks, b.y, b.sw, b.sw_idx, b.rows, opt->alpha, wsq,
+                                         n_threads);
         if (!isfinite(loss))
             return PYNN_ERR_NONFINITE; /* before the update: weights stay as they were */
         if (opt->solver == PYNN_SOLVER_ADAM)

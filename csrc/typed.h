@@ -2,7 +2,7 @@
  * typed.h -- makes one typed source file a float or a double translation unit.
  *
  * How float and double come from one source
- *   The typed files (gemm.c, act_loss.c, dense.c, optim.c, net.c, train.c) are
+ *   The typed files (gemm.c, act_loss.c, dense.c, sparse.c, optim.c, net.c, train.c) are
  *   each compiled twice by CMakeLists.txt: once into the object library
  *   pynn_typed_f32 with -DPYNN_TYPE_F32, once into pynn_typed_f64 with
  *   -DPYNN_TYPE_F64.  Each includes this header, which
@@ -74,6 +74,10 @@
 #define pynn_net_loss_grad PYNN_TYPED(pynn_net_loss_grad)
 #define pynn_train PYNN_TYPED(pynn_train)
 #define pynn_train_data PYNN_TYPED(pynn_train_data)
+#define pynn_sparse_forward PYNN_TYPED(pynn_sparse_forward)
+#define pynn_sparse_backward PYNN_TYPED(pynn_sparse_backward)
+#define pynn_net_predict_csr PYNN_TYPED(pynn_net_predict_csr)
+#define pynn_net_loss_grad_csr PYNN_TYPED(pynn_net_loss_grad_csr)
 
 /* ---- shared with the SIMD kernel files (internal.h) ------------------------ */
 #define pynn_gemm_args PYNN_TYPED(pynn_gemm_args)
@@ -94,6 +98,9 @@
 #define pynn__optim_finish PYNN_TYPED(pynn__optim_finish)
 #define pynn__net_forward PYNN_TYPED(pynn__net_forward)
 #define pynn__net_backward PYNN_TYPED(pynn__net_backward)
+#define pynn__sparse_fwd PYNN_TYPED(pynn__sparse_fwd)
+#define pynn__sparse_wgrad PYNN_TYPED(pynn__sparse_wgrad)
+#define pynn_csr PYNN_TYPED(pynn_csr)
 
 /* gemm.c: C = epilogue(A B) on the instruction set chosen at run time. */
 void pynn__gemm(const pynn_gemm_args *g);
@@ -113,6 +120,19 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
                      const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
                      pynn_activation dact, T *apack, size_t apack_len, int n_threads);
 
+/* sparse.c: the first layer on CSR input (see there for the math); a batch's
+ * rows as a list of CSR rows. */
+typedef struct {
+    const int64_t *indptr, *indices;
+    const T *data;
+    const int64_t *rows;        /* batch row r is CSR row rows[r]; NULL: row r */
+} pynn_csr;
+void pynn__sparse_fwd(T *out, const pynn_csr *x, const T *W, const T *b, size_t n,
+                      size_t n_out, pynn_activation act, int n_threads);
+void pynn__sparse_wgrad(T *dW, T *db, const T *delta, const pynn_csr *x, const T *W, size_t n,
+                        size_t n_in, size_t n_out, double alpha, unsigned char *marks,
+                        int n_threads);
+
 /* optim.c: sum of squared weights (the L2 term), one optimizer step over the
  * arena (returns through *wsq the new sum when opt->alpha > 0), and the
  * velocity plain gradient descent leaves after a step loop. */
@@ -122,13 +142,16 @@ pynn_status pynn__optim_step(double *wsq, T *params, T *opt_a, T *opt_b, const T
                              const size_t *w_off, const size_t *b_off, int n_threads);
 void pynn__optim_finish(T *opt_a, const T *grads, const pynn_optim *opt, size_t n_params);
 
-/* net.c: forward n rows into acts; loss and gradients from the cached forward */
+/* net.c: forward n rows into acts; loss and gradients from the cached forward.
+ * The input is x, or the CSR rows sx when sx is not NULL (marks: the sparse
+ * gradient's bytes kept across a step loop, or NULL; sparse.c). */
 void pynn__net_forward(T *acts, const pynn_net *net, const T *params, const size_t *w_off,
-                       const size_t *b_off, const T *x, size_t n, T *apack, size_t apack_len,
-                       int n_threads);
+                       const size_t *b_off, const T *x, const pynn_csr *sx, size_t n,
+                       T *apack, size_t apack_len, int n_threads);
 double pynn__net_backward(T *grads, T *d0, T *d1, T *apack, size_t apack_len, const T *acts,
                           const pynn_net *net, const T *params, const size_t *w_off,
-                          const size_t *b_off, const T *x, const T *y, const T *sw,
+                          const size_t *b_off, const T *x, const pynn_csr *sx,
+                          unsigned char *marks, const T *y, const T *sw,
                           const int64_t *sw_idx, size_t n, double alpha, double wsq,
                           int n_threads);
 

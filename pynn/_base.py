@@ -19,13 +19,13 @@ from numpy.typing import ArrayLike
 
 from ._typing import Any, BinaryIO, Dict, List, Optional, Self, Tuple, Union
 
-from . import _arena, _core, _persist, ops
+from . import _arena, _core, _persist, _sparse, ops
 from ._training import LbfgsRun, OutputOverflow, TrainingConfig, TrainingRun
 from ._validation import (ClassEncoder, all_finite, batch_size_for, check_batch_size,
                           check_bool, check_fits_dtype, check_float, check_int,
-                          check_n_features, check_patience, dtype_of, check_random_state, check_sample_weight,
-                          check_verbose, check_y_given, feature_names, resolve_dtype,
-                          resolve_threads, validate_X)
+                          check_n_features, check_patience, check_random_state,
+                          check_sample_weight, check_verbose, check_y_given, dtype_of,
+                          feature_names, resolve_dtype, resolve_threads, validate_X)
 from .exceptions import ModelFileError, NotFittedError, sklearn_flavour
 
 # Rows per block when predicting: bounds the workspace, not the result.
@@ -52,7 +52,7 @@ class ParamsMixin:
     _multi_class = True
 
     def __sklearn_tags__(self):
-        from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
 
         kind = self._estimator_type
         clf = reg = None
@@ -60,7 +60,7 @@ class ParamsMixin:
             clf = ClassifierTags(multi_class=self._multi_class, multi_label=self._multi_output)
         elif kind == "regressor":
             reg = RegressorTags()
-        return Tags(estimator_type=kind,
+        return Tags(estimator_type=kind, input_tags=InputTags(sparse=True),
                     target_tags=TargetTags(required=True, multi_output=self._multi_output,
                                            single_output=True),
                     classifier_tags=clf, regressor_tags=reg)
@@ -277,7 +277,7 @@ class NetworkBase(ParamsMixin):
         if dtype is None:  # dtype=None: the data's (the model's, on a warm start)
             dtype = self._arena.dtype if not first else dtype_of(X)
             check_fits_dtype(dtype, **self._dtype_sensitive_params())
-        X = validate_X(X, dtype)
+        X = _sparse.validate_sparse(X, dtype) if _sparse.is_sparse(X) else validate_X(X, dtype)
         if not first:
             check_n_features(X, self.n_features_in_, type(self).__name__)
         Y = self._encode_targets(y, X.shape[0], first, classes, dtype,
@@ -506,7 +506,10 @@ class NetworkBase(ParamsMixin):
         """check_finite=False: the caller runs _forward, whose core call checks."""
         self._check_is_fitted()
         self._check_feature_names(X, reset=False)
-        X = validate_X(X, self._arena.dtype, check_finite=check_finite)
+        if _sparse.is_sparse(X):
+            X = _sparse.validate_sparse(X, self._arena.dtype, check_finite=check_finite)
+        else:
+            X = validate_X(X, self._arena.dtype, check_finite=check_finite)
         check_n_features(X, self.n_features_in_, type(self).__name__)
         self._sync_arena()
         return X
@@ -523,9 +526,9 @@ class NetworkBase(ParamsMixin):
             block = max(_PREDICT_MIN_BLOCK, min(block, -(-n // (4 * nt))))
         slots = max(1, min(nt, -(-n // block)))
         out = np.empty((n, self._layout.units[-1]), dtype=self._arena.dtype)
-        ws = np.empty(net.workspace_size(block) * slots, dtype=self._arena.dtype)
+        ws = np.empty(_sparse.workspace_size(net, X, block) * slots, dtype=self._arena.dtype)
         try:
-            net.predict(out, self._arena, X, ws, block, nt)
+            _sparse.predict(net, out, self._arena, X, ws, block, nt)
         except _core.NonFiniteError:
             raise ValueError("X contains NaN or infinity; remove or impute them first") from None
         if not all_finite(out) and not (allow_inf and not np.isnan(out).any()):
@@ -541,7 +544,8 @@ class NetworkBase(ParamsMixin):
 
         Returns the list ``[X, a_1, ..., a_L]`` of every layer's output, where
         ``a_l = f_l(a_{l-1} @ coefs_[l-1] + intercepts_[l-1])``, each computed by the
-        core's dense kernel; ``a_L`` is the network's output.
+        core's dense kernel; ``a_L`` is the network's output.  A sparse X stays
+        sparse (in CSR form); its layer is the core's sparse kernel.
         """
         X = self._validate_for_predict(X)
         hidden, output, _ = self._activations()
@@ -549,6 +553,9 @@ class NetworkBase(ParamsMixin):
         acts = [X]
         for i, (W, b) in enumerate(zip(weights, biases)):
             act = output if i == len(weights) - 1 else hidden
+            if i == 0 and _sparse.is_sparse(X):
+                acts.append(_sparse.forward(X, W, b, act, resolve_threads(self.n_threads)))
+                continue
             acts.append(ops.dense_forward(acts[-1], W, b, act, n_threads=self.n_threads))
         return acts
 
@@ -560,9 +567,10 @@ class NetworkBase(ParamsMixin):
             dtype=self._arena.dtype)
         net = self._make_net()
         grads = np.empty_like(self._arena)
-        ws = np.empty(net.workspace_size(X.shape[0]), dtype=self._arena.dtype)
+        ws = np.empty(_sparse.workspace_size(net, X, X.shape[0]), dtype=self._arena.dtype)
         alpha = self._l2_penalty()
-        loss = net.loss_grad(grads, self._arena, X, Y, alpha, ws, resolve_threads(self.n_threads))
+        loss = _sparse.loss_grad(net, grads, self._arena, X, Y, alpha, ws,
+                                 resolve_threads(self.n_threads))
         if not (math.isfinite(loss) and all_finite(grads)):
             raise OutputOverflow(
                 "the loss or the gradients overflowed to NaN or infinity at the current "

@@ -60,6 +60,9 @@ cdef extern from "pynn.h" nogil:
         size_t batch_size
         float *ws
         size_t ws_len
+        const int64_t *x_indptr
+        const int64_t *x_indices
+        const float *x_data
     ctypedef struct pynn_train_data_f64:
         double *params
         double *grads
@@ -74,10 +77,14 @@ cdef extern from "pynn.h" nogil:
         size_t batch_size
         double *ws
         size_t ws_len
+        const int64_t *x_indptr
+        const int64_t *x_indices
+        const double *x_data
 
     pynn_status pynn_param_count(size_t *count, const pynn_net *net) noexcept
     pynn_status pynn_param_offsets(size_t *w_off, size_t *b_off, const pynn_net *net) noexcept
     pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch) noexcept
+    pynn_status pynn_workspace_size_csr(size_t *count, const pynn_net *net, size_t batch) noexcept
     void pynn_rng_seed(uint64_t *state, uint64_t seed) noexcept
     void pynn_shuffle(int64_t *idx, size_t n, uint64_t *state) noexcept
     int pynn_max_threads() noexcept
@@ -112,6 +119,14 @@ cdef extern from "pynn.h" nogil:
     pynn_status pynn_net_loss_grad_f64(double *loss, double *grads, const pynn_net *net, const double *params, const double *x, const double *y, const double *sw, size_t n, double alpha, double *ws, size_t ws_len, int nt) noexcept
     pynn_status pynn_train_f32(pynn_train_result *result, pynn_train_state *state, const pynn_net *net, const pynn_optim *opt, const pynn_train_data_f32 *data, size_t max_steps, int nt) noexcept
     pynn_status pynn_train_f64(pynn_train_result *result, pynn_train_state *state, const pynn_net *net, const pynn_optim *opt, const pynn_train_data_f64 *data, size_t max_steps, int nt) noexcept
+    pynn_status pynn_sparse_forward_f32(float *out, const int64_t *indptr, const int64_t *indices, const float *data, const int64_t *rows, const float *W, const float *b, size_t n, size_t n_in, size_t n_out, pynn_activation act, int nt) noexcept
+    pynn_status pynn_sparse_forward_f64(double *out, const int64_t *indptr, const int64_t *indices, const double *data, const int64_t *rows, const double *W, const double *b, size_t n, size_t n_in, size_t n_out, pynn_activation act, int nt) noexcept
+    pynn_status pynn_sparse_backward_f32(float *dW, float *db, const float *delta, const int64_t *indptr, const int64_t *indices, const float *data, const int64_t *rows, const float *W, size_t n, size_t n_in, size_t n_out, double alpha, int nt) noexcept
+    pynn_status pynn_sparse_backward_f64(double *dW, double *db, const double *delta, const int64_t *indptr, const int64_t *indices, const double *data, const int64_t *rows, const double *W, size_t n, size_t n_in, size_t n_out, double alpha, int nt) noexcept
+    pynn_status pynn_net_predict_csr_f32(float *out, const pynn_net *net, const float *params, const int64_t *indptr, const int64_t *indices, const float *data, size_t n, float *ws, size_t ws_len, size_t batch, int nt) noexcept
+    pynn_status pynn_net_predict_csr_f64(double *out, const pynn_net *net, const double *params, const int64_t *indptr, const int64_t *indices, const double *data, size_t n, double *ws, size_t ws_len, size_t batch, int nt) noexcept
+    pynn_status pynn_net_loss_grad_csr_f32(double *loss, float *grads, const pynn_net *net, const float *params, const int64_t *indptr, const int64_t *indices, const float *data, const float *y, const float *sw, size_t n, double alpha, float *ws, size_t ws_len, int nt) noexcept
+    pynn_status pynn_net_loss_grad_csr_f64(double *loss, double *grads, const pynn_net *net, const double *params, const int64_t *indptr, const int64_t *indices, const double *data, const double *y, const double *sw, size_t n, double alpha, double *ws, size_t ws_len, int nt) noexcept
 
 
 ctypedef fused real:
@@ -335,6 +350,121 @@ def adam_update(real[::1] params not None, real[::1] m not None, real[::1] v not
     _check(st, "adam_update")
 
 
+# ---- sparse input ----------------------------------------------------------------
+
+cdef class CSR:
+    """A CSR matrix as the core reads it: int64 indptr and indices, float32 or
+    float64 data.  The constructor checks what the core trusts (offsets in
+    order and in range, every column index below n_cols), copying an array
+    only when its dtype or layout differs."""
+    cdef readonly object indptr, indices, data
+    cdef readonly Py_ssize_t n_rows, n_cols
+
+    def __init__(self, indptr, indices, data, Py_ssize_t n_cols):
+        indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+        indices = np.ascontiguousarray(indices, dtype=np.int64)
+        if not (isinstance(data, np.ndarray) and data.dtype in (np.float32, np.float64)
+                and data.ndim == 1 and data.flags.c_contiguous):
+            raise TypeError("CSR data must be a C-contiguous 1-D float32 or float64 array")
+        if indptr.ndim != 1 or indptr.shape[0] < 1 or indices.ndim != 1:
+            raise ValueError("CSR indptr and indices must be 1-D, indptr non-empty")
+        if indptr[0] != 0 or (indptr.shape[0] > 1 and (np.diff(indptr) < 0).any()):
+            raise ValueError("CSR indptr must start at 0 and never decrease")
+        nnz = int(indptr[indptr.shape[0] - 1])
+        if nnz > indices.shape[0] or nnz > data.shape[0]:
+            raise ValueError(f"CSR indptr ends at {nnz}, past the {indices.shape[0]} indices "
+                             f"and {data.shape[0]} values")
+        if nnz and (indices[:nnz].min() < 0 or indices[:nnz].max() >= n_cols):
+            raise ValueError(f"CSR column indices must lie in [0, {n_cols})")
+        if n_cols < 1:
+            raise ValueError("a CSR matrix needs at least one column")
+        self.indptr, self.indices, self.data = indptr, indices, data
+        self.n_rows = indptr.shape[0] - 1
+        self.n_cols = n_cols
+
+    @property
+    def shape(self):
+        return (self.n_rows, self.n_cols)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+
+cdef const int64_t *_i64(object a) except? NULL:
+    return <const int64_t*><size_t>a.ctypes.data
+
+
+cdef const int64_t *_rows_ptr(object rows, Py_ssize_t n_rows, Py_ssize_t n) except? NULL:
+    """Pointer to n row indices into a CSR of n_rows rows (None: NULL)."""
+    if rows is None:
+        return NULL
+    if not (isinstance(rows, np.ndarray) and rows.dtype == np.int64 and rows.ndim == 1
+            and rows.flags.c_contiguous and rows.shape[0] == n):
+        raise TypeError(f"rows must be a C-contiguous int64 array of {n} row indices")
+    if n and (rows.min() < 0 or rows.max() >= n_rows):
+        raise ValueError(f"rows must lie in [0, {n_rows})")
+    return _i64(rows)
+
+
+def sparse_forward(real[:, ::1] out not None, CSR x not None, const real[:, ::1] W not None,
+                   const real[::1] b not None, int act, int n_threads, rows=None):
+    """out = act(x[rows] W + b) for the CSR x (rows None: every row)."""
+    cdef pynn_status st
+    cdef size_t n = out.shape[0], n_in = W.shape[0], n_out = W.shape[1]
+    cdef const int64_t *rp
+    _same((x.n_cols,), (n_in,), "x columns")
+    _same((b.shape[0],), (n_out,), "b")
+    _same((out.shape[1],), (n_out,), "out columns")
+    if rows is None:
+        _same((x.n_rows,), (n,), "x rows")
+    rp = _rows_ptr(rows, x.n_rows, n)
+    if x.data.itemsize != sizeof(real):
+        raise TypeError("x.data must have the dtype of W")
+    cdef const int64_t *ip = _i64(x.indptr)
+    cdef const int64_t *ix = _i64(x.indices)
+    cdef const void *xd = <const void*><size_t>x.data.ctypes.data
+    with nogil:
+        if real is float:
+            st = pynn_sparse_forward_f32(&out[0, 0], ip, ix, <const float*>xd, rp, &W[0, 0],
+                                         &b[0], n, n_in, n_out, <pynn_activation>act, n_threads)
+        else:
+            st = pynn_sparse_forward_f64(&out[0, 0], ip, ix, <const double*>xd, rp, &W[0, 0],
+                                         &b[0], n, n_in, n_out, <pynn_activation>act, n_threads)
+    _check(st, "sparse_forward")
+
+
+def sparse_backward(real[:, ::1] dW not None, real[::1] db not None,
+                    const real[:, ::1] delta not None, CSR x not None,
+                    const real[:, ::1] W not None, double alpha, int n_threads, rows=None):
+    """dW = x[rows]^T delta / n + alpha W / n and db = mean of delta's rows, in place."""
+    cdef pynn_status st
+    cdef size_t n = delta.shape[0], n_in = W.shape[0], n_out = W.shape[1]
+    cdef const int64_t *rp
+    _same((x.n_cols,), (n_in,), "x columns")
+    _same((dW.shape[0], dW.shape[1]), (n_in, n_out), "dW")
+    _same((db.shape[0],), (n_out,), "db")
+    _same((delta.shape[1],), (n_out,), "delta columns")
+    if rows is None:
+        _same((x.n_rows,), (n,), "x rows")
+    rp = _rows_ptr(rows, x.n_rows, n)
+    if x.data.itemsize != sizeof(real):
+        raise TypeError("x.data must have the dtype of W")
+    cdef const int64_t *ip = _i64(x.indptr)
+    cdef const int64_t *ix = _i64(x.indices)
+    cdef const void *xd = <const void*><size_t>x.data.ctypes.data
+    with nogil:
+        if real is float:
+            st = pynn_sparse_backward_f32(&dW[0, 0], &db[0], &delta[0, 0], ip, ix,
+                                          <const float*>xd, rp, &W[0, 0], n, n_in, n_out,
+                                          alpha, n_threads)
+        else:
+            st = pynn_sparse_backward_f64(&dW[0, 0], &db[0], &delta[0, 0], ip, ix,
+                                          <const double*>xd, rp, &W[0, 0], n, n_in, n_out,
+                                          alpha, n_threads)
+    _check(st, "sparse_backward")
+
+
 # ---- whole networks ------------------------------------------------------------
 
 cdef class Net:
@@ -362,6 +492,12 @@ cdef class Net:
     def workspace_size(self, size_t batch):
         cdef size_t count
         _check(pynn_workspace_size(&count, &self.net, batch), "workspace")
+        return count
+
+    def workspace_size_csr(self, size_t batch):
+        """Workspace of the entry points on CSR input, for batches of `batch` rows."""
+        cdef size_t count
+        _check(pynn_workspace_size_csr(&count, &self.net, batch), "workspace")
         return count
 
     def param_offsets(self):
@@ -427,6 +563,66 @@ cdef class Net:
         _check(st, "loss_grad")
         return out
 
+    def predict_csr(self, real[:, ::1] out not None, const real[::1] params not None,
+                    CSR x not None, real[::1] ws not None, size_t batch, int n_threads):
+        """out = network(x) for the CSR x, in blocks of `batch` rows."""
+        cdef pynn_status st
+        cdef size_t n = x.n_rows
+        self._check_params(params)
+        _same((x.n_cols,), (self.units[0],), "x columns")
+        _same((out.shape[0], out.shape[1]), (n, self.n_outputs), "out")
+        if x.data.itemsize != sizeof(real):
+            raise TypeError("x.data must have the dtype of params")
+        if <size_t>ws.shape[0] < self.workspace_size_csr(batch):
+            raise ValueError("workspace too small")
+        cdef const int64_t *ip = _i64(x.indptr)
+        cdef const int64_t *ix = _i64(x.indices)
+        cdef const void *xd = <const void*><size_t>x.data.ctypes.data
+        with nogil:
+            if real is float:
+                st = pynn_net_predict_csr_f32(&out[0, 0], &self.net, &params[0], ip, ix,
+                                              <const float*>xd, n, &ws[0], ws.shape[0], batch,
+                                              n_threads)
+            else:
+                st = pynn_net_predict_csr_f64(&out[0, 0], &self.net, &params[0], ip, ix,
+                                              <const double*>xd, n, &ws[0], ws.shape[0], batch,
+                                              n_threads)
+        _check(st, "predict")
+
+    def loss_grad_csr(self, real[::1] grads not None, const real[::1] params not None,
+                      CSR x not None, const real[:, ::1] y not None, double alpha,
+                      real[::1] ws not None, int n_threads, const real[::1] sw=None):
+        """loss_grad for the CSR x."""
+        cdef pynn_status st
+        cdef double out = 0
+        cdef size_t n = x.n_rows
+        cdef const real *swp = NULL
+        if sw is not None:
+            _same((sw.shape[0],), (n,), "sample weights")
+            swp = &sw[0]
+        self._check_params(params)
+        self._check_params(grads)
+        _same((x.n_cols,), (self.units[0],), "x columns")
+        _same((y.shape[0], y.shape[1]), (n, self.n_outputs), "y")
+        if x.data.itemsize != sizeof(real):
+            raise TypeError("x.data must have the dtype of params")
+        if <size_t>ws.shape[0] < self.workspace_size_csr(n):
+            raise ValueError("workspace too small")
+        cdef const int64_t *ip = _i64(x.indptr)
+        cdef const int64_t *ix = _i64(x.indices)
+        cdef const void *xd = <const void*><size_t>x.data.ctypes.data
+        with nogil:
+            if real is float:
+                st = pynn_net_loss_grad_csr_f32(&out, &grads[0], &self.net, &params[0], ip, ix,
+                                                <const float*>xd, &y[0, 0], swp, n, alpha,
+                                                &ws[0], ws.shape[0], n_threads)
+            else:
+                st = pynn_net_loss_grad_csr_f64(&out, &grads[0], &self.net, &params[0], ip, ix,
+                                                <const double*>xd, &y[0, 0], swp, n, alpha,
+                                                &ws[0], ws.shape[0], n_threads)
+        _check(st, "loss_grad")
+        return out
+
 
 cdef class Trainer:
     """The resumable step loop of one fit: holds the optimizer settings, the
@@ -441,14 +637,16 @@ cdef class Trainer:
 
     def __init__(self, Net net, params, grads, opt_a, opt_b, x, y, order, ws,
                  size_t batch_size, bint shuffle, uint64_t seed, sw=None):
+        """x: a dense array, or a CSR (then ws is sized by workspace_size_csr)."""
         dtype = params.dtype
         if dtype not in (np.float32, np.float64):
             raise TypeError("params must be float32 or float64")
         self.f32 = dtype == np.float32
         n = x.shape[0]
+        csr = isinstance(x, CSR)
         # opt_b (Adam's second moments) is None for SGD
         arrays = {"params": params, "grads": grads, "opt_a": opt_a, "opt_b": opt_b,
-                  "x": x, "y": y, "ws": ws}
+                  "x": x.data if csr else x, "y": y, "ws": ws}
         for name, arr in arrays.items():
             if arr is None and name == "opt_b":
                 continue
@@ -471,7 +669,7 @@ cdef class Trainer:
         # no clamping here: the estimators clamp batch_size to n (with a warning)
         # and the core refuses batch_size > n
         self.batch_size = batch_size
-        if ws.shape[0] < net.workspace_size(self.batch_size):
+        if ws.shape[0] < (net.workspace_size_csr if csr else net.workspace_size)(self.batch_size):
             raise ValueError("workspace too small")
         self.net = net
         self.params, self.grads, self.opt_a, self.opt_b = params, grads, opt_a, opt_b
@@ -516,7 +714,11 @@ cdef class Trainer:
         cdef void *g = <void*><size_t>self.grads.ctypes.data
         cdef void *a = <void*><size_t>self.opt_a.ctypes.data
         cdef void *b = NULL if self.opt_b is None else <void*><size_t>self.opt_b.ctypes.data
-        cdef void *x = <void*><size_t>self.x.ctypes.data
+        cdef bint csr = isinstance(self.x, CSR)
+        cdef void *x = NULL if csr else <void*><size_t>self.x.ctypes.data
+        cdef const int64_t *xp = _i64(self.x.indptr) if csr else NULL
+        cdef const int64_t *xi = _i64(self.x.indices) if csr else NULL
+        cdef void *xd = <void*><size_t>self.x.data.ctypes.data if csr else NULL
         cdef void *y = <void*><size_t>self.y.ctypes.data
         cdef void *sw = NULL if self.sw is None else <void*><size_t>self.sw.ctypes.data
         cdef void *w = <void*><size_t>self.ws.ctypes.data
@@ -526,11 +728,13 @@ cdef class Trainer:
             d32.x, d32.y, d32.sw = <const float*>x, <const float*>y, <const float*>sw
             d32.n, d32.order, d32.shuffle, d32.batch_size = n, o, self.shuffle, self.batch_size
             d32.ws, d32.ws_len = <float*>w, ws_len
+            d32.x_indptr, d32.x_indices, d32.x_data = xp, xi, <const float*>xd
         else:
             d64.params, d64.grads, d64.opt_a, d64.opt_b = <double*>p, <double*>g, <double*>a, <double*>b
             d64.x, d64.y, d64.sw = <const double*>x, <const double*>y, <const double*>sw
             d64.n, d64.order, d64.shuffle, d64.batch_size = n, o, self.shuffle, self.batch_size
             d64.ws, d64.ws_len = <double*>w, ws_len
+            d64.x_indptr, d64.x_indices, d64.x_data = xp, xi, <const double*>xd
         with nogil:
             if self.f32:
                 st = pynn_train_f32(&res, &self.state, &self.net.net, &self.opt, &d32, max_steps,

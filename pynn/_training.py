@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _core
+from . import _core, _sparse
 from ._progress import Progress
 from ._typing import Callable, Optional, Tuple
 from ._validation import all_finite
@@ -282,8 +282,9 @@ class TrainingRun:
             # a fresh optimizer (also when partial_fit switches solver)
             opt = self.optimizer = fresh_optimizer(cfg, arena, opt)
         buf = self.buffers = TrainingBuffers.reuse_or_new(
-            self.buffers, arena, self.net.workspace_size(cfg.batch_size))
-        trainer = _core.Trainer(self.net, arena, buf.grads, opt.a, opt.b, self.X, self.Y,
+            self.buffers, arena, _sparse.workspace_size(self.net, self.X, cfg.batch_size))
+        trainer = _core.Trainer(self.net, arena, buf.grads, opt.a, opt.b,
+                                _sparse.core_input(self.X), self.Y,
                                 np.arange(n, dtype=np.int64), buf.ws, cfg.batch_size,
                                 # shuffling a full batch would only reorder a sum
                                 cfg.shuffle and cfg.batch_size < n, self.seed, self.sw)
@@ -400,11 +401,11 @@ class TrainingRun:
         n = self.X.shape[0]
         idx = np.unique(np.linspace(0, n - 1, min(n, _FINAL_CHECK_ROWS)).astype(np.int64))
         grads = self.buffers.grads
-        ws = np.empty(self.net.workspace_size(len(idx)), dtype=self.arena.dtype)
-        loss = self.net.loss_grad(grads, self.arena, np.ascontiguousarray(self.X[idx]),
-                                  np.ascontiguousarray(self.Y[idx]), self.config.alpha, ws,
-                                  self.config.n_threads,
-                                  None if self.sw is None else np.ascontiguousarray(self.sw[idx]))
+        ws = np.empty(_sparse.workspace_size(self.net, self.X, len(idx)), dtype=self.arena.dtype)
+        loss = _sparse.loss_grad(self.net, grads, self.arena, _sparse.take_rows(self.X, idx),
+                                 np.ascontiguousarray(self.Y[idx]), self.config.alpha, ws,
+                                 self.config.n_threads,
+                                 None if self.sw is None else np.ascontiguousarray(self.sw[idx]))
         return math.isfinite(loss) and all_finite(grads)
 
 
@@ -433,15 +434,16 @@ class LbfgsRun:
         cfg, arena = self.config, self.arena
         n = self.X.shape[0]
         grads = np.empty_like(arena)
-        ws = np.empty(self.net.workspace_size(n), dtype=arena.dtype)
+        ws = np.empty(_sparse.workspace_size(self.net, self.X, n), dtype=arena.dtype)
+        X = _sparse.core_input(self.X)  # once: every evaluation reads it
         native = arena.dtype == np.float64
         progress = Progress(cfg.verbose, cfg.max_iter, n)
 
         def loss_and_grad(x):
             t0 = time.perf_counter()
             params = x if native else x.astype(arena.dtype)
-            loss = self.net.loss_grad(grads, params, self.X, self.Y, cfg.alpha, ws,
-                                      cfg.n_threads, self.sw)
+            loss = _sparse.loss_grad(self.net, grads, params, X, self.Y, cfg.alpha, ws,
+                                     cfg.n_threads, self.sw)
             progress.chunk(n, time.perf_counter() - t0)
             return loss, grads.astype(np.float64)  # a copy scipy may keep
 

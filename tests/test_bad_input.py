@@ -186,7 +186,17 @@ FIT_CASES = [
     Case("X-complex", KINDS, _X(lambda X: X + 1j), ValueError,
          r"Complex data not supported: X must be real"),
     Case("X-datetime", KINDS, _X(_datetime), TypeError, r"X has unsupported dtype"),
-    Case("X-sparse", KINDS, _X(_sparse), TypeError, r"X is a sparse matrix.*toarray"),
+    # ---- X: sparse (taken as CSR; the same checks on the stored values)
+    Case("X-sparse-nan", KINDS, _X(lambda X: _sparse(with_value(X, np.nan))), ValueError,
+         NONFINITE_X),
+    Case("X-sparse-inf", KINDS, _X(lambda X: _sparse(with_value(X, np.inf))), ValueError,
+         NONFINITE_X),
+    Case("X-sparse-too-large-for-float32", KINDS, _X(lambda X: _sparse(X * 1e300)), ValueError,
+         r"X has values too large for float32"),
+    Case("X-sparse-complex", KINDS, _X(lambda X: _sparse(X + 1j)), ValueError,
+         r"Complex data not supported: X must be real"),
+    Case("X-sparse-zero-features", KINDS, _X(lambda X: _sparse(X[:, :0])), ValueError,
+         r"0 feature\(s\).*X has no features"),
     # ---- y: missing or of the wrong length
     Case("y-None", KINDS, _y(lambda y: None), ValueError, r"requires y to be passed"),
     Case("y-shorter-than-X", KINDS, _y(lambda y: y[:-1]), ValueError,
@@ -615,7 +625,12 @@ PREDICT_X_CASES = [
     XCase("X-object-array-with-str", _obj_strings, TypeError, r"X must be numeric"),
     XCase("X-complex", lambda X: X + 1j, ValueError, r"Complex data not supported: X"),
     XCase("X-datetime", _datetime, TypeError, r"X has unsupported dtype"),
-    XCase("X-sparse", _sparse, TypeError, r"X is a sparse matrix.*toarray"),
+    XCase("X-sparse-nan", lambda X: _sparse(with_value(X, np.nan)), ValueError, NONFINITE_X),
+    XCase("X-sparse-inf", lambda X: _sparse(with_value(X, -np.inf)), ValueError, NONFINITE_X),
+    XCase("X-sparse-fewer-features", lambda X: _sparse(X[:, :2]), ValueError,
+          r"X has 2 features, but \w+ is expecting 3 features"),
+    XCase("X-sparse-more-features", lambda X: _sparse(np.hstack([X, X])), ValueError,
+          r"X has 6 features, but \w+ is expecting 3 features"),
 ]
 
 PREDICT_PARAMS = [pytest.param(case, kind, method, id=f"{method}-{kind}-{case.id}")

@@ -1060,14 +1060,6 @@ def test_bad_data_raises(cls):
     assert not hasattr(m, "coefs_") and not hasattr(m, "coef_")
 
 
-def test_sparse_input_is_refused_clearly():
-    import scipy.sparse
-
-    X, y = blobs(n=20)
-    with pytest.raises(TypeError, match="toarray"):
-        MLPClassifier(max_iter=1).fit(scipy.sparse.csr_matrix(X), y)
-
-
 def test_failed_fit_keeps_a_fitted_model_usable():
     X, y = small_problem("binary")
     m = quiet(MLPClassifier((4,), max_iter=5, random_state=0).fit, X, y)

@@ -12,7 +12,8 @@ import pytest
 sklearn = pytest.importorskip("sklearn")
 from sklearn.base import clone  # noqa: E402
 from sklearn.utils.estimator_checks import (  # noqa: E402
-    check_sample_weight_equivalence_on_dense_data, parametrize_with_checks)
+    check_sample_weight_equivalence_on_dense_data, check_sample_weight_equivalence_on_sparse_data,
+    parametrize_with_checks)
 
 import pynn  # noqa: E402
 
@@ -23,6 +24,9 @@ EXPECTED_FAILURES = {
         "check's rtol=1e-7; the same check passes with dtype='float64' "
         "(test_sample_weight_equivalence_in_float64)"),
 }
+# the same check on sparse X, for the same reason
+EXPECTED_FAILURES["check_sample_weight_equivalence_on_sparse_data"] = \
+    EXPECTED_FAILURES["check_sample_weight_equivalence_on_dense_data"]
 
 ESTIMATORS = [pynn.Perceptron(), pynn.MLPClassifier(max_iter=50), pynn.MLPRegressor(max_iter=50)]
 
@@ -35,11 +39,13 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
-def test_sample_weight_equivalence_in_float64(estimator):
+@pytest.mark.parametrize("check", [check_sample_weight_equivalence_on_dense_data,
+                                   check_sample_weight_equivalence_on_sparse_data],
+                         ids=["dense", "sparse"])
+def test_sample_weight_equivalence_in_float64(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pynn.ConvergenceWarning)
-        check_sample_weight_equivalence_on_dense_data(
-            type(estimator).__name__, clone(estimator).set_params(dtype="float64"))
+        check(type(estimator).__name__, clone(estimator).set_params(dtype="float64"))
 
 
 def test_not_fitted_error_is_scikit_learns_too():

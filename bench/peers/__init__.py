@@ -46,8 +46,10 @@ class Peer:
         raise NotImplementedError
 
     def train(self, s):
-        """Return run(n): one epoch of SGD over the first n samples of s.data
-        (whole batches of s.case.batch), starting where the last run stopped."""
+        """Return run(n): one epoch of s.case.solver (plain SGD or Adam) over the
+        first n samples of s.data (whole batches of s.case.batch), starting where
+        the last run stopped.  s.data.X is a scipy CSR matrix when s.case.sparse;
+        a peer without sparse input raises NotImplementedError."""
         raise NotImplementedError
 
     def predict(self, s):
@@ -59,6 +61,14 @@ class Peer:
     # (training cases) or [predict_proba(X)] (prediction).  A peer that has it is
     # checked against the numpy reference before it is timed (reference.check).
     check_result = None
+
+
+def first_rows(X, n, cache):
+    """X[:n], made once per n: a slice of a CSR matrix is a copy, which the
+    timed work should not include (a dense slice is a view)."""
+    if n not in cache:
+        cache[n] = X[:n]
+    return cache[n]
 
 
 def get(name):

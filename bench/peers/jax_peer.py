@@ -38,6 +38,8 @@ class Jax(Peer):
 
     def train(self, s):
         import jax
+        if s.case.sparse or s.case.solver != "sgd":
+            raise NotImplementedError("this peer trains dense input with plain SGD only")
 
         def step(params, x, y):
             loss, grads = jax.value_and_grad(_loss)(params, x, y)

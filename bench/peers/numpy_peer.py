@@ -24,6 +24,8 @@ class Numpy(Peer):
         return f"numpy {np.__version__}{_blas_description()}"
 
     def train(self, s):
+        if s.case.sparse or s.case.solver != "sgd":
+            raise NotImplementedError("this peer trains dense input with plain SGD only")
         params = copy_params(s.params)
 
         def run(n):

@@ -6,27 +6,29 @@ import warnings
 import numpy as np
 
 from cases import LEARNING_RATE, N_CLASSES
-from peers import Peer
+from peers import Peer, first_rows
 
 
-def estimator(case, batch, dtype, threads):
+def estimator(case, batch, dtype, threads, solver=None):
     import pynn
-    return pynn.MLPClassifier(case.hidden, activation="relu", solver="sgd", momentum=0.0,
+    return pynn.MLPClassifier(case.hidden, activation="relu", solver=solver or case.solver,
+                              momentum=0.0,
                               nesterovs_momentum=False, learning_rate_init=LEARNING_RATE,
                               alpha=0.0, batch_size=batch, max_iter=1, tol=None,
                               shuffle=False, random_state=0, dtype=dtype, n_threads=threads)
 
 
-def model_from(case, params, dtype, threads):
+def model_from(case, params, dtype, threads, solver=None):
     """A pynn model holding `params`, ready to predict or (warm_start) to train on.
 
     A first fit on one row per class creates it; its weights are then
     overwritten in place (coefs_/intercepts_ are views into the model)."""
-    m = estimator(case, max(case.batch, 1), dtype, threads)
+    m = estimator(case, max(case.batch, 1), dtype, threads, solver)
     m.set_params(warm_start=True)
+    k = case.n_classes if not case.predict else N_CLASSES
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # batch_size larger than the 10 rows
-        m.fit(np.zeros((N_CLASSES, case.units[0]), dtype=dtype), np.arange(N_CLASSES))
+        warnings.simplefilter("ignore")  # batch_size larger than the k rows
+        m.fit(np.zeros((k, case.units[0]), dtype=dtype), np.arange(k))
     for (W, b), mW, mb in zip(params, m.coefs_, m.intercepts_):
         mW[...] = W
         mb[...] = b
@@ -61,9 +63,10 @@ class Pynn(Peer):
         excludes creating and initialising the parameters."""
         X, y = s.data.X, s.data.y
         m = model_from(s.case, s.params, s.dtype, s.threads)
+        parts = {}
 
         def run(n):
-            m.fit(X[:n], y[:n])
+            m.fit(first_rows(X, n, parts), y[:n])
         return run
 
     def predict(self, s):
@@ -71,7 +74,8 @@ class Pynn(Peer):
         return lambda: m.predict_proba(s.data.X)
 
     def check_result(self, case, params, X, y, dtype, threads):
-        m = model_from(case, params, dtype, threads)
+        # plain SGD whatever the case times: the reference is an SGD trainer
+        m = model_from(case, params, dtype, threads, solver="sgd")
         if case.predict:
             return [m.predict_proba(X)]
         m.fit(X, y)

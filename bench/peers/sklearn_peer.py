@@ -4,12 +4,12 @@ import warnings
 import numpy as np
 
 from cases import LEARNING_RATE, N_CLASSES
-from peers import Peer
+from peers import Peer, first_rows
 
 
 def _estimator(case, batch):
     from sklearn.neural_network import MLPClassifier
-    return MLPClassifier(case.hidden, activation="relu", solver="sgd", momentum=0.0,
+    return MLPClassifier(case.hidden, activation="relu", solver=case.solver, momentum=0.0,
                          nesterovs_momentum=False, learning_rate_init=LEARNING_RATE,
                          alpha=0.0, batch_size=batch, max_iter=1, shuffle=False,
                          random_state=0)
@@ -23,11 +23,12 @@ class Sklearn(Peer):
 
     def train(self, s):
         X, y = s.data.X, s.data.y
+        parts = {}
 
         def run(n):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ConvergenceWarning after max_iter=1
-                _estimator(s.case, s.case.batch).fit(X[:n], y[:n])
+                _estimator(s.case, s.case.batch).fit(first_rows(X, n, parts), y[:n])
         return run
 
     def predict(self, s):

@@ -1,5 +1,7 @@
 """PyTorch, eager ("torch") and compiled ("torch.compile"): nn.Sequential of
 Linear/ReLU, CrossEntropyLoss and optim.SGD in a Python loop over batches."""
+import numpy as np
+
 from cases import LEARNING_RATE
 from peers import Peer
 
@@ -32,6 +34,8 @@ class Torch(Peer):
         return torch.compile(model) if self.compiled else model
 
     def train(self, s):
+        if s.case.sparse:
+            return self._train_sparse(s)
         import torch
         model = _model(s)
         forward = self._forward(model)
@@ -43,6 +47,48 @@ class Torch(Peer):
             for i in range(0, n, b):
                 opt.zero_grad(set_to_none=True)
                 loss_fn(forward(X[i:i + b]), y[i:i + b]).backward()
+                opt.step()
+        return run
+
+    def _train_sparse(self, s):
+        """The first layer as torch.sparse.mm(batch, W0) + b0 on the batch's
+        sparse rows (COO tensors made before timing, as torch.from_numpy is for
+        dense data), the rest nn.Sequential; CrossEntropyLoss and the case's
+        optimizer (Adam)."""
+        import torch
+        from torch import nn
+        if self.compiled:
+            raise NotImplementedError("torch.compile of torch.sparse.mm is not timed")
+        dt = getattr(torch, s.dtype)
+        (W0, b0), rest = s.params[0], s.params[1:]
+        w0 = nn.Parameter(torch.from_numpy(W0.copy()))
+        c0 = nn.Parameter(torch.from_numpy(b0.copy()))
+        mods = []
+        for i, (W, b) in enumerate(rest):
+            lin = nn.Linear(*W.shape, dtype=dt)
+            with torch.no_grad():
+                lin.weight.copy_(torch.from_numpy(W.T.copy()))
+                lin.bias.copy_(torch.from_numpy(b))
+            mods += [nn.ReLU(), lin]
+        tail = nn.Sequential(*mods)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        params = [w0, c0, *tail.parameters()]
+        opt = (torch.optim.Adam(params, lr=LEARNING_RATE) if s.case.solver == "adam"
+               else torch.optim.SGD(params, lr=LEARNING_RATE))
+        b, X = s.case.batch, s.data.X
+        batches = []
+        for i in range(0, X.shape[0], b):
+            coo = X[i:i + b].tocoo()
+            idx = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
+            batches.append(torch.sparse_coo_tensor(idx, torch.from_numpy(coo.data), coo.shape,
+                                                   check_invariants=False).coalesce())
+        y = torch.from_numpy(s.data.y)
+
+        def run(n):
+            for k, i in enumerate(range(0, n, b)):
+                opt.zero_grad(set_to_none=True)
+                z = torch.sparse.mm(batches[k], w0) + c0
+                loss_fn(tail(z), y[i:i + b]).backward()
                 opt.step()
         return run
 
