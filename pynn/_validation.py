@@ -490,7 +490,7 @@ class ClassEncoder:
         if unseen.any():
             raise ValueError(f"y contains labels not in classes_ {self.classes.tolist()}: "
                              f"{np.unique(y[unseen]).tolist()[:5]}")
-        if len(self.classes) == 2:
+        if len(self.classes) <= 2:  # one output unit: 1 for classes[1] (never, for one class)
             return (idx == 1).astype(dtype).reshape(-1, 1)
         return np.eye(len(self.classes), dtype=dtype)[idx]  # one-hot rows
 
