@@ -53,19 +53,18 @@ def _total_memory():
         return 1 << 40
 
 
-# A fit holds the parameters, their gradients and up to two optimizer moments.
-_TRAINING_COPIES = 4
-
-
-def allocate(units, dtype):
+def allocate(units, dtype, bytes_per_param=None):
     """(layout, zeroed arena) for layer sizes `units`, failing fast with a clear
-    MemoryError when training would need more than this machine's memory."""
+    MemoryError when training would need more than this machine's memory:
+    `bytes_per_param` is what a fit holds per parameter (the estimator counts
+    its arena-sized buffers; default: the arena alone)."""
     try:
         layout = Layout(units)
     except (MemoryError, OverflowError):
         raise MemoryError(f"a network with layer sizes {list(units)} has more parameters than "
                           f"this machine can address; use smaller hidden_layer_sizes") from None
-    need = layout.size * np.dtype(dtype).itemsize * _TRAINING_COPIES
+    per = np.dtype(dtype).itemsize if bytes_per_param is None else bytes_per_param
+    need = layout.size * per
     if need > _total_memory():
         raise MemoryError(
             f"a network with layer sizes {list(units)} has {layout.size:,} parameters "

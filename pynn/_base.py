@@ -9,10 +9,13 @@ target encoding and the initial weights.  Data flows one way: estimator ->
 _validation -> _training -> _core."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import os
+import threading
 import warnings
+import weakref
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -20,7 +23,8 @@ from numpy.typing import ArrayLike
 from ._typing import Any, BinaryIO, Dict, List, Optional, Self, Tuple, Union
 
 from . import _arena, _core, _persist, _sparse, ops
-from ._training import LbfgsRun, OutputOverflow, TrainingConfig, TrainingRun
+from ._training import (LbfgsRun, OutputOverflow, TrainingConfig, TrainingRun,
+                        bytes_per_param)
 from ._validation import (ClassEncoder, all_finite, batch_size_for, check_batch_size,
                           check_bool, check_fits_dtype, check_float, check_int,
                           check_n_features, check_patience, check_random_state,
@@ -105,6 +109,31 @@ class ParamsMixin:
 
 
 
+# One fit at a time per estimator: the estimators being fitted, each with the
+# thread that fits it (weak keys: no state on the estimator, nothing to pickle).
+_FITTING: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+_FITTING_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _fitting(model):
+    """Refuse a second fit or partial_fit of `model` while one runs in another
+    thread (both would write the same weights and attributes)."""
+    me = threading.get_ident()
+    with _FITTING_LOCK:
+        owner = _FITTING.get(model)
+        if owner is not None and owner != me:
+            raise RuntimeError(f"this {type(model).__name__} is already being fitted in another "
+                               f"thread; fit one estimator per thread (e.g. copies made with "
+                               f"sklearn.base.clone)")
+        _FITTING[model] = me
+    try:
+        yield
+    finally:
+        with _FITTING_LOCK:
+            _FITTING.pop(model, None)
+
+
 class AvailableIf:
     """A method that exists only when check(self) holds (hasattr is False
     otherwise), as scikit-learn's available_if: e.g. partial_fit, absent for
@@ -175,6 +204,10 @@ class NetworkBase(ParamsMixin):
         records what the targets say (classes_, the output activation...).
         warm: a warm-started fit (not partial_fit)."""
         raise NotImplementedError  # pragma: no cover
+
+    def _fit_bytes_per_param(self, dtype) -> int:
+        """What a fit of this estimator holds per network parameter."""
+        return bytes_per_param("sgd", False, dtype)
 
     def _init_weights(self):
         """Fill a freshly allocated arena (default: zeros)."""
@@ -248,22 +281,23 @@ class NetworkBase(ParamsMixin):
         """fit (incremental=False) and partial_fit (True).  Everything up to the
         training loop either succeeds or leaves the model as it was (unfitted,
         or with its previous weights and classes)."""
-        saved = self.__dict__.copy()
-        try:
-            run = self._prepare_run(X, y, incremental, classes, sample_weight)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
-        try:
-            run.run(self)
-        finally:
-            self._opt_state = run.optimizer
-            buffers = run.keep_buffers()
-            if buffers is None:
-                self.__dict__.pop("_scratch", None)
-            else:
-                self._scratch = buffers
+        with _fitting(self):
+            saved = self.__dict__.copy()
+            try:
+                run = self._prepare_run(X, y, incremental, classes, sample_weight)
+            except BaseException:
+                self.__dict__.clear()
+                self.__dict__.update(saved)
+                raise
+            try:
+                run.run(self)
+            finally:
+                self._opt_state = run.optimizer
+                buffers = run.keep_buffers()
+                if buffers is None:
+                    self.__dict__.pop("_scratch", None)
+                else:
+                    self._scratch = buffers
         return self
 
     def _prepare_run(self, X, y, incremental, classes, sample_weight):
@@ -299,6 +333,7 @@ class NetworkBase(ParamsMixin):
         Y = np.ascontiguousarray(Y, dtype=dtype)
         X, Y, sw, score = self._hold_out(X, Y, y, sw, first)
         config = self._training_config(X.shape[0], incremental)
+        config.check_schedule(self.t_, X.shape[0], dtype)
         if config.solver == "lbfgs":
             return LbfgsRun(config, self._make_net(), self._arena, X, Y, sw)
         seed = int(self._random_state.randint(_SEED_BOUND, dtype=np.int64))
@@ -333,7 +368,8 @@ class NetworkBase(ParamsMixin):
                          _core.ACTIVATIONS[output or out], _core.LOSSES[loss])
 
     def _allocate(self, units, dtype):
-        self._layout, self._arena = _arena.allocate(units, dtype)
+        self._layout, self._arena = _arena.allocate(units, dtype,
+                                                    self._fit_bytes_per_param(dtype))
         self._bind_views()
 
     def _bind_views(self):

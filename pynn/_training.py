@@ -34,12 +34,28 @@ _REPROBE_SECONDS = 2.0
 # Training buffers up to this size stay with the model between fit calls; larger
 # ones are released when a call ends (a big model should not hold 3x its size).
 _SCRATCH_KEEP_BYTES = 256 << 20
+# L-BFGS-B's memory: scipy's default number of correction pairs (maxcor).
+_LBFGS_HISTORY = 10
 # The final finiteness check runs the loss and gradient on this many training rows.
 _FINAL_CHECK_ROWS = 32
 # The adaptive schedule divides the learning rate by this when progress stalls,
 # and stops once it is at most _ADAPTIVE_MIN_LR (scikit-learn's rule).
 _ADAPTIVE_DIVISOR = 5.0
 _ADAPTIVE_MIN_LR = 1e-6
+
+
+def bytes_per_param(solver, early_stopping, dtype):
+    """Bytes a fit holds per parameter of the network: every arena-sized
+    buffer it allocates (what the memory guard counts)."""
+    itemsize = np.dtype(dtype).itemsize
+    if solver == "lbfgs":
+        # the arena and its gradient; L-BFGS-B's correction pairs and
+        # workspace (about 4m + 5 vectors of doubles for m pairs, measured) and
+        # the float64 iterates, gradients and copies scipy and the run keep
+        return 2 * itemsize + 8 * (4 * _LBFGS_HISTORY + 5 + 8)
+    moments = 2 if solver == "adam" else 1  # SGD keeps a velocity
+    # arena, gradient, moments, two divergence snapshots, early stopping's best
+    return itemsize * (2 + moments + 2 + (1 if early_stopping else 0))
 
 
 class OutputOverflow(ValueError):
@@ -70,6 +86,29 @@ class TrainingConfig:
     verbose: int = 0
     incremental: bool = False        # partial_fit: one epoch, continuing the optimizer
     max_fun: int = 15000             # lbfgs: most loss-and-gradient evaluations
+
+
+    def check_schedule(self, t_start, n_rows, dtype):
+        """Refuse, before training, an invscaling schedule whose learning rate
+        would fall below the smallest positive number of dtype within this
+        call's epochs (a huge power_t)."""
+        if self.solver != "sgd" or self.schedule != "invscaling":
+            return
+        t_end = t_start + n_rows * self.max_iter
+        if invscaling_rate(self.learning_rate_init, t_end, self.power_t) < np.finfo(dtype).tiny:
+            raise ValueError(f"power_t={self.power_t} makes learning_rate='invscaling''s rate "
+                             f"learning_rate_init / (t + 1) ** power_t fall below the smallest "
+                             f"positive {np.dtype(dtype).name} within max_iter={self.max_iter} "
+                             f"epochs of {n_rows} samples; use a smaller power_t")
+
+
+def invscaling_rate(learning_rate_init, t, power_t):
+    """learning_rate_init / (t + 1) ** power_t (scikit-learn's expression, to
+    the bit); where the power overflows, in logarithms, underflowing to 0."""
+    try:
+        return learning_rate_init / (t + 1) ** power_t
+    except OverflowError:
+        return learning_rate_init * math.exp(-power_t * math.log1p(t))
 
 
 @dataclass
@@ -372,7 +411,7 @@ class TrainingRun:
             curves.best_validation_score_ = score
             np.copyto(best, self.arena)
         if cfg.solver == "sgd" and cfg.schedule == "invscaling":
-            opt.lr = float(cfg.learning_rate_init) / (curves.t_ + 1) ** cfg.power_t
+            opt.lr = invscaling_rate(cfg.learning_rate_init, curves.t_, cfg.power_t)
         if cfg.tol is not None and curves._no_improvement_count > cfg.n_iter_no_change:
             what = "Validation score" if score is not None else "Training loss"
             if cfg.solver == "sgd" and cfg.schedule == "adaptive" and opt.lr > _ADAPTIVE_MIN_LR:

@@ -298,34 +298,53 @@ def check_sample_weight(sample_weight: Any, n: int, dtype: Any) -> Optional[np.n
 
 
 def validation_split(n, fraction, random_state, groups=None):
-    """(train_rows, validation_rows): a random ceil(fraction * n) rows held out,
-    in proportion to each group's size when groups (e.g. class indices) are given."""
+    """(train_rows, validation_rows) for early stopping, drawn from random_state
+    exactly as scikit-learn's train_test_split draws them (ShuffleSplit, or
+    StratifiedShuffleSplit when groups are given), rows in its order: with the
+    same random state, the same rows train in the same order."""
     n_val = int(math.ceil(fraction * n))
-    if n_val < 2 or n - n_val < 1:
+    n_train = n - n_val
+    if n_val < 2 or n_train < 1:
         raise ValueError(f"The validation set is too small: validation_fraction={fraction} of "
                          f"{n} samples leaves {n_val} for validation (at least 2 are needed) and "
-                         f"{n - n_val} for training. Increase validation_fraction or the size "
+                         f"{n_train} for training. Increase validation_fraction or the size "
                          f"of your dataset.")
     if groups is None:
         perm = random_state.permutation(n)
-        val = np.sort(perm[:n_val])
-    else:
-        uniq, inv = np.unique(groups, return_inverse=True)
-        counts = np.bincount(inv, minlength=len(uniq))
-        share = counts * (n_val / n)
-        take = np.floor(share).astype(int)
-        # largest remainders get the rows still to place
-        extra = n_val - take.sum()
-        if extra > 0:
-            take[np.argsort(-(share - take), kind="stable")[:extra]] += 1
-        rows = []
-        for g in range(len(uniq)):
-            members = np.nonzero(inv == g)[0]
-            rows.append(random_state.permutation(members)[:take[g]])
-        val = np.sort(np.concatenate(rows))
-    mask = np.ones(n, dtype=bool)
-    mask[val] = False
-    return np.nonzero(mask)[0], val
+        return perm[n_val:n_val + n_train], perm[:n_val]
+    uniq, inv = np.unique(groups, return_inverse=True)
+    counts = np.bincount(inv)
+    if n_train < len(uniq) or n_val < len(uniq):
+        raise ValueError(f"early stopping's stratified split needs at least one row of each "
+                         f"of the {len(uniq)} classes on both sides: {n_train} training and "
+                         f"{n_val} validation rows are too few")
+    members = np.split(np.argsort(inv, kind="mergesort"), np.cumsum(counts)[:-1])
+    take_train = _apportion(counts, n_train, random_state)
+    take_val = _apportion(counts - take_train, n_val, random_state)
+    train, val = [], []
+    for g in range(len(uniq)):
+        rows = members[g].take(random_state.permutation(counts[g]), mode="clip")
+        train.extend(rows[:take_train[g]])
+        val.extend(rows[take_train[g]:take_train[g] + take_val[g]])
+    return random_state.permutation(train), random_state.permutation(val)
+
+
+def _apportion(counts, draws, random_state):
+    """Rows of each group among `draws`: in proportion to the group sizes,
+    floored, the rest going to the largest remainders with ties broken at
+    random (scikit-learn's rule for stratified splits)."""
+    share = counts / counts.sum() * draws
+    take = np.floor(share)
+    missing = int(draws - take.sum())
+    remainder = share - take
+    for value in np.sort(np.unique(remainder))[::-1]:
+        if missing <= 0:
+            break
+        (tied,) = np.where(remainder == value)
+        now = min(len(tied), missing)
+        take[random_state.choice(tied, size=now, replace=False)] += 1
+        missing -= now
+    return take.astype(int)
 
 
 def check_score_targets(n: int, y: Any, sample_weight: Any,

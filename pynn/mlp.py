@@ -13,6 +13,7 @@ from ._typing import Optional, Self
 
 from . import _core
 from ._base import AvailableIf, ClassifierMixin, NetworkBase
+from ._training import bytes_per_param
 from ._validation import (check_bool, check_choice, check_float,
                           check_int, check_score_targets, check_y_given, column_or_1d, dtype_of,
                           regression_targets, validation_split)
@@ -120,6 +121,9 @@ class _BaseMLP(NetworkBase):
     def _l2_penalty(self):
         return float(self.alpha)
 
+    def _fit_bytes_per_param(self, dtype):
+        return bytes_per_param(self.solver, bool(self.early_stopping), dtype)
+
     @property
     def _optimizer(self):
         """The optimizer state, under scikit-learn's private name (its
@@ -150,7 +154,8 @@ class _BaseMLP(NetworkBase):
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
         self.best_loss_ = None  # as scikit-learn: the validation score decides
-        groups = self._stratify_groups(Y)
+        # scikit-learn stratifies classifiers with one output column (two classes)
+        groups = self._stratify_groups(Y) if Y.shape[1] == 1 else None
         if groups is not None:
             self._check_stratifiable(groups)
         train, held = validation_split(X.shape[0], float(self.validation_fraction),

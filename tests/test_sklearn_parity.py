@@ -235,9 +235,25 @@ def test_stratification_needs_two_members_per_class():
     with pytest.raises(ValueError, match=r"The least populated classes in y have only 1 "
                        r"member.*Classes with too few members are: \['True'\]"):
         MLPClassifier(early_stopping=True).fit(X, [0, 0, 0, 1])
-    X6 = np.arange(12.0).reshape(6, 2)
-    with pytest.raises(ValueError, match=r"\['False False True'\] \(the labels \['c'\]\)"):
-        MLPClassifier(early_stopping=True).fit(X6, ["a", "a", "b", "b", "a", "c"])
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regressor"])
+def test_early_stopping_trajectory_equals_scikit_learn(kind):
+    """The held-out rows and the order of the rest are scikit-learn's (a
+    stratified split for two classes, a plain one otherwise), so with
+    shuffle=False the whole early-stopping run agrees."""
+    X, y = data(kind, n=90)
+    cls = "MLPRegressor" if kind == "regressor" else "MLPClassifier"
+    params = dict(hidden_layer_sizes=(6,), solver="sgd", learning_rate_init=0.05,
+                  early_stopping=True, validation_fraction=0.2, n_iter_no_change=3,
+                  tol=1e-3, max_iter=60, shuffle=False, random_state=5, batch_size=16)
+    ours = quiet(getattr(pynn, cls)(dtype="float64", **params).fit, X, y)
+    theirs = quiet(getattr(sk_nn, cls)(**params).fit, X, y)
+    assert ours.n_iter_ == theirs.n_iter_ < 60
+    np.testing.assert_allclose(ours.validation_scores_, theirs.validation_scores_,
+                               rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    assert_same_weights(ours, theirs, rtol=1e-9, atol=1e-10)
 
 
 # ---- classes ------------------------------------------------------------------------
