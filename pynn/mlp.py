@@ -146,8 +146,9 @@ class _BaseMLP(NetworkBase):
             b[...] = self._random_state.uniform(-bound, bound, fan_out)
 
     def _hold_out(self, X, Y, y, sw, first):
-        """Early stopping: hold out validation_fraction of the rows (stratified
-        by class for classifiers); the score is accuracy or R^2 on them."""
+        """Early stopping: hold out validation_fraction of the rows as
+        scikit-learn does (stratified for two classes); the score is accuracy
+        or R^2 on them."""
         if not self.early_stopping or self.solver == "lbfgs":  # lbfgs uses every row
             return X, Y, sw, None
         if first or self.validation_scores_ is None:
@@ -237,9 +238,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     momentum : float, default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data (stratified by
-        class for classifiers), score it after every epoch (accuracy or R^2),
-        stop once the score has not improved by ``tol`` for
+        Hold out ``validation_fraction`` of the training data (drawn as
+        scikit-learn's train_test_split draws it: stratified for two
+        classes), score it after every epoch (accuracy or R^2), stop once the score has not improved by ``tol`` for
         ``n_iter_no_change`` epochs, and keep the weights that scored best.
     validation_fraction : float, default=0.1
         Share of the training data held out when ``early_stopping`` is on.
