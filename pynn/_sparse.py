@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _core
 from ._typing import Any
+from ._validation import check_2d_shape
 
 
 def is_sparse(X: Any) -> bool:
@@ -23,15 +24,7 @@ def validate_sparse(X: Any, dtype: Any, name: str = "X", check_finite: bool = Tr
     """A CSR copy (or X itself when it already is one) of dtype, with sorted,
     summed indices: the checks of validate_X for dense input, on the stored
     values."""
-    if X.ndim != 2:
-        raise ValueError(f"Expected a 2-D array for {name}, got {X.ndim}-D with shape "
-                         f"{X.shape}")
-    if X.shape[0] == 0:
-        raise ValueError(f"Found array with 0 sample(s) (shape={X.shape}) while a minimum "
-                         f"of 1 is required: {name} is empty")
-    if X.shape[1] == 0:
-        raise ValueError(f"Found array with 0 feature(s) (shape={X.shape}) while a minimum "
-                         f"of 1 is required: {name} has no features")
+    check_2d_shape(X.shape, name)
     kind = X.dtype.kind
     if kind == "c":
         raise ValueError(f"Complex data not supported: {name} must be real, got a sparse "

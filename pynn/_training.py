@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _core, _sparse
 from ._progress import Progress
-from ._typing import Callable, Optional, Tuple
+from ._typing import Any, Callable, Optional, Tuple
 from ._validation import all_finite
 from .exceptions import ConvergenceWarning, DivergenceError, sklearn_flavour
 
@@ -237,7 +237,20 @@ def divergence_message(learning_rate_init):
 
 
 @dataclass
-class TrainingRun:
+class _Run:
+    """What every run trains: the config, the network, the arena (updated in
+    place) and the data (X dense or CSR, Y encoded, row weights or None)."""
+
+    config: TrainingConfig
+    net: _core.Net
+    arena: np.ndarray
+    X: Any
+    Y: np.ndarray
+    sw: Optional[np.ndarray]
+
+
+@dataclass
+class TrainingRun(_Run):
     """One call of fit or partial_fit: epochs over (X, Y) from the weights in
     ``arena`` (updated in place).
 
@@ -245,12 +258,6 @@ class TrainingRun:
     ``validation`` scores the current weights on held-out data (early
     stopping) or is None; ``seed`` seeds the core's shuffling."""
 
-    config: TrainingConfig
-    net: _core.Net
-    arena: np.ndarray
-    X: np.ndarray
-    Y: np.ndarray
-    sw: Optional[np.ndarray]
     seed: int
     optimizer: Optional[OptimizerState] = None
     buffers: Optional[TrainingBuffers] = None
@@ -449,7 +456,7 @@ class TrainingRun:
 
 
 @dataclass
-class LbfgsRun:
+class LbfgsRun(_Run):
     """A fit by L-BFGS-B (scipy.optimize.minimize, as scikit-learn uses it):
     every evaluation is one call of the core for the loss and gradient of the
     whole training set, on all threads.  A float64 model hands scipy's iterate
@@ -458,12 +465,6 @@ class LbfgsRun:
     Writes ``n_iter_`` (iterations), ``loss_``, ``loss_curve_`` (the loss after
     each iteration, which scikit-learn does not record) and ``best_loss_``."""
 
-    config: TrainingConfig
-    net: _core.Net
-    arena: np.ndarray
-    X: np.ndarray
-    Y: np.ndarray
-    sw: Optional[np.ndarray]
     optimizer: None = None
     buffers: Optional[TrainingBuffers] = None
 

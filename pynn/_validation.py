@@ -135,6 +135,21 @@ def all_finite(a):
     return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
 
 
+def check_2d_shape(shape, name="X"):
+    """A data matrix is 2-D with at least one row and one column."""
+    if len(shape) != 2:
+        hint = (" Reshape your data with X.reshape(-1, 1) for a single feature or "
+                "X.reshape(1, -1) for a single sample." if len(shape) == 1 else "")
+        raise ValueError(f"Expected a 2-D array for {name}, got {len(shape)}-D with shape "
+                         f"{shape}.{hint}")
+    if shape[0] == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={shape}) while a minimum "
+                         f"of 1 is required: {name} is empty")
+    if shape[1] == 0:
+        raise ValueError(f"Found array with 0 feature(s) (shape={shape}) while a minimum "
+                         f"of 1 is required: {name} has no features")
+
+
 def validate_X(X: Any, dtype: Any, name: str = "X", check_finite: bool = True) -> np.ndarray:
     """A 2-D, finite, C-contiguous array of `dtype` (copied only when needed).
     check_finite=False leaves the NaN/infinity test to the caller."""
@@ -148,17 +163,7 @@ def validate_X(X: Any, dtype: Any, name: str = "X", check_finite: bool = True) -
     except Exception as exc:  # ragged lists and other oddities
         raise ValueError(f"{name} could not be converted to an array: {exc}") from None
     arr = _reject_kind(arr, name)
-    if arr.ndim != 2:
-        hint = (" Reshape your data with X.reshape(-1, 1) for a single feature or "
-                "X.reshape(1, -1) for a single sample." if arr.ndim == 1 else "")
-        raise ValueError(f"Expected a 2-D array for {name}, got {arr.ndim}-D with shape "
-                         f"{arr.shape}.{hint}")
-    if arr.shape[0] == 0:
-        raise ValueError(f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum "
-                         f"of 1 is required: {name} is empty")
-    if arr.shape[1] == 0:
-        raise ValueError(f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum "
-                         f"of 1 is required: {name} has no features")
+    check_2d_shape(arr.shape, name)
     out = np.ascontiguousarray(arr, dtype=dtype)
     if check_finite and not all_finite(out):
         if arr.dtype.kind == "f" and np.isfinite(arr).all():
