@@ -23,6 +23,13 @@ classes_ (as {"dtype": ..., "values": [...]}), feature_names_in_, multilabel,
 y_ndim).  The optimizer's moments are not stored: a loaded model predicts
 exactly as the saved one, and further training starts a fresh optimizer.
 
+Saving to a path writes a temporary file of its own in the same directory
+(``.{name}.pynn-tmp-{pid}-{random}``), syncs it and renames it over the path;
+the next save to that path removes temporaries left by processes that are gone.
+Loading reads in order, checking as it goes: magic bytes and version, a
+bounded header, then the weights straight into the arena with the CRC-32
+computed on the way; no declared size is trusted beyond what the file holds.
+
 This module knows the file, not the estimators: an estimator hands over its
 state as plain data (``_export``: layer sizes, arena, fitted attributes, where a
 NumPy array of labels is stored as {"dtype", "values"}) and is rebuilt, and
