@@ -24,8 +24,9 @@ y_ndim).  The optimizer's moments are not stored: a loaded model predicts
 exactly as the saved one, and further training starts a fresh optimizer.
 
 Saving to a path writes a temporary file of its own in the same directory
-(``.{name}.pynn-tmp-{pid}-{random}``), syncs it and renames it over the path;
-the next save to that path removes temporaries left by processes that are gone.
+(``.{name}.pynn-tmp-{pid}-{host}-{random}``), syncs it and renames it over the
+path; the next save to that path removes temporaries left by processes of this
+machine that are gone.
 Loading reads in order, checking as it goes: magic bytes and version, a
 bounded header, then the weights straight into the arena with the CRC-32
 computed on the way; no declared size is trusted beyond what the file holds.
@@ -41,6 +42,7 @@ import io
 import json
 import math
 import os
+import socket
 import stat
 import struct
 import tempfile
@@ -62,7 +64,7 @@ _MAX_HEADER = 64 << 20
 _LABEL_SLACK = 16 << 20
 #: bytes read (and checksummed) at a time
 _CHUNK = 4 << 20
-#: temporary files of a save in progress: .{name}.pynn-tmp-{pid}-{random}
+#: temporary files of a save in progress: .{name}.pynn-tmp-{pid}-{host}-{random}
 _TMP_INFIX = ".pynn-tmp-"
 
 
@@ -235,7 +237,8 @@ def save_model(file, estimator, params, units, arena, fitted, cls=None) -> None:
         name = os.fsdecode(name)
         folder = os.fsdecode(folder)
     _remove_stale_temporaries(folder, name)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}{_TMP_INFIX}{os.getpid()}-")
+    fd, tmp = tempfile.mkstemp(dir=folder,
+                               prefix=f".{name}{_TMP_INFIX}{os.getpid()}-{_host_tag()}-")
     try:
         with open(fd, "wb") as fh:
             _set_default_mode(fh.fileno(), path)
@@ -302,6 +305,12 @@ def _pid_alive(pid):
     return True
 
 
+def _host_tag():
+    """8 hex digits naming this machine: a pid is only probed on the machine
+    that wrote it (a directory may be shared between machines)."""
+    return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')) & 0xFFFFFFFF:08x}"
+
+
 def _remove_stale_temporaries(folder, name):
     """Remove the temporary files that saves to `name` killed mid-write left
     behind (their process is gone); a live process's temporary is kept."""
@@ -315,8 +324,9 @@ def _remove_stale_temporaries(folder, name):
     for entry in entries:
         if not entry.startswith(prefix):
             continue
-        pid, sep, _ = entry[len(prefix):].partition("-")
-        if not sep or not pid.isdigit() or int(pid) == os.getpid():
+        pid, host, rest = (entry[len(prefix):].split("-", 2) + ["", ""])[:3]
+        if (not rest or host != _host_tag() or not pid.isdigit()
+                or int(pid) == os.getpid()):
             continue
         if not _pid_alive(int(pid)):
             try:

@@ -150,15 +150,20 @@ def _dead_pid():
 
 @pytest.mark.skipif(os.name != "posix", reason="pids are probed with os.kill(pid, 0)")
 def test_next_save_removes_stale_temporaries_only(tmp_path):
+    from pynn._persist import _host_tag
+
     path = tmp_path / "m.pynn"
-    dead = tmp_path / f".m.pynn.pynn-tmp-{_dead_pid()}-x1y2z3"
-    live = tmp_path / f".m.pynn.pynn-tmp-{os.getppid()}-a1b2c3"
-    other = tmp_path / f".other.pynn.pynn-tmp-{_dead_pid()}-a1b2c3"
-    for f in (dead, live, other):
+    host = _host_tag()
+    dead = tmp_path / f".m.pynn.pynn-tmp-{_dead_pid()}-{host}-x1y2z3"
+    live = tmp_path / f".m.pynn.pynn-tmp-{os.getppid()}-{host}-a1b2c3"
+    other_path = tmp_path / f".other.pynn.pynn-tmp-{_dead_pid()}-{host}-a1b2c3"
+    other_host = tmp_path / f".m.pynn.pynn-tmp-{_dead_pid()}-0badc0de-a1b2c3"
+    for f in (dead, live, other_path, other_host):
         f.write_bytes(b"x" * 1000)
     _fit("clf").save(path)
     assert not dead.exists()
-    assert live.exists() and other.exists()  # a live process's, another path's
+    # a live process's, another path's, another machine's (its pid means nothing here)
+    assert live.exists() and other_path.exists() and other_host.exists()
     pynn.load(path)
 
 
