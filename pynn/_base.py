@@ -153,6 +153,15 @@ class AvailableIf:
 # the estimator
 # ----------------------------------------------------------------------------
 
+def _count(value, name):
+    """A count stored in a model file (a non-negative integer; JSON numbers
+    arrive as floats)."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value != int(value) or value < 0):
+        raise ModelFileError(f"corrupt model file: {name} is {value!r}, not a count")
+    return int(value)
+
+
 class NetworkBase(ParamsMixin):
     """Fit, partial_fit, prediction and state shared by the Perceptron and the
     MLPs.  Subclasses provide the hooks in the first section below."""
@@ -306,6 +315,10 @@ class NetworkBase(ParamsMixin):
         first = not (fitted and (self.warm_start or incremental))
         if not first and not incremental and self._restart_needed(dtype):
             first = True
+        if not first and list(self._layout.units[1:-1]) != self._hidden_sizes():
+            raise ValueError(f"hidden_layer_sizes changed from {list(self._layout.units[1:-1])} "
+                             f"to {self._hidden_sizes()}: a warm start or partial_fit continues "
+                             f"the same architecture; refit from scratch (warm_start=False)")
         check_y_given(y, type(self).__name__)
         self._check_feature_names(X, reset=first)
         if dtype is None:  # dtype=None: the data's (the model's, on a warm start)
@@ -367,9 +380,14 @@ class NetworkBase(ParamsMixin):
         return _core.Net(self._layout.units, _core.ACTIVATIONS[hidden],
                          _core.ACTIVATIONS[output or out], _core.LOSSES[loss])
 
-    def _allocate(self, units, dtype):
-        self._layout, self._arena = _arena.allocate(units, dtype,
-                                                    self._fit_bytes_per_param(dtype))
+    def _allocate(self, units, dtype, arena=None):
+        """A fresh zeroed arena for layer sizes `units`, or (a loaded model)
+        `arena` itself, adopted without a copy."""
+        if arena is None:
+            self._layout, self._arena = _arena.allocate(units, dtype,
+                                                        self._fit_bytes_per_param(dtype))
+        else:
+            self._layout, self._arena = _arena.Layout(units), _arena.realign(arena)
         self._bind_views()
 
     def _bind_views(self):
@@ -459,9 +477,8 @@ class NetworkBase(ParamsMixin):
         if units[1:-1] != model._hidden_sizes():
             raise ModelFileError(f"corrupt model file: layer sizes {units} do not match the "
                                  f"estimator's hidden layers {model._hidden_sizes()}")
-        model._allocate(units, arena.dtype)
-        model._arena[...] = arena
-        model.n_features_in_ = int(fitted["n_features_in_"])
+        model._allocate(units, arena.dtype, arena=arena)
+        model.n_features_in_ = _count(fitted["n_features_in_"], "n_features_in_")
         if model.n_features_in_ != units[0]:
             raise ModelFileError("corrupt model file: n_features_in_ does not match the layers")
         model.out_activation_ = fitted["out_activation_"]
@@ -469,8 +486,8 @@ class NetworkBase(ParamsMixin):
             raise ModelFileError(f"corrupt model file: unknown output activation "
                                  f"{model.out_activation_!r}")
         model._reset_training_curves()
-        model.n_iter_ = int(fitted["n_iter_"])
-        model.t_ = int(fitted["t_"])
+        model.n_iter_ = _count(fitted["n_iter_"], "n_iter_")
+        model.t_ = _count(fitted["t_"], "t_")
         model.loss_ = fitted["loss_"]
         model.loss_curve_ = list(fitted["loss_curve_"])
         model.best_loss_ = fitted["best_loss_"]
@@ -480,6 +497,10 @@ class NetworkBase(ParamsMixin):
         if fitted.get("validation_scores_") is not None:
             model.validation_scores_ = list(fitted["validation_scores_"])
             model.best_validation_score_ = fitted["best_validation_score_"]
+            if not all(isinstance(v, float) for v in [model.best_validation_score_,
+                                                       *model.validation_scores_]):
+                raise ModelFileError("corrupt model file: the validation scores are not "
+                                     "numbers")
         if "feature_names_in_" in fitted:
             model.feature_names_in_ = np.array(fitted["feature_names_in_"], dtype=object)
         model._import_targets(fitted)
@@ -497,9 +518,17 @@ class NetworkBase(ParamsMixin):
         ----------
         path : str, os.PathLike or binary file object
             Where to write; an existing file is replaced atomically.
+
+        Raises
+        ------
+        pynn.ModelFileError
+            The model could not be loaded back (e.g. its parameters were set
+            to invalid values after the fit, or its weights hold NaN); nothing
+            is written.
         """
         units, arena, fitted = self._export()
-        _persist.save_model(path, type(self).__name__, self.get_params(), units, arena, fitted)
+        _persist.save_model(path, type(self).__name__, self.get_params(), units, arena, fitted,
+                            cls=type(self))
 
     # ---- inference --------------------------------------------------------------
     def _check_feature_names(self, X, reset):
@@ -675,4 +704,19 @@ class ClassifierMixin:
         if n < self._min_classes or enc.n_columns != k:
             raise ModelFileError(f"corrupt model file: {n} classes do not fit {k} output "
                                  f"units")
+        if not isinstance(fitted.get("multilabel", False), bool):
+            raise ModelFileError("corrupt model file: multilabel is not true or false")
+        if enc.classes.ndim != 1:
+            raise ModelFileError("corrupt model file: classes_ is not a list of labels")
+        try:
+            unique = np.unique(enc.classes)
+        except TypeError:
+            unique = None
+        if unique is None or unique.shape != enc.classes.shape or (unique != enc.classes).any():
+            raise ModelFileError("corrupt model file: classes_ is not sorted and unique")
+        expected = self._output_activation(enc)
+        if self.out_activation_ != expected:
+            raise ModelFileError(f"corrupt model file: out_activation_ is "
+                                 f"{self.out_activation_!r}, {type(self).__name__} with these "
+                                 f"classes and parameters uses {expected!r}")
         self._encoder, self.classes_ = enc, enc.classes

@@ -14,6 +14,7 @@ from ._typing import Optional, Self
 from . import _core
 from ._base import AvailableIf, ClassifierMixin, NetworkBase
 from ._training import bytes_per_param
+from .exceptions import ModelFileError
 from ._validation import (check_bool, check_choice, check_float,
                           check_int, check_score_targets, check_y_given, column_or_1d, dtype_of,
                           regression_targets, validation_split)
@@ -131,8 +132,8 @@ class _BaseMLP(NetworkBase):
         return self.__dict__.get("_opt_state")
 
     # ---- the network --------------------------------------------------------------
-    def _allocate(self, units, dtype):
-        super()._allocate(units, dtype)
+    def _allocate(self, units, dtype, arena=None):
+        super()._allocate(units, dtype, arena)
         self.n_layers_ = len(units)
         self.n_outputs_ = units[-1]
 
@@ -495,8 +496,18 @@ class MLPRegressor(_BaseMLP):
         return {"y_ndim": int(self._y_ndim)}
 
     def _import_targets(self, fitted):
-        if "y_ndim" in fitted:
-            self._y_ndim = int(fitted["y_ndim"])
+        y_ndim = fitted.get("y_ndim")
+        if y_ndim not in (1, 2) or isinstance(y_ndim, bool):
+            raise ModelFileError(f"corrupt model file: y_ndim is {y_ndim!r}, not 1 or 2")
+        if y_ndim == 1 and self.n_outputs_ != 1:
+            raise ModelFileError(f"corrupt model file: y_ndim is 1 with {self.n_outputs_} "
+                                 f"outputs")
+        expected = self._LOSSES[self.loss][0]
+        if self.out_activation_ != expected:
+            raise ModelFileError(f"corrupt model file: out_activation_ is "
+                                 f"{self.out_activation_!r}, loss={self.loss!r} uses "
+                                 f"{expected!r}")
+        self._y_ndim = int(y_ndim)
 
     def partial_fit(self, X: ArrayLike, y: ArrayLike,
                     sample_weight: Optional[ArrayLike] = None) -> Self:

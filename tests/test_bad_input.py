@@ -1076,6 +1076,41 @@ LOAD_CASES = [
      r"do not match|parameters"),
     ("losses-not-numbers", lambda d: _with_header(d, _set(["fitted", "best_loss_"], [1])),
      r"losses are not numbers"),
+    # a declared size the file does not hold: 2 labels of dtype <U250000000 (1.9 GiB)
+    ("classes-dtype-bomb", lambda d: _with_header(d, _set(
+        ["fitted", "classes_"], {"dtype": "<U250000000", "values": ["a", "b"]})),
+     r"wider than its longest label"),
+    ("classes-missing", lambda d: _with_header(d, lambda h: h["fitted"].pop("classes_")),
+     r"without classes_"),
+    ("classes-unsorted", lambda d: _with_header(
+        d, _set(["fitted", "classes_"], {"dtype": "<i8", "values": [1, 0]})),
+     r"not sorted and unique"),
+    ("classes-duplicate", lambda d: _with_header(
+        d, _set(["fitted", "classes_"], {"dtype": "<i8", "values": [1, 1]})),
+     r"not sorted and unique"),
+    ("classes-strings-as-ints", lambda d: _with_header(
+        d, _set(["fitted", "classes_"], {"dtype": "<i8", "values": ["0", "1"]})),
+     r"not numbers"),
+    ("out-activation-mismatch", lambda d: _with_header(
+        d, _set(["fitted", "out_activation_"], "softmax")),
+     r"out_activation_ is 'softmax'.*uses 'logistic'"),
+    ("out-activation-identity", lambda d: _with_header(
+        d, _set(["fitted", "out_activation_"], "identity")),
+     r"out_activation_ is 'identity'"),
+    ("multilabel-not-bool", lambda d: _with_header(d, _set(["fitted", "multilabel"], "yes")),
+     r"multilabel|do not fit"),
+    ("loss-curve-string", lambda d: _with_header(d, _set(["fitted", "loss_curve_"], [0.5, "x"])),
+     r"losses are not numbers"),
+    ("validation-scores-string", lambda d: _with_header(d, lambda h: h["fitted"].update(
+        validation_scores_=["x"], best_validation_score_=0.5)),
+     r"validation scores are not numbers"),
+    ("n_iter-negative", lambda d: _with_header(d, _set(["fitted", "n_iter_"], -1)),
+     r"n_iter_ is -1"),
+    ("n_iter-fraction", lambda d: _with_header(d, _set(["fitted", "n_iter_"], 1.5)),
+     r"n_iter_ is 1.5, not a count"),
+    ("t-string", lambda d: _with_header(d, _set(["fitted", "t_"], "x")), r"t_ is 'x'"),
+    ("n_features-bool", lambda d: _with_header(d, _set(["fitted", "n_features_in_"], True)),
+     r"n_features_in_ is True"),
 ]
 
 LOAD_PARAMS = [pytest.param(make_bytes, match, id=f"load-{cid}")
