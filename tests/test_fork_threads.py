@@ -40,20 +40,31 @@ SETUP = textwrap.dedent(
 )
 
 
-def run_child(code, timeout, **kw):
-    # outside the source tree, so the child imports the installed pynn
+def run_child(code, timeout, setup=SETUP, **kw):
+    """Run code in a new session; on timeout kill the whole process group (a hung
+    forked grandchild included) and fail."""
+    # run outside the source tree (cwd=tmp_path) so the child imports the installed pynn
+    proc = subprocess.Popen([sys.executable, "-c", setup + textwrap.dedent(code)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **kw)
     try:
-        return subprocess.run([sys.executable, "-c", SETUP + textwrap.dedent(code)],
-                              capture_output=True, text=True, timeout=timeout, **kw)
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the child process hung (no result within {timeout} s): {exc.stderr!r}")
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"the child process hung (no result within {timeout} s)")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # leftover workers, if any
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_os_fork_after_threads_runs_on_one_thread_with_the_same_results(tmp_path):
     out = run_child(
         """
         before = fit_and_predict()
-        assert not _core.forked()
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -81,7 +92,7 @@ def test_os_fork_after_threads_runs_on_one_thread_with_the_same_results(tmp_path
         assert not _core.forked()          # the parent keeps its threads
         assert fit_and_predict() == before
         print("OK")
-        """, timeout=120, cwd=tmp_path)
+        """, timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("OK")
 
@@ -102,7 +113,7 @@ def test_multiprocessing_fork_pool_after_threads_does_not_hang(tmp_path):
                 got = pool.map(work, range(4))
             assert got == [before] * 4, (got, before)
             print("OK")
-        """, timeout=180, cwd=tmp_path)
+        """, timeout=90, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("OK")
 
@@ -121,7 +132,7 @@ def test_joblib_multiprocessing_backend_after_threads_does_not_hang(tmp_path):
                     joblib.delayed(fit_and_predict)() for _ in range(2))
             assert got == [before] * 2, (got, before)
             print("OK")
-        """, timeout=180, cwd=tmp_path)
+        """, timeout=90, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("OK")
 
@@ -172,11 +183,7 @@ def test_many_threads_under_an_address_space_limit_do_not_end_the_process(tmp_pa
             assert np.array_equal(m.predict_proba(X), ref.predict_proba(X))
         print("OK")
         """)
-    try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             timeout=300, cwd=tmp_path)
-    except subprocess.TimeoutExpired as exc:  # pragma: no cover
-        pytest.fail(f"timed out: {exc.stderr!r}")
+    out = run_child(code, timeout=300, setup="", cwd=tmp_path)
     assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
     assert out.stdout.strip() == "OK"
 
