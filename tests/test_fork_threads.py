@@ -97,6 +97,48 @@ def test_os_fork_after_threads_runs_on_one_thread_with_the_same_results(tmp_path
     assert out.stdout.strip().endswith("OK")
 
 
+def test_every_entry_point_in_a_forked_child_with_the_default_threads(tmp_path):
+    # n_threads=None (OpenMP's default): L-BFGS (loss and gradient of the whole
+    # set), loss_and_gradients, predict and the ops kernels, after threads ran
+    out = run_child(
+        """
+        from pynn import ops
+
+        def everything():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # L-BFGS stops at max_iter
+                m = pynn.MLPClassifier((256,), solver="lbfgs", max_iter=3, tol=None,
+                                       random_state=0).fit(X, y)
+            loss, cg, ig = m.loss_and_gradients(X, y)
+            grads = cg + ig
+            W = np.ascontiguousarray(m.coefs_[0])
+            a = ops.dense_forward(X, W, m.intercepts_[0], "relu")
+            parts = [m.predict_proba(X), np.float64(loss), a] + list(grads)
+            return hashlib.sha256(b"".join(np.asarray(p).tobytes() for p in parts)).hexdigest()
+
+        before = everything() + fit_and_predict()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    os.write(w, (everything() + fit_and_predict()).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        msg = os.read(r, 1000).decode()
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, status
+        assert msg == before, (msg, before)
+        print("OK")
+        """, timeout=60, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("OK")
+
+
 def test_multiprocessing_fork_pool_after_threads_does_not_hang(tmp_path):
     out = run_child(
         """
