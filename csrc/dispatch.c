@@ -18,14 +18,62 @@ int pynn_has_openmp(void)
 #endif
 }
 
-int pynn_max_threads(void)
+/* ---- threads ---------------------------------------------------------------- */
+
+/* libgomp is not fork-safe: a child forked after a team of threads ran hangs at
+ * its first parallel region (the pool's threads exist only in the parent).  So
+ * a child forked once a team has run (here or in an ancestor) stays on one
+ * thread for good.  pynn__team_flag is set before any team of more than one thread
+ * starts (pynn__team, internal.h); the fork handler below reads it in the child. */
+int pynn__team_flag = 0;
+static int g_forked = 0;
+/* Processors this process may run on (its affinity mask); 0 until first asked. */
+static int g_procs = 0;
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+
+static void after_fork_in_child(void)
+{
+    if (__atomic_load_n(&pynn__team_flag, __ATOMIC_RELAXED))
+        __atomic_store_n(&g_forked, 1, __ATOMIC_RELAXED);
+}
+
+__attribute__((constructor)) static void install_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, after_fork_in_child);
+}
+#endif
+
+int pynn_forked(void) { return __atomic_load_n(&g_forked, __ATOMIC_RELAXED); }
+
+void pynn_mark_forked(void) { __atomic_store_n(&g_forked, 1, __ATOMIC_RELAXED); }
+
+int pynn_threads(int n_threads)
 {
 #ifdef _OPENMP
-    return omp_get_max_threads();
+    if (__atomic_load_n(&g_forked, __ATOMIC_RELAXED))
+        return 1;
+    int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
+    /* more threads than processors cannot pay, and a large team can fail to
+     * start (libgomp then ends the process) */
+    int procs = __atomic_load_n(&g_procs, __ATOMIC_RELAXED);
+    if (procs < 1) {
+        procs = omp_get_num_procs();
+        if (procs < 1)
+            procs = 1;
+        __atomic_store_n(&g_procs, procs, __ATOMIC_RELAXED);
+    }
+    if (nt > procs)
+        nt = procs;
+    return nt < 1 ? 1 : nt;
 #else
+    (void)n_threads;
     return 1;
 #endif
 }
+
+int pynn_max_threads(void) { return pynn_threads(0); }
 
 /* ---- instruction set dispatch ---------------------------------------------- */
 

@@ -101,8 +101,21 @@ pynn_isa pynn__isa(void);
  * costs more than it saves. */
 #define PYNN_PAR_MIN_WORK ((size_t)1 << 20)
 
+/* Set once a team of more than one thread has run in this process or an
+ * ancestor (dispatch.c: a child forked after that stays on one thread). */
+extern int pynn__team_flag;
+
+/* Call before starting a team of nt threads; returns nt. */
+static inline int pynn__team(int nt)
+{
+    if (nt > 1 && !__atomic_load_n(&pynn__team_flag, __ATOMIC_RELAXED))
+        __atomic_store_n(&pynn__team_flag, 1, __ATOMIC_RELAXED);
+    return nt;
+}
+
 /* Threads for a kernel doing `work` multiply-adds split into parallel_items
- * independent pieces: one unless it pays, never more than there are pieces.
+ * independent pieces: one unless it pays, never more than there are pieces nor
+ * than pynn_threads allows (processors; one in a child forked after a team ran).
  * The thread count never changes a result bit (every kernel's summation order
  * is fixed), only the speed. */
 static inline int pynn__threads_for(int n_threads, size_t work, size_t parallel_items)
@@ -110,10 +123,10 @@ static inline int pynn__threads_for(int n_threads, size_t work, size_t parallel_
 #ifdef _OPENMP
     if (work < PYNN_PAR_MIN_WORK || parallel_items < 2)
         return 1;
-    int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
+    int nt = pynn_threads(n_threads);
     if ((size_t)nt > parallel_items)
         nt = (int)parallel_items;
-    return nt < 1 ? 1 : nt;
+    return pynn__team(nt < 1 ? 1 : nt);
 #else
     (void)n_threads; (void)work; (void)parallel_items;
     return 1;

@@ -189,11 +189,12 @@ static pynn_status predict_rows(T *out, const pynn_net *net, const T *params, co
      * whole (each runs its products on one thread).  Every row is computed the
      * same way in any block, so the bits do not depend on this choice. */
     size_t slots = ws_len / lay.total;
-    int nt = n_threads > 0 ? n_threads : pynn_max_threads();
+    int nt = pynn_threads(n_threads);
     if ((size_t)nt > blocks)
         nt = (int)blocks;
     if ((size_t)nt > slots)
         nt = (int)slots;
+    pynn__team(nt);
     int bad = 0;
 #ifdef _OPENMP
     if (nt > 1) {

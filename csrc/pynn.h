@@ -171,8 +171,16 @@ const char *pynn_activation_name(int act);
 const char *pynn_loss_name(int loss);
 const char *pynn_solver_name(int solver);
 
-/* Threads the core will use when asked for n_threads (0 = OpenMP default). */
+/* Threads the core uses at most when asked for n_threads (0 = OpenMP's default):
+ * never more than the processors this process may run on, and 1 in a child
+ * forked after a team of threads ran (libgomp is not fork-safe). */
+int pynn_threads(int n_threads);
+/* pynn_threads(0) */
 int pynn_max_threads(void);
+/* 1 once this process is a child forked after a team of threads ran. */
+int pynn_forked(void);
+/* Run on one thread from now on, as a forked child does. */
+void pynn_mark_forked(void);
 int pynn_has_openmp(void);
 
 /* ---- typed API: declared for float (_f32) and double (_f64) --------------- */

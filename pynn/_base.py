@@ -36,6 +36,8 @@ from .exceptions import ModelFileError, NotFittedError, sklearn_flavour
 _PREDICT_BLOCK = 256
 # Smallest block handed to a thread of its own when predicting in parallel.
 _PREDICT_MIN_BLOCK = 32
+# Multiply-adds per thread in one call to the core when predicting (~50 ms).
+_PREDICT_CALL_WORK = 250_000_000
 # Seeds for the core's shuffling are drawn below this bound from the random state.
 _SEED_BOUND = np.iinfo(np.int64).max
 
@@ -585,15 +587,23 @@ class NetworkBase(ParamsMixin):
         bitwise the same for any thread count and block size."""
         net = self._make_net(output)
         n = X.shape[0]
-        nt = resolve_threads(self.n_threads) or _core.max_threads()
+        nt = _core.threads(resolve_threads(self.n_threads))
         block = min(_PREDICT_BLOCK, n)
         if nt > 1 and n >= 2 * _PREDICT_MIN_BLOCK:
             block = max(_PREDICT_MIN_BLOCK, min(block, -(-n // (4 * nt))))
         slots = max(1, min(nt, -(-n // block)))
         out = np.empty((n, self._layout.units[-1]), dtype=self._arena.dtype)
         ws = np.empty(_sparse.workspace_size(net, X, block) * slots, dtype=self._arena.dtype)
+        # The core runs on rows [r0, r0 + step) per call, a fraction of a second of
+        # work, so Ctrl-C between calls stops a long predict (the same bits: no row
+        # depends on its block).
+        units = self._layout.units
+        per_row = max(1, sum(a * b for a, b in zip(units[:-1], units[1:])))
+        step = max(block * slots, _PREDICT_CALL_WORK * nt // per_row // block * block)
         try:
-            _sparse.predict(net, out, self._arena, X, ws, block, nt)
+            for r0 in range(0, n, step):
+                part = X if step >= n else X[r0:r0 + step]
+                _sparse.predict(net, out[r0:r0 + step], self._arena, part, ws, block, nt)
         except _core.NonFiniteError:
             raise ValueError("X contains NaN or infinity; remove or impute them first") from None
         if not all_finite(out) and not (allow_inf and not np.isnan(out).any()):

@@ -88,6 +88,9 @@ cdef extern from "pynn.h" nogil:
     void pynn_rng_seed(uint64_t *state, uint64_t seed) noexcept
     void pynn_shuffle(int64_t *idx, size_t n, uint64_t *state) noexcept
     int pynn_max_threads() noexcept
+    int pynn_threads(int n_threads) noexcept
+    int pynn_forked() noexcept
+    void pynn_mark_forked() noexcept
     int pynn_simd_supported(int isa) noexcept
     int pynn_simd_get() noexcept
     pynn_status pynn_simd_set(int isa) noexcept
@@ -180,8 +183,28 @@ cdef inline void _same(tuple got, tuple want, str name) except *:
 
 
 def max_threads():
-    """Threads the core uses when n_threads is not given (OpenMP's default)."""
+    """Threads the core uses when n_threads is not given: OpenMP's default, at
+    most the processors this process may run on (1 in a child forked after the
+    core ran threads)."""
     return pynn_max_threads()
+
+
+def threads(int n_threads):
+    """Threads the core uses at most when asked for n_threads (0: OpenMP's
+    default): never more than the processors this process may run on, and 1 in
+    a child forked after the core ran threads."""
+    return pynn_threads(n_threads)
+
+
+def forked():
+    """Whether this process is a child forked after the core ran threads (it
+    then runs on one thread: libgomp cannot start threads there)."""
+    return bool(pynn_forked())
+
+
+def mark_forked():
+    """Run on one thread from now on, as a child forked after threads ran does."""
+    pynn_mark_forked()
 
 
 #: The SIMD paths the core has, by number (names from the core).

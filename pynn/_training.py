@@ -196,7 +196,7 @@ class ChunkPlanner:
 
     def __init__(self, n_threads):
         if n_threads:
-            self.options = [n_threads]
+            self.options = [_core.threads(n_threads)]
         else:
             most = _core.max_threads()
             self.options = [most, 1] if most > 1 else [1]

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 
+from . import _core
 from ._typing import Any, Optional, Tuple
 from .exceptions import DataConversionWarning, sklearn_flavour
 
@@ -83,10 +84,34 @@ def dtype_of(X):
     return np.dtype(np.float32) if dt == np.float32 else np.dtype(np.float64)
 
 
+_FORK_WARNED = False
+
+
+def warn_if_forked():
+    """Warn once when the core is on one thread because this process was forked
+    after it ran threads (libgomp, OpenMP's runtime, is not fork-safe)."""
+    global _FORK_WARNED
+    if not _FORK_WARNED and _core.forked():
+        _FORK_WARNED = True
+        warnings.warn(
+            "pynn runs on one thread in this process: it was forked (os.fork, "
+            "multiprocessing's 'fork' start method) after pynn had run threads, and "
+            "OpenMP cannot start threads in a forked child without hanging. Use the "
+            "'spawn' or 'forkserver' start method (or joblib's loky backend) to keep "
+            "threads in worker processes.", RuntimeWarning, stacklevel=3)
+
+
 def resolve_threads(n_threads):
+    """The n_threads the core is asked for (0: OpenMP's default).  The core uses
+    at most the processors this process may run on (``_core.threads``), and one
+    thread in a child forked after it ran threads (warned once)."""
     if n_threads is None:
-        return 0  # the core asks OpenMP, which honours OMP_NUM_THREADS
-    return check_int(n_threads, "n_threads", low=1, high=4096)
+        n_threads = 0  # the core asks OpenMP, which honours OMP_NUM_THREADS
+    else:
+        n_threads = check_int(n_threads, "n_threads", low=1, high=4096)
+    if n_threads != 1:
+        warn_if_forked()
+    return n_threads
 
 
 def check_random_state(seed):

@@ -251,6 +251,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Precision of the weights and of all arithmetic.
     n_threads : int or None, default=None
         Threads for the core; None follows OpenMP's default (OMP_NUM_THREADS).
+        More than the processors this process may run on are not used (a
+        bigger value is silently capped), and a process forked after pynn ran
+        threads uses one thread (with a RuntimeWarning).
 
     Attributes
     ----------

@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike
 from ._typing import Any, List, Optional, Tuple
 
 from . import _core
-from ._validation import check_fits_dtype, check_float
+from ._validation import check_fits_dtype, check_float, warn_if_forked
 
 __all__ = [
     "ACTIVATIONS", "LOSSES", "activation", "activation_backward", "loss", "output_delta",
@@ -68,6 +68,10 @@ def _arrays(names: Any, arrays: Any, ndims: Any, dtype: Any = None) -> List[np.n
 
 
 def _threads(n_threads):
+    # the core uses at most the processors this process may run on, and one
+    # thread in a child forked after it ran threads (warned once)
+    if n_threads != 1:
+        warn_if_forked()
     if n_threads is None:
         return 0
     if isinstance(n_threads, (bool, np.bool_)) or not isinstance(n_threads, numbers.Integral):

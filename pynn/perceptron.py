@@ -55,6 +55,8 @@ class Perceptron(ClassifierMixin, NetworkBase):
         1/True: a live progress bar on stderr; 2: one line per epoch on stdout.
     dtype : {'float32', 'float64'}, default='float32'
     n_threads : int or None, default=None
+        Threads for the core, as in MLPClassifier: None follows OpenMP's default,
+        capped at the processors this process may run on.
 
     Attributes
     ----------
