@@ -138,28 +138,27 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     return PYNN_OK;
 }
 
-pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch)
+/* The total of the workspace layout for a dense (csr = 0) or CSR (csr = 1) input. */
+static pynn_status workspace_total(size_t *count, const pynn_net *net, size_t batch, int csr)
 {
     if (count == NULL)
         return PYNN_ERR_ARG;
     *count = 0;
     pynn__ws_layout lay;
-    pynn_status st = pynn__workspace_layout(&lay, net, batch, 0);
+    pynn_status st = pynn__workspace_layout(&lay, net, batch, csr);
     if (st == PYNN_OK)
         *count = lay.total;
     return st;
 }
 
+pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch)
+{
+    return workspace_total(count, net, batch, 0);
+}
+
 pynn_status pynn_workspace_size_csr(size_t *count, const pynn_net *net, size_t batch)
 {
-    if (count == NULL)
-        return PYNN_ERR_ARG;
-    *count = 0;
-    pynn__ws_layout lay;
-    pynn_status st = pynn__workspace_layout(&lay, net, batch, 1);
-    if (st == PYNN_OK)
-        *count = lay.total;
-    return st;
+    return workspace_total(count, net, batch, 1);
 }
 
 pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *lay,
