@@ -38,14 +38,13 @@ checked, by ``cls._from_export``.
 """
 from __future__ import annotations
 
+# json, socket and tempfile are imported where they are used, so that `import pynn`
+# stays light (.ci/release checks that it adds < 30 ms to `import numpy`).
 import io
-import json
 import math
 import os
-import socket
 import stat
 import struct
-import tempfile
 import zlib
 
 import numpy as np
@@ -136,6 +135,7 @@ def _decode_labels(obj, what):
 
 
 def _json_params(params):
+    import json
     out = {}
     for name, value in params.items():
         if isinstance(value, tuple):
@@ -187,6 +187,7 @@ def _fitted_from_json(fitted):
 
 
 def _header_bytes(estimator, params, units, arena, fitted):
+    import json
     header = {
         "format": "pynn-model",
         "pynn_version": __version__,
@@ -220,6 +221,8 @@ def save_model(file, estimator, params, units, arena, fitted, cls=None) -> None:
     temporary file of their own in the same directory (synced to disk), which
     then replaces the path, so concurrent saves to one path each leave an
     intact model, and a crash never leaves a half-written one."""
+    import json
+    import tempfile
     arena = np.ascontiguousarray(arena, dtype=arena.dtype.newbyteorder("<"))
     head = _header_bytes(estimator, params, units, arena, fitted)
     if cls is not None:
@@ -308,6 +311,7 @@ def _pid_alive(pid):
 def _host_tag():
     """8 hex digits naming this machine: a pid is only probed on the machine
     that wrote it (a directory may be shared between machines)."""
+    import socket
     return f"{zlib.crc32(socket.gethostname().encode('utf-8', 'replace')) & 0xFFFFFFFF:08x}"
 
 
@@ -410,6 +414,7 @@ def load_model(file, classes):
 
 
 def _load(src, classes):
+    import json
     prefix = src.read(_PREFIX.size)
     if len(prefix) < len(MAGIC) or prefix[:len(MAGIC)] != MAGIC:
         raise ModelFileError("not a pynn model file: it does not start with pynn's magic bytes "

@@ -4,10 +4,14 @@ fitted attributes follow sklearn.neural_network so that switching is a
 one-line import change; the math runs in pynn's C core."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numbers
 
 import numpy as np
-from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # numpy.typing costs ~5 ms at import; hints only
+    from numpy.typing import ArrayLike
 
 from ._typing import Optional, Self
 

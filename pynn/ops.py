@@ -18,10 +18,14 @@ float64 arrays (all of one dtype); outputs have that dtype.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numbers
 
 import numpy as np
-from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # numpy.typing costs ~5 ms at import; hints only
+    from numpy.typing import ArrayLike
 
 from ._typing import Any, List, Optional, Tuple
 

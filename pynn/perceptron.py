@@ -2,8 +2,12 @@
 C = mean((y - y_hat)^2), trained by gradient descent in pynn's C core."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:  # numpy.typing costs ~5 ms at import; hints only
+    from numpy.typing import ArrayLike
 
 from ._typing import Any, Optional, Self, Tuple
 
