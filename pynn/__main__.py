@@ -1,5 +1,5 @@
-"""``python -m pynn``: train an MLP on a built-in data set and report the
-test accuracy and the training speed."""
+"""python -m pynn: train an MLP on a built-in data set and report the test
+accuracy and the training speed."""
 from __future__ import annotations
 
 import argparse
@@ -8,32 +8,80 @@ import sys
 import time
 import warnings
 
+#: What to install for --plot (the distribution is pynn-mlp; it imports as pynn).
+PLOT_INSTALL = 'pip install "pynn-mlp[plot]" or pip install matplotlib'
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m pynn",
+        description="Train an MLP classifier on built-in Gaussian clusters and report the "
+                    "test accuracy and the training speed.")
+    add = parser.add_argument
+    add("--samples", type=int, default=30000,
+        help="rows generated; a fifth of them are held out for testing (default: %(default)s)")
+    add("--features", type=int, default=64, help="features per row (default: %(default)s)")
+    add("--classes", type=int, default=10, help="classes to predict (default: %(default)s)")
+    add("--hidden", type=int, nargs="+", default=[128, 64], metavar="UNITS",
+        help="hidden layer sizes (default: 128 64)")
+    add("--epochs", type=int, default=20,
+        help="training epochs, all run (default: %(default)s)")
+    add("--batch-size", type=int, default=64,
+        help="rows per minibatch step (default: %(default)s)")
+    add("--dtype", choices=["float32", "float64"], default="float32",
+        help="precision of the weights and the arithmetic (default: %(default)s)")
+    add("--threads", type=int, default=None,
+        help="threads of the C core (default: OpenMP's count)")
+    add("--seed", type=int, default=0,
+        help="random seed of the data and of the model (default: %(default)s)")
+    add("--verbose", type=int, default=0, choices=[0, 1, 2],
+        help="0: quiet, 1: live progress bar, 2: a line per epoch (default: %(default)s)")
+    add("--plot", metavar="FILE", default=None,
+        help="save the loss curve to FILE, e.g. loss.png; needs matplotlib: "
+             'pip install "pynn-mlp[plot]" (default: no plot)')
+    add("--save", metavar="FILE", default=None,
+        help="save the trained model to FILE, read back by pynn.load (default: not saved)")
+    add("--compare", action="store_true",
+        help="also train scikit-learn's MLPClassifier on the same work, if installed "
+             "(default: off)")
+    return parser
+
 
 def _parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m pynn", description=__doc__)
-    parser.add_argument("--samples", type=int, default=30000, help="rows generated (default 30000)")
-    parser.add_argument("--features", type=int, default=64)
-    parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[128, 64],
-                        help="hidden layer sizes (default 128 64)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--threads", type=int, default=None, help="core threads (default: OpenMP's)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--verbose", type=int, default=0, choices=[0, 1, 2],
-                        help="1: live progress bar, 2: a line per epoch")
-    parser.add_argument("--plot", metavar="FILE", default=None,
-                        help="save the loss curve to FILE (e.g. loss.png; needs matplotlib)")
-    parser.add_argument("--save", metavar="FILE", default=None,
-                        help="save the trained model to FILE (read it back with pynn.load)")
-    parser.add_argument("--compare", action="store_true",
-                        help="also train scikit-learn's MLPClassifier on the same work, if installed")
-    return parser.parse_args(argv)
+    return _parser().parse_args(argv)
+
+
+def _plot_backend():
+    """None if matplotlib can draw the --plot file, else why not (checked before
+    training, so a missing extra costs no training time)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+    except ImportError as exc:
+        return f"--plot needs matplotlib, which could not be imported ({exc}): {PLOT_INSTALL}"
+    return None
+
+
+def _check_output_files(args):
+    """One line saying why an output file cannot be written, or None."""
+    for flag, path in (("--plot", args.plot), ("--save", args.save)):
+        if path:
+            folder = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(folder):
+                return f"{flag} {path}: the folder {folder} does not exist"
+    if args.plot:
+        return _plot_backend()
+    return None
 
 
 def main(argv=None):
     args = _parse(argv)
+    problem = _check_output_files(args)
+    if problem is not None:
+        print(f"python -m pynn: error: {problem}", file=sys.stderr)
+        return 2
 
     import pynn
     from pynn._platform import cpu_model
@@ -77,10 +125,7 @@ def _train_pynn(args, kw, Xtr, ytr, Xte, yte):
           f"({rate:,.0f} samples/s)   predict {len(Xte) / pred_s:,.0f} rows/s   "
           f"final loss {model.loss_:.4f}")
 
-    if args.plot:
-        import matplotlib
-
-        matplotlib.use("Agg")
+    if args.plot:  # matplotlib (Agg) was checked by _plot_backend before training
         ax = pynn.plot_loss_curve(model)
         ax.figure.savefig(args.plot, dpi=100, bbox_inches="tight")
         print(f"loss curve saved to {args.plot}")

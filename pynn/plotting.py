@@ -1,5 +1,5 @@
 """Pictures of a fit, drawn with matplotlib (an optional extra:
-``pip install "pynn[plot]"``)."""
+``pip install "pynn-mlp[plot]"``)."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -33,8 +33,9 @@ def plot_loss_curve(model: Any, ax: Any = None) -> Any:
     """
     try:
         import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("plot_loss_curve needs matplotlib: pip install 'pynn[plot]' "
+        from matplotlib.ticker import MaxNLocator
+    except ImportError as exc:
+        raise ImportError('plot_loss_curve needs matplotlib: pip install "pynn-mlp[plot]" '
                           "(or pip install matplotlib)") from exc
     check = getattr(model, "_check_is_fitted", None)
     if check is None:
@@ -46,6 +47,7 @@ def plot_loss_curve(model: Any, ax: Any = None) -> Any:
     epochs = range(1, len(losses) + 1)
     (loss_line,) = ax.plot(epochs, losses, color="tab:blue", label="training loss")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # whole epochs
     ax.set_ylabel("training loss")
     ax.set_title(f"{type(model).__name__}: {len(losses)} epochs")
     lines = [loss_line]

@@ -7,6 +7,7 @@ import re
 import struct
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -24,8 +25,13 @@ def blobs(n=120, n_features=4, n_classes=3, seed=0):
 
 
 def quiet(fn, *a, **k):
+    """fn(*a, **k) without convergence warnings (pynn's, and scikit-learn's for
+    the fits of its MLPs that tests compare with)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", pynn.ConvergenceWarning)
+        sk_exceptions = sys.modules.get("sklearn.exceptions")
+        if sk_exceptions is not None:
+            warnings.simplefilter("ignore", sk_exceptions.ConvergenceWarning)
         return fn(*a, **k)
 
 
@@ -196,8 +202,8 @@ def fitted_models():
                           np.column_stack([X[:, 0], X[:, 1]])), X
     yield "reg-1d-es", quiet(MLPRegressor((6,), max_iter=5, random_state=0,
                                           early_stopping=True).fit, X, X[:, 0]), X
-    yield "perceptron", Perceptron(max_iter=20).fit(X, y == 2), X
-    yield "perceptron-ovr", Perceptron("step", max_iter=20, dtype="float64").fit(X, y), X
+    yield "perceptron", quiet(Perceptron(max_iter=20).fit, X, y == 2), X
+    yield "perceptron-ovr", quiet(Perceptron("step", max_iter=20, dtype="float64").fit, X, y), X
 
 
 @pytest.mark.parametrize("name,model,X", list(fitted_models()), ids=lambda v: v if
@@ -372,6 +378,86 @@ def test_demo_saves_plot_and_model(tmp_path):
     assert pynn.load(model).n_iter_ == 3
 
 
+@pytest.mark.parametrize("epochs", [1, 2, 5, 7, 13])
+def test_loss_curve_ticks_are_whole_epochs(epochs):
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    X, y = blobs(120)
+    for model in (MLPClassifier((4,), max_iter=epochs, tol=None, random_state=0),
+                  MLPClassifier((4,), max_iter=epochs, tol=None, random_state=0,
+                                early_stopping=True)):
+        ax = pynn.plot_loss_curve(model.fit(X, y))
+        ax.figure.canvas.draw()
+        ticks = np.asarray(ax.get_xticks())
+        shown = ticks[(ticks >= ax.get_xlim()[0]) & (ticks <= ax.get_xlim()[1])]
+        assert len(shown) >= 1
+        np.testing.assert_array_equal(ticks, np.round(ticks))
+        if hasattr(ax, "right_ax"):  # the twin shares the epoch axis
+            np.testing.assert_array_equal(ax.right_ax.get_xticks(), ticks)
+        plt.close(ax.figure)
+
+
+def _run_demo(args, prelude="", timeout=120, cwd=None):
+    """python -m pynn ARGS in a fresh interpreter, after running `prelude`."""
+    code = (f"import runpy, sys\n{prelude}\nsys.argv = ['python -m pynn'] + {list(args)!r}\n"
+            "runpy.run_module('pynn', run_name='__main__', alter_sys=True)\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
+def test_demo_help_documents_every_option_without_markup():
+    res = subprocess.run([sys.executable, "-m", "pynn", "--help"], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    text = res.stdout
+    assert "``" not in text and "`" not in text
+    # argparse wraps the help of each option; join each option's lines into one
+    options = re.split(r"\n  (?=-)", text.split("options:", 1)[1])
+    helps = {m.group(1): " ".join(opt.split()) for opt in options
+             if (m := re.match(r"(--[\w-]+)", opt.strip()))}
+    expected = {"--samples": "30000", "--features": "64", "--classes": "10",
+                "--hidden": "128 64", "--epochs": "20", "--batch-size": "64",
+                "--dtype": "float32", "--threads": "OpenMP", "--seed": "0", "--verbose": "0",
+                "--plot": "no plot", "--save": "not saved", "--compare": "off"}
+    assert set(helps) == set(expected)
+    for flag, default in expected.items():
+        words = helps[flag].split(None, 1)
+        assert len(words) == 2 and len(words[1]) > 20, f"{flag} has no help text"
+        assert f"(default: {default}" in helps[flag], helps[flag]
+    assert 'pip install "pynn-mlp[plot]"' in helps["--plot"]
+
+
+def test_demo_plot_without_matplotlib_stops_before_training(tmp_path):
+    """--plot with matplotlib missing: one clear line and exit status 2, before
+    any data is made or any model trained (a million rows would take minutes)."""
+    png = tmp_path / "loss.png"
+    t0 = time.perf_counter()
+    res = _run_demo(["--samples", "1000000", "--epochs", "50", "--plot", str(png)],
+                    prelude="sys.modules['matplotlib'] = None  # as if not installed",
+                    cwd=str(tmp_path))
+    elapsed = time.perf_counter() - t0
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert res.stdout == ""  # nothing reported: no data made, no model trained
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert lines[0].startswith("python -m pynn: error: --plot needs matplotlib")
+    assert 'pip install "pynn-mlp[plot]"' in lines[0] and "pip install matplotlib" in lines[0]
+    assert not png.exists()
+    assert elapsed < 30
+
+
+def test_demo_refuses_an_output_file_in_a_missing_folder(tmp_path):
+    missing = tmp_path / "no-such-folder" / "model.pynn"
+    res = _run_demo(["--samples", "1000000", "--save", str(missing)], cwd=str(tmp_path))
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.strip() == (f"python -m pynn: error: --save {missing}: the folder "
+                                  f"{missing.parent} does not exist")
+
+
 # ---- DataFrames -----------------------------------------------------------------------
 
 def test_dataframe_feature_names():
@@ -380,11 +466,11 @@ def test_dataframe_feature_names():
     df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
     m = quiet(MLPClassifier((4,), max_iter=3, random_state=0).fit, df, y)
     np.testing.assert_array_equal(m.feature_names_in_, ["a", "b", "c", "d"])
-    np.testing.assert_array_equal(m.predict(df), m.predict(X))
     with pytest.raises(ValueError, match="feature names should match"):
         m.predict(df.rename(columns={"a": "z"}))
     with pytest.warns(UserWarning, match="does not have valid feature names"):
-        m.predict(X)
+        from_array = m.predict(X)
+    np.testing.assert_array_equal(m.predict(df), from_array)
     plain = quiet(MLPClassifier((4,), max_iter=3, random_state=0).fit, X, y)
     assert not hasattr(plain, "feature_names_in_")
     with pytest.warns(UserWarning, match="fitted without feature names"):
