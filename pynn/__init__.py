@@ -30,10 +30,34 @@ def _locate_core():
             from . import _core  # noqa: F401
             return
     raise ImportError("pynn's compiled core (pynn._core) was not found: install pynn with "
-                      "'pip install .' first")
+                      "'pip install pynn-mlp' (or 'pip install .' in a source checkout) first")
 
 
 _locate_core()
+
+
+def _honour_simd_env():
+    """Apply PYNN_SIMD the forgiving way.  The core reads the variable itself but
+    only matches 'generic', 'avx2' or 'avx512' exactly and otherwise, silently,
+    runs the best path the CPU has; here ' AVX2 ' means avx2 too, and a value
+    that cannot be honoured (empty, unknown, or a path this CPU cannot run)
+    gives a RuntimeWarning that names the path used instead."""
+    value = _os.environ.get("PYNN_SIMD")
+    if value is None:
+        return
+    from . import _core, _platform
+
+    path, problem = _platform.simd_request(value, _core.SIMD_PATHS, _core.simd_supported())
+    if path is not None:
+        _core.set_simd_path(path)
+    if problem is not None:
+        import warnings
+
+        warnings.warn(f"{problem}. Using {_core.simd_path()}, the best path this CPU has.",
+                      RuntimeWarning, stacklevel=3)  # the importer's line
+
+
+_honour_simd_env()
 
 from . import ops  # noqa: E402
 from ._core import has_openmp, max_threads, simd_path  # noqa: E402

@@ -1,6 +1,11 @@
 """Every SIMD path this CPU can run, against the NumPy reference; and the
 promises that hold on each path: results independent of the thread count, and a
 row's prediction the same alone or inside a batch."""
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -162,3 +167,79 @@ def test_parallel_optimizer_update_is_bitwise_the_same(simd, solver):
         for a, b in zip(fits[0].coefs_ + fits[0].intercepts_,
                         other.coefs_ + other.intercepts_):
             assert np.array_equal(a, b)
+
+
+# ---- PYNN_SIMD ------------------------------------------------------------------------
+
+_REPORT = """
+import json, warnings
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    import pynn
+print(json.dumps({"path": pynn.simd_path(),
+                  "warnings": [[w.category.__name__, str(w.message)] for w in caught]}))
+"""
+
+
+def _import_with_simd_env(value):
+    """simd_path() and the warnings of `import pynn` in a fresh interpreter run
+    with PYNN_SIMD=value."""
+    env = dict(os.environ, PYNN_SIMD=value)
+    res = subprocess.run([sys.executable, "-c", _REPORT], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def _spellings():
+    """Every path this CPU runs, as named and as a user might type it."""
+    for p in PATHS:
+        yield pytest.param(p, p, id=p)
+        yield pytest.param(p.upper(), p, id=f"{p}-upper")
+        yield pytest.param(f"  {p.capitalize()}\t\n", p, id=f"{p}-padded")
+
+
+@pytest.mark.parametrize("value,path", list(_spellings()))
+def test_pynn_simd_forces_a_path_in_any_case(value, path):
+    got = _import_with_simd_env(value)
+    assert got == {"path": path, "warnings": []}
+
+
+def _refused():
+    yield pytest.param("", "is empty", id="empty")
+    yield pytest.param("   ", "is empty", id="blank")
+    yield pytest.param("bogus", "is not a SIMD path", id="bogus")
+    yield pytest.param("avx-2", "is not a SIMD path", id="avx-2")
+    for p in _core.SIMD_PATHS:  # those this CPU cannot run (avx512 on an AVX2-only CPU)
+        if p not in PATHS:
+            yield pytest.param(p.upper(), "names a path this CPU", id=f"{p}-unsupported")
+
+
+@pytest.mark.parametrize("value,why", list(_refused()))
+def test_pynn_simd_that_cannot_be_honoured_warns_and_names_the_path_used(value, why):
+    got = _import_with_simd_env(value)
+    best = PATHS[-1]
+    assert got["path"] == best
+    (category, message), = got["warnings"]
+    assert category == "RuntimeWarning"
+    assert message.startswith(f"PYNN_SIMD={value!r} {why}")
+    assert f"valid values (any case): {', '.join(_core.SIMD_PATHS)}" in message
+    assert f"this CPU can run: {', '.join(PATHS)}" in message
+    assert message.endswith(f"Using {best}, the best path this CPU has.")
+
+
+def test_simd_request_on_a_cpu_that_runs_only_the_generic_path():
+    """The rule itself, for a CPU this machine may not be (the test above
+    covers an unsupported path only where the CPU lacks one)."""
+    from pynn._platform import simd_request
+
+    paths, supported = ("generic", "avx2", "avx512"), ("generic",)
+    assert simd_request(" Generic ", paths, supported) == ("generic", None)
+    path, problem = simd_request("AVX512", paths, supported)
+    assert path is None
+    assert problem.startswith("PYNN_SIMD='AVX512' names a path this CPU")
+    assert problem.endswith("cannot run; valid values (any case): generic, avx2, avx512; "
+                            "this CPU can run: generic")
+    assert simd_request("", paths, supported)[1].startswith("PYNN_SIMD='' is empty;")
+    assert simd_request("sse9", paths, supported)[1].startswith(
+        "PYNN_SIMD='sse9' is not a SIMD path;")
