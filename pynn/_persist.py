@@ -40,6 +40,7 @@ from __future__ import annotations
 
 # json, socket and tempfile are imported where they are used, so that `import pynn`
 # stays light (.ci/release checks that it adds < 30 ms to `import numpy`).
+import errno
 import io
 import math
 import os
@@ -409,7 +410,13 @@ def load_model(file, classes):
     file does not hold."""
     if hasattr(file, "read"):
         return _load(_Source(file), classes)
-    with open(os.fspath(file), "rb") as fh:
+    if not isinstance(file, (str, bytes, os.PathLike)):
+        raise TypeError(f"pynn.load needs a file name (str or os.PathLike) or a binary file "
+                        f"object, got {type(file).__name__}")
+    path = os.fspath(file)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "a folder, not a pynn model file", path)
+    with open(path, "rb") as fh:
         return _load(_Source(fh), classes)
 
 

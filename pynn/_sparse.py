@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from ._typing import Any
-from ._validation import check_2d_shape
+from ._validation import check_2d_shape, too_large
 
 
 def is_sparse(X: Any) -> bool:
@@ -40,10 +40,14 @@ def validate_sparse(X: Any, dtype: Any, name: str = "X", check_finite: bool = Tr
         csr.sum_duplicates()
     raw = csr.data
     if csr.dtype != dtype:
-        csr = csr.astype(dtype)
+        try:  # finite values beyond dtype's range: pynn's error, not NumPy's warning
+            with np.errstate(over="raise"):
+                csr = csr.astype(dtype)
+        except FloatingPointError:
+            raise ValueError(too_large(name, dtype)) from None
     if check_finite and not np.isfinite(csr.data).all():
         if raw.dtype.kind == "f" and np.isfinite(raw).all():
-            raise ValueError(f"{name} has values too large for {np.dtype(dtype).name}")
+            raise ValueError(too_large(name, dtype))
         raise ValueError(f"{name} contains NaN or infinity; remove or impute them first")
     return csr
 

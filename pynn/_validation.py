@@ -160,6 +160,29 @@ def all_finite(a):
     return all(np.isfinite(flat[i:i + step]).all() for i in range(0, flat.size, step))
 
 
+def too_large(name, dtype):
+    """The message for finite values beyond dtype's range (not NaN or infinity)."""
+    dt = np.dtype(dtype)
+    hint = "; scale them or use dtype='float64'" if dt == np.float32 else "; scale them"
+    return (f"{name} has values too large for {dt.name} (the largest finite {dt.name} is "
+            f"{float(np.finfo(dt).max):.4g}){hint}")
+
+
+def cast(arr, dtype, name, copy=False):
+    """arr as a C-contiguous array of dtype (a copy if `copy`, else only when
+    needed).  Finite values too large for dtype raise pynn's ValueError
+    (too_large) instead of turning into infinity under NumPy's "overflow
+    encountered in cast" RuntimeWarning.  (NumPy before 1.24 casts silently;
+    the callers' finiteness checks then tell the two cases apart.)"""
+    try:
+        with np.errstate(over="raise"):
+            if copy:
+                return np.array(arr, dtype=dtype, order="C")
+            return np.ascontiguousarray(arr, dtype=dtype)
+    except FloatingPointError:
+        raise ValueError(too_large(name, dtype)) from None
+
+
 def check_2d_shape(shape, name="X"):
     """A data matrix is 2-D with at least one row and one column."""
     if len(shape) != 2:
@@ -189,10 +212,10 @@ def validate_X(X: Any, dtype: Any, name: str = "X", check_finite: bool = True) -
         raise ValueError(f"{name} could not be converted to an array: {exc}") from None
     arr = _reject_kind(arr, name)
     check_2d_shape(arr.shape, name)
-    out = np.ascontiguousarray(arr, dtype=dtype)
+    out = cast(arr, dtype, name)
     if check_finite and not all_finite(out):
         if arr.dtype.kind == "f" and np.isfinite(arr).all():
-            raise ValueError(f"{name} has values too large for {np.dtype(dtype).name}")
+            raise ValueError(too_large(name, dtype))
         raise ValueError(f"{name} contains NaN or infinity; remove or impute them first")
     return out
 
@@ -316,7 +339,7 @@ def check_sample_weight(sample_weight: Any, n: int, dtype: Any) -> Optional[np.n
     if sw.ndim != 1 or sw.shape[0] != n:
         raise ValueError(f"sample_weight must have shape ({n},) (one weight per sample), got "
                          f"shape {sw.shape}")
-    sw = np.ascontiguousarray(sw, dtype=dtype)
+    sw = cast(sw, dtype, "sample_weight")
     if not np.isfinite(sw).all():
         raise ValueError("sample_weight contains NaN or infinity")
     if (sw < 0).any():
@@ -594,7 +617,9 @@ def regression_targets(y, n_rows, dtype):
     _check_n_rows(y, n_rows)
     if y.size == 0:
         raise ValueError(f"y has no targets (shape {y.shape})")
-    Y = y.astype(dtype).reshape(y.shape[0], -1)
+    Y = cast(y, dtype, "y", copy=True).reshape(y.shape[0], -1)
     if not np.isfinite(Y).all():
+        if y.dtype.kind == "f" and np.isfinite(y).all():
+            raise ValueError(too_large("y", dtype))
         raise ValueError("y contains NaN or infinity")
     return Y

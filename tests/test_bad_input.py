@@ -16,6 +16,9 @@ number of bad inputs tried is the number of tests collected::
     pytest --collect-only -q tests/test_bad_input.py | tail -1
 
 (``N_CASES`` below holds the same number.)
+
+A bad input gives pynn's exception alone: a RuntimeWarning on the way (NumPy's
+"overflow encountered in cast", say) fails the test.
 """
 import copy
 import io
@@ -112,6 +115,9 @@ def _datetime(X):
     return np.arange(X.size).reshape(X.shape).astype("datetime64[s]")
 
 
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
+
 @pytest.fixture(autouse=True)
 def _no_hang():
     """A bad input that makes pynn hang fails the test instead of the run."""
@@ -160,6 +166,13 @@ def _sw(fn):
 
 NONFINITE_X = r"X contains NaN or infinity"
 
+
+def too_large(name):
+    """pynn's message for finite values beyond float32's range (not NaN's)."""
+    return (rf"^{name} has values too large for float32 \(the largest finite float32 is "
+            rf"3\.403e\+38\); scale them or use dtype='float64'$")
+
+
 FIT_CASES = [
     # ---- X: values
     Case("X-nan", KINDS, _X(lambda X: with_value(X, np.nan)), ValueError, NONFINITE_X),
@@ -167,7 +180,13 @@ FIT_CASES = [
     Case("X-neginf", KINDS, _X(lambda X: with_value(X, -np.inf)), ValueError, NONFINITE_X),
     Case("X-object-with-None", KINDS, _X(_obj_none), ValueError, NONFINITE_X),
     Case("X-too-large-for-float32", KINDS, _X(lambda X: X * 1e300), ValueError,
-         r"X has values too large for float32"),
+         too_large("X")),
+    Case("X-one-value-1e39", KINDS, _X(lambda X: with_value(X, 1e39)), ValueError,
+         too_large("X")),
+    Case("X-one-value-minus-1e39", KINDS, _X(lambda X: with_value(X, -1e39)), ValueError,
+         too_large("X")),
+    Case("X-object-with-1e39", KINDS, _X(lambda X: with_value(X, 1e39).astype(object)),
+         ValueError, too_large("X")),
     # ---- X: shape
     Case("X-1d", KINDS, _X(lambda X: X[:, 0]), ValueError, r"2-D array for X, got 1-D"),
     Case("X-3d", KINDS, _X(lambda X: X[:, :, None]), ValueError, r"2-D array for X, got 3-D"),
@@ -192,7 +211,9 @@ FIT_CASES = [
     Case("X-sparse-inf", KINDS, _X(lambda X: _sparse(with_value(X, np.inf))), ValueError,
          NONFINITE_X),
     Case("X-sparse-too-large-for-float32", KINDS, _X(lambda X: _sparse(X * 1e300)), ValueError,
-         r"X has values too large for float32"),
+         too_large("X")),
+    Case("X-sparse-one-value-1e39", KINDS, _X(lambda X: _sparse(with_value(X, 1e39))),
+         ValueError, too_large("X")),
     Case("X-sparse-complex", KINDS, _X(lambda X: _sparse(X + 1j)), ValueError,
          r"Complex data not supported: X must be real"),
     Case("X-sparse-zero-features", KINDS, _X(lambda X: _sparse(X[:, :0])), ValueError,
@@ -211,7 +232,9 @@ FIT_CASES = [
     Case("y-inf", KINDS, _y(lambda y: with_value(y, np.inf, at=4)), ValueError,
          r"y contains NaN.*infinity"),
     Case("y-too-large-for-float32", ("reg",), _y(lambda y: y * 1e300), ValueError,
-         r"y (contains NaN or infinity|has values too large)"),
+         too_large("y")),
+    Case("y-one-value-1e39", ("reg",), _y(lambda y: with_value(y, 1e39, at=4)), ValueError,
+         too_large("y")),
     Case("y-complex", KINDS, _y(lambda y: y + 1j), ValueError, r"(?i)\by\b.*complex"),
     Case("y-str-for-regression", ("reg",), _y(lambda y: y.astype(str)), TypeError,
          r"y must be numeric"),
@@ -249,6 +272,9 @@ FIT_CASES = [
          ValueError, r"sample_weight contains NaN or infinity"),
     Case("sample_weight-inf", KINDS, _sw(lambda n: with_value(np.ones(n), np.inf, at=2)),
          ValueError, r"sample_weight contains NaN or infinity"),
+    Case("sample_weight-too-large-for-float32", KINDS,
+         _sw(lambda n: with_value(np.ones(n), 1e39, at=2)), ValueError,
+         too_large("sample_weight")),
     Case("sample_weight-all-zero", KINDS, _sw(np.zeros), ValueError,
          r"sample_weight sums to zero"),
     Case("sample_weight-zero-scalar", KINDS, _sw(lambda n: 0.0), ValueError,
@@ -608,8 +634,10 @@ PREDICT_X_CASES = [
     XCase("X-posinf", lambda X: with_value(X, np.inf), ValueError, NONFINITE_X),
     XCase("X-neginf", lambda X: with_value(X, -np.inf), ValueError, NONFINITE_X),
     XCase("X-object-with-None", _obj_none, ValueError, NONFINITE_X),
-    XCase("X-too-large-for-float32", lambda X: X * 1e300, ValueError,
-          r"X (contains NaN or infinity|has values too large)"),
+    XCase("X-too-large-for-float32", lambda X: X * 1e300, ValueError, too_large("X")),
+    XCase("X-one-value-1e39", lambda X: with_value(X, 1e39), ValueError, too_large("X")),
+    XCase("X-sparse-one-value-1e39", lambda X: _sparse(with_value(X, 1e39)), ValueError,
+          too_large("X")),
     XCase("X-1d", lambda X: X[0], ValueError, r"2-D array for X, got 1-D"),
     XCase("X-3d", lambda X: X[:, :, None], ValueError, r"2-D array for X, got 3-D"),
     XCase("X-0d-scalar", lambda X: np.float64(1.0), ValueError, r"2-D array for X, got 0-D"),
@@ -1138,9 +1166,12 @@ def test_bad_model_file(tmp_path, model_bytes, make_bytes, match):
 LOAD_PATH_CASES = [
     pytest.param(lambda p: p / "missing.pynn", FileNotFoundError, r"missing\.pynn",
                  id="load-missing-path"),
-    pytest.param(lambda p: p, OSError, r"", id="load-directory"),
-    pytest.param(lambda p: None, TypeError, r"", id="load-None"),
-    pytest.param(lambda p: 3.5, TypeError, r"", id="load-float"),
+    pytest.param(lambda p: p, IsADirectoryError, r"a folder, not a pynn model file",
+                 id="load-directory"),
+    pytest.param(lambda p: None, TypeError,
+                 r"needs a file name \(str or os.PathLike\) or a binary file object, got "
+                 r"NoneType", id="load-None"),
+    pytest.param(lambda p: 3.5, TypeError, r"needs a file name .* got float", id="load-float"),
     pytest.param(lambda p: io.StringIO("PYNNMODL"), TypeError, r"binary mode",
                  id="load-text-file-object"),
 ]
