@@ -24,17 +24,18 @@ import numpy as np
 if TYPE_CHECKING:  # numpy.typing costs ~5 ms at import; hints only
     from numpy.typing import ArrayLike
 
+    from ._training import TrainingConfig
+
 from ._typing import Any, BinaryIO, Dict, List, Optional, Self, Tuple, Union
 
 from . import _arena, _core, _persist, _sparse, ops
-from ._training import (LbfgsRun, OutputOverflow, TrainingConfig, TrainingRun,
-                        bytes_per_param)
+# _training (dataclasses and all) is imported when a fit starts, not with pynn
 from ._validation import (ClassEncoder, all_finite, batch_size_for, check_batch_size,
                           check_bool, check_fits_dtype, check_float, check_int,
                           check_n_features, check_patience, check_random_state,
                           check_sample_weight, check_verbose, check_y_given, dtype_of,
                           feature_names, resolve_dtype, resolve_threads, validate_X)
-from .exceptions import ModelFileError, NotFittedError, sklearn_flavour
+from .exceptions import ModelFileError, NotFittedError, OutputOverflow, sklearn_flavour
 
 # Rows per block when predicting: bounds the workspace, not the result.
 _PREDICT_BLOCK = 256
@@ -222,6 +223,7 @@ class NetworkBase(ParamsMixin):
 
     def _fit_bytes_per_param(self, dtype) -> int:
         """What a fit of this estimator holds per network parameter."""
+        from ._training import bytes_per_param
         return bytes_per_param("sgd", False, dtype)
 
     def _init_weights(self):
@@ -281,6 +283,7 @@ class NetworkBase(ParamsMixin):
         """The training config for a fit on n_rows rows from the shared
         parameters plus `solver`'s settings."""
         # L-BFGS takes every row at once, whatever batch_size says
+        from ._training import TrainingConfig
         batch_size = (n_rows if solver.get("solver") == "lbfgs"
                       else batch_size_for(self.batch_size, n_rows))
         return TrainingConfig(
@@ -351,6 +354,7 @@ class NetworkBase(ParamsMixin):
             self._reset_training_curves()
         Y = np.ascontiguousarray(Y, dtype=dtype)
         X, Y, sw, score = self._hold_out(X, Y, y, sw, first)
+        from ._training import LbfgsRun, TrainingRun
         config = self._training_config(X.shape[0], incremental)
         config.check_schedule(self.t_, X.shape[0], dtype)
         if config.solver == "lbfgs":

@@ -22,7 +22,7 @@ from . import _core, _sparse
 from ._progress import Progress
 from ._typing import Any, Callable, Optional, Tuple
 from ._validation import all_finite
-from .exceptions import ConvergenceWarning, DivergenceError, sklearn_flavour
+from .exceptions import ConvergenceWarning, DivergenceError, OutputOverflow, sklearn_flavour
 
 # A chunk of training steps in C lasts about this long, so Ctrl-C (handled by
 # Python between chunks) takes effect well within half a second.
@@ -56,10 +56,6 @@ def bytes_per_param(solver, early_stopping, dtype):
     moments = 2 if solver == "adam" else 1  # SGD keeps a velocity
     # arena, gradient, moments, two divergence snapshots, early stopping's best
     return itemsize * (2 + moments + 2 + (1 if early_stopping else 0))
-
-
-class OutputOverflow(ValueError):
-    """A forward or backward pass overflowed although its inputs were finite."""
 
 
 @dataclass(frozen=True)

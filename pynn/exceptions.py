@@ -33,6 +33,11 @@ class DataConversionWarning(UserWarning):
     """The input was converted: e.g. a column-vector y where a 1-D y was expected."""
 
 
+class OutputOverflow(ValueError):
+    """A forward or backward pass overflowed although its inputs were finite
+    (internal: callers see it as a ValueError)."""
+
+
 class DivergenceError(ValueError, ArithmeticError):
     """Training blew up: the loss or the weights became NaN or infinite."""
 

@@ -17,7 +17,6 @@ from ._typing import Optional, Self
 
 from . import _core
 from ._base import AvailableIf, ClassifierMixin, NetworkBase
-from ._training import bytes_per_param
 from .exceptions import ModelFileError
 from ._validation import (check_bool, check_choice, check_float,
                           check_int, check_score_targets, check_y_given, column_or_1d, dtype_of,
@@ -127,6 +126,7 @@ class _BaseMLP(NetworkBase):
         return float(self.alpha)
 
     def _fit_bytes_per_param(self, dtype):
+        from ._training import bytes_per_param
         return bytes_per_param(self.solver, bool(self.early_stopping), dtype)
 
     @property
