@@ -35,11 +35,9 @@
  * MSVC contracts by default before Visual Studio 2022 17.0 (and under
  * /fp:fast or /fp:contract, which the build never sets). */
 #pragma fp_contract(off)
-/* restrict is a keyword of MSVC's C11 mode (/std:c11, which CMake passes);
- * older modes only know __restrict. */
-#if !defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L
+/* C99's restrict, in MSVC's spelling that every C mode of it knows (a header
+ * included later that says restrict gets the same meaning). */
 #define restrict __restrict
-#endif
 #define PYNN_ALWAYS_INLINE __forceinline
 #elif PYNN_GNUC
 #define PYNN_ALWAYS_INLINE inline __attribute__((always_inline))
