@@ -27,16 +27,21 @@ int pynn_has_openmp(void)
  * starts (pynn__team, internal.h); the fork handler below reads it in the child. */
 int pynn__team_flag = 0;
 static int g_forked = 0;
+#ifdef _OPENMP
 /* Processors this process may run on (its affinity mask); 0 until first asked. */
 static int g_procs = 0;
+#endif
 
-#if defined(__unix__) || defined(__APPLE__)
+/* Only where there is fork (and so pthread_atfork): Windows has neither, and
+ * the handler is registered by a GCC/Clang constructor, which every Unix
+ * compiler pynn is built with supports. */
+#if (defined(__unix__) || defined(__APPLE__)) && (defined(__GNUC__) || defined(__clang__))
 #include <pthread.h>
 
 static void after_fork_in_child(void)
 {
-    if (__atomic_load_n(&pynn__team_flag, __ATOMIC_RELAXED))
-        __atomic_store_n(&g_forked, 1, __ATOMIC_RELAXED);
+    if (PYNN_LOAD_INT(&pynn__team_flag))
+        PYNN_STORE_INT(&g_forked, 1);
 }
 
 __attribute__((constructor)) static void install_fork_handler(void)
@@ -45,24 +50,24 @@ __attribute__((constructor)) static void install_fork_handler(void)
 }
 #endif
 
-int pynn_forked(void) { return __atomic_load_n(&g_forked, __ATOMIC_RELAXED); }
+int pynn_forked(void) { return PYNN_LOAD_INT(&g_forked); }
 
-void pynn_mark_forked(void) { __atomic_store_n(&g_forked, 1, __ATOMIC_RELAXED); }
+void pynn_mark_forked(void) { PYNN_STORE_INT(&g_forked, 1); }
 
 int pynn_threads(int n_threads)
 {
 #ifdef _OPENMP
-    if (__atomic_load_n(&g_forked, __ATOMIC_RELAXED))
+    if (PYNN_LOAD_INT(&g_forked))
         return 1;
     int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
     /* more threads than processors cannot pay, and a large team can fail to
      * start (libgomp then ends the process) */
-    int procs = __atomic_load_n(&g_procs, __ATOMIC_RELAXED);
+    int procs = PYNN_LOAD_INT(&g_procs);
     if (procs < 1) {
         procs = omp_get_num_procs();
         if (procs < 1)
             procs = 1;
-        __atomic_store_n(&g_procs, procs, __ATOMIC_RELAXED);
+        PYNN_STORE_INT(&g_procs, procs);
     }
     if (nt > procs)
         nt = procs;
@@ -82,17 +87,102 @@ static const char *const isa_names[] = {"generic", "avx2", "avx512"};
 _Static_assert(sizeof(isa_names) / sizeof(isa_names[0]) == PYNN_ISA_AVX512 + 1,
                "one name per pynn_isa");
 
+#ifdef PYNN_X86_SIMD
+/* What the CPU and the operating system support, read once from cpuid and
+ * XCR0 (the register state the OS saves on a context switch): a kernel using
+ * ymm (zmm) registers may run only if the OS saves them, whatever cpuid says of
+ * the CPU.  The same code for every compiler; only the two instructions are
+ * spelled per compiler. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+static void x86_cpuid(uint32_t r[4], uint32_t leaf, uint32_t sub)
+{
+    int v[4];
+    __cpuidex(v, (int)leaf, (int)sub);
+    for (int i = 0; i < 4; i++)
+        r[i] = (uint32_t)v[i];
+}
+static uint64_t read_xcr0(void) { return (uint64_t)_xgetbv(0); }
+#else
+#include <cpuid.h>
+static void x86_cpuid(uint32_t r[4], uint32_t leaf, uint32_t sub)
+{
+    unsigned a, b, c, d;
+    __cpuid_count(leaf, sub, a, b, c, d);
+    r[0] = a; r[1] = b; r[2] = c; r[3] = d;
+}
+static uint64_t read_xcr0(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+#endif
+#ifdef __APPLE__
+#include <sys/sysctl.h>
+#endif
+
+/* cpuid bits (Intel SDM vol. 2A, CPUID) and XCR0 state components. */
+#define CPUID1_ECX_FMA (1u << 12)
+#define CPUID1_ECX_OSXSAVE (1u << 27)
+#define CPUID1_ECX_AVX (1u << 28)
+#define CPUID7_EBX_AVX2 (1u << 5)
+#define CPUID7_EBX_AVX512F (1u << 16)
+#define XCR0_AVX_STATE 0x06u    /* SSE (xmm) and AVX (upper ymm) state */
+#define XCR0_AVX512_STATE 0xe0u /* opmask, upper zmm0-15 and zmm16-31 state */
+
+/* Bit i set: the CPU and the OS run path i (pynn_isa). */
+static int detect_isas(void)
+{
+    int isas = 1 << PYNN_ISA_GENERIC;
+    uint32_t r[4];
+    x86_cpuid(r, 0, 0);
+    if (r[0] < 7)
+        return isas;
+    x86_cpuid(r, 1, 0);
+    uint32_t ecx1 = r[2];
+    const uint32_t need1 = CPUID1_ECX_FMA | CPUID1_ECX_OSXSAVE | CPUID1_ECX_AVX;
+    if ((ecx1 & need1) != need1) /* OSXSAVE clear: XGETBV itself would fault */
+        return isas;
+    uint64_t xcr0 = read_xcr0();
+    if ((xcr0 & XCR0_AVX_STATE) != XCR0_AVX_STATE)
+        return isas;
+    x86_cpuid(r, 7, 0);
+    uint32_t ebx7 = r[1];
+    if (!(ebx7 & CPUID7_EBX_AVX2))
+        return isas;
+    isas |= 1 << PYNN_ISA_AVX2;
+    int os_avx512 = (xcr0 & XCR0_AVX512_STATE) == XCR0_AVX512_STATE;
+#ifdef __APPLE__
+    /* macOS enables the AVX-512 state of a thread at its first use, so XCR0
+     * may not show it yet; the kernel says whether it will. */
+    int on = 0;
+    size_t len = sizeof on;
+    if (!os_avx512 && sysctlbyname("hw.optional.avx512f", &on, &len, NULL, 0) == 0 && on)
+        os_avx512 = 1;
+#endif
+    if ((ebx7 & CPUID7_EBX_AVX512F) && os_avx512)
+        isas |= 1 << PYNN_ISA_AVX512;
+    return isas;
+}
+
+/* detect_isas(), once; -1 until then. */
+static int g_isas = -1;
+#endif
+
 int pynn_simd_supported(int isa)
 {
     if (isa == PYNN_ISA_GENERIC)
         return 1;
 #ifdef PYNN_X86_SIMD
-    __builtin_cpu_init();
-    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (isa == PYNN_ISA_AVX2)
-        return avx2;
-    if (isa == PYNN_ISA_AVX512)
-        return avx2 && __builtin_cpu_supports("avx512f");
+    if (isa == PYNN_ISA_AVX2 || isa == PYNN_ISA_AVX512) {
+        int isas = PYNN_LOAD_INT(&g_isas);
+        if (isas < 0) {
+            isas = detect_isas();
+            PYNN_STORE_INT(&g_isas, isas);
+        }
+        return (isas >> isa) & 1;
+    }
 #endif
     return 0;
 }
@@ -124,10 +214,10 @@ static int choose_isa(void)
 
 pynn_isa pynn__isa(void)
 {
-    int v = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
+    int v = PYNN_LOAD_INT(&g_isa);
     if (v < 0) {
         v = choose_isa();
-        __atomic_store_n(&g_isa, v, __ATOMIC_RELAXED);
+        PYNN_STORE_INT(&g_isa, v);
     }
     return (pynn_isa)v;
 }
@@ -140,6 +230,6 @@ pynn_status pynn_simd_set(int isa)
         return PYNN_ERR_ARG;
     if (!pynn_simd_supported(isa))
         return PYNN_ERR_UNSUPPORTED;
-    __atomic_store_n(&g_isa, isa, __ATOMIC_RELAXED);
+    PYNN_STORE_INT(&g_isa, isa);
     return PYNN_OK;
 }

@@ -37,7 +37,7 @@
 /* Stores columns [0, cols) of a row from x0, x1: a vector whose lanes are all
  * valid is stored whole, one with none is skipped, and only the one straddling
  * the edge is masked (masked stores cost about ten cycles on AMD CPUs). */
-static inline __attribute__((always_inline)) void
+static PYNN_ALWAYS_INLINE void
 GEMM_NAME(store_row)(T *c, V x0, V x1, size_t cols, MASK_T m0, MASK_T m1)
 {
     if (cols >= VL)
@@ -51,7 +51,7 @@ GEMM_NAME(store_row)(T *c, V x0, V x1, size_t cols, MASK_T m0, MASK_T m1)
 }
 
 /* One output row of the epilogue on the vectors x0, x1 (columns j0..j0+NR). */
-static inline __attribute__((always_inline)) void
+static PYNN_ALWAYS_INLINE void
 GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t cols,
                     MASK_T m0, MASK_T m1)
 {
@@ -110,13 +110,13 @@ GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t 
 }
 
 /* An R x NR tile (R <= MR); cols < NR uses masked loads and stores. */
-static inline __attribute__((always_inline)) void
+static PYNN_ALWAYS_INLINE void
 GEMM_NAME(tile)(const int R, TILE_ARGS)
 {
     V acc0[MR], acc1[MR];
     MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
     MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
-#pragma GCC unroll 16
+PYNN_UNROLL16
     for (int r = 0; r < R; r++) {
         if (first) {
             acc0[r] = V_ZERO();
@@ -137,7 +137,7 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
     if (cols == NR || bp) {
         for (size_t p = 0; p < k; p++) {
             V b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
-#pragma GCC unroll 16
+PYNN_UNROLL16
             for (int r = 0; r < R; r++) {
                 V av = V_BCAST(a + r * ars);
                 acc0[r] = V_FMA(av, b0, acc0[r]);
@@ -149,7 +149,7 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
     } else {
         for (size_t p = 0; p < k; p++) {
             V b0 = V_MLOAD(b, m0), b1 = V_MLOAD(b + VL, m1);
-#pragma GCC unroll 16
+PYNN_UNROLL16
             for (int r = 0; r < R; r++) {
                 V av = V_BCAST(a + r * ars);
                 acc0[r] = V_FMA(av, b0, acc0[r]);
@@ -160,11 +160,11 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
         }
     }
     if (last) {
-#pragma GCC unroll 16
+PYNN_UNROLL16
         for (int r = 0; r < R; r++)
             GEMM_NAME(epilogue)(g, i0 + r, j0, acc0[r], acc1[r], cols, m0, m1);
     } else {
-#pragma GCC unroll 16
+PYNN_UNROLL16
         for (int r = 0; r < R; r++) {
             GEMM_NAME(store_row)(g->c + (i0 + r) * g->ldc + j0, acc0[r], acc1[r], cols, m0, m1);
         }
@@ -265,7 +265,7 @@ static void GEMM_NAME(pack_a)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t
     }
 }
 
-static inline __attribute__((always_inline)) void
+static PYNN_ALWAYS_INLINE void
 GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t kc, T *bp,
                     size_t *packed, int packa)
 {
@@ -328,7 +328,7 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
     if (nth > 1) {
 #pragma omp parallel num_threads(nth)
         {
-            T bp[KC * NR] __attribute__((aligned(64)));
+            _Alignas(64) T bp[KC * NR];
             for (size_t p0 = 0;; p0 += kc) {
                 size_t packed = (size_t)-1;
                 if (packa) {
@@ -352,7 +352,7 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
     }
 #endif
     /* one thread: no parallel region at all (it costs microseconds per call) */
-    T bp[KC * NR] __attribute__((aligned(64)));
+    _Alignas(64) T bp[KC * NR];
     for (size_t p0 = 0;; p0 += kc) {
         size_t packed = (size_t)-1;
         if (packa)

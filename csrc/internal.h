@@ -11,9 +11,79 @@
 #include <omp.h>
 #endif
 
-/* Overflow-checked size arithmetic: return 1 on success. */
+/* PYNN_X86_SIMD (set by CMakeLists.txt) builds the x86-64 kernels and cpuid
+ * dispatch; the portable path alone is built everywhere else. */
+#if defined(PYNN_X86_SIMD) && (!(defined(__x86_64__) || defined(_M_X64)) || defined(_M_ARM64EC))
+#error "PYNN_X86_SIMD is set, but the compiler does not target x86-64"
+#endif
+
+/* ---- compilers ----------------------------------------------------------------
+ * The core is C11 for GCC, Clang (Apple's included) and MSVC (/std:c11).  The
+ * few extensions it uses go through the macros below: GCC/Clang get their
+ * builtins, every other compiler (MSVC) plain C.  -DPYNN_NO_GNUC_EXT gives GCC
+ * and Clang the plain C too, so what MSVC compiles is tested on Linux
+ * (tools/cross_check_aarch64.sh). */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(PYNN_NO_GNUC_EXT)
+#define PYNN_GNUC 1
+#else
+#define PYNN_GNUC 0
+#endif
+
+#if defined(_MSC_VER) && !defined(__clang__)
+/* No contraction of a * b + c into an FMA (the generic kernels' sums are a
+ * separate multiply and add, as -ffp-contract=off makes them on GCC/Clang):
+ * MSVC contracts by default before Visual Studio 2022 17.0 (and under
+ * /fp:fast or /fp:contract, which the build never sets). */
+#pragma fp_contract(off)
+/* C99's restrict, in MSVC's spelling that every C mode of it knows (a header
+ * included later that says restrict gets the same meaning). */
+#define restrict __restrict
+#define PYNN_ALWAYS_INLINE __forceinline
+#elif PYNN_GNUC
+#define PYNN_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define PYNN_ALWAYS_INLINE inline
+#endif
+
+/* "Unroll the next loop 16 times" (the SIMD tiles; Clang takes GCC's spelling;
+ * those loops have constant counts and are unrolled anyway, the hint insists). */
+#if defined(__GNUC__) || defined(__clang__)
+#define PYNN_UNROLL16 _Pragma("GCC unroll 16")
+#else
+#define PYNN_UNROLL16
+#endif
+
+/* Relaxed loads and stores of the int flags shared between threads (dispatch.c,
+ * pynn__team): each is set once (0 -> 1) or caches a value every thread
+ * computes alike, so atomicity without ordering is all they need.  Without
+ * GCC's builtins: a volatile access, which MSVC makes a single untorn load or
+ * store of an aligned int (what its own relaxed std::atomic<int> compiles to;
+ * C11 <stdatomic.h> needs /experimental:c11atomics there). */
+#if PYNN_GNUC
+#define PYNN_LOAD_INT(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define PYNN_STORE_INT(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#else
+#define PYNN_LOAD_INT(p) (*(volatile int *)(p))
+#define PYNN_STORE_INT(p, v) ((void)(*(volatile int *)(p) = (v)))
+#endif
+
+/* Overflow-checked size arithmetic: return 1 on success (*r is the wrapped
+ * result either way). */
+#if PYNN_GNUC
 static inline int pynn__mul(size_t a, size_t b, size_t *r) { return !__builtin_mul_overflow(a, b, r); }
 static inline int pynn__add(size_t a, size_t b, size_t *r) { return !__builtin_add_overflow(a, b, r); }
+#else
+static inline int pynn__mul(size_t a, size_t b, size_t *r)
+{
+    *r = a * b;
+    return a == 0 || *r / a == b;
+}
+static inline int pynn__add(size_t a, size_t b, size_t *r)
+{
+    *r = a + b;
+    return *r >= a;
+}
+#endif
 
 typedef struct {
     size_t acts, delta0, delta1, xb, yb, apack, marks, total;
@@ -108,8 +178,8 @@ extern int pynn__team_flag;
 /* Call before starting a team of nt threads; returns nt. */
 static inline int pynn__team(int nt)
 {
-    if (nt > 1 && !__atomic_load_n(&pynn__team_flag, __ATOMIC_RELAXED))
-        __atomic_store_n(&pynn__team_flag, 1, __ATOMIC_RELAXED);
+    if (nt > 1 && !PYNN_LOAD_INT(&pynn__team_flag))
+        PYNN_STORE_INT(&pynn__team_flag, 1);
     return nt;
 }
 

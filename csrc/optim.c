@@ -49,7 +49,7 @@
 
 /* v <- momentum v - lr g;  p <- p + v  (Nesterov: p <- p + momentum v - lr g).
  * With momentum 0, v = -lr g exactly, so the old v is not read. */
-static inline __attribute__((always_inline)) void
+static PYNN_ALWAYS_INLINE void
 sgd_seg(T *restrict p, T *v, const T *restrict g, size_t size, T lr, T mom, int nesterov,
         double *restrict sq, const int want_sq)
 {
@@ -86,7 +86,7 @@ static double adam_lr(double lr, double b1, double b2, uint64_t t)
 
 /* m <- c1 m + d1 g;  v <- c2 v + d2 g^2;  p <- p - lt m / (sqrt(v) + e)
  * (c = beta, d = 1 - beta, lt the bias-corrected step size). */
-static inline __attribute__((always_inline)) void
+static PYNN_ALWAYS_INLINE void
 adam_seg(T *restrict p, T *restrict m, T *restrict v, const T *restrict g, size_t size, T lt,
          T c1, T c2, T d1, T d2, T e, double *restrict sq, const int want_sq)
 {

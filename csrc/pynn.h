@@ -158,8 +158,10 @@ uint64_t pynn_rng_bounded(uint64_t state[4], uint64_t bound);
 void pynn_shuffle(int64_t *idx, size_t n, uint64_t state[4]);
 
 /* SIMD paths: 0 generic (portable C), 1 AVX2+FMA, 2 AVX-512F.  The core picks
- * the best the CPU supports at first use; the environment variable
- * PYNN_SIMD=generic|avx2|avx512 picks another (if the CPU can run it). */
+ * the best the CPU and the OS support (cpuid and XCR0) at first use; the
+ * environment variable PYNN_SIMD=generic|avx2|avx512 picks another (if they can
+ * run it).  Builds for other processors, and x86-64 builds with CMake option
+ * PYNN_PORTABLE_ONLY, have the generic path alone. */
 int pynn_simd_supported(int isa);
 int pynn_simd_get(void);
 pynn_status pynn_simd_set(int isa);   /* PYNN_ERR_UNSUPPORTED if the CPU lacks it */

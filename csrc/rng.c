@@ -3,6 +3,7 @@
  * splitmix64, unbiased bounded integers and a Fisher-Yates shuffle.  Untyped.
  */
 #include "pynn.h"
+#include "internal.h"
 
 /* splitmix64 (Steele, Lea and Flood, 2014): the golden-ratio increment and the
  * published mixing constants; it spreads one seed over xoshiro's 256 bits. */
@@ -37,23 +38,37 @@ uint64_t pynn_rng_next(uint64_t s[4])
     return result;
 }
 
+/* The 128-bit product x * y: returns its high 64 bits, *lo gets the low ones.
+ * Where the compiler has no 128-bit integer (MSVC, 32-bit targets), from four
+ * 32 x 32 -> 64 products (Hacker's Delight, mulhu): the same bits. */
+static inline uint64_t mul_64x64(uint64_t x, uint64_t y, uint64_t *lo)
+{
+#if PYNN_GNUC && defined(__SIZEOF_INT128__)
+    __uint128_t m = (__uint128_t)x * y;
+    *lo = (uint64_t)m;
+    return (uint64_t)(m >> 64);
+#else
+    const uint64_t mask = 0xffffffffu;
+    uint64_t x0 = x & mask, x1 = x >> 32, y0 = y & mask, y1 = y >> 32;
+    uint64_t t = x1 * y0 + ((x0 * y0) >> 32);  /* < 2^64: no carry lost */
+    uint64_t w = (t & mask) + x0 * y1;           /* likewise */
+    *lo = x * y;
+    return x1 * y1 + (t >> 32) + (w >> 32);
+#endif
+}
+
 /* Lemire's multiply-shift with rejection: exact uniformity on [0, bound). */
 uint64_t pynn_rng_bounded(uint64_t s[4], uint64_t bound)
 {
     if (bound <= 1)
         return 0;
-    uint64_t x = pynn_rng_next(s);
-    __uint128_t m = (__uint128_t)x * bound;
-    uint64_t low = (uint64_t)m;
+    uint64_t low, high = mul_64x64(pynn_rng_next(s), bound, &low);
     if (low < bound) {
         uint64_t threshold = (0 - bound) % bound;
-        while (low < threshold) {
-            x = pynn_rng_next(s);
-            m = (__uint128_t)x * bound;
-            low = (uint64_t)m;
-        }
+        while (low < threshold)
+            high = mul_64x64(pynn_rng_next(s), bound, &low);
     }
-    return (uint64_t)(m >> 64);
+    return high;
 }
 
 void pynn_shuffle(int64_t *idx, size_t n, uint64_t s[4])

@@ -17,6 +17,9 @@
  */
 #include <math.h>
 #include <string.h>
+#if defined(_MSC_VER) && !defined(__clang__) && defined(PYNN_X86_SIMD)
+#include <xmmintrin.h> /* _mm_prefetch (before typed.h defines T) */
+#endif
 #include "typed.h"
 
 /* Columns per parallel piece of the gradient: one 64-byte cache line, so two
@@ -28,10 +31,12 @@
  * at a time would leave the step waiting on memory latency per row. */
 #define PREFETCH_AHEAD 8
 
-/* Ask for the n_out values at w (one row of W or dW) to be brought to cache. */
+/* Ask for the n_out values at w (one row of W or dW) to be brought to cache
+ * (a hint: no result depends on it).  MSVC on x86-64 has SSE's prefetch (no
+ * write hint); elsewhere without GCC's builtin, no prefetch. */
 static inline void prefetch_row(const T *w, size_t n_out, int for_write)
 {
-#if defined(__GNUC__) || defined(__clang__)
+#if PYNN_GNUC
     const char *c = (const char *)w;
     for (size_t k = 0; k < n_out * sizeof(T); k += 64) {
         if (for_write)
@@ -39,6 +44,11 @@ static inline void prefetch_row(const T *w, size_t n_out, int for_write)
         else
             __builtin_prefetch(c + k, 0, 3);
     }
+#elif defined(_MSC_VER) && !defined(__clang__) && defined(PYNN_X86_SIMD)
+    const char *c = (const char *)w;
+    (void)for_write;
+    for (size_t k = 0; k < n_out * sizeof(T); k += 64)
+        _mm_prefetch(c + k, _MM_HINT_T0);
 #else
     (void)w; (void)n_out; (void)for_write;
 #endif

@@ -5,9 +5,10 @@
 #define PYNN_TRANSPOSE_AVX_H
 #include <immintrin.h>
 #include <stddef.h>
+#include "internal.h"
 
 /* d[i * ldd + j] = s[j * lds + i] for i, j < 8 (float). */
-static inline __attribute__((always_inline)) void
+static PYNN_ALWAYS_INLINE void
 pynn_transpose8_f32(float *d, size_t ldd, const float *s, size_t lds)
 {
     __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + lds);
@@ -37,7 +38,7 @@ pynn_transpose8_f32(float *d, size_t ldd, const float *s, size_t lds)
 }
 
 /* d[i * ldd + j] = s[j * lds + i] for i, j < 4 (double). */
-static inline __attribute__((always_inline)) void
+static PYNN_ALWAYS_INLINE void
 pynn_transpose4_f64(double *d, size_t ldd, const double *s, size_t lds)
 {
     __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + lds);
