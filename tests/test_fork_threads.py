@@ -61,6 +61,8 @@ def run_child(code, timeout, setup=SETUP, **kw):
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+@pytest.mark.skipif(not pynn.has_openmp(), reason="a build without OpenMP runs no thread team, "
+                    "so a forked child has none to avoid")
 def test_os_fork_after_threads_runs_on_one_thread_with_the_same_results(tmp_path):
     out = run_child(
         """
