@@ -55,6 +55,8 @@ def parse_args(argv=None):
                     help="timed runs per measurement, best kept (default 3, 1 with --quick)")
     ap.add_argument("--markdown", metavar="FILE", default=None,
                     help="also write the results as Markdown to FILE")
+    ap.add_argument("--json", metavar="FILE", default=None,
+                    help="also write the results as JSON to FILE (bench/scaling.py reads it)")
     args = ap.parse_args(argv)
     if args.threads < 1:
         ap.error("--threads must be >= 1")
@@ -141,6 +143,18 @@ def run_case(case, args, loaded, missing):
     return result
 
 
+def write_json(path, machine, results, args):
+    """The results as plain data: the machine lines, the settings, and per case
+    each tool's samples/s (None where it failed or was unavailable)."""
+    import json
+    data = {"machine": machine, "threads": args.threads, "dtype": args.dtype,
+            "cases": [{"name": r.case.name, "n": r.n, "gemm_peak": r.peak,
+                       "rows": [{"tool": row.tool, "samples_per_s": row.samples_per_s,
+                                 "note": row.note} for row in r.rows]} for r in results]}
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+
+
 def main(args):
     t_start = time.perf_counter()
     loaded, versions, missing = load_peers(args.peers, args.dtype, args.threads)
@@ -164,6 +178,8 @@ def main(args):
     if args.markdown:
         write_markdown(args.markdown, machine, results, args.dtype)
         print(f"wrote {args.markdown}")
+    if args.json:
+        write_json(args.json, machine, results, args)
 
 
 if __name__ == "__main__":

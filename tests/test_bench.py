@@ -42,3 +42,31 @@ def test_quick_benchmark_runs(tmp_path):
         assert samples_per_s > 0 and speedup == 1.0
     for samples_per_s, speedup in rows["numpy"]:
         assert samples_per_s > 0 and speedup > 0
+
+
+SCALING = os.path.join(os.path.dirname(RUN), "scaling.py")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs Linux affinity")
+def test_scaling_run_is_one_command(tmp_path):
+    """bench/scaling.py runs run.py at each thread count and prints, per case, each
+    tool's samples/s at every count and pynn's ratio to the peer."""
+    counts = [1, 2] if len(os.sched_getaffinity(0)) >= 2 else [1]
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run(
+        [sys.executable, SCALING, "--threads", *map(str, counts), "--quick",
+         "--peers", "pynn", "numpy", "--cases", "small"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    out = proc.stdout
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{proc.stderr}"
+    assert out.count("######## ") == len(counts), out
+    table = out[out.index("==== scaling"):].splitlines()
+    header = next(line for line in table if line.startswith("tool"))
+    assert header.split()[1::2] == [str(c) for c in counts], header
+    pynn = next(line for line in table if line.startswith("pynn "))
+    ratio = next(line for line in table if line.startswith("pynn/numpy"))
+    cells = re.split(r"\s{2,}", pynn.strip())[1:]  # "1,959,568", "1,673,172 (0.85x)"
+    speeds = [float(c.split()[0].replace(",", "")) for c in cells]
+    assert len(speeds) == len(counts) and all(v > 0 for v in speeds), pynn
+    assert len(re.findall(r"[\d.]+x", ratio)) == len(counts), ratio
