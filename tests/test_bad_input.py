@@ -35,6 +35,7 @@ import numpy as np
 import pytest
 
 import pynn
+from helpers import with_header
 from pynn import MLPClassifier, MLPRegressor, NotFittedError, Perceptron, ops
 
 KINDS = ("clf", "reg", "perc")
@@ -1000,29 +1001,12 @@ def test_bad_ops_input(fn, exc, match):
 
 
 def _model_bytes():
-    import json  # noqa: F401  (used by the forging helpers below)
-
     X, y = good_data("clf")
     m = make("clf", max_iter=2)
     m.fit(X, y)
     buf = io.BytesIO()
     m.save(buf)
     return buf.getvalue()
-
-
-def _with_header(data, edit):
-    """A file whose header was changed by `edit` and whose checksum was
-    recomputed: only the loader's own checks can catch it."""
-    import json
-    import struct
-    import zlib
-
-    hlen = struct.unpack_from("<I", data, 12)[0]
-    header = json.loads(data[16:16 + hlen])
-    edit(header)
-    head = json.dumps(header).encode()
-    body = data[:12] + struct.pack("<I", len(head)) + head + data[16 + hlen:-4]
-    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
 
 
 def _set(path, value):
@@ -1057,87 +1041,87 @@ LOAD_CASES = [
     ("absurd-header-length", lambda d: _prefix(d, hlen=2**32 - 1), r"truncated"),
     ("flipped-weight-bit", lambda d: d[:-8] + bytes([d[-8] ^ 1]) + d[-7:], r"checksum"),
     ("flipped-checksum-bit", lambda d: d[:-1] + bytes([d[-1] ^ 1]), r"checksum"),
-    ("header-not-json", lambda d: _with_header(d, lambda h: h.clear()) .replace(
+    ("header-not-json", lambda d: with_header(d, lambda h: h.clear()) .replace(
         b"{}", b"{]"), r"corrupt"),
-    ("header-wrong-format-tag", lambda d: _with_header(d, _set(["format"], "other")),
+    ("header-wrong-format-tag", lambda d: with_header(d, _set(["format"], "other")),
      r"not a pynn model header"),
-    ("unknown-estimator", lambda d: _with_header(d, _set(["estimator"], "os.system")),
+    ("unknown-estimator", lambda d: with_header(d, _set(["estimator"], "os.system")),
      r"unknown estimator 'os.system'"),
-    ("unknown-parameter", lambda d: _with_header(d, _set(["params", "evil"], 1)),
+    ("unknown-parameter", lambda d: with_header(d, _set(["params", "evil"], 1)),
      r"parameters unknown to MLPClassifier: \['evil'\]"),
-    ("bad-parameter-value", lambda d: _with_header(d, _set(["params", "alpha"], -1)),
+    ("bad-parameter-value", lambda d: with_header(d, _set(["params", "alpha"], -1)),
      r"alpha must be >= 0"),
-    ("bad-parameter-type", lambda d: _with_header(d, _set(["params", "max_iter"], "many")),
+    ("bad-parameter-type", lambda d: with_header(d, _set(["params", "max_iter"], "many")),
      r"max_iter must be an integer"),
-    ("units-mismatch", lambda d: _with_header(d, _set(["units"], [4, 9, 2])),
+    ("units-mismatch", lambda d: with_header(d, _set(["units"], [4, 9, 2])),
      r"truncated|need \d+ parameters|corrupt"),
-    ("units-absurd", lambda d: _with_header(d, _set(["units"], [4, 10**10, 2])),
+    ("units-absurd", lambda d: with_header(d, _set(["units"], [4, 10**10, 2])),
      r"truncated|corrupt|memory"),
-    ("units-negative", lambda d: _with_header(d, _set(["units"], [4, -3, 2])),
+    ("units-negative", lambda d: with_header(d, _set(["units"], [4, -3, 2])),
      r"corrupt"),
-    ("arena-count-negative", lambda d: _with_header(d, _set(["arena", "count"], -5)),
+    ("arena-count-negative", lambda d: with_header(d, _set(["arena", "count"], -5)),
      r"corrupt|truncated"),
-    ("arena-count-absurd", lambda d: _with_header(d, _set(["arena", "count"], 10**15)),
+    ("arena-count-absurd", lambda d: with_header(d, _set(["arena", "count"], 10**15)),
      r"truncated"),
-    ("arena-dtype-int", lambda d: _with_header(d, _set(["arena", "dtype"], "int32")),
+    ("arena-dtype-int", lambda d: with_header(d, _set(["arena", "dtype"], "int32")),
      r"unsupported dtype"),
-    ("arena-dtype-garbage", lambda d: _with_header(d, _set(["arena", "dtype"], "lol")),
+    ("arena-dtype-garbage", lambda d: with_header(d, _set(["arena", "dtype"], "lol")),
      r"corrupt"),
-    ("classes-count-mismatch", lambda d: _with_header(
+    ("classes-count-mismatch", lambda d: with_header(
         d, _set(["fitted", "classes_"], {"dtype": "<i8", "values": [0, 1, 2, 3, 4]})),
      r"5 classes do not fit"),
-    ("classes-object-dtype", lambda d: _with_header(
+    ("classes-object-dtype", lambda d: with_header(
         d, _set(["fitted", "classes_"], {"dtype": "|O", "values": [0, 1]})),
      r"unsupported dtype|corrupt"),
-    ("out-activation-unknown", lambda d: _with_header(
+    ("out-activation-unknown", lambda d: with_header(
         d, _set(["fitted", "out_activation_"], "__import__")), r"unknown output activation"),
-    ("n_features-mismatch", lambda d: _with_header(d, _set(["fitted", "n_features_in_"], 99)),
+    ("n_features-mismatch", lambda d: with_header(d, _set(["fitted", "n_features_in_"], 99)),
      r"n_features_in_ does not match"),
-    ("fitted-missing", lambda d: _with_header(d, lambda h: h.pop("fitted")), r"corrupt"),
-    ("arena-count-infinite", lambda d: _with_header(d, _set(["arena", "count"], float("inf"))),
+    ("fitted-missing", lambda d: with_header(d, lambda h: h.pop("fitted")), r"corrupt"),
+    ("arena-count-infinite", lambda d: with_header(d, _set(["arena", "count"], float("inf"))),
      r"corrupt|truncated"),
     ("header-deeply-nested", lambda d: _prefix(d[:16] + b"[" * 200000 + d[16:], hlen=200000),
      r"corrupt|checksum"),
-    ("too-many-layers", lambda d: _with_header(d, _set(["units"], [4] + [3] * 300 + [3])),
+    ("too-many-layers", lambda d: with_header(d, _set(["units"], [4] + [3] * 300 + [3])),
      r"corrupt"),
-    ("layers-not-hidden_layer_sizes", lambda d: _with_header(d, _set(["units"], [4, 5, 3])),
+    ("layers-not-hidden_layer_sizes", lambda d: with_header(d, _set(["units"], [4, 5, 3])),
      r"do not match|parameters"),
-    ("losses-not-numbers", lambda d: _with_header(d, _set(["fitted", "best_loss_"], [1])),
+    ("losses-not-numbers", lambda d: with_header(d, _set(["fitted", "best_loss_"], [1])),
      r"losses are not numbers"),
     # a declared size the file does not hold: 2 labels of dtype <U250000000 (1.9 GiB)
-    ("classes-dtype-bomb", lambda d: _with_header(d, _set(
+    ("classes-dtype-bomb", lambda d: with_header(d, _set(
         ["fitted", "classes_"], {"dtype": "<U250000000", "values": ["a", "b"]})),
      r"wider than its longest label"),
-    ("classes-missing", lambda d: _with_header(d, lambda h: h["fitted"].pop("classes_")),
+    ("classes-missing", lambda d: with_header(d, lambda h: h["fitted"].pop("classes_")),
      r"without classes_"),
-    ("classes-unsorted", lambda d: _with_header(
+    ("classes-unsorted", lambda d: with_header(
         d, _set(["fitted", "classes_"], {"dtype": "<i8", "values": [1, 0]})),
      r"not sorted and unique"),
-    ("classes-duplicate", lambda d: _with_header(
+    ("classes-duplicate", lambda d: with_header(
         d, _set(["fitted", "classes_"], {"dtype": "<i8", "values": [1, 1]})),
      r"not sorted and unique"),
-    ("classes-strings-as-ints", lambda d: _with_header(
+    ("classes-strings-as-ints", lambda d: with_header(
         d, _set(["fitted", "classes_"], {"dtype": "<i8", "values": ["0", "1"]})),
      r"not numbers"),
-    ("out-activation-mismatch", lambda d: _with_header(
+    ("out-activation-mismatch", lambda d: with_header(
         d, _set(["fitted", "out_activation_"], "softmax")),
      r"out_activation_ is 'softmax'.*uses 'logistic'"),
-    ("out-activation-identity", lambda d: _with_header(
+    ("out-activation-identity", lambda d: with_header(
         d, _set(["fitted", "out_activation_"], "identity")),
      r"out_activation_ is 'identity'"),
-    ("multilabel-not-bool", lambda d: _with_header(d, _set(["fitted", "multilabel"], "yes")),
+    ("multilabel-not-bool", lambda d: with_header(d, _set(["fitted", "multilabel"], "yes")),
      r"multilabel|do not fit"),
-    ("loss-curve-string", lambda d: _with_header(d, _set(["fitted", "loss_curve_"], [0.5, "x"])),
+    ("loss-curve-string", lambda d: with_header(d, _set(["fitted", "loss_curve_"], [0.5, "x"])),
      r"losses are not numbers"),
-    ("validation-scores-string", lambda d: _with_header(d, lambda h: h["fitted"].update(
+    ("validation-scores-string", lambda d: with_header(d, lambda h: h["fitted"].update(
         validation_scores_=["x"], best_validation_score_=0.5)),
      r"validation scores are not numbers"),
-    ("n_iter-negative", lambda d: _with_header(d, _set(["fitted", "n_iter_"], -1)),
+    ("n_iter-negative", lambda d: with_header(d, _set(["fitted", "n_iter_"], -1)),
      r"n_iter_ is -1"),
-    ("n_iter-fraction", lambda d: _with_header(d, _set(["fitted", "n_iter_"], 1.5)),
+    ("n_iter-fraction", lambda d: with_header(d, _set(["fitted", "n_iter_"], 1.5)),
      r"n_iter_ is 1.5, not a count"),
-    ("t-string", lambda d: _with_header(d, _set(["fitted", "t_"], "x")), r"t_ is 'x'"),
-    ("n_features-bool", lambda d: _with_header(d, _set(["fitted", "n_features_in_"], True)),
+    ("t-string", lambda d: with_header(d, _set(["fitted", "t_"], "x")), r"t_ is 'x'"),
+    ("n_features-bool", lambda d: with_header(d, _set(["fitted", "n_features_in_"], True)),
      r"n_features_in_ is True"),
 ]
 

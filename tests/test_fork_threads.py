@@ -3,17 +3,16 @@ thread instead of hanging (libgomp is not fork-safe); thread counts beyond the
 processors are capped instead of ending the interpreter when threads cannot be
 created; Ctrl-C stops a long predict.  Whatever could hang or end the process
 runs in a subprocess with a timeout."""
-import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 
+from helpers import interrupt_child
 import pynn
 from pynn import _base, _core
 
@@ -275,19 +274,7 @@ PREDICT_CHILD = textwrap.dedent(
 
 
 def test_sigint_stops_a_long_predict_quickly(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", PREDICT_CHILD], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
-        assert proc.stdout.readline().strip() == "READY"
-        time.sleep(0.3)
-        sent = time.time()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    result, sent = interrupt_child(PREDICT_CHILD, tmp_path, delay=0.3, timeout=120)
     assert result["finished"] is False
     assert result["caught"] - sent < 1.0
     assert result["n_pred"] == 5

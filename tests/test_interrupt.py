@@ -1,10 +1,7 @@
 """Ctrl-C during fit: KeyboardInterrupt within 0.5 s, and a usable model."""
-import json
-import signal
-import subprocess
-import sys
 import textwrap
-import time
+
+from helpers import interrupt_child
 
 CHILD = textwrap.dedent(
     """
@@ -32,20 +29,8 @@ CHILD = textwrap.dedent(
 
 
 def test_sigint_stops_fit_quickly_and_leaves_a_usable_model(tmp_path):
-    # run outside the source tree so the child imports the installed pynn
-    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    try:
-        assert proc.stdout.readline().strip() == "READY"
-        time.sleep(1.5)  # well inside the first epoch's steps
-        sent = time.time()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    # 1.5 s: well inside the first epoch's steps
+    result, sent = interrupt_child(CHILD, tmp_path, delay=1.5, timeout=30)
     assert result["finished"] is False
     assert result["caught"] - sent < 0.5
     assert result["finite"] is True

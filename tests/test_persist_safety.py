@@ -1,7 +1,6 @@
 """Model files under stress: concurrent and killed saves, models that must not
 be saved, and loading that allocates only what the file holds."""
 import io
-import json
 import os
 import signal
 import struct
@@ -12,12 +11,12 @@ import threading
 import time
 import tracemalloc
 import warnings
-import zlib
 
 import numpy as np
 import pytest
 
 import pynn
+from helpers import with_header
 from pynn import MLPClassifier, MLPRegressor, Perceptron
 
 X = np.random.default_rng(0).standard_normal((40, 3))
@@ -40,15 +39,6 @@ def _bytes(model):
     buf = io.BytesIO()
     model.save(buf)
     return buf.getvalue()
-
-
-def _with_header(data, edit):
-    hlen = struct.unpack_from("<I", data, 12)[0]
-    header = json.loads(data[16:16 + hlen])
-    edit(header)
-    head = json.dumps(header).encode()
-    body = data[:12] + struct.pack("<I", len(head)) + head + data[16 + hlen:-4]
-    return body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
 
 
 # ---- 3. concurrent saves to one path ---------------------------------------------------
@@ -210,7 +200,7 @@ def test_save_killed_mid_write_is_cleaned_up_by_the_next_save(tmp_path):
 # ---- 6. declared sizes are bounded by what the file holds ------------------------------------
 
 def test_string_dtype_bomb_in_classes_is_refused_without_allocating():
-    data = _with_header(_bytes(_fit("clf")), lambda h: h["fitted"].update(
+    data = with_header(_bytes(_fit("clf")), lambda h: h["fitted"].update(
         classes_={"dtype": "<U250000000", "values": ["a", "b", "c"]}))
     assert len(data) < 4096
     tracemalloc.start()
@@ -256,7 +246,7 @@ INCONSISTENT = [
 @pytest.mark.parametrize("kind,edit,match", INCONSISTENT,
                          ids=[f"{k}-{i}" for i, (k, _, _) in enumerate(INCONSISTENT)])
 def test_inconsistent_fields_are_refused(kind, edit, match):
-    data = _with_header(_bytes(_fit(kind)), edit)
+    data = with_header(_bytes(_fit(kind)), edit)
     with pytest.raises(pynn.ModelFileError, match=match):
         pynn.load(io.BytesIO(data))
 

@@ -16,14 +16,6 @@ from pynn import _core, ops
 PATHS = _core.simd_supported()
 
 
-@pytest.fixture(params=PATHS)
-def simd(request):
-    before = _core.simd_path()
-    _core.set_simd_path(request.param)
-    yield request.param
-    _core.set_simd_path(before)
-
-
 def test_the_default_path_is_the_best_the_cpu_has():
     assert PATHS[0] == "generic"
     assert _core.simd_path() in PATHS

@@ -18,14 +18,6 @@ PATHS = _core.simd_supported()
 RTOL = {np.float64: 1e-10, np.float32: 1e-4}
 
 
-@pytest.fixture(params=PATHS)
-def simd(request):
-    before = _core.simd_path()
-    _core.set_simd_path(request.param)
-    yield request.param
-    _core.set_simd_path(before)
-
-
 def random_csr(n, d, density, seed, dtype=np.float64):
     rng = np.random.RandomState(seed)
     X = sp.random(n, d, density=density, format="csr", random_state=rng, dtype=np.float64,
