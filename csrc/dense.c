@@ -30,23 +30,30 @@ static pynn_status check_dense(size_t n, size_t n_in, size_t n_out)
 
 /* out = act(x W + b);  x (n, n_in), W (n_in, n_out), b (n_out), out (n, n_out).
  * The bias and relu are fused into the product's epilogue; logistic, tanh,
- * softmax and step follow in one pass over the (cache-hot) output.  apack
- * (NULL: none) is room for the product to pack x. */
+ * softmax and step follow in one pass over the (cache-hot) output, each thread
+ * its share of the rows once the product is whole.  ap (NULL: none) is room
+ * for the product to pack x. */
 void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_t n_in,
-                     size_t n_out, pynn_activation act, T *apack, size_t apack_len,
-                     int n_threads)
+                     size_t n_out, pynn_activation act, const pynn_apack *ap,
+                     const pynn_team *tm)
 {
     pynn_gemm_args g = {0};
     g.m = n; g.n = n_out; g.k = n_in;
     g.a = x; g.a_rs = (ptrdiff_t)n_in; g.a_cs = 1;
-    g.apack = apack; g.apack_len = apack_len;
+    if (ap) {
+        g.apack = ap->r; g.apack_len = ap->r_len;
+    }
     g.b = W; g.ldb = (ptrdiff_t)n_out;
     g.c = out; g.ldc = (ptrdiff_t)n_out;
     g.epi = PYNN_EPI_BIAS; g.act = act; g.bias = b;
-    g.n_threads = pynn__threads_for(n_threads, n * n_in * n_out, pieces(n * n_out));
-    pynn__gemm(&g);
-    if (act != PYNN_ACT_IDENTITY && act != PYNN_ACT_RELU)
-        pynn__activate_rows(out, n, n_out, act);
+    pynn__gemm_team(&g, tm);
+    if (act != PYNN_ACT_IDENTITY && act != PYNN_ACT_RELU) {
+        size_t r0, r1;
+        pynn__sync(tm);
+        pynn__share(n, tm, &r0, &r1);
+        if (r0 < r1)
+            pynn__activate_rows(out + r0 * n_out, r1 - r0, n_out, act);
+    }
 }
 
 /* out = act(x W + b), with its argument checks (see pynn__dense_fwd). */
@@ -58,8 +65,49 @@ pynn_status pynn_dense_forward(T *out, const T *x, const T *W, const T *b, size_
     pynn_status st = check_dense(n, n_in, n_out);
     if (st != PYNN_OK)
         return st;
-    pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, 0, n_threads);
+    int nt = pynn__threads_for(n_threads, n * n_in * n_out, pieces(n * n_out));
+    (void)nt;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            pynn_team tm = pynn__team_me();
+            pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, &tm);
+        }
+        return PYNN_OK;
+    }
+#endif
+    pynn_team solo = pynn__solo();
+    pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, &solo);
     return PYNN_OK;
+}
+
+/* The weight-gradient product dW = x^T delta / n + alpha W / n, packing A = x^T
+ * into room (NULL: none). */
+static pynn_gemm_args wgrad_args(T *dW, const T *delta, const T *x, const T *W, size_t n,
+                                 size_t n_in, size_t n_out, double alpha, T *room,
+                                 size_t room_len)
+{
+    pynn_gemm_args g = {0};
+    g.m = n_in; g.n = n_out; g.k = n;
+    g.a = x; g.a_rs = 1; g.a_cs = (ptrdiff_t)n_in;
+    g.b = delta; g.ldb = (ptrdiff_t)n_out;
+    g.c = dW; g.ldc = (ptrdiff_t)n_out;
+    g.epi = PYNN_EPI_SCALE_W; g.scale = (T)(1.0 / (double)n); g.wscale = (T)(alpha / (double)n);
+    g.w = W; g.ldw = (ptrdiff_t)n_out;
+    g.apack = room; g.apack_len = room_len;
+    return g;
+}
+
+/* Packs, for the team, x^T of a layer's weight gradient into room ahead of the
+ * phase that runs it (pynn__dense_bwd with the mode returned here), so that
+ * phase needs no sync of its own for packing.  Only shapes matter (delta, dW
+ * and W are not read). */
+int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
+                           size_t room_len, const pynn_team *tm)
+{
+    pynn_gemm_args g = wgrad_args(NULL, NULL, x, NULL, n, n_in, n_out, 0, room, room_len);
+    return pynn__gemm_pack(&g, tm);
 }
 
 /* Inverts  z = x W + b  (mean over n rows):
@@ -68,45 +116,52 @@ pynn_status pynn_dense_forward(T *out, const T *x, const T *W, const T *b, size_
  *   dx = (delta W^T) * act'(da)             (W^T read through the packing, no copy;
  *                                            da: cached output of the layer below,
  *                                            NULL da gives plain delta W^T)
- * delta (n, n_out), x (n, n_in), W (n_in, n_out); NULL dx: not computed. */
+ * delta (n, n_out), x (n, n_in), W (n_in, n_out); NULL dx: not computed.
+ * One phase for the team: the three are independent (both products' A packed
+ * first, one sync between if either was packed by the team).  wmode >= 0: x^T
+ * is already packed into wroom (pynn__dense_wgrad_pack, an earlier phase). */
 void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                      const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
-                     pynn_activation dact, T *apack, size_t apack_len, int n_threads)
+                     pynn_activation dact, const pynn_apack *ap, T *wroom, int wmode,
+                     const pynn_team *tm)
 {
-    size_t work = n * n_in * n_out;
     T inv_n = (T)(1.0 / (double)n);
-    pynn_gemm_args g = {0};
-    g.m = n_in; g.n = n_out; g.k = n;
-    g.a = x; g.a_rs = 1; g.a_cs = (ptrdiff_t)n_in;
-    g.b = delta; g.ldb = (ptrdiff_t)n_out;
-    g.c = dW; g.ldc = (ptrdiff_t)n_out;
-    g.epi = PYNN_EPI_SCALE_W; g.scale = inv_n; g.wscale = (T)(alpha / (double)n);
-    g.w = W; g.ldw = (ptrdiff_t)n_out;
-    g.apack = apack; g.apack_len = apack_len;
-    g.n_threads = pynn__threads_for(n_threads, work, pieces(n_in * n_out));
-    pynn__gemm(&g);
-
-    memset(db, 0, n_out * sizeof(T));
-    for (size_t k = 0; k < n; k++) {
-        const T *d = delta + k * n_out;
-        for (size_t j = 0; j < n_out; j++)
-            db[j] += d[j];
-    }
-    for (size_t j = 0; j < n_out; j++)
-        db[j] *= inv_n;
-
+    pynn_gemm_args g = wgrad_args(dW, delta, x, W, n, n_in, n_out, alpha, ap ? wroom : NULL,
+                                  ap ? ap->t_len : 0);
+    pynn_gemm_args h = {0};
     if (dx) {
-        pynn_gemm_args h = {0};
         h.m = n; h.n = n_in; h.k = n_out;
         h.a = delta; h.a_rs = (ptrdiff_t)n_out; h.a_cs = 1;
         h.b = W; h.ldb = (ptrdiff_t)n_out; h.b_trans = 1;
         h.c = dx; h.ldc = (ptrdiff_t)n_in;
         h.epi = da ? PYNN_EPI_DACT : PYNN_EPI_NONE; h.act = dact;
         h.da = da; h.ldda = (ptrdiff_t)n_in;
-        h.apack = apack; h.apack_len = apack_len;
-        h.n_threads = pynn__threads_for(n_threads, work, pieces(n * n_in));
-        pynn__gemm(&h);
+        if (ap) {
+            h.apack = ap->r; h.apack_len = ap->r_len;
+        }
     }
+    int gmode = wmode >= 0 ? wmode : pynn__gemm_pack(&g, tm);
+    int hmode = dx ? pynn__gemm_pack(&h, tm) : PYNN_APACK_NONE;
+    if ((gmode == PYNN_APACK_TEAM && wmode < 0) || hmode == PYNN_APACK_TEAM)
+        pynn__sync(tm);
+    pynn__gemm_run(&g, tm, gmode);
+
+    /* db by columns, each summed over the rows in order */
+    size_t j0, j1;
+    pynn__share(n_out, tm, &j0, &j1);
+    if (j0 < j1) {
+        memset(db + j0, 0, (j1 - j0) * sizeof(T));
+        for (size_t k = 0; k < n; k++) {
+            const T *d = delta + k * n_out;
+            for (size_t j = j0; j < j1; j++)
+                db[j] += d[j];
+        }
+        for (size_t j = j0; j < j1; j++)
+            db[j] *= inv_n;
+    }
+
+    if (dx)
+        pynn__gemm_run(&h, tm, hmode);
 }
 
 /* dW = x^T delta / n + alpha W / n,  db = sum_k delta_k / n,  dx = delta W^T
@@ -121,7 +176,21 @@ pynn_status pynn_dense_backward(T *dx, T *dW, T *db, const T *delta, const T *x,
     pynn_status st = check_dense(n, n_in, n_out);
     if (st != PYNN_OK)
         return st;
+    int nt = pynn__threads_for(n_threads, n * n_in * n_out, pieces(n_in * n_out));
+    (void)nt;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            pynn_team tm = pynn__team_me();
+            pynn__dense_bwd(dx, dW, db, delta, x, W, NULL, n, n_in, n_out, alpha,
+                            PYNN_ACT_IDENTITY, NULL, NULL, -1, &tm);
+        }
+        return PYNN_OK;
+    }
+#endif
+    pynn_team solo = pynn__solo();
     pynn__dense_bwd(dx, dW, db, delta, x, W, NULL, n, n_in, n_out, alpha, PYNN_ACT_IDENTITY,
-                    NULL, 0, n_threads);
+                    NULL, NULL, -1, &solo);
     return PYNN_OK;
 }

@@ -233,3 +233,13 @@ pynn_status pynn_simd_set(int isa)
     PYNN_STORE_INT(&g_isa, isa);
     return PYNN_OK;
 }
+
+/* A barrier of the calling thread's team (internal.h: pynn__sync).  Orphaned:
+ * the region is opened by the job's entry point, and every thread of its team
+ * reaches the same sequence of barriers. */
+void pynn__barrier(void)
+{
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}

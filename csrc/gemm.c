@@ -60,20 +60,15 @@ static void generic_epilogue(const pynn_gemm_args *g, size_t i, size_t j0, size_
     }
 }
 
-/* The portable kernel: C = epilogue(A B) with a separate multiply and add (the
- * build turns FMA contraction off), groups of GENERIC_ROWS rows to threads. */
-void pynn_gemm_generic(const pynn_gemm_args *g)
+/* This thread's share of the portable product: groups of GENERIC_ROWS rows. */
+static void generic_run(const pynn_gemm_args *g, const pynn_team *tm)
 {
-    const size_t m = g->m, n = g->n, k = g->k;
-    const size_t groups = (m + GENERIC_ROWS - 1) / GENERIC_ROWS;
-    int nt = g->n_threads < 1 ? 1 : g->n_threads;
-    (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (ptrdiff_t gi = 0; gi < (ptrdiff_t)groups; gi++) {
-        size_t i0 = (size_t)gi * GENERIC_ROWS;
-        size_t rows = m - i0 < GENERIC_ROWS ? m - i0 : GENERIC_ROWS;
+    const size_t n = g->n, k = g->k;
+    size_t g0, g1;
+    pynn__share((g->m + GENERIC_ROWS - 1) / GENERIC_ROWS, tm, &g0, &g1);
+    for (size_t gi = g0; gi < g1; gi++) {
+        size_t i0 = gi * GENERIC_ROWS;
+        size_t rows = g->m - i0 < GENERIC_ROWS ? g->m - i0 : GENERIC_ROWS;
         for (size_t j0 = 0; j0 < n; j0 += GENERIC_COLS) {
             size_t jn = n - j0 < GENERIC_COLS ? n - j0 : GENERIC_COLS;
             for (size_t r = 0; r < rows; r++)
@@ -109,6 +104,26 @@ void pynn_gemm_generic(const pynn_gemm_args *g)
     }
 }
 
+/* The portable kernel: C = epilogue(A B) with a separate multiply and add (the
+ * build turns FMA contraction off), groups of GENERIC_ROWS rows to threads. */
+void pynn_gemm_generic(const pynn_gemm_args *g)
+{
+    int nt = g->n_threads < 1 ? 1 : g->n_threads;
+    (void)nt;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            pynn_team tm = pynn__team_me();
+            generic_run(g, &tm);
+        }
+        return;
+    }
+#endif
+    pynn_team solo = pynn__solo();
+    generic_run(g, &solo);
+}
+
 /* Runs the product on the instruction set chosen at run time (dispatch.c). */
 void pynn__gemm(const pynn_gemm_args *g)
 {
@@ -125,4 +140,49 @@ void pynn__gemm(const pynn_gemm_args *g)
         pynn_gemm_generic(g);
         return;
     }
+}
+
+/* A team's product, first half: packs this thread's share of A where the
+ * kernel packs it as a team; returns the mode pynn__gemm_run takes
+ * (PYNN_APACK_TEAM: the team must sync in between).  The portable kernel packs
+ * nothing. */
+int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm)
+{
+    switch (pynn__isa()) {
+#ifdef PYNN_X86_SIMD
+    case PYNN_ISA_AVX512:
+        return pynn_gemm_pack_avx512(g, tm);
+    case PYNN_ISA_AVX2:
+        return pynn_gemm_pack_avx2(g, tm);
+#endif
+    default:
+        return PYNN_APACK_NONE;
+    }
+}
+
+/* A team's product, second half: this thread's share of the output tiles. */
+void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode)
+{
+    switch (pynn__isa()) {
+#ifdef PYNN_X86_SIMD
+    case PYNN_ISA_AVX512:
+        pynn_gemm_run_avx512(g, tm, amode);
+        return;
+    case PYNN_ISA_AVX2:
+        pynn_gemm_run_avx2(g, tm, amode);
+        return;
+#endif
+    default:
+        generic_run(g, tm);
+        return;
+    }
+}
+
+/* A team's whole product (pack, sync if needed, run); no sync after it. */
+void pynn__gemm_team(const pynn_gemm_args *g, const pynn_team *tm)
+{
+    int mode = pynn__gemm_pack(g, tm);
+    if (mode == PYNN_APACK_TEAM)
+        pynn__sync(tm);
+    pynn__gemm_run(g, tm, mode);
 }

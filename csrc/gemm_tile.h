@@ -265,11 +265,13 @@ static void GEMM_NAME(pack_a)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t
     }
 }
 
+/* Tile t of the grid (column-panel-major: t = jt * mt + it) over the K block
+ * [p0, p1); bp: this thread's B panel buffer (NULL: B read in place), *packed
+ * the panel it holds; abase: the block's packed A (NULL: A read in place). */
 static PYNN_ALWAYS_INLINE void
-GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t kc, T *bp,
-                    size_t *packed, int packa)
+GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p1, T *bp,
+                    size_t *packed, const T *abase)
 {
-    size_t p1 = g->k - p0 < kc ? g->k : p0 + kc;
     int first = p0 == 0, last = p1 == g->k;
     if (bp && *packed != t / mt) {
         *packed = t / mt;
@@ -277,7 +279,7 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t k
     }
     size_t it = t % mt, jt = t / mt;
     size_t i0 = it * MR, j0 = jt * NR;
-    const T *ap = packa ? g->apack + it * (p1 - p0) * MR : NULL;
+    const T *ap = abase ? abase + it * (p1 - p0) * MR : NULL;
     size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
     size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
     switch (rows) {
@@ -298,70 +300,136 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t k
     }
 }
 
+/* The blocking, a function of the shape alone (never of m's split or the team):
+ * K in nkb equal blocks of kc <= KC (784 -> 4 x 196, not 3 x 256 + 16) so a
+ * tile's A rows and B panel stay in L1. */
+typedef struct {
+    size_t mt, nt, tiles, nkb, kc;
+    int packb;
+} GEMM_NAME(plan_t);
+
+static GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
+{
+    GEMM_NAME(plan_t) pl;
+    pl.mt = (g->m + MR - 1) / MR;
+    pl.nt = (g->n + NR - 1) / NR;
+    pl.tiles = pl.mt * pl.nt;
+    pl.nkb = (g->k + KC - 1) / KC;
+    pl.kc = (g->k + pl.nkb - 1) / pl.nkb;
+    /* packing B pays once a panel serves several row tiles; the arithmetic,
+     * and so every result bit, is the same either way */
+    pl.packb = pl.mt >= PYNN_GEMM_PACKB_MIN_ROW_TILES || g->b_trans;
+    return pl;
+}
+
+/* How A is packed (PYNN_APACK_*, internal.h).  Worth it when the caller gave
+ * room, several column panels read it, and it is X^T or a row-major matrix
+ * whose rows lie a multiple of 4 KiB apart (a tile's rows would then share
+ * cache sets).  A thread alone packs one K block at a time, right before the
+ * block (it stays in L2); a team packs every block ahead, each thread its share
+ * of the row tiles, so that its threads never wait for each other between K
+ * blocks (one sync between packing and the product, none per K block). */
+static int GEMM_NAME(apack_mode)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
+                                 const pynn_team *tm)
+{
+    if (g->apack == NULL || pl->nt < PYNN_GEMM_PACKA_MIN_COL_PANELS ||
+        g->k < PYNN_GEMM_PACKA_MIN_K)
+        return PYNN_APACK_NONE;
+    if (!((g->a_rs == 1 && g->a_cs != 1) ||
+          (g->a_cs == 1 && ((size_t)g->a_rs * sizeof(T)) % PYNN_GEMM_ALIAS_BYTES == 0 &&
+           (size_t)g->a_rs % PYNN_GEMM_PACK_WIDTH == 0 && g->m <= PYNN_GEMM_PACK_ROWS)))
+        return PYNN_APACK_NONE;
+    size_t block = pl->mt * MR * pl->kc;
+    if (block > g->apack_len)
+        return PYNN_APACK_NONE;
+    if (tm->size == 1)
+        return PYNN_APACK_SOLO;
+    /* room for one block only (a batch of more than PYNN_GEMM_PACK_ROWS rows,
+     * layout.c): the team packs and syncs block by block */
+    return pl->nkb * block <= g->apack_len ? PYNN_APACK_TEAM : PYNN_APACK_TEAM_BLOCKS;
+}
+
+/* Packs this thread's share of A's row tiles for every K block, when the
+ * product packs A as a team; returns the mode for GEMM_NAME(gemm_run).  With
+ * PYNN_APACK_TEAM the team syncs between the two. */
+int GEMM_NAME(gemm_pack)(const GEMM_ARGS *g, const pynn_team *tm)
+{
+    GEMM_NAME(plan_t) pl = GEMM_NAME(plan)(g);
+    int mode = GEMM_NAME(apack_mode)(g, &pl, tm);
+    if (mode == PYNN_APACK_TEAM) {
+        size_t it0, it1;
+        pynn__share(pl.mt, tm, &it0, &it1);
+        GEMM_ARGS h = *g;
+        for (size_t kb = 0; kb < pl.nkb && it0 < it1; kb++) {
+            size_t p0 = kb * pl.kc, p1 = g->k - p0 < pl.kc ? g->k : p0 + pl.kc;
+            h.apack = g->apack + kb * pl.mt * MR * pl.kc;
+            GEMM_NAME(pack_a)(&h, it0, it1, p0, p1);
+        }
+    }
+    return mode;
+}
+
+/* This thread's share of the output tiles, a contiguous run of the
+ * column-panel-major grid (consecutive tiles share B's panel), every K block
+ * of them in turn: a tile's partial sums are continued by the thread that
+ * started them, so nothing is shared between K blocks. */
+void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
+{
+    GEMM_NAME(plan_t) pl = GEMM_NAME(plan)(g);
+    size_t t0, t1;
+    pynn__share(pl.tiles, tm, &t0, &t1);
+    if (t0 >= t1 && amode != PYNN_APACK_TEAM_BLOCKS)
+        return;
+    _Alignas(64) T bp[KC * NR];
+    for (size_t kb = 0; kb < pl.nkb; kb++) {
+        size_t p0 = kb * pl.kc, p1 = g->k - p0 < pl.kc ? g->k : p0 + pl.kc;
+        const T *abase = NULL;
+        if (amode == PYNN_APACK_SOLO) {
+            GEMM_NAME(pack_a)(g, 0, pl.mt, p0, p1);
+            abase = g->apack;
+        } else if (amode == PYNN_APACK_TEAM) {
+            abase = g->apack + kb * pl.mt * MR * pl.kc;
+        } else if (amode == PYNN_APACK_TEAM_BLOCKS) {
+            /* every thread of the team passes here, tiles or not: the block's
+             * room is free once all are done with the previous block */
+            size_t it0, it1;
+            pynn__share(pl.mt, tm, &it0, &it1);
+            if (kb > 0)
+                pynn__sync(tm);
+            if (it0 < it1)
+                GEMM_NAME(pack_a)(g, it0, it1, p0, p1);
+            pynn__sync(tm);
+            abase = g->apack;
+        }
+        size_t packed = (size_t)-1;
+        for (size_t t = t0; t < t1; t++)
+            GEMM_NAME(one_tile)(g, t, pl.mt, p0, p1, pl.packb ? bp : NULL, &packed, abase);
+    }
+}
+
+/* The product on g->n_threads threads: a region of its own when that pays (the
+ * kernels' entry points); none at all for one thread (it costs microseconds). */
 void GEMM_NAME(gemm)(const GEMM_ARGS *g)
 {
-    const size_t mt = (g->m + MR - 1) / MR, nt = (g->n + NR - 1) / NR;
-    const size_t tiles = mt * nt;
+    GEMM_NAME(plan_t) pl = GEMM_NAME(plan)(g);
     int nth = g->n_threads;
-    if ((size_t)nth > tiles)
-        nth = (int)tiles;
-    /* K in blocks of KC so a tile's A rows and B panel stay in L1; within a
-     * block, tiles run column-panel-major so consecutive tiles share B's panel. */
-    /* K splits into equal blocks of at most KC (784 -> 4 x 196, not 3 x 256 +
-     * 16): the blocking depends on K alone, never on m or the thread count. */
-    const size_t nkb = (g->k + KC - 1) / KC, kc = (g->k + nkb - 1) / nkb;
-    /* Packing pays once a panel serves several row tiles; the arithmetic, and
-     * so every result bit, is the same either way. */
-    const int pack = mt >= PYNN_GEMM_PACKB_MIN_ROW_TILES || g->b_trans;
-    /* A is packed once per K block when the caller gave room for it, several
-     * column panels read it, and it is X^T or a row-major matrix whose rows lie
-     * a multiple of 4 KiB apart (a tile's rows would then share cache sets) */
-    const int packa = g->apack != NULL && nt >= PYNN_GEMM_PACKA_MIN_COL_PANELS &&
-                      g->k >= PYNN_GEMM_PACKA_MIN_K &&
-                      mt * MR * kc <= g->apack_len &&
-                      ((g->a_rs == 1 && g->a_cs != 1) ||
-                       (g->a_cs == 1 &&
-                        ((size_t)g->a_rs * sizeof(T)) % PYNN_GEMM_ALIAS_BYTES == 0 &&
-                        (size_t)g->a_rs % PYNN_GEMM_PACK_WIDTH == 0 &&
-                        g->m <= PYNN_GEMM_PACK_ROWS));
+    if ((size_t)nth > pl.tiles)
+        nth = (int)pl.tiles;
 #ifdef _OPENMP
     if (nth > 1) {
 #pragma omp parallel num_threads(nth)
         {
-            _Alignas(64) T bp[KC * NR];
-            for (size_t p0 = 0;; p0 += kc) {
-                size_t packed = (size_t)-1;
-                if (packa) {
-                    size_t p1 = g->k - p0 < kc ? g->k : p0 + kc;
-                    size_t team = (size_t)omp_get_num_threads();
-                    size_t share = (mt + team - 1) / team, me = (size_t)omp_get_thread_num();
-                    size_t it0 = me * share < mt ? me * share : mt;
-                    size_t it1 = it0 + share < mt ? it0 + share : mt;
-                    GEMM_NAME(pack_a)(g, it0, it1, p0, p1);
-#pragma omp barrier
-                }
-#pragma omp for schedule(static)
-                for (ptrdiff_t t = 0; t < (ptrdiff_t)tiles; t++)
-                    GEMM_NAME(one_tile)(g, (size_t)t, mt, p0, kc, pack ? bp : NULL, &packed,
-                                        packa);
-                if (p0 + kc >= g->k)
-                    break;
-            }
+            pynn_team tm = pynn__team_me();
+            int mode = GEMM_NAME(gemm_pack)(g, &tm);
+            if (mode == PYNN_APACK_TEAM)
+                pynn__sync(&tm);
+            GEMM_NAME(gemm_run)(g, &tm, mode);
         }
         return;
     }
 #endif
-    /* one thread: no parallel region at all (it costs microseconds per call) */
-    _Alignas(64) T bp[KC * NR];
-    for (size_t p0 = 0;; p0 += kc) {
-        size_t packed = (size_t)-1;
-        if (packa)
-            GEMM_NAME(pack_a)(g, 0, mt, p0, g->k - p0 < kc ? g->k : p0 + kc);
-        for (size_t t = 0; t < tiles; t++)
-            GEMM_NAME(one_tile)(g, t, mt, p0, kc, pack ? bp : NULL, &packed, packa);
-        if (p0 + kc >= g->k)
-            break;
-    }
+    pynn_team solo = pynn__solo();
+    GEMM_NAME(gemm_run)(g, &solo, GEMM_NAME(gemm_pack)(g, &solo));
 }
 
 #undef TILE_CASE

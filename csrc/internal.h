@@ -85,8 +85,80 @@ static inline int pynn__add(size_t a, size_t b, size_t *r)
 }
 #endif
 
+/* ---- teams ---------------------------------------------------------------------
+ * A parallel region runs a whole job (a chunk of training steps, a loss and
+ * gradient, a product): every thread of the team calls the same functions with
+ * its pynn_team, each takes its fixed share of every phase's independent pieces
+ * (output tiles, rows, chunks), and pynn__sync separates phases that depend on
+ * each other.  A team of one is the same code with no synchronization at all.
+ * Functions taking a team never end with a sync: their caller places it. */
 typedef struct {
-    size_t acts, delta0, delta1, xb, yb, apack, marks, total;
+    int id, size;
+} pynn_team;
+
+/* The team of one (a thread alone, inside a region or not). */
+static inline pynn_team pynn__solo(void)
+{
+    pynn_team t = {0, 1};
+    return t;
+}
+
+#ifdef _OPENMP
+/* The calling thread's place in the innermost region's team. */
+static inline pynn_team pynn__team_me(void)
+{
+    pynn_team t = {omp_get_thread_num(), omp_get_num_threads()};
+    return t;
+}
+#endif
+
+/* A barrier of the whole team (dispatch.c: an orphaned omp barrier, which the
+ * team's every thread reaches). */
+void pynn__barrier(void);
+static inline void pynn__sync(const pynn_team *tm)
+{
+    if (tm->size > 1)
+        pynn__barrier();
+}
+
+/* This thread's share [*lo, *hi) of count pieces: contiguous, in order, sizes
+ * differing by at most one.  The shares depend on the team size only; results
+ * never do (each piece is computed the same way by whichever thread has it). */
+static inline void pynn__share(size_t count, const pynn_team *tm, size_t *lo, size_t *hi)
+{
+    size_t q = count / (size_t)tm->size, r = count % (size_t)tm->size, id = (size_t)tm->id;
+    *lo = id * q + (id < r ? id : r);
+    *hi = *lo + q + (id < r);
+}
+
+/* ---- optimizer chunks (optim.c; the workspace holds one partial sum of squares
+ * per chunk of every weight matrix, layout.c) ---- */
+/* A segment of the arena (one W or one b) is cut into at most this many chunks... */
+#define PYNN_OPT_MAX_CHUNKS 256
+/* ... of at least this many scalars: smaller chunks would cost more in thread
+ * scheduling than they save. */
+#define PYNN_OPT_MIN_CHUNK ((size_t)1 << 14)
+
+/* Scalars per chunk of a segment of `size`: ceil(size / PYNN_OPT_MAX_CHUNKS),
+ * but at least PYNN_OPT_MIN_CHUNK (fewer chunks then).  Written without
+ * size + constant, which could wrap. */
+static inline size_t pynn__chunk_size(size_t size)
+{
+    size_t c = size / PYNN_OPT_MAX_CHUNKS + (size % PYNN_OPT_MAX_CHUNKS != 0);
+    return c < PYNN_OPT_MIN_CHUNK ? PYNN_OPT_MIN_CHUNK : c;
+}
+
+static inline size_t pynn__chunk_count(size_t size)
+{
+    size_t cs = pynn__chunk_size(size);
+    return size / cs + (size % cs != 0);
+}
+
+typedef struct {
+    size_t acts, delta0, delta1, xb, yb;
+    size_t apack_t, apack_r; /* room to pack A: A = x^T (weight gradients); A a batch of rows */
+    size_t sq;               /* one double per optimizer chunk of every W (in pairs of scalars) */
+    size_t marks, total;
 } pynn__ws_layout;
 
 /* The matrix product splits K into blocks of at most this many (gemm_tile.h);
@@ -120,6 +192,9 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
  * `batch` rows, and checks that ws_len scalars hold it. */
 pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *lay,
                                const pynn_net *net, size_t batch, size_t ws_len, int csr);
+
+/* The threads a whole-network job on batches of `rows` rows is worth. */
+int pynn__net_threads(const pynn_net *net, size_t rows, int n_threads);
 
 static inline int pynn__act_ok(pynn_activation act) { return (unsigned)act <= PYNN_ACT_EXP; }
 static inline int pynn__loss_ok(pynn_loss l) { return (unsigned)l <= PYNN_LOSS_HALF_POISSON; }
@@ -158,6 +233,17 @@ void pynn_gemm_avx2_f32(const pynn_gemm_args_f32 *g);
 void pynn_gemm_avx2_f64(const pynn_gemm_args_f64 *g);
 void pynn_gemm_avx512_f32(const pynn_gemm_args_f32 *g);
 void pynn_gemm_avx512_f64(const pynn_gemm_args_f64 *g);
+/* The same products run by a team (gemm_tile.h): pack returns how A is packed
+ * (PYNN_APACK_*); with PYNN_APACK_TEAM the team must sync before run. */
+enum { PYNN_APACK_NONE = 0, PYNN_APACK_SOLO = 1, PYNN_APACK_TEAM = 2, PYNN_APACK_TEAM_BLOCKS = 3 };
+int pynn_gemm_pack_avx2_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
+int pynn_gemm_pack_avx2_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm);
+int pynn_gemm_pack_avx512_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
+int pynn_gemm_pack_avx512_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm);
+void pynn_gemm_run_avx2_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
+void pynn_gemm_run_avx2_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
+void pynn_gemm_run_avx512_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
+void pynn_gemm_run_avx512_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
 
 /* Vectorised float activations (vexp_avx2.c); also used on the AVX-512 path. */
 void pynn_softmax_avx2_f32(float *a, size_t n, size_t m);

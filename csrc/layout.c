@@ -72,7 +72,8 @@ pynn_status pynn_param_count(size_t *count, const pynn_net *net)
  *   delta  2 * B * max(u_1..u_L)   ping-pong buffers for the backward pass
  *   xb     B * u_0                 gathered input rows of a shuffled batch
  *   yb     B * u_L                 gathered target rows
- *   apack  room for the product to pack blocks of A (gemm_tile.h), see below
+ *   apack_t, apack_r  room for the products to pack A (gemm_tile.h), see below
+ *   sq     the optimizer's partial sums of squares, one double per chunk of a W
  * and for CSR input (csr != 0) no xb (rows are read in place; sparse.c) but
  *   marks  u_0 bytes, in u_0 / 4 + 1 scalars (a scalar has at least 4 bytes):
  *          which rows of the first layer's weight gradient hold something
@@ -109,27 +110,53 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     lay->yb = total;
     if (!pynn__add(total, yb, &total))
         return PYNN_ERR_OVERFLOW;
-    /* A packed for the weight-gradient products x^T delta (K = batch rows) */
+    /* A packed for the weight-gradient products x^T delta (m = a layer's input
+     * width, K = batch rows), every K block at once (a team packs ahead; a
+     * thread alone needs one block): m rounded up to whole tiles times the
+     * blocks' total depth, which is under K + blocks.  Beyond PYNN_GEMM_PACK_ROWS
+     * rows (full-batch gradients), room for one block only: a team then packs
+     * block by block (gemm_tile.h). */
     size_t maxin = 0;
     for (size_t l = csr ? 1 : 0; l < net->n_layers; l++)
         if ((size_t)net->units[l] > maxin)
             maxin = (size_t)net->units[l];
-    /* ... and for products whose A is a batch of rows (m <= batch, K blocks <= KC),
-     * which are packed only for some widths and batches (gemm_tile.h) */
-    int aliasing = 0;
-    for (size_t l = csr ? 1 : 0; l <= net->n_layers; l++)
-        if ((size_t)net->units[l] % PYNN_GEMM_PACK_WIDTH == 0)
-            aliasing = 1;
-    size_t apack, apack_rows = 0, kc = batch < PYNN_GEMM_KC ? batch : PYNN_GEMM_KC;
+    size_t apack_t, apack_r = 0, depth;
     maxin = (maxin + PYNN_GEMM_MR_PAD - 1) / PYNN_GEMM_MR_PAD * PYNN_GEMM_MR_PAD;
-    if (aliasing && batch <= PYNN_GEMM_PACK_ROWS)
-        apack_rows = (batch + PYNN_GEMM_MR_PAD) * PYNN_GEMM_KC;
-    if (!pynn__mul(maxin, kc, &apack))
+    depth = batch <= PYNN_GEMM_PACK_ROWS ? batch + (batch + PYNN_GEMM_KC - 1) / PYNN_GEMM_KC
+                                         : PYNN_GEMM_KC;
+    /* twice: a phase packs the next layer's while its own is read (net.c) */
+    if (!pynn__mul(maxin, depth, &apack_t) || !pynn__mul(apack_t, 2, &apack_t))
         return PYNN_ERR_OVERFLOW;
-    if (apack_rows > apack)
-        apack = apack_rows;
-    lay->apack = total;
-    if (!pynn__add(total, apack, &total))
+    /* ... and products whose A is a batch of rows (m <= batch, K a layer's
+     * width), packed only for some widths and batches (gemm_tile.h) */
+    size_t widest = 0;
+    for (size_t l = csr ? 1 : 0; l <= net->n_layers; l++) {
+        size_t u = (size_t)net->units[l];
+        if (u % PYNN_GEMM_PACK_WIDTH == 0 && u > widest)
+            widest = u;
+    }
+    if (widest && batch <= PYNN_GEMM_PACK_ROWS &&
+        !pynn__mul(batch + PYNN_GEMM_MR_PAD, widest + (widest + PYNN_GEMM_KC - 1) / PYNN_GEMM_KC,
+                   &apack_r))
+        return PYNN_ERR_OVERFLOW;
+    lay->apack_t = total;
+    if (!pynn__add(total, apack_t, &total))
+        return PYNN_ERR_OVERFLOW;
+    lay->apack_r = total;
+    if (!pynn__add(total, apack_r, &total))
+        return PYNN_ERR_OVERFLOW;
+    /* one double per optimizer chunk of every W: two scalars each, and two more
+     * to align the first to 8 bytes in a workspace of floats (typed.h:
+     * pynn__sq_parts) */
+    size_t chunks = 0;
+    for (size_t l = 0; l < net->n_layers; l++) {
+        size_t w;
+        if (!pynn__mul((size_t)net->units[l], (size_t)net->units[l + 1], &w))
+            return PYNN_ERR_OVERFLOW;
+        chunks += pynn__chunk_count(w);
+    }
+    lay->sq = total;
+    if (!pynn__add(total, 2 * chunks + 2, &total))
         return PYNN_ERR_OVERFLOW;
     lay->marks = total;
     if (csr && !pynn__add(total, u0 / 4 + 1, &total))
@@ -172,4 +199,23 @@ pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *la
     if (ws_len < lay->total)
         return PYNN_ERR_WORKSPACE;
     return pynn_param_offsets(w_off, b_off, net);
+}
+
+/* The team a whole-network job on batches of `rows` rows is worth: its largest
+ * layer decides (pynn__threads_for); 1 for a small network, whose every
+ * product is cheaper than waking threads. */
+int pynn__net_threads(const pynn_net *net, size_t rows, int n_threads)
+{
+    size_t widest = 0, outs = 0;
+    for (size_t l = 0; l < net->n_layers; l++) {
+        size_t w = (size_t)net->units[l] * (size_t)net->units[l + 1];
+        if (w > widest)
+            widest = w;
+        if ((size_t)net->units[l + 1] > outs)
+            outs = (size_t)net->units[l + 1];
+    }
+    size_t work;
+    if (!pynn__mul(rows, widest, &work))
+        work = (size_t)-1;
+    return pynn__threads_for(n_threads, work, rows * outs / 64 + 1);
 }

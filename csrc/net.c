@@ -11,6 +11,15 @@
 #include <string.h>
 #include "typed.h"
 
+/* Layer l's cached output (l = 0: the first hidden layer) inside acts, for a
+ * pass over n rows. */
+static const T *layer_output(const T *acts, const pynn_net *net, size_t n, size_t l)
+{
+    for (size_t i = 1; i <= l; i++)
+        acts += n * (size_t)net->units[i];
+    return acts;
+}
+
 /* The output layer's cached activations inside acts, for a pass over n rows. */
 static const T *last_output(const T *acts, const pynn_net *net, size_t n)
 {
@@ -19,12 +28,24 @@ static const T *last_output(const T *acts, const pynn_net *net, size_t n)
     return acts;
 }
 
+/* The packing room of the workspace ws (layout.c). */
+pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay)
+{
+    pynn_apack ap;
+    ap.t_len = (lay->apack_r - lay->apack_t) / 2;
+    ap.t[0] = ws + lay->apack_t;
+    ap.t[1] = ap.t[0] + ap.t_len;
+    ap.r = ws + lay->apack_r;
+    ap.r_len = lay->sq - lay->apack_r;
+    return ap;
+}
+
 /* Forward n rows (n <= the workspace's batch):
  *   a_0 = x (or the CSR rows sx);  a_{l+1} = act_l(a_l W_l + b_l)  into acts,
- * layer after layer. */
+ * layer after layer, the team syncing after each (and so at the end). */
 void pynn__net_forward(T *acts, const pynn_net *net, const T *params, const size_t *w_off,
                        const size_t *b_off, const T *x, const pynn_csr *sx, size_t n,
-                       T *apack, size_t apack_len, int n_threads)
+                       const pynn_apack *ap, const pynn_team *tm)
 {
     const T *in = x;
     T *out = acts;
@@ -32,11 +53,11 @@ void pynn__net_forward(T *acts, const pynn_net *net, const T *params, const size
         size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
         pynn_activation act = l + 1 == net->n_layers ? net->output : net->hidden;
         if (l == 0 && sx)
-            pynn__sparse_fwd(out, sx, params + w_off[0], params + b_off[0], n, nout, act,
-                             n_threads);
+            pynn__sparse_fwd(out, sx, params + w_off[0], params + b_off[0], n, nout, act, tm);
         else
-            pynn__dense_fwd(out, in, params + w_off[l], params + b_off[l], n, nin, nout, act,
-                            apack, apack_len, n_threads);
+            pynn__dense_fwd(out, in, params + w_off[l], params + b_off[l], n, nin, nout, act, ap,
+                            tm);
+        pynn__sync(tm);
         in = out;
         out += n * nout;
     }
@@ -82,50 +103,71 @@ static double weighted_loss(T *d0, double *alpha, const T *yh, const T *y, const
  *   weighted_loss), and fills grads with dL/dparams by the chain rule, from the
  *   output delta (fused where loss and output activation match) down to layer 0.
  * wsq is the current sum of squared weights (used when alpha > 0); d0 and d1
- * are the delta ping-pong buffers of the workspace. */
-double pynn__net_backward(T *grads, T *d0, T *d1, T *apack, size_t apack_len, const T *acts,
+ * are the delta ping-pong buffers of the workspace.  The team: thread 0 makes
+ * the output delta and the loss (handing loss and the effective alpha to the
+ * others through shared[0..1]), then each layer is one phase, every thread
+ * its share, a sync after each (and so at the end). */
+double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, const T *acts,
                           const pynn_net *net, const T *params, const size_t *w_off,
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,
                           const int64_t *sw_idx, size_t n, double alpha, double wsq,
-                          int n_threads)
+                          double *shared, const pynn_team *tm)
 {
     size_t L = net->n_layers;
     size_t m = (size_t)net->units[L];
     const T *a_last = last_output(acts, net, n);
-    double loss;
-    pynn__output_delta_rows(d0, a_last, y, n, m, net->output, net->loss);
-    if (sw == NULL) {
-        loss = pynn__loss_sum(a_last, y, n * m, net->loss) / (double)n;
-        if (alpha > 0)
-            loss += 0.5 * alpha * wsq / (double)n;
-    } else {
-        loss = weighted_loss(d0, &alpha, a_last, y, sw, sw_idx, n, m, net->loss, wsq);
+    /* Packs layer l's x^T into room t[slot] for the team (-1: no GEMM there). */
+#define WGRAD_GEMM(l) (!((l) == 0 && sx))
+#define PREPACK(l, slot) (ap && WGRAD_GEMM(l) ?                                               \
+        pynn__dense_wgrad_pack((l) == 0 ? x : layer_output(acts, net, n, (l) - 1), n,        \
+                               (size_t)net->units[l], (size_t)net->units[(l) + 1],           \
+                               ap->t[slot], ap->t_len, tm) : -1)
+    /* While thread 0 makes the output delta, the team packs the top layer's x^T */
+    int wmode = PREPACK(L - 1, 0);
+    if (tm->id == 0) {
+        double loss;
+        pynn__output_delta_rows(d0, a_last, y, n, m, net->output, net->loss);
+        if (sw == NULL) {
+            loss = pynn__loss_sum(a_last, y, n * m, net->loss) / (double)n;
+            if (alpha > 0)
+                loss += 0.5 * alpha * wsq / (double)n;
+        } else {
+            loss = weighted_loss(d0, &alpha, a_last, y, sw, sw_idx, n, m, net->loss, wsq);
+        }
+        shared[0] = loss;
+        shared[1] = alpha;
     }
-    const T *a_in = a_last;
+    pynn__sync(tm);
+    double loss = shared[0];
+    alpha = shared[1];
     for (size_t l = L; l-- > 0;) {
         size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
-        const T *in;
-        if (l == 0) {
-            in = x;
-        } else {
-            a_in -= n * nin;
-            in = a_in;
-        }
+        int slot = (int)((L - 1 - l) & 1);
+        const T *in = l == 0 ? x : layer_output(acts, net, n, l - 1);
         /* no dx for the first layer: nothing upstream needs it; below it, the
          * hidden activation's derivative is fused into the dx product */
         if (l == 0 && sx) {
             pynn__sparse_wgrad(grads + w_off[0], grads + b_off[0], d0, sx, params + w_off[0],
-                               n, nin, nout, alpha, marks, n_threads);
+                               n, nin, nout, alpha, marks, tm);
+            pynn__sync(tm);
+            if (marks && tm->id == 0)
+                pynn__sparse_marks_done(marks, nin, n, alpha);
             continue;
         }
         pynn__dense_bwd(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
                         params + w_off[l], l ? in : NULL, n, nin, nout, alpha, net->hidden,
-                        apack, apack_len, n_threads);
+                        ap, ap ? ap->t[slot] : NULL, wmode, tm);
+        /* the layer below's x^T, packed in this phase into the other room */
+        if (l > 0)
+            wmode = PREPACK(l - 1, slot ^ 1);
+        pynn__sync(tm);
         if (l) {
             T *t = d0; d0 = d1; d1 = t;
         }
     }
+#undef PREPACK
+#undef WGRAD_GEMM
     return loss;
 }
 
@@ -146,10 +188,10 @@ static int any_nonfinite(const T *x, size_t count)
  * acts and apack (one block's workspace).  Returns 1 if those input rows hold
  * a NaN or infinity (checked while they are about to be read anyway, instead
  * of in a separate pass over X). */
-static int predict_block(T *out, T *acts, T *apack, size_t apack_len, const pynn_net *net,
+static int predict_block(T *out, T *acts, const pynn_apack *ap, const pynn_net *net,
                          const T *params, const size_t *w_off, const size_t *b_off,
                          const T *x, const pynn_csr *sx, size_t r0, size_t rows,
-                         int n_threads)
+                         const pynn_team *tm)
 {
     size_t nin = (size_t)net->units[0], m = (size_t)net->units[net->n_layers];
     if (sx) {
@@ -158,16 +200,18 @@ static int predict_block(T *out, T *acts, T *apack, size_t apack_len, const pynn
         size_t p0 = (size_t)blk.indptr[0], p1 = (size_t)blk.indptr[rows];
         if (any_nonfinite(sx->data + p0, p1 - p0))
             return 1;
-        pynn__net_forward(acts, net, params, w_off, b_off, NULL, &blk, rows, apack, apack_len,
-                          n_threads);
-        memcpy(out + r0 * m, last_output(acts, net, rows), rows * m * sizeof(T));
-        return 0;
+        pynn__net_forward(acts, net, params, w_off, b_off, NULL, &blk, rows, ap, tm);
+    } else {
+        if (any_nonfinite(x + r0 * nin, rows * nin))
+            return 1;
+        pynn__net_forward(acts, net, params, w_off, b_off, x + r0 * nin, NULL, rows, ap, tm);
     }
-    if (any_nonfinite(x + r0 * nin, rows * nin))
-        return 1;
-    pynn__net_forward(acts, net, params, w_off, b_off, x + r0 * nin, NULL, rows, apack,
-                      apack_len, n_threads);
-    memcpy(out + r0 * m, last_output(acts, net, rows), rows * m * sizeof(T));
+    /* the team's share of the block's rows */
+    size_t q0, q1;
+    pynn__share(rows, tm, &q0, &q1);
+    if (q0 < q1)
+        memcpy(out + (r0 + q0) * m, last_output(acts, net, rows) + q0 * m,
+               (q1 - q0) * m * sizeof(T));
     return 0;
 }
 
@@ -184,37 +228,62 @@ static pynn_status predict_rows(T *out, const pynn_net *net, const T *params, co
     if (st != PYNN_OK)
         return st;
     size_t blocks = (n + batch - 1) / batch;
-    size_t apack_len = lay.marks - lay.apack; /* (lay.total for dense input) */
-    /* Several blocks and room for several workspaces: the blocks go to threads
-     * whole (each runs its products on one thread).  Every row is computed the
-     * same way in any block, so the bits do not depend on this choice. */
     size_t slots = ws_len / lay.total;
+    int bad = 0;
+    (void)n_threads;
+#ifdef _OPENMP
     int nt = pynn_threads(n_threads);
     if ((size_t)nt > blocks)
         nt = (int)blocks;
     if ((size_t)nt > slots)
         nt = (int)slots;
-    pynn__team(nt);
-    int bad = 0;
-#ifdef _OPENMP
     if (nt > 1) {
+        /* Several blocks and room for several workspaces: the blocks go to
+         * threads whole, a contiguous share each (each block on one thread).
+         * Every row is computed the same way in any block, so the bits do not
+         * depend on this choice. */
+        pynn__team(nt);
 #pragma omp parallel num_threads(nt) reduction(| : bad)
         {
-            T *slot = ws + (size_t)omp_get_thread_num() * lay.total;
-#pragma omp for schedule(static)
-            for (ptrdiff_t b = 0; b < (ptrdiff_t)blocks; b++) {
-                size_t r0 = (size_t)b * batch;
-                bad |= predict_block(out, slot + lay.acts, slot + lay.apack, apack_len, net,
-                                     params, w_off, b_off, x, sx, r0,
-                                     n - r0 < batch ? n - r0 : batch, 1);
+            pynn_team tm = pynn__team_me(), solo = pynn__solo();
+            T *slot = ws + (size_t)tm.id * lay.total;
+            pynn_apack ap = pynn__apack_of(slot, &lay);
+            size_t b0, b1;
+            pynn__share(blocks, &tm, &b0, &b1);
+            for (size_t b = b0; b < b1 && !bad; b++) {
+                size_t r0 = b * batch;
+                bad |= predict_block(out, slot + lay.acts, &ap, net, params, w_off, b_off, x,
+                                     sx, r0, n - r0 < batch ? n - r0 : batch, &solo);
             }
         }
         return bad ? PYNN_ERR_NONFINITE : PYNN_OK;
     }
+    /* one workspace (or one block): the team shares each block's products */
+    nt = pynn__net_threads(net, n < batch ? n : batch, n_threads);
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            pynn_team tm = pynn__team_me();
+            pynn_apack ap = pynn__apack_of(ws, &lay);
+            int mine = 0;
+            for (size_t r0 = 0; r0 < n && !mine; r0 += batch) {
+                mine = predict_block(out, ws + lay.acts, &ap, net, params, w_off, b_off, x, sx,
+                                     r0, n - r0 < batch ? n - r0 : batch, &tm);
+                /* the next block overwrites acts: everyone's copy must be done */
+                if (!mine && r0 + batch < n)
+                    pynn__sync(&tm);
+            }
+            if (tm.id == 0)
+                bad = mine;
+        }
+        return bad ? PYNN_ERR_NONFINITE : PYNN_OK;
+    }
 #endif
+    pynn_team solo = pynn__solo();
+    pynn_apack ap = pynn__apack_of(ws, &lay);
     for (size_t r0 = 0; r0 < n && !bad; r0 += batch)
-        bad = predict_block(out, ws + lay.acts, ws + lay.apack, apack_len, net, params, w_off,
-                            b_off, x, sx, r0, n - r0 < batch ? n - r0 : batch, n_threads);
+        bad = predict_block(out, ws + lay.acts, &ap, net, params, w_off, b_off, x, sx, r0,
+                            n - r0 < batch ? n - r0 : batch, &solo);
     return bad ? PYNN_ERR_NONFINITE : PYNN_OK;
 }
 
@@ -251,15 +320,35 @@ static pynn_status loss_grad_rows(double *loss, T *grads, const pynn_net *net, c
     pynn_status st = pynn__net_prologue(w_off, b_off, &lay, net, n, ws_len, sx != NULL);
     if (st != PYNN_OK)
         return st;
-    /* apack ends where the marks begin (lay.total for dense input) */
-    T *acts = ws + lay.acts, *apack = ws + lay.apack;
-    size_t apack_len = lay.marks - lay.apack;
-    pynn__net_forward(acts, net, params, w_off, b_off, x, sx, n, apack, apack_len, n_threads);
+    T *acts = ws + lay.acts;
     double wsq = alpha > 0 ? pynn__weight_sq(net, params, w_off) : 0;
+    double shared[2];
     /* one pass: the stateless sparse gradient (marks NULL) writes every row */
-    *loss = pynn__net_backward(grads, ws + lay.delta0, ws + lay.delta1, apack, apack_len, acts,
-                               net, params, w_off, b_off, x, sx, NULL, y, sw, NULL, n, alpha,
-                               wsq, n_threads);
+#define LOSS_GRAD(tm)                                                                      \
+    do {                                                                                   \
+        pynn_apack ap = pynn__apack_of(ws, &lay);                                                \
+        pynn__net_forward(acts, net, params, w_off, b_off, x, sx, n, &ap, (tm));           \
+        double l_ = pynn__net_backward(grads, ws + lay.delta0, ws + lay.delta1, &ap, acts,  \
+                                       net, params, w_off, b_off, x, sx, NULL, y, sw, NULL, \
+                                       n, alpha, wsq, shared, (tm));                       \
+        if ((tm)->id == 0)                                                                 \
+            *loss = l_;                                                                    \
+    } while (0)
+    int nt = pynn__net_threads(net, n, n_threads);
+    (void)nt;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            pynn_team tm = pynn__team_me();
+            LOSS_GRAD(&tm);
+        }
+        return PYNN_OK;
+    }
+#endif
+    pynn_team solo = pynn__solo();
+    LOSS_GRAD(&solo);
+#undef LOSS_GRAD
     return PYNN_OK;
 }
 

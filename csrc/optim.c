@@ -16,16 +16,7 @@
  * SQ_LANES goes into lane u, the tail into lane 0.  Independent lanes let the
  * compiler vectorise the sum without reordering any one lane's additions. */
 #define SQ_LANES 8
-/* A segment is cut into at most this many chunks (one partial sum each, on the
- * stack of update_seg) ... */
-#define OPT_MAX_CHUNKS 256
-/* ... of at least this many scalars: smaller chunks would cost more in thread
- * scheduling than they save. */
-#define OPT_MIN_CHUNK ((size_t)1 << 14)
-/* An optimizer step touches 3 to 5 arrays per scalar for a handful of flops:
- * count it as this many multiply-adds of a product, so PYNN_PAR_MIN_WORK
- * decides alike when a thread team pays. */
-#define OPT_WORK_PER_SCALAR 4
+/* Segments are cut into chunks of pynn__chunk_size scalars (internal.h). */
 
 /* ---- the update rules ----------------------------------------------------------
  * The loops walk the arena in blocks of SQ_LANES; when want_sq, they also add
@@ -140,14 +131,7 @@ pynn_status pynn_adam_update(T *params, T *m, T *v, const T *grads, size_t size,
 
 /* ---- chunks and sums of squares ------------------------------------------------ */
 
-/* Scalars per chunk of a segment of `size`: ceil(size / OPT_MAX_CHUNKS), so
- * there are at most OPT_MAX_CHUNKS chunks, but at least OPT_MIN_CHUNK (fewer
- * chunks then).  Written without size + constant, which could wrap. */
-static size_t chunk_size(size_t size)
-{
-    size_t c = size / OPT_MAX_CHUNKS + (size % OPT_MAX_CHUNKS != 0);
-    return c < OPT_MIN_CHUNK ? OPT_MIN_CHUNK : c;
-}
+static size_t chunk_size(size_t size) { return pynn__chunk_size(size); }
 
 static size_t chunk_count(size_t size, size_t cs) { return size / cs + (size % cs != 0); }
 
@@ -205,71 +189,65 @@ static double update_chunk(const pynn_optim *opt, uint64_t t, T *p, T *a, T *b, 
     return lanes_sum(sq);
 }
 
-/* The step over one segment (a W or a b) of the arena, chunk by chunk; *seg_sq
- * gets the segment's new sum of squares (0 unless want_sq). */
-static pynn_status update_seg(double *seg_sq, T *p, T *a, T *b, const T *g,
-                              const pynn_optim *opt, uint64_t t, size_t size, int want_sq,
-                              int n_threads)
+/* This thread's share of the chunks of one segment (a W or a b) of the arena;
+ * chunk c's new sum of squares goes to part[c] (part NULL: not wanted). */
+static void update_seg(double *part, T *p, T *a, T *b, const T *g, const pynn_optim *opt,
+                       uint64_t t, size_t size, const pynn_team *tm)
 {
-    size_t cs = chunk_size(size), nch = chunk_count(size, cs);
-    double part[OPT_MAX_CHUNKS];
-    if (nch > OPT_MAX_CHUNKS)
-        return PYNN_ERR_OVERFLOW; /* cannot happen (chunk_size); never overrun part[] */
-#define CHUNK_ARGS(c) opt, t, p + (c) * cs, a ? a + (c) * cs : NULL, b ? b + (c) * cs : NULL, \
-                      g + (c) * cs, size - (c) * cs < cs ? size - (c) * cs : cs, want_sq
-    int nt = pynn__threads_for(n_threads, size * OPT_WORK_PER_SCALAR, nch);
-#ifdef _OPENMP
-    if (nt > 1) {
-#pragma omp parallel for schedule(static) num_threads(nt)
-        for (ptrdiff_t c = 0; c < (ptrdiff_t)nch; c++)
-            part[c] = update_chunk(CHUNK_ARGS((size_t)c));
-    } else
-#endif
-    {
-        (void)nt;
-        for (size_t c = 0; c < nch; c++)
-            part[c] = update_chunk(CHUNK_ARGS(c));
+    size_t cs = chunk_size(size), nch = chunk_count(size, cs), c0, c1;
+    pynn__share(nch, tm, &c0, &c1);
+    for (size_t c = c0; c < c1; c++) {
+        double sq = update_chunk(opt, t, p + c * cs, a ? a + c * cs : NULL,
+                                 b ? b + c * cs : NULL, g + c * cs,
+                                 size - c * cs < cs ? size - c * cs : cs, part != NULL);
+        if (part)
+            part[c] = sq;
     }
-#undef CHUNK_ARGS
-    double seg = 0;
-    for (size_t c = 0; c < nch; c++)
-        seg += part[c];
-    *seg_sq = seg;
-    return PYNN_OK;
 }
 
-/* One optimizer step over the arena, segment by segment:
+/* One optimizer step over the arena, segment by segment, each thread of the
+ * team its share of every segment's chunks (no sync between segments):
  *   SGD:  v <- momentum v - lr g;  p <- p + v   (Nesterov: p <- p + momentum v - lr g)
  *   Adam: m <- b1 m + (1-b1) g;  v <- b2 v + (1-b2) g^2;
  *         p <- p - lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps)
- * opt_a is v (SGD) or m (Adam), opt_b Adam's v (unused by SGD).  *wsq gets the
- * new sum of squared weights when the L2 term needs it (opt->alpha > 0), else
- * 0, summed in the order pynn__weight_sq uses. */
-pynn_status pynn__optim_step(double *wsq, T *params, T *opt_a, T *opt_b, const T *grads,
-                             const pynn_net *net, const pynn_optim *opt, uint64_t t,
-                             const size_t *w_off, const size_t *b_off, int n_threads)
+ * opt_a is v (SGD) or m (Adam), opt_b Adam's v (unused by SGD).  When the L2
+ * term needs it (opt->alpha > 0), each chunk of every W leaves its new sum of
+ * squares in sq_parts (layout.c: the workspace's sq); after a sync,
+ * pynn__optim_wsq adds them up. */
+void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_net *net,
+                      const pynn_optim *opt, uint64_t t, const size_t *w_off,
+                      const size_t *b_off, double *sq_parts, const pynn_team *tm)
 {
     int want_sq = opt->alpha > 0;
     /* plain gradient descent keeps no velocity inside the loop (see sgd_seg) */
     T *a = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0 ? NULL : opt_a;
     T *b = opt->solver == PYNN_SOLVER_ADAM ? opt_b : NULL;
-    double total = 0;
     for (size_t l = 0; l < net->n_layers; l++) {
         size_t nw = (size_t)net->units[l] * (size_t)net->units[l + 1];
         size_t nb = (size_t)net->units[l + 1];
         size_t wo = w_off[l], bo = b_off[l];
-        double seg, unused;
-        pynn_status st = update_seg(&seg, params + wo, a ? a + wo : NULL, b ? b + wo : NULL,
-                                    grads + wo, opt, t, nw, want_sq, n_threads);
-        if (st == PYNN_OK)
-            st = update_seg(&unused, params + bo, a ? a + bo : NULL, b ? b + bo : NULL,
-                            grads + bo, opt, t, nb, 0, n_threads);
-        if (st != PYNN_OK)
-            return st;
-        total += seg;
+        update_seg(want_sq ? sq_parts : NULL, params + wo, a ? a + wo : NULL,
+                   b ? b + wo : NULL, grads + wo, opt, t, nw, tm);
+        update_seg(NULL, params + bo, a ? a + bo : NULL, b ? b + bo : NULL, grads + bo, opt, t,
+                   nb, tm);
+        sq_parts += pynn__chunk_count(nw);
     }
-    *wsq = want_sq ? total : 0;
-    return PYNN_OK;
+}
+
+/* The sum of squared weights a step left in sq_parts: chunk sums added in chunk
+ * order within a layer, layers in order (as pynn__weight_sq adds them). */
+double pynn__optim_wsq(const pynn_net *net, const double *sq_parts)
+{
+    double total = 0;
+    for (size_t l = 0; l < net->n_layers; l++) {
+        size_t nch = pynn__chunk_count((size_t)net->units[l] * (size_t)net->units[l + 1]);
+        double seg = 0;
+        for (size_t c = 0; c < nch; c++)
+            seg += sq_parts[c];
+        total += seg;
+        sq_parts += nch;
+    }
+    return total;
 }
 
 /* After a step loop of plain gradient descent (SGD, momentum 0), which keeps no

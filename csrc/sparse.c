@@ -85,28 +85,32 @@ static void forward_row(T *restrict o, const T *restrict W, const T *restrict b,
 }
 
 /* out = act(x W + b) for the n batch rows of the CSR x;
- * W (n_in, n_out), b (n_out), out (n, n_out).  Rows go to threads. */
+ * W (n_in, n_out), b (n_out), out (n, n_out).  Each thread of the team takes
+ * its share of the rows, activation included (rows are independent). */
 void pynn__sparse_fwd(T *out, const pynn_csr *x, const T *W, const T *b, size_t n,
-                      size_t n_out, pynn_activation act, int n_threads)
+                      size_t n_out, pynn_activation act, const pynn_team *tm)
+{
+    size_t r0, r1;
+    pynn__share(n, tm, &r0, &r1);
+    for (size_t r = r0; r < r1; r++) {
+        size_t i = csr_row(x, r);
+        size_t p0 = (size_t)x->indptr[i], p1 = (size_t)x->indptr[i + 1];
+        forward_row(out + r * n_out, W, b, x->indices + p0, x->data + p0, p1 - p0, n_out, act);
+    }
+    if (r0 < r1 && act != PYNN_ACT_IDENTITY && act != PYNN_ACT_RELU)
+        pynn__activate_rows(out + r0 * n_out, r1 - r0, n_out, act);
+}
+
+/* The threads the first layer on CSR rows is worth: its multiply-adds are the
+ * rows' non-zeros times n_out. */
+static int sparse_threads(const pynn_csr *x, size_t n, size_t n_out, int n_threads)
 {
     size_t nnz = 0;
     for (size_t r = 0; r < n; r++) {
         size_t i = csr_row(x, r);
         nnz += (size_t)(x->indptr[i + 1] - x->indptr[i]);
     }
-    int nt = pynn__threads_for(n_threads, nnz * n_out, n);
-    (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-#endif
-    for (ptrdiff_t r = 0; r < (ptrdiff_t)n; r++) {
-        size_t i = csr_row(x, (size_t)r);
-        size_t p0 = (size_t)x->indptr[i], p1 = (size_t)x->indptr[i + 1];
-        forward_row(out + (size_t)r * n_out, W, b, x->indices + p0, x->data + p0, p1 - p0,
-                    n_out, act);
-    }
-    if (act != PYNN_ACT_IDENTITY && act != PYNN_ACT_RELU)
-        pynn__activate_rows(out, n, n_out, act);
+    return pynn__threads_for(n_threads, nnz * n_out, n);
 }
 
 /* The gradient on the columns [c0, c1) of dW (one thread's share).
@@ -172,53 +176,62 @@ static void wgrad_cols(T *dW, const T *delta, const pynn_csr *x, const T *W, siz
  *   dW = x^T delta / n + alpha W / n,   db = sum_k delta_k / n
  * (no dx: nothing upstream of the input needs it).  delta (n, n_out),
  * W and dW (n_in, n_out).  marks: NULL, or n_in bytes kept between the steps
- * of a loop (see wgrad_cols), which this call updates. */
+ * of a loop (see wgrad_cols): thread 0 marks the batch's rows, the team syncs,
+ * each thread takes its share of the columns (of dW and db); the caller syncs
+ * and then has thread 0 call pynn__sparse_marks_done. */
 void pynn__sparse_wgrad(T *dW, T *db, const T *delta, const pynn_csr *x, const T *W, size_t n,
                         size_t n_in, size_t n_out, double alpha, unsigned char *marks,
-                        int n_threads)
+                        const pynn_team *tm)
 {
     T scale = (T)(1.0 / (double)n), wscale = (T)(alpha / (double)n);
+    if (marks) {
+        if (tm->id == 0)
+            for (size_t r = 0; r < n; r++) {
+                size_t i = csr_row(x, r);
+                for (int64_t q = x->indptr[i]; q < x->indptr[i + 1]; q++)
+                    marks[x->indices[q]] |= 1;
+            }
+        pynn__sync(tm);
+    }
+    size_t pieces = (n_out + COLS_PER_PIECE - 1) / COLS_PER_PIECE, q0, q1;
+    pynn__share(pieces, tm, &q0, &q1);
+    size_t c0 = q0 * COLS_PER_PIECE, c1 = q1 * COLS_PER_PIECE;
+    if (c1 > n_out)
+        c1 = n_out;
+    if (c0 >= c1)
+        return;
+    wgrad_cols(dW, delta, x, W, n, n_in, n_out, c0, c1, scale, wscale, marks);
+    memset(db + c0, 0, (c1 - c0) * sizeof(T));
+    for (size_t k = 0; k < n; k++) {
+        const T *d = delta + k * n_out;
+        for (size_t j = c0; j < c1; j++)
+            db[j] += d[j];
+    }
+    for (size_t j = c0; j < c1; j++)
+        db[j] *= scale;
+}
+
+/* The threads a stateless weight gradient (every row of dW written) is worth. */
+static int wgrad_threads(const pynn_csr *x, size_t n, size_t n_in, size_t n_out,
+                         int n_threads)
+{
     size_t nnz = 0;
     for (size_t r = 0; r < n; r++) {
         size_t i = csr_row(x, r);
         nnz += (size_t)(x->indptr[i + 1] - x->indptr[i]);
-        if (marks)
-            for (int64_t q = x->indptr[i]; q < x->indptr[i + 1]; q++)
-                marks[x->indices[q]] |= 1;
     }
-    size_t pieces = (n_out + COLS_PER_PIECE - 1) / COLS_PER_PIECE;
-    size_t work = (marks && wscale == 0 ? nnz : n_in + nnz) * n_out;
-    int nt = pynn__threads_for(n_threads, work, pieces);
-    (void)nt;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        size_t t = (size_t)omp_get_thread_num(), k = (size_t)omp_get_num_threads();
-#else
-    {
-        size_t t = 0, k = 1;
-#endif
-        /* thread t's pieces: [pieces * t / k, pieces * (t + 1) / k) */
-        size_t c0 = pieces * t / k * COLS_PER_PIECE, c1 = pieces * (t + 1) / k * COLS_PER_PIECE;
-        if (c1 > n_out)
-            c1 = n_out;
-        if (c0 < c1)
-            wgrad_cols(dW, delta, x, W, n, n_in, n_out, c0, c1, scale, wscale, marks);
-    }
-    if (marks)
-        /* after this call: rows the batch touched hold its gradient; with
-         * alpha > 0 every row holds W * wscale (either may be non-zero) */
-        for (size_t p = 0; p < n_in; p++)
-            marks[p] = (unsigned char)((marks[p] & 1) || wscale != 0 ? 2 : 0);
+    return pynn__threads_for(n_threads, (n_in + nnz) * n_out,
+                             (n_out + COLS_PER_PIECE - 1) / COLS_PER_PIECE);
+}
 
-    memset(db, 0, n_out * sizeof(T));
-    for (size_t k = 0; k < n; k++) {
-        const T *d = delta + k * n_out;
-        for (size_t j = 0; j < n_out; j++)
-            db[j] += d[j];
-    }
-    for (size_t j = 0; j < n_out; j++)
-        db[j] *= scale;
+/* After a team's pynn__sparse_wgrad and a sync (thread 0 alone): rows the batch
+ * touched hold its gradient; with alpha > 0 every row holds W * wscale (either
+ * may be non-zero). */
+void pynn__sparse_marks_done(unsigned char *marks, size_t n_in, size_t n, double alpha)
+{
+    T wscale = (T)(alpha / (double)n);
+    for (size_t p = 0; p < n_in; p++)
+        marks[p] = (unsigned char)((marks[p] & 1) || wscale != 0 ? 2 : 0);
 }
 
 /* n, n_in, n_out >= 1 and n_in * n_out fits in size_t. */
@@ -245,7 +258,20 @@ pynn_status pynn_sparse_forward(T *out, const int64_t *indptr, const int64_t *in
     if (st != PYNN_OK)
         return st;
     pynn_csr x = {indptr, indices, data, rows};
-    pynn__sparse_fwd(out, &x, W, b, n, n_out, act, n_threads);
+    int nt = sparse_threads(&x, n, n_out, n_threads);
+    (void)nt;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            pynn_team tm = pynn__team_me();
+            pynn__sparse_fwd(out, &x, W, b, n, n_out, act, &tm);
+        }
+        return PYNN_OK;
+    }
+#endif
+    pynn_team solo = pynn__solo();
+    pynn__sparse_fwd(out, &x, W, b, n, n_out, act, &solo);
     return PYNN_OK;
 }
 
@@ -262,6 +288,19 @@ pynn_status pynn_sparse_backward(T *dW, T *db, const T *delta, const int64_t *in
     if (st != PYNN_OK)
         return st;
     pynn_csr x = {indptr, indices, data, rows};
-    pynn__sparse_wgrad(dW, db, delta, &x, W, n, n_in, n_out, alpha, NULL, n_threads);
+    int nt = wgrad_threads(&x, n, n_in, n_out, n_threads);
+    (void)nt;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            pynn_team tm = pynn__team_me();
+            pynn__sparse_wgrad(dW, db, delta, &x, W, n, n_in, n_out, alpha, NULL, &tm);
+        }
+        return PYNN_OK;
+    }
+#endif
+    pynn_team solo = pynn__solo();
+    pynn__sparse_wgrad(dW, db, delta, &x, W, n, n_in, n_out, alpha, NULL, &solo);
     return PYNN_OK;
 }

@@ -43,10 +43,10 @@ typedef struct {
 } batch_view;
 
 /* The batch starting at position pos of the epoch.  Shuffled: its rows are
- * gathered into xb, yb (the only copy of X a fit makes); else they are read in
- * place. */
+ * gathered into xb, yb (the only copy of X a fit makes), each thread of the
+ * team its share of the rows; else they are read in place. */
 static batch_view next_batch(T *xb, T *yb, const pynn_train_data *d, size_t pos, size_t nin,
-                             size_t m)
+                             size_t m, const pynn_team *tm)
 {
     batch_view b;
     b.rows = d->n - pos < d->batch_size ? d->n - pos : d->batch_size;
@@ -54,7 +54,9 @@ static batch_view next_batch(T *xb, T *yb, const pynn_train_data *d, size_t pos,
     b.sx.data = d->x_data;
     if (d->shuffle) {
         const int64_t *idx = d->order + pos;
-        for (size_t r = 0; r < b.rows; r++) {
+        size_t r0, r1;
+        pynn__share(b.rows, tm, &r0, &r1);
+        for (size_t r = r0; r < r1; r++) {
             if (d->x)
                 memcpy(xb + r * nin, d->x + (size_t)idx[r] * nin, nin * sizeof(T));
             memcpy(yb + r * m, d->y + (size_t)idx[r] * m, m * sizeof(T));
@@ -76,12 +78,96 @@ static batch_view next_batch(T *xb, T *yb, const pynn_train_data *d, size_t pos,
     return b;
 }
 
-/* Steps until the epoch ends or max_steps were taken (see pynn.h).  A step on
- * the batch's rows xb, yb:
- *   forward:   a_{l+1} = act_l(a_l W_l + b_l)
- *   backward:  loss and grads = dL/dparams (net.c)
- *   update:    params, opt_a, opt_b by the optimizer (optim.c)
- * A NaN or infinite loss stops the loop before its update. */
+/* What every thread of the team shares: the run's fixed inputs and the loop
+ * state, which thread 0 alone writes (each thread keeps its own copy of the
+ * loop counters, updated alike, so no sync is needed to read them). */
+typedef struct {
+    const pynn_net *net;
+    const pynn_optim *opt;
+    const pynn_train_data *data;
+    pynn_train_state *state;
+    pynn_train_result *result;
+    const size_t *w_off, *b_off;
+    const pynn__ws_layout *lay;
+    unsigned char *marks;
+    size_t max_steps;
+    double wsq;          /* the L2 term's sum of squares, kept by thread 0 */
+    double shared[2];    /* net_backward's hand-over (loss, alpha) */
+    pynn_status status;
+} step_loop;
+
+/* The step loop, run by every thread of the team (or by one thread alone).
+ * A step on the batch's rows xb, yb:
+ *   gather:    the shuffled batch's rows (each thread its share; sync)
+ *   forward:   a_{l+1} = act_l(a_l W_l + b_l), a sync after each layer
+ *   backward:  loss and grads = dL/dparams (net.c), a sync after each layer
+ *   update:    params, opt_a, opt_b by the optimizer (optim.c); sync
+ * A NaN or infinite loss stops the loop before its update (every thread reads
+ * the same loss, so all stop at the same point). */
+static void run_steps(step_loop *sl, const pynn_team *tm)
+{
+    const pynn_net *net = sl->net;
+    const pynn_optim *opt = sl->opt;
+    const pynn_train_data *data = sl->data;
+    const pynn__ws_layout *lay = sl->lay;
+    size_t nin = (size_t)net->units[0], m = (size_t)net->units[net->n_layers];
+    T *params = data->params, *grads = data->grads, *ws = data->ws;
+    T *acts = ws + lay->acts;
+    pynn_apack ap = pynn__apack_of(ws, lay);
+    double *sq_parts = pynn__sq_parts(ws, lay);
+    int lead = tm->id == 0;
+    /* this thread's copies of the loop counters */
+    size_t pos = sl->state->pos, steps = 0;
+    uint64_t t = sl->state->t;
+    while (steps < sl->max_steps) {
+        if (pos == 0 && data->shuffle) {
+            if (lead)
+                pynn_shuffle(data->order, data->n, sl->state->rng);
+            pynn__sync(tm);
+        }
+        batch_view b = next_batch(ws + lay->xb, ws + lay->yb, data, pos, nin, m, tm);
+        if (data->shuffle && data->x)
+            pynn__sync(tm);
+        const pynn_csr *sx = data->x == NULL ? &b.sx : NULL;
+        pynn__net_forward(acts, net, params, sl->w_off, sl->b_off, b.x, sx, b.rows, &ap, tm);
+        double loss = pynn__net_backward(grads, ws + lay->delta0, ws + lay->delta1, &ap, acts,
+                                         net, params, sl->w_off, sl->b_off, b.x, sx,
+                                         sl->marks, b.y, b.sw, b.sw_idx, b.rows, opt->alpha,
+                                         lead ? sl->wsq : 0, sl->shared, tm);
+        if (!isfinite(loss)) {
+            if (lead)
+                sl->status = PYNN_ERR_NONFINITE; /* before the update: weights stay */
+            break;
+        }
+        if (opt->solver == PYNN_SOLVER_ADAM)
+            t += 1;
+        pynn__optim_step(params, data->opt_a, data->opt_b, grads, net, opt, t, sl->w_off,
+                         sl->b_off, sq_parts, tm);
+        pynn__sync(tm);
+        steps++;
+        pos += b.rows;
+        if (lead) {
+            if (opt->alpha > 0)
+                sl->wsq = pynn__optim_wsq(net, sq_parts);
+            sl->state->t = t;
+            sl->result->steps_done = steps;
+            sl->state->loss_acc += loss * (double)b.rows;
+            sl->state->pos = pos;
+        }
+        if (pos == data->n) {
+            if (lead) {
+                sl->result->epoch_loss = sl->state->loss_acc / (double)data->n;
+                sl->result->epoch_done = 1;
+                sl->state->pos = 0;
+                sl->state->loss_acc = 0;
+            }
+            break;
+        }
+    }
+}
+
+/* Steps until the epoch ends or max_steps were taken (see pynn.h), on one
+ * team for the whole call: one parallel region, not one per product. */
 pynn_status pynn_train(pynn_train_result *result, pynn_train_state *state,
                        const pynn_net *net, const pynn_optim *opt,
                        const pynn_train_data *data, size_t max_steps, int n_threads)
@@ -102,48 +188,43 @@ pynn_status pynn_train(pynn_train_result *result, pynn_train_state *state,
     if (st != PYNN_OK || (st = pynn_param_count(&n_params, net)) != PYNN_OK)
         return st;
 
-    size_t nin = (size_t)net->units[0], m = (size_t)net->units[net->n_layers];
-    T *params = data->params, *grads = data->grads, *ws = data->ws;
-    T *acts = ws + lay.acts, *apack = ws + lay.apack;
-    size_t apack_len = lay.marks - lay.apack;
+    step_loop sl;
+    memset(&sl, 0, sizeof sl);
+    sl.net = net;
+    sl.opt = opt;
+    sl.data = data;
+    sl.state = state;
+    sl.result = result;
+    sl.w_off = w_off;
+    sl.b_off = b_off;
+    sl.lay = &lay;
+    sl.max_steps = max_steps;
+    sl.status = PYNN_OK;
     /* CSR input: which rows of the first layer's weight gradient the steps
      * must clear (sparse.c); on entry, grads may hold anything, so all */
-    unsigned char *marks = csr ? (unsigned char *)(ws + lay.marks) : NULL;
-    if (marks)
-        memset(marks, 2, nin);
+    sl.marks = csr ? (unsigned char *)(data->ws + lay.marks) : NULL;
+    if (sl.marks)
+        memset(sl.marks, 2, (size_t)net->units[0]);
     /* the L2 term's sum of squares, kept current by the optimizer's loop */
-    double wsq = opt->alpha > 0 ? pynn__weight_sq(net, params, w_off) : 0;
-    while (result->steps_done < max_steps) {
-        if (state->pos == 0 && data->shuffle)
-            pynn_shuffle(data->order, data->n, state->rng);
-        batch_view b = next_batch(ws + lay.xb, ws + lay.yb, data, state->pos, nin, m);
-        const pynn_csr *sx = csr ? &b.sx : NULL;
-        pynn__net_forward(acts, net, params, w_off, b_off, b.x, sx, b.rows, apack, apack_len,
-                          n_threads);
-        double loss = pynn__net_backward(grads, ws + lay.delta0, ws + lay.delta1, apack,
-                                         apack_len, acts, net, params, w_off, b_off, b.x, sx,
-                                         marks, b.y, b.sw, b.sw_idx, b.rows, opt->alpha, wsq,
-                                         n_threads);
-        if (!isfinite(loss))
-            return PYNN_ERR_NONFINITE; /* before the update: weights stay as they were */
-        if (opt->solver == PYNN_SOLVER_ADAM)
-            state->t += 1;
-        st = pynn__optim_step(&wsq, params, data->opt_a, data->opt_b, grads, net, opt, state->t,
-                              w_off, b_off, n_threads);
-        if (st != PYNN_OK)
-            return st;
-        result->steps_done++;
-        state->loss_acc += loss * (double)b.rows;
-        state->pos += b.rows;
-        if (state->pos == data->n) {
-            result->epoch_loss = state->loss_acc / (double)data->n;
-            result->epoch_done = 1;
-            state->pos = 0;
-            state->loss_acc = 0;
-            break;
+    sl.wsq = opt->alpha > 0 ? pynn__weight_sq(net, data->params, w_off) : 0;
+    int nt = max_steps > 0 ? pynn__net_threads(net, data->batch_size, n_threads) : 1;
+    (void)nt;
+#ifdef _OPENMP
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+            pynn_team tm = pynn__team_me();
+            run_steps(&sl, &tm);
         }
+    } else
+#endif
+    {
+        pynn_team solo = pynn__solo();
+        run_steps(&sl, &solo);
     }
+    if (sl.status != PYNN_OK)
+        return sl.status;
     if (result->steps_done > 0)
-        pynn__optim_finish(data->opt_a, grads, opt, n_params);
+        pynn__optim_finish(data->opt_a, data->grads, opt, n_params);
     return PYNN_OK;
 }

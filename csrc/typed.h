@@ -84,6 +84,14 @@
 #define pynn_gemm_generic PYNN_TYPED(pynn_gemm_generic)
 #define pynn_gemm_avx2 PYNN_TYPED(pynn_gemm_avx2)
 #define pynn_gemm_avx512 PYNN_TYPED(pynn_gemm_avx512)
+#define pynn_gemm_pack_avx2 PYNN_TYPED(pynn_gemm_pack_avx2)
+#define pynn_gemm_pack_avx512 PYNN_TYPED(pynn_gemm_pack_avx512)
+#define pynn_gemm_run_avx2 PYNN_TYPED(pynn_gemm_run_avx2)
+#define pynn_gemm_run_avx512 PYNN_TYPED(pynn_gemm_run_avx512)
+#define pynn__gemm_pack PYNN_TYPED(pynn__gemm_pack)
+#define pynn__gemm_run PYNN_TYPED(pynn__gemm_run)
+#define pynn__gemm_team PYNN_TYPED(pynn__gemm_team)
+#define pynn_apack PYNN_TYPED(pynn_apack)
 
 /* ---- internal: called across the typed files ------------------------------- */
 #define pynn__gemm PYNN_TYPED(pynn__gemm)
@@ -93,17 +101,33 @@
 #define pynn__output_delta_rows PYNN_TYPED(pynn__output_delta_rows)
 #define pynn__dense_fwd PYNN_TYPED(pynn__dense_fwd)
 #define pynn__dense_bwd PYNN_TYPED(pynn__dense_bwd)
+#define pynn__dense_wgrad_pack PYNN_TYPED(pynn__dense_wgrad_pack)
 #define pynn__weight_sq PYNN_TYPED(pynn__weight_sq)
 #define pynn__optim_step PYNN_TYPED(pynn__optim_step)
 #define pynn__optim_finish PYNN_TYPED(pynn__optim_finish)
 #define pynn__net_forward PYNN_TYPED(pynn__net_forward)
 #define pynn__net_backward PYNN_TYPED(pynn__net_backward)
+#define pynn__apack_of PYNN_TYPED(pynn__apack_of)
 #define pynn__sparse_fwd PYNN_TYPED(pynn__sparse_fwd)
 #define pynn__sparse_wgrad PYNN_TYPED(pynn__sparse_wgrad)
+#define pynn__sparse_marks_done PYNN_TYPED(pynn__sparse_marks_done)
+#define pynn__optim_wsq PYNN_TYPED(pynn__optim_wsq)
 #define pynn_csr PYNN_TYPED(pynn_csr)
 
-/* gemm.c: C = epilogue(A B) on the instruction set chosen at run time. */
+/* gemm.c: C = epilogue(A B) on the instruction set chosen at run time: on
+ * g->n_threads threads (a region of its own), or by the calling team. */
 void pynn__gemm(const pynn_gemm_args *g);
+int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm);
+void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode);
+void pynn__gemm_team(const pynn_gemm_args *g, const pynn_team *tm);
+
+/* Room in the workspace for the products to pack A (layout.c): t for A = x^T
+ * (weight gradients), r for A a batch of rows (forward and input gradients),
+ * apart so one phase can pack for a weight and an input gradient together. */
+typedef struct {
+    T *t[2], *r;          /* t: two, so a phase can pack the next layer's ahead */
+    size_t t_len, r_len;
+} pynn_apack;
 
 /* act_loss.c (shapes: n rows of m; no argument checks, callers made them) */
 void pynn__activate_rows(T *a, size_t n, size_t m, pynn_activation act);
@@ -114,11 +138,14 @@ void pynn__output_delta_rows(T *delta, const T *y_hat, const T *y, size_t n, siz
 
 /* dense.c: one layer, forward and backward (see there for the math) */
 void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_t n_in,
-                     size_t n_out, pynn_activation act, T *apack, size_t apack_len,
-                     int n_threads);
+                     size_t n_out, pynn_activation act, const pynn_apack *ap,
+                     const pynn_team *tm);
 void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                      const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
-                     pynn_activation dact, T *apack, size_t apack_len, int n_threads);
+                     pynn_activation dact, const pynn_apack *ap, T *wroom, int wmode,
+                     const pynn_team *tm);
+int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
+                           size_t room_len, const pynn_team *tm);
 
 /* sparse.c: the first layer on CSR input (see there for the math); a batch's
  * rows as a list of CSR rows. */
@@ -128,18 +155,28 @@ typedef struct {
     const int64_t *rows;        /* batch row r is CSR row rows[r]; NULL: row r */
 } pynn_csr;
 void pynn__sparse_fwd(T *out, const pynn_csr *x, const T *W, const T *b, size_t n,
-                      size_t n_out, pynn_activation act, int n_threads);
+                      size_t n_out, pynn_activation act, const pynn_team *tm);
 void pynn__sparse_wgrad(T *dW, T *db, const T *delta, const pynn_csr *x, const T *W, size_t n,
                         size_t n_in, size_t n_out, double alpha, unsigned char *marks,
-                        int n_threads);
+                        const pynn_team *tm);
+void pynn__sparse_marks_done(unsigned char *marks, size_t n_in, size_t n, double alpha);
+
+/* The optimizer's partial sums of squares in the workspace ws (layout.c). */
+static inline double *pynn__sq_parts(T *ws, const pynn__ws_layout *lay)
+{
+    uintptr_t p = (uintptr_t)(ws + lay->sq);
+    return (double *)((p + 7) & ~(uintptr_t)7);
+}
 
 /* optim.c: sum of squared weights (the L2 term), one optimizer step over the
- * arena (returns through *wsq the new sum when opt->alpha > 0), and the
- * velocity plain gradient descent leaves after a step loop. */
+ * arena by a team (leaving the chunks' sums of squares for pynn__optim_wsq
+ * when opt->alpha > 0), and the velocity plain gradient descent leaves after a
+ * step loop. */
 double pynn__weight_sq(const pynn_net *net, const T *params, const size_t *w_off);
-pynn_status pynn__optim_step(double *wsq, T *params, T *opt_a, T *opt_b, const T *grads,
-                             const pynn_net *net, const pynn_optim *opt, uint64_t t,
-                             const size_t *w_off, const size_t *b_off, int n_threads);
+void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_net *net,
+                      const pynn_optim *opt, uint64_t t, const size_t *w_off,
+                      const size_t *b_off, double *sq_parts, const pynn_team *tm);
+double pynn__optim_wsq(const pynn_net *net, const double *sq_parts);
 void pynn__optim_finish(T *opt_a, const T *grads, const pynn_optim *opt, size_t n_params);
 
 /* net.c: forward n rows into acts; loss and gradients from the cached forward.
@@ -147,12 +184,14 @@ void pynn__optim_finish(T *opt_a, const T *grads, const pynn_optim *opt, size_t 
  * gradient's bytes kept across a step loop, or NULL; sparse.c). */
 void pynn__net_forward(T *acts, const pynn_net *net, const T *params, const size_t *w_off,
                        const size_t *b_off, const T *x, const pynn_csr *sx, size_t n,
-                       T *apack, size_t apack_len, int n_threads);
-double pynn__net_backward(T *grads, T *d0, T *d1, T *apack, size_t apack_len, const T *acts,
+                       const pynn_apack *ap, const pynn_team *tm);
+double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, const T *acts,
                           const pynn_net *net, const T *params, const size_t *w_off,
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,
                           const int64_t *sw_idx, size_t n, double alpha, double wsq,
-                          int n_threads);
+                          double *shared, const pynn_team *tm);
+/* The packing room of a workspace (net.c). */
+pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay);
 
 #endif /* PYNN_TYPED_H */

@@ -161,6 +161,49 @@ def test_parallel_optimizer_update_is_bitwise_the_same(simd, solver):
             assert np.array_equal(a, b)
 
 
+def _team_fits(make, X, y, sw):
+    fits = [make(nt).fit(X, y, sample_weight=sw) for nt in (1, 2)]
+    one, two = fits
+    assert one.loss_curve_ == two.loss_curve_
+    for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
+        assert np.array_equal(a, b)
+    assert np.array_equal(one.predict_proba(X), two.predict_proba(X))
+    l1, g1, _ = one.loss_and_gradients(X, y)
+    l2, g2, _ = two.loss_and_gradients(X, y)
+    assert l1 == l2 and all(np.array_equal(a, b) for a, b in zip(g1, g2))
+    return one
+
+
+@pytest.mark.parametrize("hidden", ["relu", "logistic"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_fit_on_one_team_gives_the_bits_of_one_thread(simd, dtype, hidden):
+    # A whole fit runs on one team of threads (one parallel region per call):
+    # 1024-wide layers make the team pack A ahead for the forward and
+    # input-gradient products, batches of 260 rows split the weight gradients
+    # into two K blocks, logistic units sync between product and activation,
+    # L2 and sample weights go through the shared loss and sums of squares.
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((520, 200)).astype(dtype)
+    y = rng.integers(0, 5, 520)
+    sw = rng.uniform(0.5, 2.0, 520)
+    one = _team_fits(lambda nt: pynn.MLPClassifier(
+        (1024, 1024), activation=hidden, solver="adam", alpha=1e-3, batch_size=260,
+        max_iter=2, tol=None, random_state=0, dtype=dtype, n_threads=nt), X, y, sw)
+    assert all(np.isfinite(c).all() for c in one.coefs_)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_a_fit_on_sparse_input_on_one_team_gives_the_bits_of_one_thread(simd, shuffle):
+    sparse = pytest.importorskip("scipy.sparse")
+    rng = np.random.default_rng(13)
+    X = sparse.random(520, 3000, density=0.01, format="csr", random_state=13,
+                      dtype=np.float32)
+    y = rng.integers(0, 3, 520)
+    _team_fits(lambda nt: pynn.MLPClassifier(
+        (256, 64), solver="sgd", momentum=0.9, alpha=1e-3, batch_size=130, shuffle=shuffle,
+        max_iter=2, tol=None, random_state=0, n_threads=nt), X, y, None)
+
+
 # ---- PYNN_SIMD ------------------------------------------------------------------------
 
 _REPORT = """
