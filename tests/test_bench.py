@@ -126,3 +126,12 @@ def test_syncs_counts_openmp_synchronizations(tmp_path):
     elif threads > 1:
         # the shim sees pynn's calls: a 512x784 @ 784x1024 product uses the team
         assert run["probe"]["regions"] >= 1, run["probe"]
+        # a chunk of training steps is one parallel region, and a step of a 3-layer
+        # network syncs at most 9 times: gathered batch, 3 layers forward, output
+        # delta, 3 layers backward, update (+1 where an epoch starts: the shuffle),
+        # never per K block or per product; the fit's final check of the weights is
+        # one loss and gradient (one region, 7 syncs)
+        if row["chunks"] is not None:
+            assert row["regions"] <= row["chunks"] + 1, row
+        assert row["barriers"] <= 9 * steps + 1 + 7, row
+        assert pred["barriers"] == 0, pred  # blocks of rows go to threads whole
