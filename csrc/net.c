@@ -42,16 +42,21 @@ pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay)
 
 /* Forward n rows (n <= the workspace's batch):
  *   a_0 = x (or the CSR rows sx);  a_{l+1} = act_l(a_l W_l + b_l)  into acts,
- * layer after layer, the team syncing after each (and so at the end). */
+ * layer after layer, the team syncing after each (and so at the end).
+ * defer_out: the output layer's activation, unless the product fuses it (relu),
+ * is left to pynn__net_backward, which applies it with the output delta. */
 void pynn__net_forward(T *acts, const pynn_net *net, const T *params, const size_t *w_off,
                        const size_t *b_off, const T *x, const pynn_csr *sx, size_t n,
-                       const pynn_apack *ap, const pynn_team *tm)
+                       int defer_out, const pynn_apack *ap, const pynn_team *tm)
 {
     const T *in = x;
     T *out = acts;
     for (size_t l = 0; l < net->n_layers; l++) {
         size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
         pynn_activation act = l + 1 == net->n_layers ? net->output : net->hidden;
+        /* an output activation the product cannot fuse waits for pynn__net_backward */
+        if (l + 1 == net->n_layers && defer_out && act != PYNN_ACT_RELU)
+            act = PYNN_ACT_IDENTITY;
         if (l == 0 && sx)
             pynn__sparse_fwd(out, sx, params + w_off[0], params + b_off[0], n, nout, act, tm);
         else
@@ -63,51 +68,58 @@ void pynn__net_forward(T *acts, const pynn_net *net, const T *params, const size
     }
 }
 
-/* The sample-weighted loss of n rows of m outputs (row r's weight is
- * sw[sw_idx[r]], or sw[r] when sw_idx is NULL), following scikit-learn: with S
- * the rows' total weight, loss = sum_r w_r l_r / S + alpha/2 |W|^2 / S.  Its
- * exact derivative: the output deltas d0 are scaled by w_r n / S, so the
- * products' 1/n becomes 1/S, and *alpha by n / S likewise.  Rows of total
+/* Sample weights, following scikit-learn (row r's weight is sw[sw_idx[r]], or
+ * sw[r] when sw_idx is NULL): with S the rows' total weight,
+ *   loss = sum_r w_r l_r / S + alpha/2 |W|^2 / S.
+ * Its exact derivative: the output deltas are scaled by w_r n / S, so the
+ * products' 1/n becomes 1/S, and alpha by n / S likewise.  Rows of total
  * weight 0 carry no data: loss and data gradient 0 (the L2 term keeps 1/n). */
-static double weighted_loss(T *d0, double *alpha, const T *yh, const T *y, const T *sw,
-                            const int64_t *sw_idx, size_t n, size_t m, pynn_loss kind,
-                            double wsq)
+static double sw_of(const T *sw, const int64_t *sw_idx, size_t r)
+{
+    return (double)sw[sw_idx ? (size_t)sw_idx[r] : r];
+}
+
+/* S, added in row order (every thread of a team computes it alike). */
+static double sw_total(const T *sw, const int64_t *sw_idx, size_t n)
+{
+    double total = 0;
+    for (size_t r = 0; r < n; r++)
+        total += sw_of(sw, sw_idx, r);
+    return total;
+}
+
+/* The weighted loss of n rows of m outputs (see above). */
+static double weighted_loss(const T *yh, const T *y, const T *sw, const int64_t *sw_idx,
+                            size_t n, size_t m, pynn_loss kind, double alpha, double wsq)
 {
     double total = 0, wloss = 0;
     for (size_t r = 0; r < n; r++) {
-        double w = (double)sw[sw_idx ? (size_t)sw_idx[r] : r];
+        double w = sw_of(sw, sw_idx, r);
         total += w;
         if (w != 0)
             wloss += w * pynn__loss_sum(yh + r * m, y + r * m, m, kind);
     }
-    double scale = total > 0 ? (double)n / total : 0;
-    for (size_t r = 0; r < n; r++) {
-        T f = (T)((double)sw[sw_idx ? (size_t)sw_idx[r] : r] * scale);
-        T *d = d0 + r * m;
-        for (size_t k = 0; k < m; k++)
-            d[k] *= f;
-    }
     double loss = total > 0 ? wloss / total : 0;
     if (total > 0) {
-        if (*alpha > 0)
-            loss += 0.5 * *alpha * wsq / total;
-        *alpha *= scale;
-    } else if (*alpha > 0) {
-        loss += 0.5 * *alpha * wsq / (double)n;
+        if (alpha > 0)
+            loss += 0.5 * alpha * wsq / total;
+    } else if (alpha > 0) {
+        loss += 0.5 * alpha * wsq / (double)n;
     }
     return loss;
 }
 
-/* Loss and gradients of n rows whose forward pass is already in acts; returns
+/* Loss and gradients of n rows whose forward pass (defer_out) is in acts; returns
  *   L = 1/n sum_r l(a_L[r], y[r]) + alpha/2 |W|^2 / n   (sample weights: see
  *   weighted_loss), and fills grads with dL/dparams by the chain rule, from the
  *   output delta (fused where loss and output activation match) down to layer 0.
  * wsq is the current sum of squared weights (used when alpha > 0); d0 and d1
- * are the delta ping-pong buffers of the workspace.  The team: thread 0 makes
- * the output delta and the loss (handing loss and the effective alpha to the
- * others through shared[0..1]), then each layer is one phase, every thread
- * its share, a sync after each (and so at the end). */
-double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, const T *acts,
+ * are the delta ping-pong buffers of the workspace.  The team: first each
+ * thread its share of the rows (the output activation, the output delta, its
+ * sample-weight scaling) while all pack the top layer's x^T; then each layer
+ * is one phase, a sync after each (and so at the end).  Thread 0 adds up the
+ * loss during the first of them and hands it over in *shared. */
+double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
                           const pynn_net *net, const T *params, const size_t *w_off,
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,
@@ -116,31 +128,49 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, const T 
 {
     size_t L = net->n_layers;
     size_t m = (size_t)net->units[L];
-    const T *a_last = last_output(acts, net, n);
+    T *a_last = (T *)last_output(acts, net, n);
+    double alpha_loss = alpha;
+    size_t r0, r1;
+    pynn__share(n, tm, &r0, &r1);
+    if (r0 < r1) {
+        if (net->output != PYNN_ACT_IDENTITY && net->output != PYNN_ACT_RELU)
+            pynn__activate_rows(a_last + r0 * m, r1 - r0, m, net->output);
+        pynn__output_delta_rows(d0 + r0 * m, a_last + r0 * m, y + r0 * m, r1 - r0, m,
+                                net->output, net->loss);
+    }
+    if (sw) {
+        double total = sw_total(sw, sw_idx, n);
+        double scale = total > 0 ? (double)n / total : 0;
+        for (size_t r = r0; r < r1; r++) {
+            T f = (T)(sw_of(sw, sw_idx, r) * scale);
+            T *d = d0 + r * m;
+            for (size_t k = 0; k < m; k++)
+                d[k] *= f;
+        }
+        if (total > 0)
+            alpha *= scale;
+    }
     /* Packs layer l's x^T into room t[slot] for the team (-1: no GEMM there). */
 #define WGRAD_GEMM(l) (!((l) == 0 && sx))
 #define PREPACK(l, slot) (ap && WGRAD_GEMM(l) ?                                               \
         pynn__dense_wgrad_pack((l) == 0 ? x : layer_output(acts, net, n, (l) - 1), n,        \
                                (size_t)net->units[l], (size_t)net->units[(l) + 1],           \
                                ap->t[slot], ap->t_len, tm) : -1)
-    /* While thread 0 makes the output delta, the team packs the top layer's x^T */
     int wmode = PREPACK(L - 1, 0);
+    pynn__sync(tm);
+    /* thread 0 adds up the loss during the first layer's phase (the bits of a
+     * sum in one order, whatever the team) */
     if (tm->id == 0) {
         double loss;
-        pynn__output_delta_rows(d0, a_last, y, n, m, net->output, net->loss);
         if (sw == NULL) {
             loss = pynn__loss_sum(a_last, y, n * m, net->loss) / (double)n;
-            if (alpha > 0)
-                loss += 0.5 * alpha * wsq / (double)n;
+            if (alpha_loss > 0)
+                loss += 0.5 * alpha_loss * wsq / (double)n;
         } else {
-            loss = weighted_loss(d0, &alpha, a_last, y, sw, sw_idx, n, m, net->loss, wsq);
+            loss = weighted_loss(a_last, y, sw, sw_idx, n, m, net->loss, alpha_loss, wsq);
         }
         shared[0] = loss;
-        shared[1] = alpha;
     }
-    pynn__sync(tm);
-    double loss = shared[0];
-    alpha = shared[1];
     for (size_t l = L; l-- > 0;) {
         size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
         int slot = (int)((L - 1 - l) & 1);
@@ -168,7 +198,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, const T 
     }
 #undef PREPACK
 #undef WGRAD_GEMM
-    return loss;
+    return shared[0]; /* after the last layer's sync */
 }
 
 /* 1 if any of the count values is NaN or infinite: all exponent bits set.  An
@@ -200,11 +230,11 @@ static int predict_block(T *out, T *acts, const pynn_apack *ap, const pynn_net *
         size_t p0 = (size_t)blk.indptr[0], p1 = (size_t)blk.indptr[rows];
         if (any_nonfinite(sx->data + p0, p1 - p0))
             return 1;
-        pynn__net_forward(acts, net, params, w_off, b_off, NULL, &blk, rows, ap, tm);
+        pynn__net_forward(acts, net, params, w_off, b_off, NULL, &blk, rows, 0, ap, tm);
     } else {
         if (any_nonfinite(x + r0 * nin, rows * nin))
             return 1;
-        pynn__net_forward(acts, net, params, w_off, b_off, x + r0 * nin, NULL, rows, ap, tm);
+        pynn__net_forward(acts, net, params, w_off, b_off, x + r0 * nin, NULL, rows, 0, ap, tm);
     }
     /* the team's share of the block's rows */
     size_t q0, q1;
@@ -327,7 +357,7 @@ static pynn_status loss_grad_rows(double *loss, T *grads, const pynn_net *net, c
 #define LOSS_GRAD(tm)                                                                      \
     do {                                                                                   \
         pynn_apack ap = pynn__apack_of(ws, &lay);                                                \
-        pynn__net_forward(acts, net, params, w_off, b_off, x, sx, n, &ap, (tm));           \
+        pynn__net_forward(acts, net, params, w_off, b_off, x, sx, n, 1, &ap, (tm));        \
         double l_ = pynn__net_backward(grads, ws + lay.delta0, ws + lay.delta1, &ap, acts,  \
                                        net, params, w_off, b_off, x, sx, NULL, y, sw, NULL, \
                                        n, alpha, wsq, shared, (tm));                       \

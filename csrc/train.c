@@ -98,9 +98,11 @@ typedef struct {
 
 /* The step loop, run by every thread of the team (or by one thread alone).
  * A step on the batch's rows xb, yb:
- *   gather:    the shuffled batch's rows (each thread its share; sync)
+ *   gather:    the shuffled batch's rows (each thread its share; sync) --
+ *              for every step but a call's first, done during the last update
  *   forward:   a_{l+1} = act_l(a_l W_l + b_l), a sync after each layer
- *   backward:  loss and grads = dL/dparams (net.c), a sync after each layer
+ *   backward:  output delta, then loss and grads = dL/dparams (net.c), a sync
+ *              after each
  *   update:    params, opt_a, opt_b by the optimizer (optim.c); sync
  * A NaN or infinite loss stops the loop before its update (every thread reads
  * the same loss, so all stop at the same point). */
@@ -119,17 +121,21 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
     /* this thread's copies of the loop counters */
     size_t pos = sl->state->pos, steps = 0;
     uint64_t t = sl->state->t;
+    batch_view b;
+    int gathered = 0; /* b's rows were gathered during the previous step's update */
     while (steps < sl->max_steps) {
-        if (pos == 0 && data->shuffle) {
-            if (lead)
-                pynn_shuffle(data->order, data->n, sl->state->rng);
-            pynn__sync(tm);
+        if (!gathered) {
+            if (pos == 0 && data->shuffle) {
+                if (lead)
+                    pynn_shuffle(data->order, data->n, sl->state->rng);
+                pynn__sync(tm);
+            }
+            b = next_batch(ws + lay->xb, ws + lay->yb, data, pos, nin, m, tm);
+            if (data->shuffle && data->x) /* (gathered y rows are read after a sync anyway) */
+                pynn__sync(tm);
         }
-        batch_view b = next_batch(ws + lay->xb, ws + lay->yb, data, pos, nin, m, tm);
-        if (data->shuffle && data->x)
-            pynn__sync(tm);
         const pynn_csr *sx = data->x == NULL ? &b.sx : NULL;
-        pynn__net_forward(acts, net, params, sl->w_off, sl->b_off, b.x, sx, b.rows, &ap, tm);
+        pynn__net_forward(acts, net, params, sl->w_off, sl->b_off, b.x, sx, b.rows, 1, &ap, tm);
         double loss = pynn__net_backward(grads, ws + lay->delta0, ws + lay->delta1, &ap, acts,
                                          net, params, sl->w_off, sl->b_off, b.x, sx,
                                          sl->marks, b.y, b.sw, b.sw_idx, b.rows, opt->alpha,
@@ -143,21 +149,28 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
             t += 1;
         pynn__optim_step(params, data->opt_a, data->opt_b, grads, net, opt, t, sl->w_off,
                          sl->b_off, sq_parts, tm);
-        pynn__sync(tm);
         steps++;
-        pos += b.rows;
+        size_t rows = b.rows;
+        pos += rows;
+        /* The next batch of this epoch, if this call goes on, is gathered in the
+         * same phase as the update (its rows are free: the backward pass is
+         * done with them), so that phase's sync serves both. */
+        gathered = steps < sl->max_steps && pos != data->n && data->shuffle;
+        if (gathered)
+            b = next_batch(ws + lay->xb, ws + lay->yb, data, pos, nin, m, tm);
+        pynn__sync(tm);
         if (lead) {
             if (opt->alpha > 0)
                 sl->wsq = pynn__optim_wsq(net, sq_parts);
             sl->state->t = t;
             sl->result->steps_done = steps;
-            sl->state->loss_acc += loss * (double)b.rows;
+            sl->state->loss_acc += loss * (double)rows;
             sl->state->pos = pos;
         }
         if (pos == data->n) {
             if (lead) {
-                sl->result->epoch_loss = sl->state->loss_acc / (double)data->n;
                 sl->result->epoch_done = 1;
+                sl->result->epoch_loss = sl->state->loss_acc / (double)data->n;
                 sl->state->pos = 0;
                 sl->state->loss_acc = 0;
             }

@@ -184,8 +184,8 @@ void pynn__optim_finish(T *opt_a, const T *grads, const pynn_optim *opt, size_t 
  * gradient's bytes kept across a step loop, or NULL; sparse.c). */
 void pynn__net_forward(T *acts, const pynn_net *net, const T *params, const size_t *w_off,
                        const size_t *b_off, const T *x, const pynn_csr *sx, size_t n,
-                       const pynn_apack *ap, const pynn_team *tm);
-double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, const T *acts,
+                       int defer_out, const pynn_apack *ap, const pynn_team *tm);
+double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
                           const pynn_net *net, const T *params, const size_t *w_off,
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,
