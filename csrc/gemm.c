@@ -148,6 +148,8 @@ void pynn__gemm(const pynn_gemm_args *g)
  * nothing. */
 int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm)
 {
+    (void)g;
+    (void)tm;
     switch (pynn__isa()) {
 #ifdef PYNN_X86_SIMD
     case PYNN_ISA_AVX512:
@@ -163,6 +165,7 @@ int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm)
 /* A team's product, second half: this thread's share of the output tiles. */
 void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode)
 {
+    (void)amode;
     switch (pynn__isa()) {
 #ifdef PYNN_X86_SIMD
     case PYNN_ISA_AVX512:

@@ -257,11 +257,11 @@ static pynn_status predict_rows(T *out, const pynn_net *net, const T *params, co
     pynn_status st = pynn__net_prologue(w_off, b_off, &lay, net, batch, ws_len, sx != NULL);
     if (st != PYNN_OK)
         return st;
-    size_t blocks = (n + batch - 1) / batch;
-    size_t slots = ws_len / lay.total;
     int bad = 0;
     (void)n_threads;
 #ifdef _OPENMP
+    size_t blocks = (n + batch - 1) / batch;
+    size_t slots = ws_len / lay.total;
     int nt = pynn_threads(n_threads);
     if ((size_t)nt > blocks)
         nt = (int)blocks;
