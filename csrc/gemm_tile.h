@@ -127,19 +127,36 @@ static PYNN_ALWAYS_INLINE void GEMM_NAME(prefetch_row)(const T *p, size_t count)
 /* Fetches, while this tile computes, what the next tiles will read from rows
  * lying a page or more apart, which no hardware prefetcher follows (they do
  * follow rows closer together, and then the hints would only cost time):
- * (1) the C rows (and the epilogue's w or da rows) of the tile that follows in
- * the column-panel-major order -- the next row tile, or the first of the next
- * column panel; (2) this row tile's share of the rows of B's next column panel,
- * which pack_b copies once this panel's last row tile is done (B^T: its rows
- * are contiguous, but short).  Only for K blocks deep enough to hide the
- * fetches behind.  Hints only: no result changes. */
+ * (1) the C rows of the tile that follows in the column-panel-major order --
+ * the next row tile, or the first of the next column panel; (2) this row
+ * tile's share of the rows of B's next column panel, which pack_b copies
+ * once this panel's last row tile is done (B^T: its rows
+ * are contiguous, but short).  Also (0) below.  Only for K blocks deep enough
+ * to hide the fetches behind, except (0) and (1) where C's rows lie a page
+ * apart.  Hints only: no result changes. */
 static PYNN_ALWAYS_INLINE void
 GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, size_t p1,
                          int packed)
 {
     const size_t far = PYNN_GEMM_ALIAS_BYTES / sizeof(T);
-    if (p1 - p0 < PYNN_GEMM_PREFETCH_MIN_K)
+    /* rows a page apart are worth it even behind a short K loop: each of them
+     * would otherwise be a miss of its own, in a page of its own */
+    const int deep = p1 - p0 >= PYNN_GEMM_PREFETCH_MIN_K;
+    if (!deep && (size_t)g->ldc < far)
         return;
+    /* (0) this tile's own epilogue operand rows (w or da: one line or two per
+     * row, rows apart, which the hardware fetches too late), read right after
+     * the K loop */
+    if (p1 == g->k && (g->epi == PYNN_EPI_DACT || (g->epi == PYNN_EPI_SCALE_W && g->wscale != 0))) {
+        size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
+        size_t w = g->n - j0 < NR ? g->n - j0 : NR;
+        for (size_t r = 0; r < rows; r++) {
+            if (g->epi == PYNN_EPI_DACT)
+                GEMM_NAME(prefetch_row)(g->da + (i0 + r) * g->ldda + j0, w);
+            else
+                GEMM_NAME(prefetch_row)(g->w + (i0 + r) * g->ldw + j0, w);
+        }
+    }
     size_t ni = i0 + MR, nj = j0;
     if (ni >= g->m) {
         ni = 0;
@@ -148,16 +165,10 @@ GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, si
     if (nj < g->n && (size_t)g->ldc >= far) {
         size_t rows = g->m - ni < MR ? g->m - ni : MR;
         size_t w = g->n - nj < NR ? g->n - nj : NR;
-        int nlast = p1 == g->k;
-        for (size_t r = 0; r < rows; r++) {
+        for (size_t r = 0; r < rows; r++)
             GEMM_NAME(prefetch_row)(g->c + (ni + r) * g->ldc + nj, w);
-            if (nlast && g->epi == PYNN_EPI_DACT)
-                GEMM_NAME(prefetch_row)(g->da + (ni + r) * g->ldda + nj, w);
-            else if (nlast && g->epi == PYNN_EPI_SCALE_W && g->wscale != 0)
-                GEMM_NAME(prefetch_row)(g->w + (ni + r) * g->ldw + nj, w);
-        }
     }
-    if (packed && j0 + NR < g->n && (g->b_trans || (size_t)g->ldb >= far)) {
+    if (deep && packed && j0 + NR < g->n && (g->b_trans || (size_t)g->ldb >= far)) {
         size_t mt = (g->m + MR - 1) / MR, it = i0 / MR, kc = p1 - p0;
         size_t jn = g->n - (j0 + NR) < NR ? g->n - (j0 + NR) : NR;
         if (!g->b_trans) {
