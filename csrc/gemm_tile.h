@@ -109,6 +109,86 @@ GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t 
     GEMM_NAME(store_row)(c, x0, x1, cols, m0, m1);
 }
 
+#ifndef PYNN_GEMM_PREFETCH
+/* A hint: fetch the cache line holding *p into every cache level (no fault). */
+#define PYNN_GEMM_PREFETCH(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define PYNN_GEMM_LINE 64
+#endif
+
+/* Prefetches the elements [p, p + count) of one row: each of its cache lines. */
+static PYNN_ALWAYS_INLINE void GEMM_NAME(prefetch_row)(const T *p, size_t count)
+{
+    const char *s = (const char *)p, *e = (const char *)(p + count - 1);
+    for (; s < e; s += PYNN_GEMM_LINE)
+        PYNN_GEMM_PREFETCH(s);
+    PYNN_GEMM_PREFETCH(e);
+}
+
+/* Fetches, while this tile computes, what the next tiles will read from rows
+ * lying a page or more apart, which no hardware prefetcher follows (they do
+ * follow rows closer together, and then the hints would only cost time):
+ * (1) the C rows of the tile that follows in the column-panel-major order --
+ * the next row tile, or the first of the next column panel; (2) this row
+ * tile's share of the rows of B's next column panel, which pack_b copies
+ * once this panel's last row tile is done (B^T: its rows
+ * are contiguous, but short).  Also (0) below.  Only for K blocks deep enough
+ * to hide the fetches behind, except (0) and (1) where C's rows lie a page
+ * apart.  Hints only: no result changes. */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, size_t p1,
+                         int packed)
+{
+    const size_t far = PYNN_GEMM_ALIAS_BYTES / sizeof(T);
+    /* rows a page apart are worth it even behind a short K loop: each of them
+     * would otherwise be a miss of its own, in a page of its own */
+    const int deep = p1 - p0 >= PYNN_GEMM_PREFETCH_MIN_K;
+    if (!deep && (size_t)g->ldc < far)
+        return;
+    /* (0) this tile's own epilogue operand rows (w or da: one line or two per
+     * row, rows apart, which the hardware fetches too late), read right after
+     * the K loop */
+    if (p1 == g->k && (g->epi == PYNN_EPI_DACT || (g->epi == PYNN_EPI_SCALE_W && g->wscale != 0))) {
+        size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
+        size_t w = g->n - j0 < NR ? g->n - j0 : NR;
+        for (size_t r = 0; r < rows; r++) {
+            if (g->epi == PYNN_EPI_DACT)
+                GEMM_NAME(prefetch_row)(g->da + (i0 + r) * g->ldda + j0, w);
+            else
+                GEMM_NAME(prefetch_row)(g->w + (i0 + r) * g->ldw + j0, w);
+        }
+    }
+    size_t ni = i0 + MR, nj = j0;
+    if (ni >= g->m) {
+        ni = 0;
+        nj = j0 + NR;
+    }
+    if (nj < g->n && (size_t)g->ldc >= far) {
+        size_t rows = g->m - ni < MR ? g->m - ni : MR;
+        size_t w = g->n - nj < NR ? g->n - nj : NR;
+        for (size_t r = 0; r < rows; r++)
+            GEMM_NAME(prefetch_row)(g->c + (ni + r) * g->ldc + nj, w);
+    }
+    if (deep && packed && j0 + NR < g->n && (g->b_trans || (size_t)g->ldb >= far)) {
+        size_t mt = (g->m + MR - 1) / MR, it = i0 / MR, kc = p1 - p0;
+        size_t jn = g->n - (j0 + NR) < NR ? g->n - (j0 + NR) : NR;
+        if (!g->b_trans) {
+            /* kc rows of jn elements */
+            size_t share = (kc + mt - 1) / mt, q0 = it * share, q1 = q0 + share;
+            if (q1 > kc)
+                q1 = kc;
+            for (size_t q = q0; q < q1; q++)
+                GEMM_NAME(prefetch_row)(g->b + (p0 + q) * g->ldb + j0 + NR, jn);
+        } else {
+            /* jn rows of B^T, kc elements each: this tile's share of the rows */
+            size_t share = (jn + mt - 1) / mt, q0 = it * share, q1 = q0 + share;
+            if (q1 > jn)
+                q1 = jn;
+            for (size_t q = q0; q < q1; q++)
+                GEMM_NAME(prefetch_row)(g->b + (j0 + NR + q) * g->ldb + p0, kc);
+        }
+    }
+}
+
 /* An R x NR tile (R <= MR); cols < NR uses masked loads and stores. */
 static PYNN_ALWAYS_INLINE void
 GEMM_NAME(tile)(const int R, TILE_ARGS)
@@ -134,6 +214,7 @@ PYNN_UNROLL16
     const ptrdiff_t ldb = bp ? NR : g->ldb;
     const T *b = bp ? bp : g->b + p0 * ldb + j0;
     const size_t k = p1 - p0;
+    GEMM_NAME(prefetch_next)(g, i0, j0, p0, p1, bp != NULL);
     if (cols == NR || bp) {
         for (size_t p = 0; p < k; p++) {
             V b0 = V_LOAD(b), b1 = V_LOAD(b + VL);

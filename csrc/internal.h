@@ -163,7 +163,7 @@ typedef struct {
 
 /* The matrix product splits K into blocks of at most this many (gemm_tile.h);
  * a packed block of A, m x PYNN_GEMM_KC, lives in the workspace (apack). */
-#define PYNN_GEMM_KC 256
+#define PYNN_GEMM_KC 512
 /* Rows of A packed per tile are padded to a multiple of this (every MR divides it). */
 #define PYNN_GEMM_MR_PAD 24
 /* A row-major A (a batch of rows) is packed only up to this many rows, and only
@@ -181,6 +181,10 @@ typedef struct {
 #define PYNN_GEMM_PACKB_MIN_ROW_TILES 3
 #define PYNN_GEMM_PACKA_MIN_COL_PANELS 4
 #define PYNN_GEMM_PACKA_MIN_K 16
+/* A tile prefetches what the next tiles need (gemm_tile.h) only for K blocks
+ * at least this deep: shallower ones are too short to hide the fetches behind,
+ * and the hints would cost more than they save. */
+#define PYNN_GEMM_PREFETCH_MIN_K 32
 
 /* layout.c */
 pynn_status pynn__check_net(const pynn_net *net);

@@ -775,3 +775,142 @@ cdef class Trainer:
 
 #: Most weight layers a network may have (hidden layers + 1).
 MAX_LAYERS = PYNN_MAX_LAYERS
+
+
+# ---- private: product-level timing hook for bench/products.py ----------------
+# One matrix product of a training step exactly as dense.c sets it up (same
+# strides, epilogue and packing room), run `number` times per timing, best of
+# `repeat` timings; returns the best seconds per call.  Not part of the API.
+cdef extern from "internal.h" nogil:
+    ctypedef struct pynn_gemm_args_f32:
+        size_t m, n, k
+        const float *a
+        Py_ssize_t a_rs, a_cs
+        const float *b
+        Py_ssize_t ldb
+        int b_trans
+        float *c
+        Py_ssize_t ldc
+        int epi, act
+        const float *bias
+        float scale, wscale
+        const float *w
+        Py_ssize_t ldw
+        const float *da
+        Py_ssize_t ldda
+        float *apack
+        size_t apack_len
+        int n_threads
+    ctypedef struct pynn_gemm_args_f64:
+        size_t m, n, k
+        const double *a
+        Py_ssize_t a_rs, a_cs
+        const double *b
+        Py_ssize_t ldb
+        int b_trans
+        double *c
+        Py_ssize_t ldc
+        int epi, act
+        const double *bias
+        double scale, wscale
+        const double *w
+        Py_ssize_t ldw
+        const double *da
+        Py_ssize_t ldda
+        double *apack
+        size_t apack_len
+        int n_threads
+    void pynn__gemm_f32(const pynn_gemm_args_f32 *g)
+    void pynn__gemm_f64(const pynn_gemm_args_f64 *g)
+
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC, CLOCK_THREAD_CPUTIME_ID
+
+
+def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not None,
+                  const real[:, ::1] b not None, const real[::1] aux, real[::1] apack,
+                  int act, double alpha, int number, int repeat, int n_threads,
+                  bint cpu_time=False):
+    """kind 0: c = act(a @ b + aux)              forward, a = x (n, n_in), b = W
+       kind 1: c = a^T @ b / n + alpha/n * aux  weight gradient, a = x, b = delta,
+                                                 aux = W (flattened)
+       kind 2: c = (a @ b^T) * act'(aux)         input gradient, a = delta, b = W,
+                                                 aux = the layer input (flattened)
+                                                 or None (plain product)
+    apack: packing room (None: none), as the training workspace gives.
+    cpu_time: time with this thread's CPU clock (one thread only: not counting
+    the time the thread waited for the core), else with the monotonic clock."""
+    cdef pynn_gemm_args_f32 g32
+    cdef pynn_gemm_args_f64 g64
+    cdef size_t m, n, k
+    cdef Py_ssize_t a_rs, a_cs, ldb
+    cdef int b_trans = 0, epi
+    cdef double scale = 0, wscale = 0
+    cdef size_t apl = 0 if apack is None else <size_t>apack.shape[0]
+    cdef const real *auxp = NULL if aux is None else &aux[0]
+    cdef real *app = NULL if apack is None else &apack[0]
+    cdef timespec t0, t1
+    cdef double best = 1e300, dt
+    cdef int i, r
+    cdef int clk = CLOCK_THREAD_CPUTIME_ID if cpu_time else CLOCK_MONOTONIC
+    if kind == 0:
+        m, k, n = a.shape[0], a.shape[1], b.shape[1]
+        _same((b.shape[0],), (k,), "b")
+        a_rs, a_cs, ldb, epi = <Py_ssize_t>k, 1, <Py_ssize_t>n, 1
+        if aux is None or <size_t>aux.shape[0] != n:
+            raise ValueError("bias")
+    elif kind == 1:
+        k, m, n = a.shape[0], a.shape[1], b.shape[1]
+        _same((b.shape[0],), (k,), "b")
+        a_rs, a_cs, ldb, epi = 1, <Py_ssize_t>m, <Py_ssize_t>n, 2
+        scale, wscale = 1.0 / <double>k, alpha / <double>k
+        if aux is None or <size_t>aux.shape[0] != m * n:
+            raise ValueError("W")
+    elif kind == 2:
+        m, k, n = a.shape[0], a.shape[1], b.shape[0]
+        _same((b.shape[1],), (k,), "b")
+        a_rs, a_cs, ldb, b_trans = <Py_ssize_t>k, 1, <Py_ssize_t>k, 1
+        epi = 0 if aux is None else 3
+        if aux is not None and <size_t>aux.shape[0] != m * n:
+            raise ValueError("da")
+    else:
+        raise ValueError("kind")
+    _same((c.shape[0], c.shape[1]), (m, n), "c")
+    if number < 1 or repeat < 1:
+        raise ValueError("number, repeat")
+    if real is float:
+        g32.m, g32.n, g32.k = m, n, k
+        g32.a, g32.a_rs, g32.a_cs = &a[0, 0], a_rs, a_cs
+        g32.b, g32.ldb, g32.b_trans = &b[0, 0], ldb, b_trans
+        g32.c, g32.ldc = &c[0, 0], <Py_ssize_t>n
+        g32.epi, g32.act = epi, act
+        g32.bias = auxp if kind == 0 else NULL
+        g32.scale, g32.wscale = <float>scale, <float>wscale
+        g32.w, g32.ldw = (auxp if kind == 1 else NULL), <Py_ssize_t>n
+        g32.da, g32.ldda = (auxp if kind == 2 else NULL), <Py_ssize_t>n
+        g32.apack, g32.apack_len = app, apl
+        g32.n_threads = n_threads
+    else:
+        g64.m, g64.n, g64.k = m, n, k
+        g64.a, g64.a_rs, g64.a_cs = &a[0, 0], a_rs, a_cs
+        g64.b, g64.ldb, g64.b_trans = &b[0, 0], ldb, b_trans
+        g64.c, g64.ldc = &c[0, 0], <Py_ssize_t>n
+        g64.epi, g64.act = epi, act
+        g64.bias = auxp if kind == 0 else NULL
+        g64.scale, g64.wscale = scale, wscale
+        g64.w, g64.ldw = (auxp if kind == 1 else NULL), <Py_ssize_t>n
+        g64.da, g64.ldda = (auxp if kind == 2 else NULL), <Py_ssize_t>n
+        g64.apack, g64.apack_len = app, apl
+        g64.n_threads = n_threads
+    with nogil:
+        for r in range(repeat):
+            clock_gettime(clk, &t0)
+            for i in range(number):
+                if real is float:
+                    pynn__gemm_f32(&g32)
+                else:
+                    pynn__gemm_f64(&g64)
+            clock_gettime(clk, &t1)
+            dt = (<double>(t1.tv_sec - t0.tv_sec) + 1e-9 * <double>(t1.tv_nsec - t0.tv_nsec)) / number
+            if dt < best:
+                best = dt
+    return best

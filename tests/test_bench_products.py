@@ -1,0 +1,51 @@
+"""bench/products.py times every matrix product of a training step against numpy's
+matmul: a quick run prints one Markdown table per case and dtype, with a row per
+product and a step total, and writes the same figures as JSON."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+PRODUCTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "bench", "products.py")
+
+# "| L1 x@W | 128x784x256 | 764.0 | 723.5 | 67.3 | 71.2 | 0.944 | 0.947 |"
+ROW = re.compile(r"^\| (L\d \S+) \| (\d+)x(\d+)x(\d+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) "
+                 r"\| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs Linux affinity")
+def test_quick_products_run(tmp_path):
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # the script must find the installed pynn by itself
+    out_json = tmp_path / "products.json"
+    proc = subprocess.run(
+        [sys.executable, PRODUCTS, "--quick", "--cases", "mnist-like", "--dtype", "float32",
+         "--json", str(out_json)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    out = proc.stdout
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{proc.stderr}"
+    rows = [ROW.match(line) for line in out.splitlines()]
+    rows = [m for m in rows if m]
+    # 784-256-128-10: three forward, three weight-gradient, two input-gradient products
+    names = [m.group(1) for m in rows]
+    assert names == ["L1 x@W", "L2 x@W", "L3 x@W", "L3 x^T@d", "L3 d@W^T", "L2 x^T@d",
+                     "L2 d@W^T", "L1 x^T@d"], out
+    for m in rows:
+        assert all(float(m.group(i)) > 0 for i in range(5, 11)), m.group(0)
+    assert re.search(r"^\| \*\*step total\*\* \|.*\| \*\*[\d.]+\*\* \|", out, re.M), out
+
+    res = json.loads(out_json.read_text())["results"]
+    assert len(res) == 1 and res[0]["case"] == "mnist-like" and res[0]["dtype"] == "float32"
+    prods = res[0]["products"]
+    assert [(p["m"], p["k"], p["n"]) for p in prods][:3] == [
+        (128, 784, 256), (128, 256, 128), (128, 128, 10)]
+    total = res[0]["total"]
+    assert total["flop"] == sum(p["flop"] for p in prods)
+    # the products of a step are its whole matrix work (bench/cases.py's count)
+    assert total["flop"] == 128 * (6 * (784 * 256 + 256 * 128 + 128 * 10) - 2 * 784 * 256)
+    assert total["pynn_s"] == pytest.approx(sum(p["pynn_s"] for p in prods))
+    assert total["ratio"] > 0 and total["pynn_gflops"] > 0
