@@ -823,8 +823,6 @@ cdef extern from "internal.h" nogil:
     void pynn__gemm_f32(const pynn_gemm_args_f32 *g)
     void pynn__gemm_f64(const pynn_gemm_args_f64 *g)
 
-from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC, CLOCK_THREAD_CPUTIME_ID
-
 
 def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not None,
                   const real[:, ::1] b not None, const real[::1] aux, real[::1] apack,
@@ -848,10 +846,10 @@ def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not No
     cdef size_t apl = 0 if apack is None else <size_t>apack.shape[0]
     cdef const real *auxp = NULL if aux is None else &aux[0]
     cdef real *app = NULL if apack is None else &apack[0]
-    cdef timespec t0, t1
-    cdef double best = 1e300, dt
+    cdef double best = 1e300, dt, t0
     cdef int i, r
-    cdef int clk = CLOCK_THREAD_CPUTIME_ID if cpu_time else CLOCK_MONOTONIC
+    import time
+    clock = time.thread_time if cpu_time else time.perf_counter  # (every platform)
     if kind == 0:
         m, k, n = a.shape[0], a.shape[1], b.shape[1]
         _same((b.shape[0],), (k,), "b")
@@ -901,16 +899,15 @@ def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not No
         g64.da, g64.ldda = (auxp if kind == 2 else NULL), <Py_ssize_t>n
         g64.apack, g64.apack_len = app, apl
         g64.n_threads = n_threads
-    with nogil:
-        for r in range(repeat):
-            clock_gettime(clk, &t0)
+    for r in range(repeat):
+        t0 = clock()
+        with nogil:
             for i in range(number):
                 if real is float:
                     pynn__gemm_f32(&g32)
                 else:
                     pynn__gemm_f64(&g64)
-            clock_gettime(clk, &t1)
-            dt = (<double>(t1.tv_sec - t0.tv_sec) + 1e-9 * <double>(t1.tv_nsec - t0.tv_nsec)) / number
-            if dt < best:
-                best = dt
+        dt = (clock() - t0) / number
+        if dt < best:
+            best = dt
     return best
