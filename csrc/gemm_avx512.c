@@ -9,6 +9,7 @@
 #define V __m512
 #define VL 16
 #define MR 8
+#define GEMM_KC 256 /* a 256 x 32 float (x 16 double) B panel: 32 KiB, within L1 */
 #define GEMM_ARGS pynn_gemm_args_f32
 #define GEMM_NAME(x) pynn_##x##_avx512_f32
 #define MASK_T __mmask16
@@ -36,6 +37,7 @@
 #define V __m512d
 #define VL 8
 #define MR 8
+#define GEMM_KC 256 /* a 256 x 32 float (x 16 double) B panel: 32 KiB, within L1 */
 #define GEMM_ARGS pynn_gemm_args_f64
 #define GEMM_NAME(x) pynn_##x##_avx512_f64
 #define MASK_T __mmask8

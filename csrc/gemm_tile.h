@@ -30,7 +30,11 @@
 /* A tile covers k-range [p0, p1): the first range starts from zero, later ones
  * continue the same chain from the partial sums parked in C (bit-exact: the
  * store and reload are exact), and only the last applies the epilogue. */
+#ifdef GEMM_KC
+#define KC GEMM_KC /* the includer's K block */
+#else
 #define KC PYNN_GEMM_KC
+#endif
 #define TILE_ARGS const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols, size_t p0, \
                   size_t p1, int first, int last, const T *bp, const T *ap
 
@@ -382,7 +386,7 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p
 }
 
 /* The blocking, a function of the shape alone (never of m's split or the team):
- * K in nkb equal blocks of kc <= KC (784 -> 4 x 196, not 3 x 256 + 16) so a
+ * K in nkb equal blocks of kc <= KC (KC 256: 784 -> 4 x 196, not 3 x 256 + 16) so a
  * tile's A rows and B panel stay in L1. */
 typedef struct {
     size_t mt, nt, tiles, nkb, kc;

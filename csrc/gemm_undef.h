@@ -22,3 +22,4 @@
 #undef V_MSTORE
 #undef PACK_BT
 #undef PACK_BT_BLOCK
+#undef GEMM_KC

@@ -161,9 +161,12 @@ typedef struct {
     size_t marks, total;
 } pynn__ws_layout;
 
-/* The matrix product splits K into blocks of at most this many (gemm_tile.h);
- * a packed block of A, m x PYNN_GEMM_KC, lives in the workspace (apack). */
+/* The matrix product splits K into blocks of at most this many (gemm_tile.h;
+ * a kernel may use smaller blocks, down to PYNN_GEMM_KC_MIN: the AVX-512 one,
+ * whose B panels are twice as wide, keeps 256 so a panel's block stays within
+ * L1); a packed block of A, m x PYNN_GEMM_KC, lives in the workspace (apack). */
 #define PYNN_GEMM_KC 512
+#define PYNN_GEMM_KC_MIN 256
 /* Rows of A packed per tile are padded to a multiple of this (every MR divides it). */
 #define PYNN_GEMM_MR_PAD 24
 /* A row-major A (a batch of rows) is packed only up to this many rows, and only

@@ -122,8 +122,9 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
             maxin = (size_t)net->units[l];
     size_t apack_t, apack_r = 0, depth;
     maxin = (maxin + PYNN_GEMM_MR_PAD - 1) / PYNN_GEMM_MR_PAD * PYNN_GEMM_MR_PAD;
-    depth = batch <= PYNN_GEMM_PACK_ROWS ? batch + (batch + PYNN_GEMM_KC - 1) / PYNN_GEMM_KC
-                                         : PYNN_GEMM_KC;
+    depth = batch <= PYNN_GEMM_PACK_ROWS
+                ? batch + (batch + PYNN_GEMM_KC_MIN - 1) / PYNN_GEMM_KC_MIN
+                : PYNN_GEMM_KC;
     /* twice: a phase packs the next layer's while its own is read (net.c) */
     if (!pynn__mul(maxin, depth, &apack_t) || !pynn__mul(apack_t, 2, &apack_t))
         return PYNN_ERR_OVERFLOW;
@@ -136,7 +137,8 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
             widest = u;
     }
     if (widest && batch <= PYNN_GEMM_PACK_ROWS &&
-        !pynn__mul(batch + PYNN_GEMM_MR_PAD, widest + (widest + PYNN_GEMM_KC - 1) / PYNN_GEMM_KC,
+        !pynn__mul(batch + PYNN_GEMM_MR_PAD,
+                   widest + (widest + PYNN_GEMM_KC_MIN - 1) / PYNN_GEMM_KC_MIN,
                    &apack_r))
         return PYNN_ERR_OVERFLOW;
     lay->apack_t = total;

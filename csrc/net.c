@@ -150,9 +150,10 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
         if (total > 0)
             alpha *= scale;
     }
-    /* Packs layer l's x^T into room t[slot] for the team (-1: no GEMM there). */
+    /* Packs layer l's x^T into room t[slot] for the team (-1: not ahead: no team,
+     * or no GEMM there). */
 #define WGRAD_GEMM(l) (!((l) == 0 && sx))
-#define PREPACK(l, slot) (ap && WGRAD_GEMM(l) ?                                               \
+#define PREPACK(l, slot) (ap && tm->size > 1 && WGRAD_GEMM(l) ?                             \
         pynn__dense_wgrad_pack((l) == 0 ? x : layer_output(acts, net, n, (l) - 1), n,        \
                                (size_t)net->units[l], (size_t)net->units[(l) + 1],           \
                                ap->t[slot], ap->t_len, tm) : -1)

@@ -178,18 +178,42 @@ def _team_fits(make, X, y, sw):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_fit_on_one_team_gives_the_bits_of_one_thread(simd, dtype, hidden):
     # A whole fit runs on one team of threads (one parallel region per call):
-    # 1024-wide layers make the team pack A ahead for the forward and
-    # input-gradient products, batches of 260 rows split the weight gradients
-    # into two K blocks, logistic units sync between product and activation,
-    # L2 and sample weights go through the shared loss and sums of squares.
+    # a 1024-wide layer makes the team pack A ahead for a forward and an
+    # input-gradient product, batches of 520 rows split the weight gradients
+    # into two K blocks (at most 512 deep), logistic units sync between product
+    # and activation, L2 and sample weights go through the shared loss and sums
+    # of squares.
     rng = np.random.default_rng(12)
-    X = rng.standard_normal((520, 200)).astype(dtype)
-    y = rng.integers(0, 5, 520)
-    sw = rng.uniform(0.5, 2.0, 520)
+    X = rng.standard_normal((1040, 200)).astype(dtype)
+    y = rng.integers(0, 5, 1040)
+    sw = rng.uniform(0.5, 2.0, 1040)
     one = _team_fits(lambda nt: pynn.MLPClassifier(
-        (1024, 1024), activation=hidden, solver="adam", alpha=1e-3, batch_size=260,
+        (64, 1024), activation=hidden, solver="adam", alpha=1e-3, batch_size=520,
         max_iter=2, tol=None, random_state=0, dtype=dtype, n_threads=nt), X, y, sw)
     assert all(np.isfinite(c).all() for c in one.coefs_)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_full_batch_gradient_on_one_team_gives_the_bits_of_one_thread(simd, dtype):
+    # over 4096 rows the workspace holds one K block of x^T: the team packs
+    # and syncs block by block (10 blocks of 500 rows here)
+    rng = np.random.default_rng(14)
+    X = rng.standard_normal((5000, 100)).astype(dtype)
+    y = rng.integers(0, 3, 5000)
+    m = pynn.MLPClassifier((64,), max_iter=1, tol=None, random_state=0, dtype=dtype,
+                           n_threads=1).fit(X[:50], y[:50])
+    l1, g1, i1 = m.loss_and_gradients(X, y)
+    l2, g2, i2 = m.set_params(n_threads=2).loss_and_gradients(X, y)
+    assert l1 == l2 and all(np.array_equal(a, b) for a, b in zip(g1 + i1, g2 + i2))
+    # and they are the gradients (the NumPy reference, in float64)
+    Y = np.eye(3)[y]
+    ref_loss, ref_g, ref_i = reference.loss_and_gradients(
+        [c.astype(np.float64) for c in m.coefs_], [b.astype(np.float64) for b in m.intercepts_],
+        X.astype(np.float64), Y, "relu", "softmax", "categorical_cross_entropy", m.alpha)
+    rtol = 1e-4 if dtype == "float32" else 1e-9
+    np.testing.assert_allclose(l1, ref_loss, rtol=rtol)
+    for got, want in zip(g1 + i1, ref_g + ref_i):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
