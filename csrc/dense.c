@@ -82,6 +82,23 @@ pynn_status pynn_dense_forward(T *out, const T *x, const T *W, const T *b, size_
     return PYNN_OK;
 }
 
+/* db[j] = scale * sum_k delta[k, j] for the columns [j0, j1), each summed over
+ * the n rows in order (so the same bits whichever thread has the column). */
+void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, size_t j1,
+                     T scale)
+{
+    if (j0 >= j1)
+        return;
+    memset(db + j0, 0, (j1 - j0) * sizeof(T));
+    for (size_t k = 0; k < n; k++) {
+        const T *d = delta + k * n_out;
+        for (size_t j = j0; j < j1; j++)
+            db[j] += d[j];
+    }
+    for (size_t j = j0; j < j1; j++)
+        db[j] *= scale;
+}
+
 /* The weight-gradient product dW = x^T delta / n + alpha W / n, packing A = x^T
  * into room (NULL: none). */
 static pynn_gemm_args wgrad_args(T *dW, const T *delta, const T *x, const T *W, size_t n,
@@ -149,16 +166,7 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
     /* db by columns, each summed over the rows in order */
     size_t j0, j1;
     pynn__share(n_out, tm, &j0, &j1);
-    if (j0 < j1) {
-        memset(db + j0, 0, (j1 - j0) * sizeof(T));
-        for (size_t k = 0; k < n; k++) {
-            const T *d = delta + k * n_out;
-            for (size_t j = j0; j < j1; j++)
-                db[j] += d[j];
-        }
-        for (size_t j = j0; j < j1; j++)
-            db[j] *= inv_n;
-    }
+    pynn__bias_grad(db, delta, n, n_out, j0, j1, inv_n);
 
     if (dx)
         pynn__gemm_run(&h, tm, hmode);

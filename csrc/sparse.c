@@ -201,14 +201,7 @@ void pynn__sparse_wgrad(T *dW, T *db, const T *delta, const pynn_csr *x, const T
     if (c0 >= c1)
         return;
     wgrad_cols(dW, delta, x, W, n, n_in, n_out, c0, c1, scale, wscale, marks);
-    memset(db + c0, 0, (c1 - c0) * sizeof(T));
-    for (size_t k = 0; k < n; k++) {
-        const T *d = delta + k * n_out;
-        for (size_t j = c0; j < c1; j++)
-            db[j] += d[j];
-    }
-    for (size_t j = c0; j < c1; j++)
-        db[j] *= scale;
+    pynn__bias_grad(db, delta, n, n_out, c0, c1, scale);
 }
 
 /* The threads a stateless weight gradient (every row of dW written) is worth. */

@@ -102,6 +102,7 @@
 #define pynn__dense_fwd PYNN_TYPED(pynn__dense_fwd)
 #define pynn__dense_bwd PYNN_TYPED(pynn__dense_bwd)
 #define pynn__dense_wgrad_pack PYNN_TYPED(pynn__dense_wgrad_pack)
+#define pynn__bias_grad PYNN_TYPED(pynn__bias_grad)
 #define pynn__weight_sq PYNN_TYPED(pynn__weight_sq)
 #define pynn__optim_step PYNN_TYPED(pynn__optim_step)
 #define pynn__optim_finish PYNN_TYPED(pynn__optim_finish)
@@ -144,6 +145,8 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
                      const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
                      pynn_activation dact, const pynn_apack *ap, T *wroom, int wmode,
                      const pynn_team *tm);
+void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, size_t j1,
+                     T scale);
 int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
                            size_t room_len, const pynn_team *tm);
 
