@@ -22,10 +22,12 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <link.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -151,6 +153,22 @@ static void gc_count(int i, void *ret, unsigned nt, int kind)
         __atomic_fetch_add(&gc_counts[GC_I_SERIAL][bits], 1, __ATOMIC_RELAXED);
 }
 
+/* dl_iterate_phdr's callback: the first loaded object whose file name starts
+ * with an OpenMP runtime's name, under any suffix (a wheel repaired by
+ * auditwheel ships libgomp as pynn_mlp.libs/libgomp-<hash>.so.1.0.0). */
+static int gc_find_runtime(struct dl_phdr_info *info, size_t size, void *out)
+{
+    (void)size;
+    const char *path = info->dlpi_name, *base = path ? strrchr(path, '/') : NULL;
+    base = base ? base + 1 : path;
+    if (base && (strncmp(base, "libgomp", 7) == 0 || strncmp(base, "libomp", 6) == 0 ||
+                 strncmp(base, "libiomp", 7) == 0)) {
+        *(const char **)out = path;
+        return 1;
+    }
+    return 0;
+}
+
 /* libgomp's function `name`: the next definition after this library, or (when
  * libgomp came with a library dlopen'ed RTLD_LOCAL, as Python loads extension
  * modules, so it is not in the global scope) the one in the libgomp loaded. */
@@ -163,6 +181,13 @@ static void *gc_real(const char *name)
         void *h = dlopen(libs[k], RTLD_LAZY | RTLD_NOLOAD);
         if (h != NULL)
             p = dlsym(h, name); /* the handle is kept: the library stays loaded */
+    }
+    if (p == NULL) {
+        const char *path = NULL;
+        dl_iterate_phdr(gc_find_runtime, &path);
+        void *h = path ? dlopen(path, RTLD_LAZY | RTLD_NOLOAD) : NULL;
+        if (h != NULL)
+            p = dlsym(h, name);
     }
     if (p == NULL) {
         fprintf(stderr, "gomp_count: no OpenMP runtime defines %s\n", name);
