@@ -101,7 +101,8 @@ def run_child(python, shim, threads, args, cwd):
     spec = {"shim": shim, "threads": threads, "cases": args.cases, "steps": args.steps,
             "predict_calls": args.predict_calls, "dtype": args.dtype}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["LD_PRELOAD"] = " ".join(filter(None, [shim, os.environ.get("LD_PRELOAD")]))
+    # after what is preloaded already: a sanitizer's runtime must stay first
+    env["LD_PRELOAD"] = " ".join(filter(None, [os.environ.get("LD_PRELOAD"), shim]))
     proc = subprocess.run([python, os.path.abspath(__file__), "--child", json.dumps(spec)],
                           cwd=cwd, env=env, capture_output=True, text=True)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
