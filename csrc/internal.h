@@ -240,6 +240,10 @@ void pynn_gemm_avx2_f32(const pynn_gemm_args_f32 *g);
 void pynn_gemm_avx2_f64(const pynn_gemm_args_f64 *g);
 void pynn_gemm_avx512_f32(const pynn_gemm_args_f32 *g);
 void pynn_gemm_avx512_f64(const pynn_gemm_args_f64 *g);
+/* The product on the instruction set chosen at run time (gemm.c; typed.h names
+ * it pynn__gemm in a typed file). */
+void pynn__gemm_f32(const pynn_gemm_args_f32 *g);
+void pynn__gemm_f64(const pynn_gemm_args_f64 *g);
 /* The same products run by a team (gemm_tile.h): pack returns how A is packed
  * (PYNN_APACK_*); with PYNN_APACK_TEAM the team must sync before run. */
 enum { PYNN_APACK_NONE = 0, PYNN_APACK_SOLO = 1, PYNN_APACK_TEAM = 2, PYNN_APACK_TEAM_BLOCKS = 3 };

@@ -844,7 +844,9 @@ def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not No
     cdef int b_trans = 0, epi
     cdef double scale = 0, wscale = 0
     cdef size_t apl = 0 if apack is None else <size_t>apack.shape[0]
-    cdef const real *auxp = NULL if aux is None else &aux[0]
+    cdef const real *auxp = NULL
+    if aux is not None:
+        auxp = &aux[0]
     cdef real *app = NULL if apack is None else &apack[0]
     cdef double best = 1e300, dt, t0
     cdef int i, r
