@@ -23,9 +23,13 @@ static const T *layer_output(const T *acts, const pynn_net *net, size_t n, size_
 /* The output layer's cached activations inside acts, for a pass over n rows. */
 static const T *last_output(const T *acts, const pynn_net *net, size_t n)
 {
-    for (size_t l = 1; l < net->n_layers; l++)
-        acts += n * (size_t)net->units[l];
-    return acts;
+    return layer_output(acts, net, n, net->n_layers - 1);
+}
+
+/* Layer l's input: x for the first layer, else the output cached below it. */
+static const T *layer_input(const T *acts, const pynn_net *net, size_t n, const T *x, size_t l)
+{
+    return l == 0 ? x : layer_output(acts, net, n, l - 1);
 }
 
 /* The packing room of the workspace ws (layout.c). */
@@ -118,7 +122,7 @@ static double weighted_loss(const T *yh, const T *y, const T *sw, const int64_t 
  * thread its share of the rows (the output activation, the output delta, its
  * sample-weight scaling) while all pack the top layer's x^T; then each layer
  * is one phase, a sync after each (and so at the end).  Thread 0 adds up the
- * loss during the first of them and hands it over in *shared. */
+ * loss during the first of them and hands it to the team in *shared. */
 double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
                           const pynn_net *net, const T *params, const size_t *w_off,
                           const size_t *b_off, const T *x, const pynn_csr *sx,
@@ -154,7 +158,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
      * or no GEMM there). */
 #define WGRAD_GEMM(l) (!((l) == 0 && sx))
 #define PREPACK(l, slot) (ap && tm->size > 1 && WGRAD_GEMM(l) ?                             \
-        pynn__dense_wgrad_pack((l) == 0 ? x : layer_output(acts, net, n, (l) - 1), n,        \
+        pynn__dense_wgrad_pack(layer_input(acts, net, n, x, (l)), n,                          \
                                (size_t)net->units[l], (size_t)net->units[(l) + 1],           \
                                ap->t[slot], ap->t_len, tm) : -1)
     int wmode = PREPACK(L - 1, 0);
@@ -170,12 +174,12 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
         } else {
             loss = weighted_loss(a_last, y, sw, sw_idx, n, m, net->loss, alpha_loss, wsq);
         }
-        shared[0] = loss;
+        *shared = loss;
     }
     for (size_t l = L; l-- > 0;) {
         size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
         int slot = (int)((L - 1 - l) & 1);
-        const T *in = l == 0 ? x : layer_output(acts, net, n, l - 1);
+        const T *in = layer_input(acts, net, n, x, l);
         /* no dx for the first layer: nothing upstream needs it; below it, the
          * hidden activation's derivative is fused into the dx product */
         if (l == 0 && sx) {
@@ -199,7 +203,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
     }
 #undef PREPACK
 #undef WGRAD_GEMM
-    return shared[0]; /* after the last layer's sync */
+    return *shared; /* after the last layer's sync */
 }
 
 /* 1 if any of the count values is NaN or infinite: all exponent bits set.  An
@@ -353,17 +357,17 @@ static pynn_status loss_grad_rows(double *loss, T *grads, const pynn_net *net, c
         return st;
     T *acts = ws + lay.acts;
     double wsq = alpha > 0 ? pynn__weight_sq(net, params, w_off) : 0;
-    double shared[2];
+    double shared;
     /* one pass: the stateless sparse gradient (marks NULL) writes every row */
-#define LOSS_GRAD(tm)                                                                      \
-    do {                                                                                   \
-        pynn_apack ap = pynn__apack_of(ws, &lay);                                                \
-        pynn__net_forward(acts, net, params, w_off, b_off, x, sx, n, 1, &ap, (tm));        \
+#define LOSS_GRAD(tm)                                                                       \
+    do {                                                                                    \
+        pynn_apack ap = pynn__apack_of(ws, &lay);                                           \
+        pynn__net_forward(acts, net, params, w_off, b_off, x, sx, n, 1, &ap, (tm));         \
         double l_ = pynn__net_backward(grads, ws + lay.delta0, ws + lay.delta1, &ap, acts,  \
                                        net, params, w_off, b_off, x, sx, NULL, y, sw, NULL, \
-                                       n, alpha, wsq, shared, (tm));                       \
-        if ((tm)->id == 0)                                                                 \
-            *loss = l_;                                                                    \
+                                       n, alpha, wsq, &shared, (tm));                       \
+        if ((tm)->id == 0)                                                                  \
+            *loss = l_;                                                                     \
     } while (0)
     int nt = pynn__net_threads(net, n, n_threads);
     (void)nt;

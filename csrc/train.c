@@ -92,7 +92,7 @@ typedef struct {
     unsigned char *marks;
     size_t max_steps;
     double wsq;          /* the L2 term's sum of squares, kept by thread 0 */
-    double shared[2];    /* net_backward's hand-over (loss, alpha) */
+    double shared;       /* net_backward's hand-over of the loss */
     pynn_status status;
 } step_loop;
 
@@ -139,7 +139,7 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
         double loss = pynn__net_backward(grads, ws + lay->delta0, ws + lay->delta1, &ap, acts,
                                          net, params, sl->w_off, sl->b_off, b.x, sx,
                                          sl->marks, b.y, b.sw, b.sw_idx, b.rows, opt->alpha,
-                                         lead ? sl->wsq : 0, sl->shared, tm);
+                                         lead ? sl->wsq : 0, &sl->shared, tm);
         if (!isfinite(loss)) {
             if (lead)
                 sl->status = PYNN_ERR_NONFINITE; /* before the update: weights stay */
