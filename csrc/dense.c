@@ -41,7 +41,7 @@ void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_
     g.m = n; g.n = n_out; g.k = n_in;
     g.a = x; g.a_rs = (ptrdiff_t)n_in; g.a_cs = 1;
     if (ap) {
-        g.apack = ap->r; g.apack_len = ap->r_len;
+        g.apack = ap->r; g.apack_len = ap->r_len; g.bf16 = ap->bf16;
     }
     g.b = W; g.ldb = (ptrdiff_t)n_out;
     g.c = out; g.ldc = (ptrdiff_t)n_out;
@@ -100,10 +100,10 @@ void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, s
 }
 
 /* The weight-gradient product dW = x^T delta / n + alpha W / n, packing A = x^T
- * into room (NULL: none). */
+ * into room (NULL: none); bf16: its operands rounded to bfloat16. */
 static pynn_gemm_args wgrad_args(T *dW, const T *delta, const T *x, const T *W, size_t n,
                                  size_t n_in, size_t n_out, double alpha, T *room,
-                                 size_t room_len)
+                                 size_t room_len, int bf16)
 {
     pynn_gemm_args g = {0};
     g.m = n_in; g.n = n_out; g.k = n;
@@ -113,6 +113,7 @@ static pynn_gemm_args wgrad_args(T *dW, const T *delta, const T *x, const T *W, 
     g.epi = PYNN_EPI_SCALE_W; g.scale = (T)(1.0 / (double)n); g.wscale = (T)(alpha / (double)n);
     g.w = W; g.ldw = (ptrdiff_t)n_out;
     g.apack = room; g.apack_len = room_len;
+    g.bf16 = bf16;
     return g;
 }
 
@@ -121,9 +122,9 @@ static pynn_gemm_args wgrad_args(T *dW, const T *delta, const T *x, const T *W, 
  * phase needs no sync of its own for packing.  Only shapes matter (delta, dW
  * and W are not read). */
 int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
-                           size_t room_len, const pynn_team *tm)
+                           size_t room_len, int bf16, const pynn_team *tm)
 {
-    pynn_gemm_args g = wgrad_args(NULL, NULL, x, NULL, n, n_in, n_out, 0, room, room_len);
+    pynn_gemm_args g = wgrad_args(NULL, NULL, x, NULL, n, n_in, n_out, 0, room, room_len, bf16);
     return pynn__gemm_pack(&g, tm);
 }
 
@@ -144,7 +145,7 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
 {
     T inv_n = (T)(1.0 / (double)n);
     pynn_gemm_args g = wgrad_args(dW, delta, x, W, n, n_in, n_out, alpha, ap ? wroom : NULL,
-                                  ap ? ap->t_len : 0);
+                                  ap ? ap->t_len : 0, ap ? ap->bf16 : 0);
     pynn_gemm_args h = {0};
     if (dx) {
         h.m = n; h.n = n_in; h.k = n_out;
@@ -154,7 +155,7 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
         h.epi = da ? PYNN_EPI_DACT : PYNN_EPI_NONE; h.act = dact;
         h.da = da; h.ldda = (ptrdiff_t)n_in;
         if (ap) {
-            h.apack = ap->r; h.apack_len = ap->r_len;
+            h.apack = ap->r; h.apack_len = ap->r_len; h.bf16 = ap->bf16;
         }
     }
     int gmode = wmode >= 0 ? wmode : pynn__gemm_pack(&g, tm);

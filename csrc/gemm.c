@@ -20,6 +20,9 @@
  * of floats, 16 KiB of doubles) stay in L1 while K streams past. */
 #define GENERIC_COLS 512
 
+/* x rounded to bfloat16 (the mixed-precision mode; float only). */
+#define BF16(x) ((T)pynn__bf16_round((float)(x)))
+
 /* The epilogue of one row's columns [j0, j0 + jn) of C, in place. */
 static void generic_epilogue(const pynn_gemm_args *g, size_t i, size_t j0, size_t jn)
 {
@@ -73,7 +76,22 @@ static void generic_run(const pynn_gemm_args *g, const pynn_team *tm)
             size_t jn = n - j0 < GENERIC_COLS ? n - j0 : GENERIC_COLS;
             for (size_t r = 0; r < rows; r++)
                 memset(g->c + (i0 + r) * g->ldc + j0, 0, jn * sizeof(T));
-            if (g->b_trans) {
+            if (g->bf16) {
+                /* the mixed-precision product: each operand rounded to
+                 * bfloat16 as it is read (a product of two is exact in
+                 * float, so this multiply and add give the SIMD kernels' FMA
+                 * bits), summed in ascending p from zero */
+                for (size_t r = 0; r < rows; r++) {
+                    T *restrict c = g->c + (i0 + r) * g->ldc + j0;
+                    const T *restrict a = g->a + (i0 + r) * g->a_rs;
+                    for (size_t p = 0; p < k; p++) {
+                        const T av = BF16(a[p * g->a_cs]);
+                        for (size_t j = 0; j < jn; j++)
+                            c[j] += av * BF16(g->b_trans ? g->b[(j0 + j) * g->ldb + p]
+                                                         : g->b[p * g->ldb + j0 + j]);
+                    }
+                }
+            } else if (g->b_trans) {
                 /* B(p, j) = b[j * ldb + p]: each output is a dot product, still
                  * summed in ascending p from zero */
                 for (size_t r = 0; r < rows; r++) {

@@ -258,10 +258,30 @@ PYNN_UNROLL16
 
 #define TILE_CASE(R) case R: GEMM_NAME(tile)(R, g, i0, j0, cols, p0, p1, first, last, bp, ap); break;
 
+/* Rounds count packed values to bfloat16 in place (g->bf16: the products of
+ * the mixed-precision mode then multiply bfloat16 values exactly and
+ * accumulate in float; only the float kernels ever get the flag). */
+static void GEMM_NAME(round_bf16)(T *p, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        p[i] = (T)pynn__bf16_round((float)p[i]);
+}
+
+static void GEMM_NAME(pack_b_copy)(T *restrict bp, const GEMM_ARGS *g, size_t j0, size_t p0,
+                                   size_t p1);
+
 /* Copies B's panel (rows p0..p1, columns j0..j0+NR) into bp, contiguous and
  * zero-padded: sequential loads in the tile loop and no cache-set conflicts
- * from a power-of-two row stride. */
+ * from a power-of-two row stride; rounded to bfloat16 with g->bf16. */
 static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, size_t p0, size_t p1)
+{
+    GEMM_NAME(pack_b_copy)(bp, g, j0, p0, p1);
+    if (g->bf16)
+        GEMM_NAME(round_bf16)(bp, (p1 - p0) * NR);
+}
+
+static void GEMM_NAME(pack_b_copy)(T *restrict bp, const GEMM_ARGS *g, size_t j0, size_t p0,
+                                   size_t p1)
 {
     size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
     if (g->b_trans) {
@@ -314,7 +334,31 @@ static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, siz
  * the last row).  Used when A = X^T (a_rs == 1): each step's values then come
  * from one far row of X, a new cache line per step, which the tile would
  * otherwise fetch again for every column panel.  Rows of X are read in order. */
+static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t p0,
+                                   size_t p1);
+
 static void GEMM_NAME(pack_a)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t p0, size_t p1)
+{
+    GEMM_NAME(pack_a_copy)(g, it0, it1, p0, p1);
+    if (g->bf16)
+        GEMM_NAME(round_bf16)(g->apack + it0 * (p1 - p0) * MR, (it1 - it0) * (p1 - p0) * MR);
+}
+
+/* One row tile it of A (any strides) over [p0, p1) into dst, rounded to
+ * bfloat16: the mixed-precision product where no room was given to pack A
+ * for all tiles at once (PYNN_APACK_TILE). */
+static void GEMM_NAME(pack_a_tile)(T *restrict dst, const GEMM_ARGS *g, size_t it, size_t p0,
+                                   size_t p1)
+{
+    for (size_t p = p0; p < p1; p++, dst += MR)
+        for (int r = 0; r < MR; r++) {
+            size_t i = it * MR + (size_t)r;
+            dst[r] = i < g->m ? (T)pynn__bf16_round((float)g->a[i * g->a_rs + p * g->a_cs]) : 0;
+        }
+}
+
+static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t p0,
+                                   size_t p1)
 {
     size_t kc = p1 - p0;
     if (g->a_cs == 1) {
@@ -355,7 +399,7 @@ static void GEMM_NAME(pack_a)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t
  * the panel it holds; abase: the block's packed A (NULL: A read in place). */
 static PYNN_ALWAYS_INLINE void
 GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p1, T *bp,
-                    size_t *packed, const T *abase)
+                    size_t *packed, const T *abase, T *own_a)
 {
     int first = p0 == 0, last = p1 == g->k;
     if (bp && *packed != t / mt) {
@@ -365,6 +409,10 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p
     size_t it = t % mt, jt = t / mt;
     size_t i0 = it * MR, j0 = jt * NR;
     const T *ap = abase ? abase + it * (p1 - p0) * MR : NULL;
+    if (own_a) {
+        GEMM_NAME(pack_a_tile)(own_a, g, it, p0, p1);
+        ap = own_a;
+    }
     size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
     size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
     switch (rows) {
@@ -403,7 +451,7 @@ static GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
     pl.kc = (g->k + pl.nkb - 1) / pl.nkb;
     /* packing B pays once a panel serves several row tiles; the arithmetic,
      * and so every result bit, is the same either way */
-    pl.packb = pl.mt >= PYNN_GEMM_PACKB_MIN_ROW_TILES || g->b_trans;
+    pl.packb = pl.mt >= PYNN_GEMM_PACKB_MIN_ROW_TILES || g->b_trans || g->bf16;
     return pl;
 }
 
@@ -417,16 +465,23 @@ static GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
 static int GEMM_NAME(apack_mode)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
                                  const pynn_team *tm)
 {
-    if (g->apack == NULL || pl->nt < PYNN_GEMM_PACKA_MIN_COL_PANELS ||
-        g->k < PYNN_GEMM_PACKA_MIN_K)
-        return PYNN_APACK_NONE;
-    if (!((g->a_rs == 1 && g->a_cs != 1) ||
-          (g->a_cs == 1 && ((size_t)g->a_rs * sizeof(T)) % PYNN_GEMM_ALIAS_BYTES == 0 &&
-           (size_t)g->a_rs % PYNN_GEMM_PACK_WIDTH == 0 && g->m <= PYNN_GEMM_PACK_ROWS)))
-        return PYNN_APACK_NONE;
     size_t block = pl->mt * MR * pl->kc;
-    if (block > g->apack_len)
-        return PYNN_APACK_NONE;
+    if (g->bf16) {
+        /* A is always packed, to be rounded: in the room if it holds a block
+         * and the layout is one pack_a reads, else tile by tile */
+        if (g->apack == NULL || block > g->apack_len || (g->a_cs != 1 && g->a_rs != 1))
+            return PYNN_APACK_TILE;
+    } else {
+        if (g->apack == NULL || pl->nt < PYNN_GEMM_PACKA_MIN_COL_PANELS ||
+            g->k < PYNN_GEMM_PACKA_MIN_K)
+            return PYNN_APACK_NONE;
+        if (!((g->a_rs == 1 && g->a_cs != 1) ||
+              (g->a_cs == 1 && ((size_t)g->a_rs * sizeof(T)) % PYNN_GEMM_ALIAS_BYTES == 0 &&
+               (size_t)g->a_rs % PYNN_GEMM_PACK_WIDTH == 0 && g->m <= PYNN_GEMM_PACK_ROWS)))
+            return PYNN_APACK_NONE;
+        if (block > g->apack_len)
+            return PYNN_APACK_NONE;
+    }
     if (tm->size == 1)
         return PYNN_APACK_SOLO;
     /* room for one block only (a batch of more than PYNN_GEMM_PACK_ROWS rows,
@@ -487,8 +542,14 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
             abase = g->apack;
         }
         size_t packed = (size_t)-1;
+        if (amode == PYNN_APACK_TILE) {
+            _Alignas(64) T own_a[KC * MR];
+            for (size_t t = t0; t < t1; t++)
+                GEMM_NAME(one_tile)(g, t, pl.mt, p0, p1, bp, &packed, NULL, own_a);
+            continue;
+        }
         for (size_t t = t0; t < t1; t++)
-            GEMM_NAME(one_tile)(g, t, pl.mt, p0, p1, pl.packb ? bp : NULL, &packed, abase);
+            GEMM_NAME(one_tile)(g, t, pl.mt, p0, p1, pl.packb ? bp : NULL, &packed, abase, NULL);
     }
 }
 

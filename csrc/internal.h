@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include "pynn.h"
 
 #ifdef _OPENMP
@@ -159,6 +160,7 @@ typedef struct {
     size_t apack_t, apack_r; /* room to pack A: A = x^T (weight gradients); A a batch of rows */
     size_t sq;               /* one double per optimizer chunk of every W (in pairs of scalars) */
     size_t marks, total;
+    int bf16;                /* the net's bf16: the products round their operands */
 } pynn__ws_layout;
 
 /* The matrix product splits K into blocks of at most this many (gemm_tile.h;
@@ -227,6 +229,8 @@ typedef enum {
         const T *da; ptrdiff_t ldda;                                             \
         T *apack; size_t apack_len; /* NULL, or room to pack A (scalars)      */ \
         int n_threads;                                                           \
+        int bf16; /* 1: A and B rounded to bfloat16 as they are packed (both  */ \
+                  /* always are; float only, see pynn_net.bf16)              */ \
     }
 typedef PYNN_GEMM_ARGS_OF(float) pynn_gemm_args_f32;
 typedef PYNN_GEMM_ARGS_OF(double) pynn_gemm_args_f64;
@@ -246,7 +250,8 @@ void pynn__gemm_f32(const pynn_gemm_args_f32 *g);
 void pynn__gemm_f64(const pynn_gemm_args_f64 *g);
 /* The same products run by a team (gemm_tile.h): pack returns how A is packed
  * (PYNN_APACK_*); with PYNN_APACK_TEAM the team must sync before run. */
-enum { PYNN_APACK_NONE = 0, PYNN_APACK_SOLO = 1, PYNN_APACK_TEAM = 2, PYNN_APACK_TEAM_BLOCKS = 3 };
+enum { PYNN_APACK_NONE = 0, PYNN_APACK_SOLO = 1, PYNN_APACK_TEAM = 2, PYNN_APACK_TEAM_BLOCKS = 3,
+       PYNN_APACK_TILE = 4 /* bf16 without room: each tile packs its own A */ };
 int pynn_gemm_pack_avx2_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
 int pynn_gemm_pack_avx2_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm);
 int pynn_gemm_pack_avx512_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
@@ -255,6 +260,21 @@ void pynn_gemm_run_avx2_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, in
 void pynn_gemm_run_avx2_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
 void pynn_gemm_run_avx512_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
 void pynn_gemm_run_avx512_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
+
+/* x rounded to the nearest bfloat16 (ties to even), as a float: the top 16
+ * bits of its binary32 pattern.  Infinities stay; finite values beyond the
+ * largest bfloat16 round to infinity, as IEEE rounding does; a NaN stays a
+ * (quiet) NaN.  Branch-free, so a loop over it vectorises. */
+static inline float pynn__bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    uint32_t nan = (u & 0x7fffffffu) > 0x7f800000u;
+    u = nan ? (u | 0x00400000u) : u + 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
 
 /* Vectorised float activations (vexp_avx2.c); also used on the AVX-512 path. */
 void pynn_softmax_avx2_f32(float *a, size_t n, size_t m);

@@ -14,7 +14,8 @@ pynn_status pynn__check_net(const pynn_net *net)
     for (size_t l = 0; l <= net->n_layers; l++)
         if (net->units[l] <= 0)
             return PYNN_ERR_ARG;
-    if (!pynn__act_ok(net->hidden) || !pynn__act_ok(net->output) || !pynn__loss_ok(net->loss))
+    if (!pynn__act_ok(net->hidden) || !pynn__act_ok(net->output) || !pynn__loss_ok(net->loss) ||
+        (net->bf16 != 0 && net->bf16 != 1))
         return PYNN_ERR_ARG;
     /* A hidden step unit has a zero derivative everywhere: nothing can learn. */
     /* exp is the output link of Poisson regression, not a hidden unit (it grows
@@ -101,6 +102,7 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
         !pynn__mul(delta, 2, &delta) || !pynn__mul(batch, csr ? 0 : u0, &xb) ||
         !pynn__mul(batch, (size_t)net->units[net->n_layers], &yb))
         return PYNN_ERR_OVERFLOW;
+    lay->bf16 = net->bf16;
     lay->acts = 0;
     lay->delta0 = acts;
     lay->delta1 = acts + delta / 2;
@@ -129,17 +131,19 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     if (!pynn__mul(maxin, depth, &apack_t) || !pynn__mul(apack_t, 2, &apack_t))
         return PYNN_ERR_OVERFLOW;
     /* ... and products whose A is a batch of rows (m <= batch, K a layer's
-     * width), packed only for some widths and batches (gemm_tile.h) */
+     * width), packed only for some widths and batches (gemm_tile.h); with
+     * bf16, every product packs (and rounds) A: room for every width, and for
+     * one K block of a batch of more than PYNN_GEMM_PACK_ROWS rows */
     size_t widest = 0;
     for (size_t l = csr ? 1 : 0; l <= net->n_layers; l++) {
         size_t u = (size_t)net->units[l];
-        if (u % PYNN_GEMM_PACK_WIDTH == 0 && u > widest)
+        if ((net->bf16 || u % PYNN_GEMM_PACK_WIDTH == 0) && u > widest)
             widest = u;
     }
-    if (widest && batch <= PYNN_GEMM_PACK_ROWS &&
-        !pynn__mul(batch + PYNN_GEMM_MR_PAD,
-                   widest + (widest + PYNN_GEMM_KC_MIN - 1) / PYNN_GEMM_KC_MIN,
-                   &apack_r))
+    size_t rdepth = widest + (widest + PYNN_GEMM_KC_MIN - 1) / PYNN_GEMM_KC_MIN;
+    if (batch > PYNN_GEMM_PACK_ROWS)
+        rdepth = net->bf16 ? (widest < PYNN_GEMM_KC ? widest : PYNN_GEMM_KC) : 0;
+    if (widest && !pynn__mul(batch + PYNN_GEMM_MR_PAD, rdepth, &apack_r))
         return PYNN_ERR_OVERFLOW;
     lay->apack_t = total;
     if (!pynn__add(total, apack_t, &total))

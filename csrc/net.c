@@ -41,6 +41,7 @@ pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay)
     ap.t[1] = ap.t[0] + ap.t_len;
     ap.r = ws + lay->apack_r;
     ap.r_len = lay->sq - lay->apack_r;
+    ap.bf16 = lay->bf16;
     return ap;
 }
 
@@ -160,7 +161,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
 #define PREPACK(l, slot) (ap && tm->size > 1 && WGRAD_GEMM(l) ?                             \
         pynn__dense_wgrad_pack(layer_input(acts, net, n, x, (l)), n,                          \
                                (size_t)net->units[l], (size_t)net->units[(l) + 1],           \
-                               ap->t[slot], ap->t_len, tm) : -1)
+                               ap->t[slot], ap->t_len, ap->bf16, tm) : -1)
     int wmode = PREPACK(L - 1, 0);
     pynn__sync(tm);
     /* thread 0 adds up the loss during the first layer's phase (the bits of a
@@ -260,6 +261,8 @@ static pynn_status predict_rows(T *out, const pynn_net *net, const T *params, co
     if (out == NULL || params == NULL || (x == NULL && sx == NULL) || ws == NULL || n == 0)
         return PYNN_ERR_ARG;
     pynn_status st = pynn__net_prologue(w_off, b_off, &lay, net, batch, ws_len, sx != NULL);
+    if (st == PYNN_OK)
+        st = pynn__precision_ok(net);
     if (st != PYNN_OK)
         return st;
     int bad = 0;
@@ -353,6 +356,8 @@ static pynn_status loss_grad_rows(double *loss, T *grads, const pynn_net *net, c
         y == NULL || ws == NULL || n == 0 || !(alpha >= 0) || alpha == INFINITY)
         return PYNN_ERR_ARG;
     pynn_status st = pynn__net_prologue(w_off, b_off, &lay, net, n, ws_len, sx != NULL);
+    if (st == PYNN_OK)
+        st = pynn__precision_ok(net);
     if (st != PYNN_OK)
         return st;
     T *acts = ws + lay.acts;

@@ -76,6 +76,15 @@ typedef struct {
     pynn_activation hidden;     /* activation of every hidden layer */
     pynn_activation output;     /* activation of the output layer */
     pynn_loss loss;
+    /* 1: mixed precision, bfloat16 products (float32 core only; the double core
+     * refuses it with PYNN_ERR_UNSUPPORTED).  The operands of every layer's
+     * three products (x W, x^T delta, delta W^T) are rounded to bfloat16
+     * (nearest, ties to even) as the product packs them; the products
+     * accumulate in float32; parameters, epilogues (bias, activations and
+     * their derivatives), losses and the optimizer stay float32.  The first
+     * layer on CSR input, whose products are not matrix products, stays
+     * float32.  0: every value in the core's type. */
+    int bf16;
 } pynn_net;
 
 /* Hyper-parameters of one optimizer step. */

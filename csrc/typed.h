@@ -128,7 +128,20 @@ void pynn__gemm_team(const pynn_gemm_args *g, const pynn_team *tm);
 typedef struct {
     T *t[2], *r;          /* t: two, so a phase can pack the next layer's ahead */
     size_t t_len, r_len;
+    int bf16;             /* the net's bf16: round A and B to bfloat16 as they are packed */
 } pynn_apack;
+
+/* The network's precision is one this core runs: bf16 products only on the
+ * float core. */
+static inline pynn_status pynn__precision_ok(const pynn_net *net)
+{
+#ifdef T_IS_FLOAT
+    (void)net;
+    return PYNN_OK;
+#else
+    return net != NULL && net->bf16 ? PYNN_ERR_UNSUPPORTED : PYNN_OK;
+#endif
+}
 
 /* act_loss.c (shapes: n rows of m; no argument checks, callers made them) */
 void pynn__activate_rows(T *a, size_t n, size_t m, pynn_activation act);
@@ -148,7 +161,7 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
 void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, size_t j1,
                      T scale);
 int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
-                           size_t room_len, const pynn_team *tm);
+                           size_t room_len, int bf16, const pynn_team *tm);
 
 /* sparse.c: the first layer on CSR input (see there for the math); a batch's
  * rows as a list of CSR rows. */

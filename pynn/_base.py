@@ -34,7 +34,8 @@ from ._validation import (ClassEncoder, all_finite, batch_size_for, check_batch_
                           check_bool, check_fits_dtype, check_float, check_int,
                           check_n_features, check_patience, check_random_state,
                           check_sample_weight, check_verbose, check_y_given, dtype_of,
-                          feature_names, resolve_dtype, resolve_threads, validate_X)
+                          feature_names, is_bfloat16, resolve_dtype, resolve_threads,
+                          validate_X)
 from .exceptions import ModelFileError, NotFittedError, OutputOverflow, sklearn_flavour
 
 # Rows per block when predicting: bounds the workspace, not the result.
@@ -388,7 +389,8 @@ class NetworkBase(ParamsMixin):
     def _make_net(self, output=None):
         hidden, out, loss = self._activations()
         return _core.Net(self._layout.units, _core.ACTIVATIONS[hidden],
-                         _core.ACTIVATIONS[output or out], _core.LOSSES[loss])
+                         _core.ACTIVATIONS[output or out], _core.LOSSES[loss],
+                         bf16=is_bfloat16(self.dtype))
 
     def _allocate(self, units, dtype, arena=None):
         """A fresh zeroed arena for layer sizes `units`, or (a loaded model)

@@ -30,6 +30,7 @@ cdef extern from "pynn.h" nogil:
         pynn_activation hidden
         pynn_activation output
         pynn_loss loss
+        int bf16
     ctypedef struct pynn_optim:
         pynn_solver solver
         double learning_rate
@@ -498,7 +499,7 @@ cdef class Net:
     # (no negative indexing in this module: it is compiled with wraparound off)
     cdef readonly Py_ssize_t n_outputs
 
-    def __init__(self, units, hidden, output, loss):
+    def __init__(self, units, hidden, output, loss, bf16=False):
         cdef Py_ssize_t[::1] u
         self.units = np.ascontiguousarray(units, dtype=np.intp)
         if self.units.ndim != 1 or self.units.shape[0] < 2:
@@ -510,6 +511,7 @@ cdef class Net:
         self.net.hidden = <pynn_activation><int>hidden
         self.net.output = <pynn_activation><int>output
         self.net.loss = <pynn_loss><int>loss
+        self.net.bf16 = 1 if bf16 else 0
         _check(pynn_param_count(&self.n_params, &self.net), "network")
 
     def workspace_size(self, size_t batch):

@@ -54,19 +54,33 @@ def check_bool(value, name):
     return bool(value)
 
 
+def is_bfloat16(dtype):
+    """Whether dtype asks for the mixed-precision mode: 'bfloat16' (or the
+    bfloat16 dtype of the ml_dtypes package, which NumPy itself lacks)."""
+    if isinstance(dtype, str):
+        return dtype == "bfloat16"
+    return getattr(dtype, "__name__", None) == "bfloat16" or (
+        getattr(dtype, "name", None) == "bfloat16")
+
+
 def resolve_dtype(dtype):
-    """np.float32 or np.float64 from a name or dtype; None stays None (the
-    data's dtype decides, see dtype_of)."""
+    """The dtype the weights are stored in: np.float32 or np.float64 from a
+    name or dtype ('bfloat16', the mixed-precision mode, keeps float32 weights:
+    see is_bfloat16); None stays None (the data's dtype decides, see
+    dtype_of)."""
     if dtype is None:
         return None
     if isinstance(dtype, str) and dtype in _DTYPES:
         return np.dtype(_DTYPES[dtype])
+    if is_bfloat16(dtype):
+        return np.dtype(np.float32)
     try:
         dt = np.dtype(dtype)
     except TypeError:
         dt = None
     if dt is None or dt not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be 'float32', 'float64' or None, got {dtype!r}")
+        raise ValueError(f"dtype must be 'float32', 'float64', 'bfloat16' or None, "
+                         f"got {dtype!r}")
     return dt
 
 

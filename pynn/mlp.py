@@ -251,8 +251,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Share of the training data held out when ``early_stopping`` is on.
     beta_1, beta_2, epsilon : float, defaults 0.9, 0.999, 1e-8
     n_iter_no_change : int, default=10
-    dtype : {'float32', 'float64'}, default='float32'
-        Precision of the weights and of all arithmetic.
+    dtype : {'float32', 'float64', 'bfloat16'}, default='float32'
+        Precision of the weights and of all arithmetic.  'bfloat16' is mixed
+        precision: weights, biases, optimizer state, losses and ``coefs_`` stay
+        float32, and the operands of every layer's three matrix products (the
+        forward ``x @ W``, the gradients ``x.T @ delta`` and ``delta @ W.T``)
+        are rounded to bfloat16 (to nearest, ties to even) and multiplied with
+        float32 sums, as in PyTorch's ``autocast``; bias, activations and their
+        derivatives are float32.  Prediction uses the same products.  The
+        first layer on sparse input stays float32 (its products are not
+        matrix products).
     n_threads : int or None, default=None
         Threads for the core; None follows OpenMP's default (OMP_NUM_THREADS).
         More than the processors this process may run on are not used (a

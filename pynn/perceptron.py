@@ -57,7 +57,9 @@ class Perceptron(ClassifierMixin, NetworkBase):
     warm_start : bool, default=False
     verbose : bool or int, default=False
         1/True: a live progress bar on stderr; 2: one line per epoch on stdout.
-    dtype : {'float32', 'float64'}, default='float32'
+    dtype : {'float32', 'float64', 'bfloat16'}, default='float32'
+        'bfloat16': float32 weights, bfloat16 operands in the products (see
+        MLPClassifier).
     n_threads : int or None, default=None
         Threads for the core, as in MLPClassifier: None follows OpenMP's default,
         capped at the processors this process may run on.

@@ -257,32 +257,56 @@ _loss_fn = loss
 # --------------------------------------------------------------------------
 
 
-def dense_forward(x, W, b, activation="identity"):  # noqa: A002
-    """a = f(x W + b);  x (n, n_in), W (n_in, n_out), b (n_out,) -> (n, n_out)."""
+def bf16_round(x):
+    """x rounded to the nearest bfloat16 (ties to even), as float64 values.
+
+    The value is first taken as float32 (the mixed-precision mode stores
+    float32), then its binary32 pattern u keeps its top 16 bits after adding
+    0x7FFF plus the lowest kept bit: round to nearest, ties to even.  NaN stays
+    NaN; finite values past the largest bfloat16 become infinite."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    r = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    r = np.where(nan, (u | 0x400000) & 0xFFFF0000, r).astype(np.uint32)
+    return r.view(np.float32).astype(np.float64)
+
+
+def matmul(a, b, bf16=False):
+    """a @ b; bf16: of the operands rounded to bfloat16, summed in float64
+    (the mixed-precision mode's products, bar float32's rounding of the sums)."""
+    if bf16:
+        return bf16_round(a) @ bf16_round(b)
+    return a @ b
+
+
+def dense_forward(x, W, b, activation="identity", bf16=False):  # noqa: A002
+    """a = f(x W + b);  x (n, n_in), W (n_in, n_out), b (n_out,) -> (n, n_out).
+    bf16: the product's operands rounded to bfloat16 (see matmul)."""
     x, W, b = _float_array(x), _float_array(W), _float_array(b)
     if x.ndim != 2 or W.ndim != 2 or b.ndim != 1:
         raise ValueError("x and W must be 2-D, b 1-D")
     if x.shape[1] != W.shape[0] or W.shape[1] != b.shape[0]:
         raise ValueError("shapes of x, W, b do not match")
-    return _activation_fn(x @ W + b, activation)
+    return _activation_fn(matmul(x, W, bf16) + b, activation)
 
 
-def dense_backward(delta, x, W, alpha=0.0):
+def dense_backward(delta, x, W, alpha=0.0, bf16=False):
     """Gradients of the mean loss through z = x W + b, delta = dl_k/dz_k.
 
     With n = rows of delta:
         dW = x^T delta / n + alpha W / n      (L2 term alpha/2 ||W||^2 / n)
         db = sum_k delta_k / n
         dx = delta W^T                        (per-row, not divided by n)
-    Returns (dx, dW, db).
+    Returns (dx, dW, db).  bf16: both products' operands rounded to bfloat16
+    (the L2 term and db use W and delta as they are).
     """
     delta, x, W = _float_array(delta), _float_array(x), _float_array(W)
     n = delta.shape[0]
     if x.shape[0] != n or x.shape[1] != W.shape[0] or delta.shape[1] != W.shape[1]:
         raise ValueError("shapes of delta, x, W do not match")
-    dW = (x.T @ delta + alpha * W) / n
+    dW = (matmul(x.T, delta, bf16) + alpha * W) / n
     db = np.sum(delta, axis=0) / n
-    dx = delta @ W.T
+    dx = matmul(delta, W.T, bf16)
     return dx, dW, db
 
 
@@ -332,29 +356,33 @@ def adam_update(params, m, v, grads, lr, beta1, beta2, epsilon, t):
 # --------------------------------------------------------------------------
 
 
-def forward(coefs, intercepts, X, hidden, output):
+def forward(coefs, intercepts, X, hidden, output, bf16=False):
     """Activations [X, a_1, ..., a_L] of an MLP.
 
     a_l = hidden(a_{l-1} W_l + b_l) for l < L,  a_L = output(a_{L-1} W_L + b_L).
+    bf16: every product's operands rounded to bfloat16 (see matmul).
     """
     acts = [_float_array(X)]
     n_layers = len(coefs)
     for l, (W, b) in enumerate(zip(coefs, intercepts)):
         name = output if l == n_layers - 1 else hidden
-        acts.append(dense_forward(acts[-1], W, b, name))
+        acts.append(dense_forward(acts[-1], W, b, name, bf16))
     return acts
 
 
-def loss_and_gradients(coefs, intercepts, X, Y, hidden, output, loss, alpha=0.0):  # noqa: A002
+def loss_and_gradients(coefs, intercepts, X, Y, hidden, output, loss, alpha=0.0,  # noqa: A002
+                       bf16=False):
     """Loss and its gradients for the batch (X, Y), by backpropagation.
 
     loss = L(a_L, Y) + (alpha / 2) sum_l ||W_l||^2 / n     (biases unpenalized)
     delta_L = output_delta(a_L, Y)
     for l = L .. 1:   (dx, dW_l, db_l) = dense_backward(delta_l, a_{l-1}, W_l, alpha)
                       delta_{l-1} = activation_backward(dx, a_{l-1}, hidden)
+    bf16: every product's operands rounded to bfloat16 (the mixed-precision
+    mode; see matmul).
     Returns (loss, coef_grads, intercept_grads).
     """
-    acts = forward(coefs, intercepts, X, hidden, output)
+    acts = forward(coefs, intercepts, X, hidden, output, bf16)
     n = acts[0].shape[0]
     value = _loss_fn(acts[-1], Y, loss)
     value += 0.5 * alpha * sum(float(np.sum(W * W)) for W in coefs) / n
@@ -365,7 +393,7 @@ def loss_and_gradients(coefs, intercepts, X, Y, hidden, output, loss, alpha=0.0)
     delta = output_delta(acts[-1], Y, output, loss)
     for l in range(n_layers - 1, -1, -1):
         dx, coef_grads[l], intercept_grads[l] = dense_backward(
-            delta, acts[l], coefs[l], alpha
+            delta, acts[l], coefs[l], alpha, bf16
         )
         if l > 0:
             delta = activation_backward(dx, acts[l], hidden)

@@ -430,7 +430,7 @@ BAD_PARAMS = [
         r"random_state must be None, an int or a RandomState"),
     # dtype
     *_p("dtype", ["float16", "int", "int32", np.int64, "float128", "complex128", "nonsense",
-                  object, 32], ValueError, r"dtype must be 'float32', 'float64' or None"),
+                  object, 32], ValueError, r"dtype must be 'float32', 'float64', 'bfloat16' or None"),
 ]
 
 
