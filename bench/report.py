@@ -36,18 +36,48 @@ def machine_lines(args, cores, versions, missing):
              f"python {platform.python_version()}, {platform.system()} {platform.release()}"]
     lines += list(dict.fromkeys(versions[p] for p in args.peers if p in versions))
     lines += [f"{p}: unavailable ({missing[p]})" for p in args.peers if p in missing]
+    if args.dtype == "bfloat16":
+        lines += bf16_lines()
     lines += [f"epochs: {'quick' if args.quick else 'full'}, best of {args.repeats} "
               f"timed run(s) after a warm-up, lr {LEARNING_RATE}"]
     return lines
 
 
+def cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def bf16_lines():
+    """What a bfloat16 run adds: the CPU's bfloat16 instructions, pynn's SIMD
+    path, and what the rows are."""
+    from pynn import _core
+    flags = cpu_flags()
+    have = ", ".join(f"{f} {'yes' if f in flags else 'no'}"
+                     for f in ("avx512_bf16", "amx_bf16", "amx_tile"))
+    return [f"bfloat16: CPU flags {have} (/proc/cpuinfo); pynn SIMD path {_core.simd_path()}",
+            "bfloat16 rows: pynn is dtype='bfloat16' (float32 weights, bfloat16 operands of "
+            "the products), pynn.f32 the same model in float32 (its 'pynn speedup' is the "
+            "mode's gain); numpy, sklearn and jax have no bfloat16 training and are left out"]
+
+
 def case_title(result, dtype):
     """(name, one-line description) of a case's result."""
     case, (m, k, n) = result.case, result.gemm
+    # numpy has no bfloat16 matmul: a bfloat16 run relates to numpy's float32 rate
+    peak = (f"numpy float32 ({m}x{k}) @ ({k}x{n}); numpy has no bfloat16 matmul"
+            if dtype == "bfloat16" else f"numpy {dtype} ({m}x{k}) @ ({k}x{n})")
     return case.name, (f"{case.describe(result.n)}, {dtype}; "
                        f"{case.flops_per_sample():,} FLOP per "
                        f"{'row' if case.predict else 'sample'}; GEMM peak "
-                       f"{result.peak:.1f} GFLOP/s (numpy {dtype} ({m}x{k}) @ ({k}x{n}))")
+                       f"{result.peak:.1f} GFLOP/s ({peak})")
 
 
 def table(result, markdown=False):

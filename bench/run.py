@@ -4,6 +4,7 @@
     python bench/run.py                      # every case, every installed peer, 1 thread
     python bench/run.py --quick              # a smoke run of well under 20 s
     python bench/run.py --threads 2 --cases wide predict --peers pynn torch
+    python bench/run.py --dtype bfloat16     # pynn's bfloat16 mode against PyTorch's
 
 Every tool does the same work on the same data: one epoch of plain minibatch SGD
 (lr 0.01, no momentum, no L2 penalty) of a ReLU MLP with a softmax +
@@ -35,6 +36,7 @@ from cases import CASE_NAMES, CASES  # noqa: E402
 from timing import TIME_BUDGET_S, gemm_peak, pin_and_limit, time_task  # noqa: E402
 
 PEER_NAMES = list(peers.PEERS)
+DTYPES = ["float32", "float64", "bfloat16"]
 
 
 def parse_args(argv=None):
@@ -45,8 +47,10 @@ def parse_args(argv=None):
     ap.add_argument("--cases", nargs="+", choices=CASE_NAMES, default=None, metavar="CASE",
                     help=f"subset of {', '.join(CASE_NAMES)}")
     ap.add_argument("--peers", nargs="+", choices=PEER_NAMES, default=None, metavar="PEER",
-                    help=f"subset of {', '.join(PEER_NAMES)}")
-    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+                    help=f"subset of {', '.join(peers.FLOAT_PEERS)}; with --dtype bfloat16 "
+                    f"of {', '.join(peers.BF16_PEERS)}")
+    ap.add_argument("--dtype", choices=DTYPES, default="float32",
+                    help="bfloat16: float32 weights, bfloat16 operands of the products")
     ap.add_argument("--threads", type=int, default=1,
                     help="threads for every tool; the process is pinned to this many cores")
     ap.add_argument("--simd", default=None, help="force pynn's SIMD path "
@@ -65,9 +69,15 @@ def parse_args(argv=None):
     if args.repeats < 1:
         ap.error("--repeats must be >= 1")
     args.cases = [c for c in CASES if c.name in (args.cases or CASE_NAMES)]
+    valid = peers.peers_for(args.dtype)
     if args.peers is None:
-        args.peers = peers.QUICK_PEERS if args.quick else PEER_NAMES
+        args.peers = peers.QUICK_PEERS if args.quick and args.dtype != "bfloat16" else valid
     else:
+        wrong = [p for p in args.peers if p not in valid]
+        if wrong:
+            ap.error(f"--dtype {args.dtype} runs the peers {', '.join(valid)}, not "
+                     f"{', '.join(wrong)}" + (" (no bfloat16 training on a CPU to time)"
+                                              if args.dtype == "bfloat16" else ""))
         args.peers = [p for p in PEER_NAMES if p in args.peers]
     return args
 
@@ -76,7 +86,8 @@ ARGS = parse_args() if __name__ == "__main__" else None
 CORES = pin_and_limit(ARGS.threads) if ARGS is not None else []
 
 # numpy loads here, after the thread settings, on purpose
-from reference import CheckFailed, check, initial_weights, make_data  # noqa: E402
+from reference import (RTOL, CheckFailed, array_dtype, check, initial_weights,  # noqa: E402
+                       make_data)
 from report import CaseResult, Row, case_title, machine_lines, table, write_markdown  # noqa: E402,E501
 
 
@@ -94,33 +105,64 @@ def load_peers(names, dtype, threads):
     return loaded, versions, missing
 
 
-def time_peer(peer, s, n, repeats):
+def time_peer(peer, s, n, repeats, note=""):
     """The table row of `peer` on the setup `s` (n samples).  A failure is noted
     in the row, except pynn's, which is raised."""
-    row = Row(peer.name)
+    row = Row(peer.name, note=note)
     make = peer.predict if s.case.predict else peer.train
     try:
         secs, row.runs = time_task(s.case, make(s), n, repeats)
     except Exception as exc:
         if peer.name == "pynn":
             raise
-        row.note = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        row.note = "; ".join(filter(None, [
+            note, f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"]))
         print(f"  {peer.name}: {row.note}", flush=True)
         return row
     row.samples_per_s = n / secs
     row.gflops = row.samples_per_s * s.case.flops_per_sample() / 1e9
     if row.runs < repeats:
-        row.note = f"best of {row.runs} (epoch over {TIME_BUDGET_S:g} s budget)"
+        row.note = "; ".join(filter(None, [
+            note, f"best of {row.runs} (epoch over {TIME_BUDGET_S:g} s budget)"]))
     return row
+
+
+def check_peer(peer, case, dtype, threads):
+    """Check the peer against the numpy reference (reference.check), print the
+    outcome; returns a note for its row ("" if none).  A failed check raises
+    CheckFailed, except for a peer whose check is not enforced."""
+    computes_in = peer.computes_in(dtype)
+    try:
+        errs = check(peer, case, computes_in, threads)
+    except NotImplementedError:
+        return ""   # the case is not one this peer runs: its timing says so
+    except CheckFailed as exc:
+        if peer.check_enforced:
+            raise
+        print(f"check: {exc} (reported, not enforced)", flush=True)
+        return f"check: {str(exc).split(': ', 1)[1]}"
+    if computes_in == "bfloat16":
+        rtol = (peer.check_rtol or {}).get("bfloat16", RTOL["bfloat16"])
+        err = f"{errs['bfloat16']:.3g} of what bfloat16 rounding moves"
+        if peer.check_enforced:
+            print(f"check: {peer.name} matches the bfloat16 numpy reference (error {err}, "
+                  f"at most {rtol:g})", flush=True)
+        else:
+            print(f"check: {peer.name} against the bfloat16 numpy reference: error {err} "
+                  f"(reported; its bound {rtol:g})", flush=True)
+    else:
+        print(f"check: {peer.name} matches numpy reference (max rel err "
+              + ", ".join(f"{e:.1e} in {d}" for d, e in errs.items()) + ")", flush=True)
+    return ""
 
 
 def run_case(case, args, loaded, missing):
     n = case.n_quick if args.quick else case.n
-    data = make_data(n, case.units[0], args.dtype, n_classes=case.n_classes, nnz=case.nnz)
-    s = peers.Setup(case, data, initial_weights(case.units, args.dtype), args.dtype,
-                    args.threads)
+    adt = array_dtype(args.dtype)       # float32 data and weights in a bfloat16 run
+    data = make_data(n, case.units[0], adt, n_classes=case.n_classes, nnz=case.nnz)
+    s = peers.Setup(case, data, initial_weights(case.units, adt), args.dtype, args.threads)
     gemm = case.gemm_shape(n)
-    result = CaseResult(case, n, gemm_peak(*gemm, args.dtype), gemm)
+    result = CaseResult(case, n, gemm_peak(*gemm, adt), gemm)  # numpy has no bfloat16
     name, description = case_title(result, args.dtype)
     print(f"\n== {name}: {description}", flush=True)
     for name in args.peers:
@@ -128,13 +170,10 @@ def run_case(case, args, loaded, missing):
             result.rows.append(Row(name, note=f"unavailable ({missing[name]})"))
             continue
         peer = loaded[name]
-        if peer.check_result:
-            errs = check(peer, case, args.dtype, args.threads)  # raises on failure
-            print(f"check: {name} matches numpy reference (max rel err "
-                  + ", ".join(f"{e:.1e} in {d}" for d, e in errs.items()) + ")", flush=True)
-        result.rows.append(time_peer(peer, s, n, args.repeats))
+        note = check_peer(peer, case, args.dtype, args.threads) if peer.check_result else ""
+        result.rows.append(time_peer(peer, s, n, args.repeats, note))
     # other work on these cores shows as a GEMM rate that moved during the case
-    after = gemm_peak(*gemm, args.dtype)
+    after = gemm_peak(*gemm, adt)
     if not 0.8 < after / result.peak < 1.25:
         result.warning = (f"WARNING: the GEMM rate moved from {result.peak:.1f} to "
                           f"{after:.1f} GFLOP/s during this case: the machine was busy, "
@@ -148,6 +187,7 @@ def write_json(path, machine, results, args):
     each tool's samples/s (None where it failed or was unavailable)."""
     import json
     data = {"machine": machine, "threads": args.threads, "dtype": args.dtype,
+            "gemm_peak_dtype": array_dtype(args.dtype),
             "cases": [{"name": r.case.name, "n": r.n, "gemm_peak": r.peak,
                        "rows": [{"tool": row.tool, "samples_per_s": row.samples_per_s,
                                  "note": row.note} for row in r.rows]} for r in results]}
@@ -159,7 +199,7 @@ def main(args):
     t_start = time.perf_counter()
     loaded, versions, missing = load_peers(args.peers, args.dtype, args.threads)
     if "pynn" in args.peers and "pynn" in missing:
-        sys.exit(f"pynn could not be imported: {missing['pynn']}\n"
+        sys.exit(f"pynn could not be loaded: {missing['pynn']}\n"
                  f"install it first: pip install --no-build-isolation .")
     if args.simd and "pynn" in versions:
         from peers.pynn_peer import force_simd

@@ -47,6 +47,120 @@ def test_quick_benchmark_runs(tmp_path):
         assert samples_per_s > 0 and speedup > 0
 
 
+def _has_torch():
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs Linux affinity")
+def test_quick_bfloat16_benchmark_runs(tmp_path):
+    """--dtype bfloat16: pynn's mixed-precision mode checked against the bfloat16
+    numpy reference, pynn in float32 as the row of the mode's speedup, PyTorch's
+    autocast and bfloat16-weights peers (where torch is installed); the JSON
+    says bfloat16."""
+    bf16_peers = ["pynn", "pynn.f32"] + (["torch.autocast", "torch.bf16"]
+                                         if _has_torch() else [])
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    out_json = tmp_path / "bf16.json"
+    proc = subprocess.run(
+        [sys.executable, RUN, "--quick", "--dtype", "bfloat16", "--cases", "small",
+         "--peers", *bf16_peers, "--json", str(out_json)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    out = proc.stdout
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{proc.stderr}"
+    assert out.count("check: pynn matches the bfloat16 numpy reference (error") == 1, out
+    assert out.count("check: pynn.f32 matches numpy reference (max rel err") == 1, out
+    assert re.search(r"^bfloat16: CPU flags avx512_bf16 (yes|no), amx_bf16 (yes|no)", out,
+                     re.M), out
+    assert "GEMM peak" in out and "(numpy float32 (32x64) @ (64x32)" in out, out
+    rows = _rows(out)
+    for tool in bf16_peers:
+        assert len(rows.get(tool, [])) == 1, out
+        samples_per_s, speedup = rows[tool][0]
+        assert samples_per_s > 0 and speedup > 0, out
+    assert rows["pynn"][0][1] == 1.0, out
+
+    with open(out_json, encoding="utf-8") as fh:
+        data = json.load(fh)
+    assert data["dtype"] == "bfloat16" and data["gemm_peak_dtype"] == "float32", data
+    case, = data["cases"]
+    assert [r["tool"] for r in case["rows"]] == bf16_peers, case
+    assert all(r["samples_per_s"] > 0 for r in case["rows"]), case
+
+
+def test_bfloat16_peers_only_in_a_bfloat16_run(tmp_path):
+    """numpy has no bfloat16 training: asking for it in a bfloat16 run (or for
+    a bfloat16 peer in a float32 run) is a usage error, before anything runs."""
+    for args in (["--dtype", "bfloat16", "--peers", "pynn", "numpy"],
+                 ["--peers", "pynn", "torch.autocast"]):
+        proc = subprocess.run([sys.executable, RUN, "--quick", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and "--dtype" in proc.stderr, proc.stderr
+
+
+@pytest.fixture
+def bench_reference(monkeypatch):
+    """bench/reference.py with bench/ on the path, as run.py has it, under its own
+    module name: tests/reference.py is the tests' `reference`."""
+    import importlib.util
+    monkeypatch.syspath_prepend(os.path.dirname(RUN))
+    spec = importlib.util.spec_from_file_location(
+        "bench_reference", os.path.join(os.path.dirname(RUN), "reference.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_round_bf16_is_round_to_nearest_even(bench_reference):
+    import numpy as np
+    r = bench_reference.round_bf16
+    f = np.float32
+    # 1 + 2^-8 is halfway between 1 and 1 + 2^-7: to the even one, 1; 1 + 3·2^-8
+    # halfway between 1 + 2^-7 (odd) and 1 + 2^-6: up
+    x = np.array([1 + 2**-8, 1 + 3 * 2**-8, 1 + 2**-8 + 2**-20, -(1 + 2**-9), 0.0, -0.0,
+                  np.inf, -np.inf, np.finfo(f).max, 3.0], f)
+    want = np.array([1.0, 1 + 2**-6, 1 + 2**-7, -1.0, 0.0, -0.0, np.inf, -np.inf, np.inf,
+                     3.0], f)
+    got = r(x)
+    assert got.dtype == f and np.array_equal(got, want), got
+    assert np.array_equal(np.signbit(got), np.signbit(want))
+    assert np.isnan(r(np.array([np.nan], f))).all()
+    assert not (r(np.random.default_rng(0).standard_normal(1000).astype(f))
+                .view(np.uint32) & 0xFFFF).any()
+
+
+def test_bfloat16_check_tells_rounding_from_none(bench_reference):
+    """The check of a bfloat16 run accepts a trainer that rounds the products'
+    operands to bfloat16 and accumulates in float32, and refuses one that does not
+    round (float32 throughout) or truncates."""
+    import numpy as np
+    from cases import CASES, LEARNING_RATE   # bench/cases.py
+    ref = bench_reference
+    case = next(c for c in CASES if c.name == "mnist-like")
+
+    def truncate(a):
+        return (np.asarray(a, np.float32).view(np.uint32) & np.uint32(0xFFFF0000)).view(
+            np.float32)
+
+    class Emulation:
+        name, check_rtol = "emulation", None
+
+        def __init__(self, operands):
+            self.operands = operands
+
+        def check_result(self, case, params, X, y, dtype, threads):
+            Y = np.eye(case.n_classes, dtype=np.float32)[y]
+            ref.numpy_epoch(params, X, Y, case.batch, LEARNING_RATE, operands=self.operands)
+            return [a for pair in params for a in pair]
+
+    err = ref.check(Emulation(ref.round_bf16), case, "bfloat16", 1)["bfloat16"]
+    assert err < ref.RTOL["bfloat16"] / 2, err
+    for operands in (lambda a: a, truncate):
+        with pytest.raises(ref.CheckFailed):
+            ref.check(Emulation(operands), case, "bfloat16", 1)
+
+
 SCALING = os.path.join(os.path.dirname(RUN), "scaling.py")
 
 

@@ -13,13 +13,27 @@ from dataclasses import dataclass
 # command-line and table name: "module in this folder.class in it"
 PEERS = {
     "pynn": "pynn_peer.Pynn",
+    "pynn.f32": "pynn_peer.PynnF32",
     "numpy": "numpy_peer.Numpy",
     "sklearn": "sklearn_peer.Sklearn",
     "torch": "torch_peer.Torch",
     "torch.compile": "torch_peer.TorchCompile",
+    "torch.autocast": "torch_peer.TorchAutocast",
+    "torch.bf16": "torch_peer.TorchBf16",
     "jax": "jax_peer.Jax",
 }
-QUICK_PEERS = ["pynn", "numpy", "sklearn"]  # the default with --quick
+# The peers of a float32 or float64 run, and of a bfloat16 run.  numpy,
+# scikit-learn and JAX have no bfloat16 training on a CPU worth timing (numpy
+# has no bfloat16 matmul at all), so the bfloat16 run has pynn in that mode,
+# pynn in float32 (the mode's speedup), and PyTorch's two bfloat16 ways.
+FLOAT_PEERS = ["pynn", "numpy", "sklearn", "torch", "torch.compile", "jax"]
+BF16_PEERS = ["pynn", "pynn.f32", "torch.autocast", "torch.bf16"]
+QUICK_PEERS = ["pynn", "numpy", "sklearn"]  # the default with --quick (float runs)
+
+
+def peers_for(dtype):
+    """The peers that can run with --dtype `dtype`."""
+    return BF16_PEERS if dtype == "bfloat16" else FLOAT_PEERS
 
 
 @dataclass
@@ -28,7 +42,9 @@ class Setup:
     case: object           # cases.Case
     data: object           # reference.Data: X, y and one-hot Y of the whole epoch
     params: list           # initial weights [(W (n_in, n_out), b (n_out,)), ...], dtype
-    dtype: str             # "float32" or "float64"
+    # "float32", "float64" or "bfloat16" (params and data are then float32: only
+    # the products' operands are bfloat16)
+    dtype: str
     threads: int
 
 
@@ -56,11 +72,20 @@ class Peer:
         """Return predict(): the softmax probabilities of all rows of s.data.X."""
         raise NotImplementedError
 
+    def computes_in(self, dtype):
+        """The precision the peer computes in when the run's dtype is `dtype`
+        (pynn.f32: float32 in a bfloat16 run)."""
+        return dtype
+
     # Optional: check_result(case, params, X, y, dtype, threads) returning the
     # weights and biases [W0, b0, W1, b1, ...] after one epoch from `params`
     # (training cases) or [predict_proba(X)] (prediction).  A peer that has it is
     # checked against the numpy reference before it is timed (reference.check).
     check_result = None
+    # {precision: tolerance} where the peer's differs from reference.RTOL, and
+    # whether exceeding it aborts the run (False: the row gets a note instead)
+    check_rtol = None
+    check_enforced = True
 
 
 def first_rows(X, n, cache):

@@ -7,6 +7,7 @@ import numpy as np
 
 from cases import LEARNING_RATE, N_CLASSES
 from peers import Peer, first_rows
+from reference import array_dtype
 
 
 def estimator(case, batch, dtype, threads, solver=None):
@@ -22,13 +23,14 @@ def model_from(case, params, dtype, threads, solver=None):
     """A pynn model holding `params`, ready to predict or (warm_start) to train on.
 
     A first fit on one row per class creates it; its weights are then
-    overwritten in place (coefs_/intercepts_ are views into the model)."""
+    overwritten in place (coefs_/intercepts_ are views into the model; float32
+    arrays in the bfloat16 mode, whose input is float32 too)."""
     m = estimator(case, max(case.batch, 1), dtype, threads, solver)
     m.set_params(warm_start=True)
     k = case.n_classes if not case.predict else N_CLASSES
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # batch_size larger than the k rows
-        m.fit(np.zeros((k, case.units[0]), dtype=dtype), np.arange(k))
+        m.fit(np.zeros((k, case.units[0]), dtype=array_dtype(dtype)), np.arange(k))
     for (W, b), mW, mb in zip(params, m.coefs_, m.intercepts_):
         mW[...] = W
         mb[...] = b
@@ -55,6 +57,15 @@ def force_simd(path):
 
 class Pynn(Peer):
     def load(self, dtype, threads):
+        if self.computes_in(dtype) == "bfloat16":
+            import pynn
+            try:  # an older pynn refuses the mode: say so before anything is timed
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # max_iter=1 does not converge
+                    pynn.MLPClassifier(dtype="bfloat16", max_iter=1).fit(
+                        np.zeros((2, 1), np.float32), [0, 1])
+            except ValueError as exc:
+                raise RuntimeError(f"this pynn has no dtype='bfloat16' mode ({exc})") from None
         return describe()
 
     def train(self, s):
@@ -62,7 +73,7 @@ class Pynn(Peer):
         (warm_start), like the NumPy, PyTorch and JAX peers, whose timed work also
         excludes creating and initialising the parameters."""
         X, y = s.data.X, s.data.y
-        m = model_from(s.case, s.params, s.dtype, s.threads)
+        m = model_from(s.case, s.params, self.computes_in(s.dtype), s.threads)
         parts = {}
 
         def run(n):
@@ -70,7 +81,7 @@ class Pynn(Peer):
         return run
 
     def predict(self, s):
-        m = model_from(s.case, s.params, s.dtype, s.threads)
+        m = model_from(s.case, s.params, self.computes_in(s.dtype), s.threads)
         return lambda: m.predict_proba(s.data.X)
 
     def check_result(self, case, params, X, y, dtype, threads):
@@ -80,3 +91,11 @@ class Pynn(Peer):
             return [m.predict_proba(X)]
         m.fit(X, y)
         return [a for pair in zip(m.coefs_, m.intercepts_) for a in pair]
+
+
+class PynnF32(Pynn):
+    """pynn in float32 in a bfloat16 run, on the same float32 data: the row
+    that shows what the bfloat16 mode gains."""
+
+    def computes_in(self, dtype):
+        return "float32"
