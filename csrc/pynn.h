@@ -122,7 +122,12 @@ typedef struct {
         T *opt_a;           /* SGD velocity or Adam's first moments (arena) */   \
         T *opt_b;           /* Adam's second moments (arena); NULL for SGD  */   \
         const T *x;         /* (n, n_features) inputs                       */   \
-        const T *y;         /* (n, n_outputs) targets                       */   \
+        const T *y;         /* (n, n_outputs) targets, or NULL: labels      */   \
+        const int64_t *labels; /* (n) class of each row, when y is NULL: its */  \
+                            /* target row is one-hot (1 in column labels[r],  */ \
+                            /* 0 elsewhere), or labels[r] itself (0 or 1) for */ \
+                            /* one output; another value gives a zero row.   */ \
+                            /* Built per batch: no n x n_outputs matrix.     */ \
         const T *sw;        /* (n) sample weights; NULL: all 1              */   \
         size_t n;           /* rows                                         */   \
         int64_t *order;     /* (n) permutation of 0..n-1                    */   \

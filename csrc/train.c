@@ -13,7 +13,7 @@ static pynn_status check_train(const pynn_train_state *state, const pynn_optim *
                                const pynn_train_data *d)
 {
     if (opt == NULL || state == NULL || d == NULL || d->params == NULL || d->grads == NULL ||
-        d->opt_a == NULL || d->y == NULL || d->order == NULL ||
+        d->opt_a == NULL || (d->y == NULL) == (d->labels == NULL) || d->order == NULL ||
         (d->x == NULL && (d->x_indptr == NULL || d->x_indices == NULL || d->x_data == NULL)) ||
         d->ws == NULL || d->n == 0 || state->pos >= d->n)
         return PYNN_ERR_ARG;
@@ -42,9 +42,23 @@ typedef struct {
     size_t rows;
 } batch_view;
 
+/* Row r of yb (m outputs) from the class label lab (see pynn.h: labels). */
+static void label_row(T *yb, size_t r, size_t m, int64_t lab)
+{
+    T *row = yb + r * m;
+    if (m == 1) {
+        row[0] = lab == 1 ? (T)1 : (T)0;
+        return;
+    }
+    memset(row, 0, m * sizeof(T));
+    if (lab >= 0 && (uint64_t)lab < m)
+        row[lab] = 1;
+}
+
 /* The batch starting at position pos of the epoch.  Shuffled: its rows are
  * gathered into xb, yb (the only copy of X a fit makes), each thread of the
- * team its share of the rows; else they are read in place. */
+ * team its share of the rows; else they are read in place.  Targets given as
+ * labels become rows of yb either way (each thread its share). */
 static batch_view next_batch(T *xb, T *yb, const pynn_train_data *d, size_t pos, size_t nin,
                              size_t m, const pynn_team *tm)
 {
@@ -52,14 +66,20 @@ static batch_view next_batch(T *xb, T *yb, const pynn_train_data *d, size_t pos,
     b.rows = d->n - pos < d->batch_size ? d->n - pos : d->batch_size;
     b.sx.indices = d->x_indices;
     b.sx.data = d->x_data;
+    size_t r0, r1;
+    pynn__share(b.rows, tm, &r0, &r1);
+    if (d->labels) {
+        const int64_t *idx = d->shuffle ? d->order + pos : NULL;
+        for (size_t r = r0; r < r1; r++)
+            label_row(yb, r, m, d->labels[idx ? (size_t)idx[r] : pos + r]);
+    }
     if (d->shuffle) {
         const int64_t *idx = d->order + pos;
-        size_t r0, r1;
-        pynn__share(b.rows, tm, &r0, &r1);
         for (size_t r = r0; r < r1; r++) {
             if (d->x)
                 memcpy(xb + r * nin, d->x + (size_t)idx[r] * nin, nin * sizeof(T));
-            memcpy(yb + r * m, d->y + (size_t)idx[r] * m, m * sizeof(T));
+            if (d->y)
+                memcpy(yb + r * m, d->y + (size_t)idx[r] * m, m * sizeof(T));
         }
         b.x = d->x ? xb : NULL;
         b.sx.indptr = d->x_indptr;
@@ -71,7 +91,7 @@ static batch_view next_batch(T *xb, T *yb, const pynn_train_data *d, size_t pos,
         b.x = d->x ? d->x + pos * nin : NULL;
         b.sx.indptr = d->x_indptr ? d->x_indptr + pos : NULL;
         b.sx.rows = NULL;
-        b.y = d->y + pos * m;
+        b.y = d->y ? d->y + pos * m : yb;
         b.sw = d->sw ? d->sw + pos : NULL;
         b.sw_idx = NULL;
     }
@@ -131,7 +151,8 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
                 pynn__sync(tm);
             }
             b = next_batch(ws + lay->xb, ws + lay->yb, data, pos, nin, m, tm);
-            if (data->shuffle && data->x) /* (gathered y rows are read after a sync anyway) */
+            /* (y rows, gathered or built from labels, are read after the forward's syncs) */
+            if (data->shuffle && data->x)
                 pynn__sync(tm);
         }
         const pynn_csr *sx = data->x == NULL ? &b.sx : NULL;

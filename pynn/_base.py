@@ -30,8 +30,8 @@ from ._typing import Any, BinaryIO, Dict, List, Optional, Self, Tuple, Union
 
 from . import _arena, _core, _persist, _sparse, ops
 # _training (dataclasses and all) is imported when a fit starts, not with pynn
-from ._validation import (ClassEncoder, all_finite, batch_size_for, check_batch_size,
-                          check_bool, check_fits_dtype, check_float, check_int,
+from ._validation import (ClassEncoder, ClassTargets, all_finite, batch_size_for,
+                          check_batch_size, check_bool, check_fits_dtype, check_float, check_int,
                           check_n_features, check_patience, check_random_state,
                           check_sample_weight, check_verbose, check_y_given, dtype_of,
                           feature_names, is_bfloat16, resolve_dtype, resolve_threads,
@@ -353,13 +353,16 @@ class NetworkBase(ParamsMixin):
             self._allocate([X.shape[1], *self._hidden_sizes(), Y.shape[1]], dtype)
             self._init_weights()
             self._reset_training_curves()
-        Y = np.ascontiguousarray(Y, dtype=dtype)
+        if not isinstance(Y, ClassTargets):  # (class labels go to the core as they are)
+            Y = np.ascontiguousarray(Y, dtype=dtype)
         X, Y, sw, score = self._hold_out(X, Y, y, sw, first)
         from ._training import LbfgsRun, TrainingRun
         config = self._training_config(X.shape[0], incremental)
         config.check_schedule(self.t_, X.shape[0], dtype)
         if config.solver == "lbfgs":
-            return LbfgsRun(config, self._make_net(), self._arena, X, Y, sw)
+            # every evaluation takes the whole target matrix
+            return LbfgsRun(config, self._make_net(), self._arena, X,
+                            np.ascontiguousarray(Y, dtype=dtype), sw)
         seed = int(self._random_state.randint(_SEED_BOUND, dtype=np.int64))
         return TrainingRun(config, self._make_net(), self._arena, X, Y, sw, seed,
                            optimizer=self.__dict__.get("_opt_state"),

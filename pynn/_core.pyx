@@ -54,6 +54,7 @@ cdef extern from "pynn.h" nogil:
         float *opt_b
         const float *x
         const float *y
+        const int64_t *labels
         const float *sw
         size_t n
         int64_t *order
@@ -71,6 +72,7 @@ cdef extern from "pynn.h" nogil:
         double *opt_b
         const double *x
         const double *y
+        const int64_t *labels
         const double *sw
         size_t n
         int64_t *order
@@ -662,16 +664,21 @@ cdef class Trainer:
 
     def __init__(self, Net net, params, grads, opt_a, opt_b, x, y, order, ws,
                  size_t batch_size, bint shuffle, uint64_t seed, sw=None):
-        """x: a dense array, or a CSR (then ws is sized by workspace_size_csr)."""
+        """x: a dense array, or a CSR (then ws is sized by workspace_size_csr).
+        y: the (n, n_outputs) targets, or a 1-D int64 array of class labels
+        (the core builds one-hot rows from them batch by batch; pynn.h)."""
         dtype = params.dtype
         if dtype not in (np.float32, np.float64):
             raise TypeError("params must be float32 or float64")
         self.f32 = dtype == np.float32
         n = x.shape[0]
         csr = isinstance(x, CSR)
+        labels = isinstance(y, np.ndarray) and y.ndim == 1
         # opt_b (Adam's second moments) is None for SGD
         arrays = {"params": params, "grads": grads, "opt_a": opt_a, "opt_b": opt_b,
-                  "x": x.data if csr else x, "y": y, "ws": ws}
+                  "x": x.data if csr else x, "ws": ws}
+        if not labels:
+            arrays["y"] = y
         for name, arr in arrays.items():
             if arr is None and name == "opt_b":
                 continue
@@ -681,7 +688,15 @@ cdef class Trainer:
             if arrays[name] is not None:
                 net._check_params(arrays[name])
         _same(tuple(x.shape), (n, net.units[0]), "x")
-        _same(tuple(y.shape), (n, net.n_outputs), "y")
+        if labels:
+            if y.dtype != np.int64 or not y.flags.c_contiguous:
+                raise TypeError("labels must be a C-contiguous int64 array")
+            _same(tuple(y.shape), (n,), "labels")
+            top = net.n_outputs if net.n_outputs > 1 else 2
+            if n and (y.min() < 0 or y.max() >= top):
+                raise ValueError(f"labels must lie in [0, {top})")
+        else:
+            _same(tuple(y.shape), (n, net.n_outputs), "y")
         if sw is not None:
             if not (isinstance(sw, np.ndarray) and sw.dtype == dtype and sw.flags.c_contiguous):
                 raise TypeError(f"sample weights must be a C-contiguous {dtype} array")
@@ -744,19 +759,23 @@ cdef class Trainer:
         cdef const int64_t *xp = _i64(self.x.indptr) if csr else NULL
         cdef const int64_t *xi = _i64(self.x.indices) if csr else NULL
         cdef void *xd = <void*><size_t>self.x.data.ctypes.data if csr else NULL
-        cdef void *y = <void*><size_t>self.y.ctypes.data
+        cdef bint labels = self.y.ndim == 1
+        cdef void *y = NULL if labels else <void*><size_t>self.y.ctypes.data
+        cdef const int64_t *lab = <const int64_t*><size_t>self.y.ctypes.data if labels else NULL
         cdef void *sw = NULL if self.sw is None else <void*><size_t>self.sw.ctypes.data
         cdef void *w = <void*><size_t>self.ws.ctypes.data
         cdef int64_t *o = <int64_t*><size_t>self.order.ctypes.data
         if self.f32:
             d32.params, d32.grads, d32.opt_a, d32.opt_b = <float*>p, <float*>g, <float*>a, <float*>b
             d32.x, d32.y, d32.sw = <const float*>x, <const float*>y, <const float*>sw
+            d32.labels = lab
             d32.n, d32.order, d32.shuffle, d32.batch_size = n, o, self.shuffle, self.batch_size
             d32.ws, d32.ws_len = <float*>w, ws_len
             d32.x_indptr, d32.x_indices, d32.x_data = xp, xi, <const float*>xd
         else:
             d64.params, d64.grads, d64.opt_a, d64.opt_b = <double*>p, <double*>g, <double*>a, <double*>b
             d64.x, d64.y, d64.sw = <const double*>x, <const double*>y, <const double*>sw
+            d64.labels = lab
             d64.n, d64.order, d64.shuffle, d64.batch_size = n, o, self.shuffle, self.batch_size
             d64.ws, d64.ws_len = <double*>w, ws_len
             d64.x_indptr, d64.x_indices, d64.x_data = xp, xi, <const double*>xd

@@ -241,7 +241,7 @@ class _Run:
     net: _core.Net
     arena: np.ndarray
     X: Any
-    Y: np.ndarray
+    Y: Any  # (n, n_outputs) targets: an array, or _validation.ClassTargets
     sw: Optional[np.ndarray]
 
 
@@ -326,7 +326,9 @@ class TrainingRun(_Run):
         buf = self.buffers = TrainingBuffers.reuse_or_new(
             self.buffers, arena, _sparse.workspace_size(self.net, self.X, cfg.batch_size))
         trainer = _core.Trainer(self.net, arena, buf.grads, opt.a, opt.b,
-                                _sparse.core_input(self.X), self.Y,
+                                _sparse.core_input(self.X),
+                                # class labels: the core builds their one-hot rows
+                                getattr(self.Y, "labels", self.Y),
                                 np.arange(n, dtype=np.int64), buf.ws, cfg.batch_size,
                                 # shuffling a full batch would only reorder a sum
                                 cfg.shuffle and cfg.batch_size < n, self.seed, self.sw)

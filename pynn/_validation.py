@@ -489,6 +489,42 @@ def _check_classes_given(classes):
     return cls_given
 
 
+class ClassTargets:
+    """A classifier's targets as one class index per row: they stand for the
+    rows of the one-hot matrix (a single 0/1 column for one output unit),
+    which the core builds batch by batch while it trains, so a fit on many
+    rows makes no (n_rows, n_outputs) matrix.  Whatever needs the matrix
+    itself gets it from np.asarray (the L-BFGS solver, a loss on a sample)."""
+
+    __slots__ = ("labels", "n_outputs", "dtype")
+    ndim = 2
+
+    def __init__(self, labels, n_outputs, dtype):
+        self.labels = np.ascontiguousarray(labels, dtype=np.int64)
+        self.n_outputs = int(n_outputs)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def shape(self):
+        return (self.labels.shape[0], self.n_outputs)
+
+    def __len__(self):
+        return self.labels.shape[0]
+
+    def __getitem__(self, rows):
+        """The targets of some rows (an index array, mask or slice)."""
+        return ClassTargets(self.labels[rows], self.n_outputs, self.dtype)
+
+    def __array__(self, dtype=None, copy=None):
+        n, m = self.shape
+        out = np.zeros((n, m), dtype=dtype or self.dtype)
+        if m == 1:
+            out[:, 0] = self.labels == 1
+        else:
+            out.reshape(-1)[np.arange(n) * m + self.labels] = 1
+        return out
+
+
 class ClassEncoder:
     """Class labels -> the target columns of a classifier's output units.
 
@@ -576,14 +612,16 @@ class ClassEncoder:
         if unseen.any():
             raise ValueError(f"y contains labels not in classes_ {self.classes.tolist()}: "
                              f"{np.unique(y[unseen]).tolist()[:5]}")
-        if len(self.classes) <= 2:  # one output unit: 1 for classes[1] (never, for one class)
-            return (idx == 1).astype(dtype).reshape(-1, 1)
-        return np.eye(len(self.classes), dtype=dtype)[idx]  # one-hot rows
+        # one output unit for two classes (1 for classes[1]; never, for one class),
+        # else one-hot rows
+        return ClassTargets(idx, 1 if len(self.classes) <= 2 else len(self.classes), dtype)
 
     def groups(self, Y):
         """Class of each encoded row, for a stratified split (None for multilabel)."""
         if self.multilabel:
             return None
+        if isinstance(Y, ClassTargets):
+            return Y.labels
         return Y[:, 0] if Y.shape[1] == 1 else np.argmax(Y, axis=1)
 
 
