@@ -34,6 +34,13 @@ def _params(units, rng, scale=1.0):
     return coefs, intercepts
 
 
+def _setup(seed, units, n):
+    """(rng, params arena, X of n rows) of a random network with these units."""
+    rng = np.random.default_rng(seed)
+    params = _arena(*_params(units, rng))
+    return rng, params, rng.standard_normal((n, units[0])).astype(np.float32)
+
+
 def _predict(net, params, X, batch=None, n_threads=1):
     batch = batch or X.shape[0]
     out = np.empty((X.shape[0], net.n_outputs), dtype=params.dtype)
@@ -157,11 +164,8 @@ def test_float64_core_refuses_bf16():
 
 
 def test_row_alone_equals_row_in_a_batch(simd):
-    rng = np.random.default_rng(3)
     units = [50, 70, 9]
-    coefs, intercepts = _params(units, rng)
-    params = _arena(coefs, intercepts)
-    X = rng.standard_normal((37, 50)).astype(np.float32)
+    _, params, X = _setup(3, units, 37)
     net = _net(units, "tanh", "softmax", "categorical_cross_entropy")
     whole = _predict(net, params, X)
     for r in (0, 5, 36):
@@ -186,11 +190,8 @@ def test_fit_is_the_same_on_any_thread_count(simd, solver):
 
 def test_full_batch_gradient_on_a_team_equals_one_thread(simd):
     """Over 4096 rows the room holds one K block, packed block by block."""
-    rng = np.random.default_rng(5)
     units = [30, 1024, 4]
-    coefs, intercepts = _params(units, rng)
-    params = _arena(coefs, intercepts)
-    X = rng.standard_normal((5000, 30)).astype(np.float32)
+    rng, params, X = _setup(5, units, 5000)
     Y = rng.standard_normal((5000, 4)).astype(np.float32)
     l1, g1 = _loss_grad(_net(units), params, X, Y, n_threads=1)
     l2, g2 = _loss_grad(_net(units), params, X, Y, n_threads=2)
