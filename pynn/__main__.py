@@ -28,8 +28,9 @@ def _parser():
         help="training epochs, all run (default: %(default)s)")
     add("--batch-size", type=int, default=64,
         help="rows per minibatch step (default: %(default)s)")
-    add("--dtype", choices=["float32", "float64"], default="float32",
-        help="precision of the weights and the arithmetic (default: %(default)s)")
+    add("--dtype", choices=["float32", "float64", "bfloat16"], default="float32",
+        help="precision of the weights and the arithmetic; bfloat16: float32 weights, "
+             "bfloat16 operands in the matrix products (default: %(default)s)")
     add("--threads", type=int, default=None,
         help="threads of the C core (default: OpenMP's count)")
     add("--seed", type=int, default=0,
@@ -88,7 +89,8 @@ def main(argv=None):
     from pynn.datasets import make_cluster_classification
 
     X, y = make_cluster_classification(args.samples, args.features, args.classes,
-                                       random_state=args.seed, dtype=args.dtype)
+                                       random_state=args.seed,
+                                       dtype="float32" if args.dtype == "bfloat16" else args.dtype)
     n_test = max(1, len(X) // 5)
     Xtr, ytr, Xte, yte = X[n_test:], y[n_test:], X[:n_test], y[:n_test]
     print(f"pynn {pynn.__version__} on {cpu_model()} ({os.cpu_count()} CPUs, "

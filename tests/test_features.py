@@ -450,6 +450,12 @@ def test_demo_plot_without_matplotlib_stops_before_training(tmp_path):
     assert elapsed < 30
 
 
+def test_demo_trains_in_bfloat16():
+    res = _run_demo(["--samples", "3000", "--epochs", "3", "--dtype", "bfloat16"])
+    assert res.returncode == 0, res.stderr
+    assert "bfloat16" in res.stdout and re.search(r"accuracy", res.stdout, re.I)
+
+
 def test_demo_refuses_an_output_file_in_a_missing_folder(tmp_path):
     missing = tmp_path / "no-such-folder" / "model.pynn"
     res = _run_demo(["--samples", "1000000", "--save", str(missing)], cwd=str(tmp_path))
