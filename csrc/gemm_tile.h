@@ -258,6 +258,83 @@ PYNN_UNROLL16
 
 #define TILE_CASE(R) case R: GEMM_NAME(tile)(R, g, i0, j0, cols, p0, p1, first, last, bp, ap); break;
 
+/* Row i of C over G column panels from j0 (the last one `last_cols` wide,
+ * NR when full), the whole K at once with B read in place: 2 G independent
+ * FMA chains along p, each started from zero, then each panel's epilogue --
+ * the chain and the epilogue of a tile, so the same bits. */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(row_panels)(const int G, const int full, const GEMM_ARGS *g, size_t i, size_t j0,
+                      size_t last_cols)
+{
+    V acc0[4], acc1[4];
+    MASK_T m0 = M_MAKE(last_cols < VL ? last_cols : VL);
+    MASK_T m1 = M_MAKE(last_cols > VL ? last_cols - VL : 0);
+PYNN_UNROLL16
+    for (int q = 0; q < G; q++) {
+        acc0[q] = V_ZERO();
+        acc1[q] = V_ZERO();
+    }
+    const T *a = g->a + i * g->a_rs;
+    const T *b = g->b + j0;
+    for (size_t p = 0; p < g->k; p++, a += g->a_cs, b += g->ldb) {
+        V av = V_BCAST(a);
+PYNN_UNROLL16
+        for (int q = 0; q < G; q++) {
+            const T *bq = b + (size_t)q * NR;
+            if (full || q < G - 1) {
+                acc0[q] = V_FMA(av, V_LOAD(bq), acc0[q]);
+                acc1[q] = V_FMA(av, V_LOAD(bq + VL), acc1[q]);
+            } else {
+                acc0[q] = V_FMA(av, V_MLOAD(bq, m0), acc0[q]);
+                acc1[q] = V_FMA(av, V_MLOAD(bq + VL, m1), acc1[q]);
+            }
+        }
+    }
+    MASK_T f0 = M_MAKE(VL), f1 = M_MAKE(VL);
+PYNN_UNROLL16
+    for (int q = 0; q < G; q++) {
+        if (full || q < G - 1)
+            GEMM_NAME(epilogue)(g, i, j0 + (size_t)q * NR, acc0[q], acc1[q], NR, f0, f1);
+        else
+            GEMM_NAME(epilogue)(g, i, j0 + (size_t)q * NR, acc0[q], acc1[q], last_cols, m0, m1);
+    }
+}
+
+/* Whether the product runs row by row (see PYNN_GEMM_ROWS_MAX_M): not for
+ * B^T (whose columns are read through the packing) nor in the bf16 mode
+ * (whose operands are rounded in the packing). */
+static int GEMM_NAME(by_rows)(const GEMM_ARGS *g)
+{
+    return !g->bf16 && !g->b_trans &&
+           (g->m <= PYNN_GEMM_ROWS_MAX_M || g->k <= PYNN_GEMM_ROWS_MAX_K);
+}
+
+/* This thread's share of a product run row by row: pieces of up to four
+ * column panels of one row. */
+static void GEMM_NAME(row_run)(const GEMM_ARGS *g, const pynn_team *tm)
+{
+    size_t nt = (g->n + NR - 1) / NR, groups = (nt + 3) / 4, t0, t1;
+    pynn__share(g->m * groups, tm, &t0, &t1);
+    for (size_t t = t0; t < t1; t++) {
+        size_t i = t / groups, q0 = (t % groups) * 4;
+        size_t G = nt - q0 < 4 ? nt - q0 : 4, j0 = q0 * NR;
+        size_t last = g->n - (j0 + (G - 1) * NR); /* the last panel's width */
+        if (last > NR)
+            last = NR;
+        int full = last == NR;
+        switch (G * 2 + (size_t)full) {
+        case 2: GEMM_NAME(row_panels)(1, 0, g, i, j0, last); break;
+        case 3: GEMM_NAME(row_panels)(1, 1, g, i, j0, last); break;
+        case 4: GEMM_NAME(row_panels)(2, 0, g, i, j0, last); break;
+        case 5: GEMM_NAME(row_panels)(2, 1, g, i, j0, last); break;
+        case 6: GEMM_NAME(row_panels)(3, 0, g, i, j0, last); break;
+        case 7: GEMM_NAME(row_panels)(3, 1, g, i, j0, last); break;
+        case 8: GEMM_NAME(row_panels)(4, 0, g, i, j0, last); break;
+        default: GEMM_NAME(row_panels)(4, 1, g, i, j0, last); break;
+        }
+    }
+}
+
 /* Rounds count packed values to bfloat16 in place (g->bf16: the products of
  * the mixed-precision mode then multiply bfloat16 values exactly and
  * accumulate in float; only the float kernels ever get the flag). */
@@ -466,6 +543,8 @@ static int GEMM_NAME(apack_mode)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
                                  const pynn_team *tm)
 {
     size_t block = pl->mt * MR * pl->kc;
+    if (GEMM_NAME(by_rows)(g))
+        return PYNN_APACK_NONE;
     if (g->bf16) {
         /* A is always packed, to be rounded: in the room if it holds a block
          * and the layout is one pack_a reads, else tile by tile */
@@ -515,6 +594,10 @@ int GEMM_NAME(gemm_pack)(const GEMM_ARGS *g, const pynn_team *tm)
  * started them, so nothing is shared between K blocks. */
 void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
 {
+    if (GEMM_NAME(by_rows)(g)) {
+        GEMM_NAME(row_run)(g, tm);
+        return;
+    }
     GEMM_NAME(plan_t) pl = GEMM_NAME(plan)(g);
     size_t t0, t1;
     pynn__share(pl.tiles, tm, &t0, &t1);

@@ -186,6 +186,13 @@ typedef struct {
 #define PYNN_GEMM_PACKB_MIN_ROW_TILES 3
 #define PYNN_GEMM_PACKA_MIN_COL_PANELS 4
 #define PYNN_GEMM_PACKA_MIN_K 16
+/* Products of at most this many rows, or over a K of at most this many steps,
+ * run row by row, several column panels at once (gemm_tile.h: row_run): a
+ * tile's few chains would wait on the FMA latency, or its setup, packing and
+ * epilogue would dwarf its K loop.  Bitwise the same results. */
+#define PYNN_GEMM_ROWS_MAX_M 2
+#define PYNN_GEMM_ROWS_MAX_K 4
+
 /* A tile prefetches what the next tiles need (gemm_tile.h) only for K blocks
  * at least this deep: shallower ones are too short to hide the fetches behind,
  * and the hints would cost more than they save. */

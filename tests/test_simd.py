@@ -302,3 +302,36 @@ def test_simd_request_on_a_cpu_that_runs_only_the_generic_path():
     assert simd_request("", paths, supported)[1].startswith("PYNN_SIMD='' is empty;")
     assert simd_request("sse9", paths, supported)[1].startswith(
         "PYNN_SIMD='sse9' is not a SIMD path;")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("act", ["identity", "relu", "logistic"])
+def test_products_run_by_rows_give_the_bits_of_tiles(simd, dtype, act):
+    """One or two rows, or a K of a few steps, run row by row over several
+    column panels (gemm_tile.h: row_run); a row's bits are those it gets
+    inside a batch that runs as tiles, for every width (partial panels, one to
+    four panels per pass, more than four)."""
+    rng = np.random.default_rng(11)
+    for n in (1, 3, 8, 9, 16, 17, 31, 32, 33, 48, 64, 65, 70, 129):
+        for k in (1, 2, 4, 37):
+            x = rng.standard_normal((23, k)).astype(dtype)
+            W = rng.standard_normal((k, n)).astype(dtype)
+            b = rng.standard_normal(n).astype(dtype)
+            batch = ops.dense_forward(x, W, b, act)
+            for rows in (slice(0, 1), slice(5, 7), slice(22, 23)):
+                assert np.array_equal(ops.dense_forward(x[rows], W, b, act), batch[rows])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_one_row_weight_gradient_is_exact(simd, dtype):
+    """With one row the weight gradient is x^T d + alpha W: each product of
+    the chain's single step is rounded once, as NumPy's is, and the epilogue
+    scales and adds in the same order; so the bits are NumPy's."""
+    rng = np.random.default_rng(12)
+    for n_in, n_out in ((64, 32), (7, 130), (300, 9)):
+        x = rng.standard_normal((1, n_in)).astype(dtype)
+        W = rng.standard_normal((n_in, n_out)).astype(dtype)
+        d = rng.standard_normal((1, n_out)).astype(dtype)
+        _, dW, _ = ops.dense_backward(d, x, W, alpha=0.25)
+        want = (x.T * d) * dtype(1.0) + W * dtype(0.25)
+        assert np.array_equal(dW, want)

@@ -115,7 +115,7 @@ static void rng_case(void)
 static void layout_case(void)
 {
     ptrdiff_t units[] = {784, 100, 50, 10};
-    pynn_net net = {3, units, PYNN_ACT_RELU, PYNN_ACT_SOFTMAX, PYNN_LOSS_CATEGORICAL_CE};
+    pynn_net net = {3, units, PYNN_ACT_RELU, PYNN_ACT_SOFTMAX, PYNN_LOSS_CATEGORICAL_CE, 0};
     size_t np, ws, wsc, w_off[3], b_off[3];
     CHECK(pynn_param_count(&np, &net));
     CHECK(pynn_workspace_size(&ws, &net, 200));
@@ -125,11 +125,11 @@ static void layout_case(void)
     /* products that overflow size_t must be refused, not wrapped */
     ptrdiff_t big = PTRDIFF_MAX;
     ptrdiff_t huge[] = {big, big, 3};
-    pynn_net bad = {2, huge, PYNN_ACT_RELU, PYNN_ACT_IDENTITY, PYNN_LOSS_HALF_SQUARED};
+    pynn_net bad = {2, huge, PYNN_ACT_RELU, PYNN_ACT_IDENTITY, PYNN_LOSS_HALF_SQUARED, 0};
     pynn_status st = pynn_param_count(&np, &bad);
     EXPECT(st == PYNN_ERR_OVERFLOW);
     ptrdiff_t wide[] = {4, big / 2, 2};
-    pynn_net bad2 = {2, wide, PYNN_ACT_RELU, PYNN_ACT_IDENTITY, PYNN_LOSS_HALF_SQUARED};
+    pynn_net bad2 = {2, wide, PYNN_ACT_RELU, PYNN_ACT_IDENTITY, PYNN_LOSS_HALF_SQUARED, 0};
     pynn_status st2 = pynn_workspace_size(&ws, &bad2, 1000);
     EXPECT(st2 == PYNN_ERR_OVERFLOW);
     printf(" %d %d\n", (int)st, (int)st2);

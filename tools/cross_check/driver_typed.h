@@ -164,11 +164,11 @@ static void SFX(cases)(void)
     ptrdiff_t reg[] = {9, 13, 6, 2};
     ptrdiff_t clf[] = {9, 11, 4};
     ptrdiff_t wide[] = {300, 128, 3};
-    pynn_net relu = {3, reg, PYNN_ACT_RELU, PYNN_ACT_IDENTITY, PYNN_LOSS_HALF_SQUARED};
-    pynn_net tanh_net = {3, reg, PYNN_ACT_TANH, PYNN_ACT_IDENTITY, PYNN_LOSS_HALF_SQUARED};
-    pynn_net soft = {2, clf, PYNN_ACT_LOGISTIC, PYNN_ACT_SOFTMAX, PYNN_LOSS_CATEGORICAL_CE};
-    pynn_net bce = {2, clf, PYNN_ACT_RELU, PYNN_ACT_LOGISTIC, PYNN_LOSS_BINARY_CE};
-    pynn_net big = {2, wide, PYNN_ACT_RELU, PYNN_ACT_IDENTITY, PYNN_LOSS_HALF_SQUARED};
+    pynn_net relu = {3, reg, PYNN_ACT_RELU, PYNN_ACT_IDENTITY, PYNN_LOSS_HALF_SQUARED, 0};
+    pynn_net tanh_net = {3, reg, PYNN_ACT_TANH, PYNN_ACT_IDENTITY, PYNN_LOSS_HALF_SQUARED, 0};
+    pynn_net soft = {2, clf, PYNN_ACT_LOGISTIC, PYNN_ACT_SOFTMAX, PYNN_LOSS_CATEGORICAL_CE, 0};
+    pynn_net bce = {2, clf, PYNN_ACT_RELU, PYNN_ACT_LOGISTIC, PYNN_LOSS_BINARY_CE, 0};
+    pynn_net big = {2, wide, PYNN_ACT_RELU, PYNN_ACT_IDENTITY, PYNN_LOSS_HALF_SQUARED, 0};
     pynn_optim sgd = {PYNN_SOLVER_SGD, 0.01, 0.9, 1, 0.9, 0.999, 1e-8, 1e-3};
     pynn_optim plain = {PYNN_SOLVER_SGD, 0.05, 0.0, 0, 0.9, 0.999, 1e-8, 0.0};
     pynn_optim adam = {PYNN_SOLVER_ADAM, 0.01, 0.9, 0, 0.9, 0.999, 1e-8, 1e-4};
