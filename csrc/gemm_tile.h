@@ -302,11 +302,13 @@ PYNN_UNROLL16
 
 /* Whether the product runs row by row (see PYNN_GEMM_ROWS_MAX_M): not for
  * B^T (whose columns are read through the packing) nor in the bf16 mode
- * (whose operands are rounded in the packing). */
+ * (whose operands are rounded in the packing); with many rows, only when a
+ * pass covers two panels or more (a single, narrow panel per row costs more
+ * in per-row setup than a tile's six rows do together). */
 static int GEMM_NAME(by_rows)(const GEMM_ARGS *g)
 {
     return !g->bf16 && !g->b_trans &&
-           (g->m <= PYNN_GEMM_ROWS_MAX_M || g->k <= PYNN_GEMM_ROWS_MAX_K);
+           (g->m <= PYNN_GEMM_ROWS_MAX_M || (g->k <= PYNN_GEMM_ROWS_MAX_K && g->n > NR));
 }
 
 /* This thread's share of a product run row by row: pieces of up to four
