@@ -802,6 +802,8 @@ MAX_LAYERS = PYNN_MAX_LAYERS
 # One matrix product of a training step exactly as dense.c sets it up (same
 # strides, epilogue and packing room), run `number` times per timing, best of
 # `repeat` timings; returns the best seconds per call.  Not part of the API.
+from libc.string cimport memset
+
 cdef extern from "internal.h" nogil:
     ctypedef struct pynn_gemm_args_f32:
         size_t m, n, k
@@ -822,6 +824,7 @@ cdef extern from "internal.h" nogil:
         float *apack
         size_t apack_len
         int n_threads
+        int bf16
     ctypedef struct pynn_gemm_args_f64:
         size_t m, n, k
         const double *a
@@ -841,6 +844,7 @@ cdef extern from "internal.h" nogil:
         double *apack
         size_t apack_len
         int n_threads
+        int bf16
     void pynn__gemm_f32(const pynn_gemm_args_f32 *g)
     void pynn__gemm_f64(const pynn_gemm_args_f64 *g)
 
@@ -898,6 +902,9 @@ def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not No
     _same((c.shape[0], c.shape[1]), (m, n), "c")
     if number < 1 or repeat < 1:
         raise ValueError("number, repeat")
+    # every field zero first (a field this declaration does not list included)
+    memset(&g32, 0, sizeof(g32))
+    memset(&g64, 0, sizeof(g64))
     if real is float:
         g32.m, g32.n, g32.k = m, n, k
         g32.a, g32.a_rs, g32.a_cs = &a[0, 0], a_rs, a_cs
