@@ -83,8 +83,8 @@ int pynn_max_threads(void) { return pynn_threads(0); }
 /* ---- instruction set dispatch ---------------------------------------------- */
 
 /* The names PYNN_SIMD and pynn_simd_name use, indexed by pynn_isa. */
-static const char *const isa_names[] = {"generic", "avx2", "avx512"};
-_Static_assert(sizeof(isa_names) / sizeof(isa_names[0]) == PYNN_ISA_AVX512 + 1,
+static const char *const isa_names[] = {"generic", "avx2", "avx512", "avx512_bf16"};
+_Static_assert(sizeof(isa_names) / sizeof(isa_names[0]) == PYNN_ISA_COUNT,
                "one name per pynn_isa");
 
 #ifdef PYNN_X86_SIMD
@@ -128,6 +128,7 @@ static uint64_t read_xcr0(void)
 #define CPUID1_ECX_AVX (1u << 28)
 #define CPUID7_EBX_AVX2 (1u << 5)
 #define CPUID7_EBX_AVX512F (1u << 16)
+#define CPUID7_1_EAX_AVX512_BF16 (1u << 5) /* leaf 7, sub-leaf 1 */
 #define XCR0_AVX_STATE 0x06u    /* SSE (xmm) and AVX (upper ymm) state */
 #define XCR0_AVX512_STATE 0xe0u /* opmask, upper zmm0-15 and zmm16-31 state */
 
@@ -161,8 +162,18 @@ static int detect_isas(void)
     if (!os_avx512 && sysctlbyname("hw.optional.avx512f", &on, &len, NULL, 0) == 0 && on)
         os_avx512 = 1;
 #endif
-    if ((ebx7 & CPUID7_EBX_AVX512F) && os_avx512)
+    if ((ebx7 & CPUID7_EBX_AVX512F) && os_avx512) {
         isas |= 1 << PYNN_ISA_AVX512;
+#ifdef PYNN_AVX512BF16_KERNEL
+        /* sub-leaf 1 exists when leaf 7's EAX (its last sub-leaf) says so */
+        uint32_t subleaves = r[0];
+        if (subleaves >= 1) {
+            x86_cpuid(r, 7, 1);
+            if (r[0] & CPUID7_1_EAX_AVX512_BF16)
+                isas |= 1 << PYNN_ISA_AVX512_BF16;
+        }
+#endif
+    }
     return isas;
 }
 
@@ -175,7 +186,7 @@ int pynn_simd_supported(int isa)
     if (isa == PYNN_ISA_GENERIC)
         return 1;
 #ifdef PYNN_X86_SIMD
-    if (isa == PYNN_ISA_AVX2 || isa == PYNN_ISA_AVX512) {
+    if (isa > PYNN_ISA_GENERIC && isa < PYNN_ISA_COUNT) {
         int isas = PYNN_LOAD_INT(&g_isas);
         if (isas < 0) {
             isas = detect_isas();
@@ -189,13 +200,15 @@ int pynn_simd_supported(int isa)
 
 const char *pynn_simd_name(int isa)
 {
-    return isa >= 0 && isa <= PYNN_ISA_AVX512 ? isa_names[isa] : NULL;
+    return isa >= 0 && isa < PYNN_ISA_COUNT ? isa_names[isa] : NULL;
 }
 
 /* The ISA in use; -1 until the first kernel call or pynn_simd_set chooses. */
 static int g_isa = -1;
 
-/* The best the CPU has, unless PYNN_SIMD names another path it can run. */
+/* The best the CPU has, unless PYNN_SIMD names another path it can run.  The
+ * avx512_bf16 path is never picked by default: its kernel has been tested
+ * against an emulation of vdpbf16ps only, not yet run on such a CPU. */
 static int choose_isa(void)
 {
     int best = PYNN_ISA_GENERIC;
@@ -206,7 +219,7 @@ static int choose_isa(void)
         }
     const char *env = getenv("PYNN_SIMD");
     if (env != NULL)
-        for (int i = 0; i <= PYNN_ISA_AVX512; i++)
+        for (int i = 0; i < PYNN_ISA_COUNT; i++)
             if (strcmp(env, isa_names[i]) == 0 && pynn_simd_supported(i))
                 return i;
     return best;
@@ -226,12 +239,40 @@ int pynn_simd_get(void) { return (int)pynn__isa(); }
 
 pynn_status pynn_simd_set(int isa)
 {
-    if (isa < 0 || isa > PYNN_ISA_AVX512)
+    if (isa < 0 || isa >= PYNN_ISA_COUNT)
         return PYNN_ERR_ARG;
     if (!pynn_simd_supported(isa))
         return PYNN_ERR_UNSUPPORTED;
     PYNN_STORE_INT(&g_isa, isa);
     return PYNN_OK;
+}
+
+/* The AVX2 emulation of the pair kernels (tests): off unless asked. */
+static int g_bf16_emulation = 0;
+
+int pynn_bf16_emulation(int on)
+{
+#ifdef PYNN_X86_SIMD
+    if (!pynn_simd_supported(PYNN_ISA_AVX2))
+        return -1;
+    int before = PYNN_LOAD_INT(&g_bf16_emulation);
+    PYNN_STORE_INT(&g_bf16_emulation, on != 0);
+    return before;
+#else
+    (void)on;
+    (void)g_bf16_emulation;
+    return -1;
+#endif
+}
+
+int pynn__bf16_pairs(void)
+{
+    int isa = (int)pynn__isa();
+    if (isa == PYNN_ISA_GENERIC)
+        return 0;
+    if (PYNN_LOAD_INT(&g_bf16_emulation))
+        return 2;
+    return isa == PYNN_ISA_AVX512_BF16 ? 1 : 0;
 }
 
 /* A barrier of the calling thread's team (internal.h: pynn__sync).  Orphaned:

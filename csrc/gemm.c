@@ -142,10 +142,31 @@ void pynn_gemm_generic(const pynn_gemm_args *g)
     generic_run(g, &solo);
 }
 
+/* The pair kernel for this product (pynn__bf16_pairs: 0 none), float only. */
+#if defined(PYNN_X86_SIMD) && defined(PYNN_TYPE_F32)
+#define PAIRS(g) ((g)->bf16 ? pynn__bf16_pairs() : 0)
+#else
+#define PAIRS(g) 0
+#endif
+
 /* Runs the product on the instruction set chosen at run time (dispatch.c). */
 void pynn__gemm(const pynn_gemm_args *g)
 {
-    switch (pynn__isa()) {
+#if defined(PYNN_X86_SIMD) && defined(PYNN_TYPE_F32)
+    switch (PAIRS(g)) {
+#ifdef PYNN_AVX512BF16_KERNEL
+    case 1:
+        pynn_gemm_avx512bf16_f32(g);
+        return;
+#endif
+    case 2:
+        pynn_gemm_avx2p_f32(g);
+        return;
+    default:
+        break;
+    }
+#endif
+    switch (PYNN_ISA_FLOAT(pynn__isa())) {
 #ifdef PYNN_X86_SIMD
     case PYNN_ISA_AVX512:
         pynn_gemm_avx512(g);
@@ -168,7 +189,19 @@ int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm)
 {
     (void)g;
     (void)tm;
-    switch (pynn__isa()) {
+#if defined(PYNN_X86_SIMD) && defined(PYNN_TYPE_F32)
+    switch (PAIRS(g)) {
+#ifdef PYNN_AVX512BF16_KERNEL
+    case 1:
+        return pynn_gemm_pack_avx512bf16_f32(g, tm);
+#endif
+    case 2:
+        return pynn_gemm_pack_avx2p_f32(g, tm);
+    default:
+        break;
+    }
+#endif
+    switch (PYNN_ISA_FLOAT(pynn__isa())) {
 #ifdef PYNN_X86_SIMD
     case PYNN_ISA_AVX512:
         return pynn_gemm_pack_avx512(g, tm);
@@ -184,7 +217,21 @@ int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm)
 void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode)
 {
     (void)amode;
-    switch (pynn__isa()) {
+#if defined(PYNN_X86_SIMD) && defined(PYNN_TYPE_F32)
+    switch (PAIRS(g)) {
+#ifdef PYNN_AVX512BF16_KERNEL
+    case 1:
+        pynn_gemm_run_avx512bf16_f32(g, tm, amode);
+        return;
+#endif
+    case 2:
+        pynn_gemm_run_avx2p_f32(g, tm, amode);
+        return;
+    default:
+        break;
+    }
+#endif
+    switch (PYNN_ISA_FLOAT(pynn__isa())) {
 #ifdef PYNN_X86_SIMD
     case PYNN_ISA_AVX512:
         pynn_gemm_run_avx512(g, tm, amode);

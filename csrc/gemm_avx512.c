@@ -5,30 +5,8 @@
 #include "transpose_avx.h"
 
 /* ---- float: 8 x 32 tiles ---- */
-#define T float
-#define V __m512
-#define VL 16
-#define MR 8
-#define GEMM_KC 256 /* a 256 x 32 float (x 16 double) B panel: 32 KiB, within L1 */
-#define GEMM_ARGS pynn_gemm_args_f32
+#include "gemm_vocab_avx512_f32.h"
 #define GEMM_NAME(x) pynn_##x##_avx512_f32
-#define MASK_T __mmask16
-#define V_ZERO() _mm512_setzero_ps()
-#define V_LOAD(p) _mm512_loadu_ps(p)
-#define V_STORE(p, v) _mm512_storeu_ps((p), (v))
-#define V_BCAST(p) _mm512_set1_ps(*(p))
-#define V_SET1(x) _mm512_set1_ps(x)
-#define V_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
-#define V_ADD _mm512_add_ps
-#define V_SUB _mm512_sub_ps
-#define V_MUL _mm512_mul_ps
-#define V_MAX _mm512_max_ps
-#define V_GT0_SELECT(a, x) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask((a), _mm512_setzero_ps(), _CMP_GT_OQ), (x))
-#define M_MAKE(cnt) ((__mmask16)((1u << (cnt)) - 1u))
-#define V_MLOAD(p, m) _mm512_maskz_loadu_ps((m), (p))
-#define V_MSTORE(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
-#define PACK_BT 8
-#define PACK_BT_BLOCK pynn_transpose8_f32
 #include "gemm_tile.h"
 #include "gemm_undef.h"
 

@@ -193,13 +193,12 @@ GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, si
     }
 }
 
-/* An R x NR tile (R <= MR); cols < NR uses masked loads and stores. */
+/* A tile's partial sums at the start of its K block: zero for the first
+ * block, else those parked in C by the previous one. */
 static PYNN_ALWAYS_INLINE void
-GEMM_NAME(tile)(const int R, TILE_ARGS)
+GEMM_NAME(acc_start)(const int R, const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols,
+                     int first, V *acc0, V *acc1, MASK_T m0, MASK_T m1)
 {
-    V acc0[MR], acc1[MR];
-    MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
-    MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
 PYNN_UNROLL16
     for (int r = 0; r < R; r++) {
         if (first) {
@@ -211,6 +210,32 @@ PYNN_UNROLL16
             acc1[r] = cols == NR ? V_LOAD(c + VL) : V_MLOAD(c + VL, m1);
         }
     }
+}
+
+/* ... and at its end: the epilogue after the last block, else parked in C. */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(acc_finish)(const int R, const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols,
+                      int last, const V *acc0, const V *acc1, MASK_T m0, MASK_T m1)
+{
+    if (last) {
+PYNN_UNROLL16
+        for (int r = 0; r < R; r++)
+            GEMM_NAME(epilogue)(g, i0 + r, j0, acc0[r], acc1[r], cols, m0, m1);
+    } else {
+PYNN_UNROLL16
+        for (int r = 0; r < R; r++)
+            GEMM_NAME(store_row)(g->c + (i0 + r) * g->ldc + j0, acc0[r], acc1[r], cols, m0, m1);
+    }
+}
+
+/* An R x NR tile (R <= MR); cols < NR uses masked loads and stores. */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(tile)(const int R, TILE_ARGS)
+{
+    V acc0[MR], acc1[MR];
+    MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
+    MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
+    GEMM_NAME(acc_start)(R, g, i0, j0, cols, first, acc0, acc1, m0, m1);
     /* A from its packed panel (MR values per step, contiguous) or from memory */
     const ptrdiff_t ars = ap ? 1 : g->a_rs, acs = ap ? MR : g->a_cs;
     const T *a = ap ? ap : g->a + i0 * ars + p0 * acs;
@@ -244,16 +269,7 @@ PYNN_UNROLL16
             b += ldb;
         }
     }
-    if (last) {
-PYNN_UNROLL16
-        for (int r = 0; r < R; r++)
-            GEMM_NAME(epilogue)(g, i0 + r, j0, acc0[r], acc1[r], cols, m0, m1);
-    } else {
-PYNN_UNROLL16
-        for (int r = 0; r < R; r++) {
-            GEMM_NAME(store_row)(g->c + (i0 + r) * g->ldc + j0, acc0[r], acc1[r], cols, m0, m1);
-        }
-    }
+    GEMM_NAME(acc_finish)(R, g, i0, j0, cols, last, acc0, acc1, m0, m1);
 }
 
 #define TILE_CASE(R) case R: GEMM_NAME(tile)(R, g, i0, j0, cols, p0, p1, first, last, bp, ap); break;
@@ -346,6 +362,105 @@ static void GEMM_NAME(round_bf16)(T *p, size_t count)
         p[i] = (T)pynn__bf16_round((float)p[i]);
 }
 
+#ifdef V_DP2
+/* ---- bfloat16 pairs: the products of the mixed-precision mode on a dot-of-
+ * pairs instruction (the includer defines V_DP2: AVX512_BF16's vdpbf16ps, or
+ * its emulation, gemm_avx2.c) ----
+ * In the mode the packed operands hold bfloat16 pairs, one 32-bit word per two
+ * consecutive steps p, p + 1 (of a row of A, of a column of B): step p in the
+ * low half (the pair's element 0, as vdpbf16ps reads it), p + 1 in the high
+ * half, zero for the missing step of an odd K block.  B's panel: for each pair
+ * step q, NR words (its columns, zeros past the last); A's tile: for each pair
+ * step q, MR words (its rows, zeros past the last).  The operands are rounded
+ * (pynn__bf16_round) as they are packed, so they are the portable path's.
+ * V_DP2(acc, a, b) adds to each float lane a's high half times b's, then the
+ * low halves' product, each a fused multiply-add (vdpbf16ps: denormal inputs
+ * read as zero, denormal results flushed, round to nearest even); the pairs'
+ * order and the flushing make its bits differ from the portable chain's by
+ * rounding, not by what is summed. Needs pair vector type PV, P_LOAD(p) (VL
+ * words) and P_BCAST(p) (one word to every lane). */
+static PYNN_ALWAYS_INLINE uint32_t GEMM_NAME(bf16_pair)(float lo, float hi)
+{
+    float l = pynn__bf16_round(lo), h = pynn__bf16_round(hi);
+    uint32_t ul, uh;
+    memcpy(&ul, &l, sizeof ul);
+    memcpy(&uh, &h, sizeof uh);
+    return (uh & 0xffff0000u) | (ul >> 16);
+}
+
+static void GEMM_NAME(pack_b_pairs)(uint32_t *restrict bp, const GEMM_ARGS *g, size_t j0,
+                                    size_t p0, size_t p1)
+{
+    size_t cols = g->n - j0 < NR ? g->n - j0 : NR, kc = p1 - p0, kq = (kc + 1) / 2;
+    if (g->b_trans) {
+        /* column j of the panel is row j0 + j of the stored B^T: read in order */
+        for (size_t j = 0; j < NR; j++) {
+            const T *src = g->b + (j0 + j) * g->ldb + p0;
+            for (size_t q = 0; q < kq; q++) {
+                float lo = 0, hi = 0;
+                if (j < cols) {
+                    lo = (float)src[2 * q];
+                    hi = 2 * q + 1 < kc ? (float)src[2 * q + 1] : 0.0f;
+                }
+                bp[q * NR + j] = GEMM_NAME(bf16_pair)(lo, hi);
+            }
+        }
+        return;
+    }
+    for (size_t q = 0; q < kq; q++) {
+        const T *r0 = g->b + (p0 + 2 * q) * g->ldb + j0;
+        const T *r1 = 2 * q + 1 < kc ? r0 + g->ldb : NULL;
+        for (size_t j = 0; j < NR; j++)
+            bp[q * NR + j] = j < cols ? GEMM_NAME(bf16_pair)((float)r0[j], r1 ? (float)r1[j] : 0.0f)
+                                      : 0u;
+    }
+}
+
+/* Row tile it of A (any strides) over [p0, p1) into dst as pairs. */
+static void GEMM_NAME(pack_a_pairs)(uint32_t *restrict dst, const GEMM_ARGS *g, size_t it,
+                                    size_t p0, size_t p1)
+{
+    size_t kc = p1 - p0, kq = (kc + 1) / 2;
+    for (int r = 0; r < MR; r++) {
+        size_t i = it * MR + (size_t)r;
+        if (i >= g->m) {
+            for (size_t q = 0; q < kq; q++)
+                dst[q * MR + (size_t)r] = 0u;
+            continue;
+        }
+        const T *src = g->a + i * g->a_rs + p0 * g->a_cs;
+        for (size_t q = 0; q < kq; q++) {
+            float lo = (float)src[2 * q * g->a_cs];
+            float hi = 2 * q + 1 < kc ? (float)src[(2 * q + 1) * g->a_cs] : 0.0f;
+            dst[q * MR + (size_t)r] = GEMM_NAME(bf16_pair)(lo, hi);
+        }
+    }
+}
+
+/* An R x NR tile over kq pair steps of packed A (ap) and B (bp). */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(pair_tile)(const int R, const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols,
+                     size_t kq, int first, int last, const uint32_t *bp, const uint32_t *ap)
+{
+    V acc0[MR], acc1[MR];
+    MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
+    MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
+    GEMM_NAME(acc_start)(R, g, i0, j0, cols, first, acc0, acc1, m0, m1);
+    for (size_t q = 0; q < kq; q++, bp += NR, ap += MR) {
+        PV b0 = P_LOAD(bp), b1 = P_LOAD(bp + VL);
+PYNN_UNROLL16
+        for (int r = 0; r < R; r++) {
+            PV av = P_BCAST(ap + r);
+            acc0[r] = V_DP2(acc0[r], av, b0);
+            acc1[r] = V_DP2(acc1[r], av, b1);
+        }
+    }
+    GEMM_NAME(acc_finish)(R, g, i0, j0, cols, last, acc0, acc1, m0, m1);
+}
+
+#define PAIR_CASE(R) case R: GEMM_NAME(pair_tile)(R, g, i0, j0, cols, kq, first, last, bq, aq); break;
+#endif /* V_DP2 */
+
 static void GEMM_NAME(pack_b_copy)(T *restrict bp, const GEMM_ARGS *g, size_t j0, size_t p0,
                                    size_t p1);
 
@@ -354,6 +469,12 @@ static void GEMM_NAME(pack_b_copy)(T *restrict bp, const GEMM_ARGS *g, size_t j0
  * from a power-of-two row stride; rounded to bfloat16 with g->bf16. */
 static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, size_t p0, size_t p1)
 {
+#ifdef V_DP2
+    if (g->bf16) {
+        GEMM_NAME(pack_b_pairs)((uint32_t *)bp, g, j0, p0, p1);
+        return;
+    }
+#endif
     GEMM_NAME(pack_b_copy)(bp, g, j0, p0, p1);
     if (g->bf16)
         GEMM_NAME(round_bf16)(bp, (p1 - p0) * NR);
@@ -418,6 +539,14 @@ static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, s
 
 static void GEMM_NAME(pack_a)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t p0, size_t p1)
 {
+#ifdef V_DP2
+    if (g->bf16) {
+        size_t kq = (p1 - p0 + 1) / 2;
+        for (size_t it = it0; it < it1; it++)
+            GEMM_NAME(pack_a_pairs)((uint32_t *)g->apack + it * kq * MR, g, it, p0, p1);
+        return;
+    }
+#endif
     GEMM_NAME(pack_a_copy)(g, it0, it1, p0, p1);
     if (g->bf16)
         GEMM_NAME(round_bf16)(g->apack + it0 * (p1 - p0) * MR, (it1 - it0) * (p1 - p0) * MR);
@@ -473,6 +602,7 @@ static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, s
     }
 }
 
+
 /* Tile t of the grid (column-panel-major: t = jt * mt + it) over the K block
  * [p0, p1); bp: this thread's B panel buffer (NULL: B read in place), *packed
  * the panel it holds; abase: the block's packed A (NULL: A read in place). */
@@ -488,12 +618,47 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p
     size_t it = t % mt, jt = t / mt;
     size_t i0 = it * MR, j0 = jt * NR;
     const T *ap = abase ? abase + it * (p1 - p0) * MR : NULL;
+#ifdef V_DP2
+    if (own_a && !g->bf16) {
+#else
     if (own_a) {
+#endif
         GEMM_NAME(pack_a_tile)(own_a, g, it, p0, p1);
         ap = own_a;
     }
     size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
     size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
+#ifdef V_DP2
+    if (g->bf16) {
+        /* pairs: B always packed (the mode sets packb), A packed in the
+         * block's room or by the tile itself */
+        size_t kq = (p1 - p0 + 1) / 2;
+        const uint32_t *bq = (const uint32_t *)bp, *aq;
+        if (own_a) {
+            GEMM_NAME(pack_a_pairs)((uint32_t *)own_a, g, it, p0, p1);
+            aq = (const uint32_t *)own_a;
+        } else {
+            aq = (const uint32_t *)abase + it * kq * MR;
+        }
+        switch (rows) {
+            PAIR_CASE(1)
+            PAIR_CASE(2)
+            PAIR_CASE(3)
+            PAIR_CASE(4)
+#if MR > 4
+            PAIR_CASE(5)
+            PAIR_CASE(6)
+#endif
+#if MR > 6
+            PAIR_CASE(7)
+            PAIR_CASE(8)
+#endif
+        default:
+            break;
+        }
+        return;
+    }
+#endif
     switch (rows) {
         TILE_CASE(1)
         TILE_CASE(2)
@@ -664,6 +829,9 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
 }
 
 #undef TILE_CASE
+#ifdef V_DP2
+#undef PAIR_CASE
+#endif
 #undef TILE_ARGS
 #undef NR
 #undef KC

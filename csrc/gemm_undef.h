@@ -23,3 +23,7 @@
 #undef PACK_BT
 #undef PACK_BT_BLOCK
 #undef GEMM_KC
+#undef PV
+#undef P_LOAD
+#undef P_BCAST
+#undef V_DP2

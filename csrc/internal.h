@@ -243,7 +243,15 @@ typedef PYNN_GEMM_ARGS_OF(float) pynn_gemm_args_f32;
 typedef PYNN_GEMM_ARGS_OF(double) pynn_gemm_args_f64;
 
 /* The instruction sets the core can run. */
-typedef enum { PYNN_ISA_GENERIC = 0, PYNN_ISA_AVX2 = 1, PYNN_ISA_AVX512 = 2 } pynn_isa;
+typedef enum {
+    PYNN_ISA_GENERIC = 0,
+    PYNN_ISA_AVX2 = 1,
+    PYNN_ISA_AVX512 = 2,
+    PYNN_ISA_AVX512_BF16 = 3, /* AVX-512 kernels; bf16 products on vdpbf16ps */
+    PYNN_ISA_COUNT
+} pynn_isa;
+/* The float kernels' instruction set of a path (avx512_bf16 runs avx512's). */
+#define PYNN_ISA_FLOAT(isa) ((isa) == PYNN_ISA_AVX512_BF16 ? PYNN_ISA_AVX512 : (isa))
 
 void pynn_gemm_generic_f32(const pynn_gemm_args_f32 *g);
 void pynn_gemm_generic_f64(const pynn_gemm_args_f64 *g);
@@ -267,6 +275,18 @@ void pynn_gemm_run_avx2_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, in
 void pynn_gemm_run_avx2_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
 void pynn_gemm_run_avx512_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
 void pynn_gemm_run_avx512_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
+/* The bfloat16 mode's products in pairs (gemm_tile.h, V_DP2): on AVX512_BF16
+ * (built where the compiler has it: PYNN_AVX512BF16_KERNEL) and emulated on
+ * AVX2 (tests, pynn_bf16_emulation).  Float only; only for args with bf16. */
+void pynn_gemm_avx512bf16_f32(const pynn_gemm_args_f32 *g);
+int pynn_gemm_pack_avx512bf16_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
+void pynn_gemm_run_avx512bf16_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
+void pynn_gemm_avx2p_f32(const pynn_gemm_args_f32 *g);
+int pynn_gemm_pack_avx2p_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
+void pynn_gemm_run_avx2p_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
+/* Which pair kernel runs the bfloat16 products now: 0 none (the float
+ * kernels round in their packing), 1 AVX512_BF16, 2 the AVX2 emulation. */
+int pynn__bf16_pairs(void);
 
 /* x rounded to the nearest bfloat16 (ties to even), as a float: the top 16
  * bits of its binary32 pattern.  Infinities stay; finite values beyond the

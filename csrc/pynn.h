@@ -171,15 +171,22 @@ uint64_t pynn_rng_bounded(uint64_t state[4], uint64_t bound);
 /* In-place Fisher-Yates shuffle of idx[0..n). */
 void pynn_shuffle(int64_t *idx, size_t n, uint64_t state[4]);
 
-/* SIMD paths: 0 generic (portable C), 1 AVX2+FMA, 2 AVX-512F.  The core picks
- * the best the CPU and the OS support (cpuid and XCR0) at first use; the
- * environment variable PYNN_SIMD=generic|avx2|avx512 picks another (if they can
- * run it).  Builds for other processors, and x86-64 builds with CMake option
- * PYNN_PORTABLE_ONLY, have the generic path alone. */
+/* SIMD paths: 0 generic (portable C), 1 AVX2+FMA, 2 AVX-512F, 3 AVX-512F with
+ * the bfloat16 mode's products on AVX512_BF16 (vdpbf16ps).  The core picks the
+ * best of 0-2 the CPU and the OS support (cpuid and XCR0) at first use; the
+ * environment variable PYNN_SIMD=generic|avx2|avx512|avx512_bf16 picks another
+ * (if they can run it): path 3 is chosen only so, until it has been measured
+ * on hardware.  Builds for other processors, and x86-64 builds with CMake
+ * option PYNN_PORTABLE_ONLY, have the generic path alone. */
 int pynn_simd_supported(int isa);
 int pynn_simd_get(void);
 pynn_status pynn_simd_set(int isa);   /* PYNN_ERR_UNSUPPORTED if the CPU lacks it */
 const char *pynn_simd_name(int isa);
+/* For tests: on = 1 runs the bfloat16 mode's products in the pair layout of
+ * the AVX512_BF16 path with vdpbf16ps emulated on AVX2 (any path but generic;
+ * slower than the default); returns the previous setting, or -1 (nothing
+ * changed) where the build or the CPU has no such kernel. */
+int pynn_bf16_emulation(int on);
 
 /* The names the Python layer uses for each enum value (NULL past the last one):
  * the one place those names are defined. */

@@ -98,6 +98,7 @@ cdef extern from "pynn.h" nogil:
     int pynn_simd_get() noexcept
     pynn_status pynn_simd_set(int isa) noexcept
     const char *pynn_simd_name(int isa) noexcept
+    int pynn_bf16_emulation(int on) noexcept
     const char *pynn_activation_name(int act) noexcept
     const char *pynn_loss_name(int loss) noexcept
     const char *pynn_solver_name(int solver) noexcept
@@ -215,7 +216,9 @@ SIMD_PATHS = tuple(_names(pynn_simd_name))
 
 
 def simd_path():
-    """The SIMD path the core runs: 'generic', 'avx2' or 'avx512'."""
+    """The SIMD path the core runs: 'generic', 'avx2', 'avx512' or 'avx512_bf16'
+    (AVX-512 kernels, the bfloat16 mode's products on AVX512_BF16; only when
+    asked for, with PYNN_SIMD or set_simd_path)."""
     return SIMD_PATHS[pynn_simd_get()]
 
 
@@ -231,6 +234,16 @@ def set_simd_path(name):
     if pynn_simd_set(SIMD_PATHS.index(name)) != PYNN_OK:
         raise ValueError(f"this CPU cannot run the {name!r} path; it supports "
                          f"{simd_supported()}")
+
+
+def set_bf16_emulation(on):
+    """For tests: run the bfloat16 mode's products in the avx512_bf16 path's
+    pair layout with its instruction (vdpbf16ps) emulated on AVX2.  Returns the
+    previous setting; raises ValueError where the build or CPU has no AVX2."""
+    before = pynn_bf16_emulation(1 if on else 0)
+    if before < 0:
+        raise ValueError("the bfloat16 pair emulation needs the avx2 kernels")
+    return bool(before)
 
 
 def has_openmp():

@@ -17,6 +17,33 @@ import reference as ref
 
 U = 2.0 ** -24  # float32's unit roundoff
 
+#: The kernel variants the mode runs on here: each SIMD path this CPU has and,
+#: where it has AVX2, the avx512_bf16 path's pair kernels (bfloat16 pairs,
+#: vdpbf16ps) with the instruction emulated on AVX2.
+EMULATED = "avx2+emulated-vdpbf16ps"
+KERNELS = _core.simd_supported() + ((EMULATED,) if "avx2" in _core.simd_supported() else ())
+#: Variants that run vdpbf16ps (or its emulation): denormal operands read as
+#: zero and denormal sums are flushed to zero there.
+PAIRS = (EMULATED, "avx512_bf16")
+
+
+@pytest.fixture(params=KERNELS)
+def simd(request):
+    """Each kernel variant in turn (replaces conftest's fixture in this file);
+    the previous path restored and the emulation switched off afterwards."""
+    before = _core.simd_path()
+    if request.param == EMULATED:
+        _core.set_simd_path("avx2")
+        _core.set_bf16_emulation(True)
+    else:
+        _core.set_simd_path(request.param)
+    try:
+        yield request.param
+    finally:
+        if request.param == EMULATED:
+            _core.set_bf16_emulation(False)
+        _core.set_simd_path(before)
+
 
 def _net(units, hidden="relu", output="identity", loss="half_squared_error", bf16=True):
     return _core.Net(units, _core.ACTIVATIONS[hidden], _core.ACTIVATIONS[output],
@@ -70,6 +97,8 @@ def test_rounding_rule_through_the_product(simd, bits):
     up to even), subnormals included; the same for the weight (1 * w)."""
     x = np.array([bits], dtype=np.uint32).view(np.float32)
     want = ref.bf16_round(x)[0]
+    if simd in PAIRS and abs(want) < np.finfo(np.float32).tiny:
+        want = 0.0  # vdpbf16ps reads a denormal operand as zero
     net = _net([1, 1])
     one = np.ones((1, 1), np.float32)
     # (values, not bits: a sum starts from +0, so -0 comes out as +0)
@@ -77,6 +106,42 @@ def test_rounding_rule_through_the_product(simd, bits):
     assert out[0, 0] == np.float32(want)
     out = _predict(net, np.array([x[0], 0.0], np.float32), one)
     assert out[0, 0] == np.float32(want)
+
+
+def test_pair_kernels_flush_denormals(simd):
+    """vdpbf16ps reads denormal operands as zero and flushes denormal results
+    (Intel SDM): on the pair kernels 2^-130 * 1 and 2^-63 * 2^-64 give 0; the
+    float kernels' mode keeps both (exact products of bfloat16 values)."""
+    net = _net([1, 1])
+    cases = [(2.0 ** -130, 1.0), (2.0 ** -63, 2.0 ** -64), (2.0 ** -60, 2.0 ** -60)]
+    for x, w in cases:
+        out = _predict(net, np.array([w, 0.0], np.float32), np.array([[x]], np.float32))
+        want = np.float32(x * w)
+        if simd in PAIRS and abs(x * w) < np.finfo(np.float32).tiny:
+            want = np.float32(0.0)
+        assert out[0, 0] == want, (x, w, out[0, 0])
+
+
+def test_emulation_switch():
+    """The emulation is off by default, reports its previous setting, and
+    changes the bits of the mode's products (pairs summed in another order)."""
+    if "avx2" not in _core.simd_supported():
+        with pytest.raises(ValueError, match="avx2"):
+            _core.set_bf16_emulation(True)
+        return
+    before = _core.simd_path()
+    _core.set_simd_path("avx2")
+    try:
+        assert _core.set_bf16_emulation(True) is False
+        rng, params, X = _setup(11, [300, 64, 5], 50)
+        a = _predict(_net([300, 64, 5]), params, X)
+        assert _core.set_bf16_emulation(False) is True
+        b = _predict(_net([300, 64, 5]), params, X)
+        assert not np.array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    finally:
+        _core.set_bf16_emulation(False)
+        _core.set_simd_path(before)
 
 
 def test_reference_rounding_matches_ml_dtypes():
@@ -266,7 +331,7 @@ def test_sparse_input_first_layer_stays_float32():
 
 
 @pytest.mark.parametrize("data", ["digits", "demo"])
-def test_fit_reaches_float32_accuracy(data):
+def test_fit_reaches_float32_accuracy(simd, data):
     """Whole fits: test accuracy within 0.5 percentage points of float32."""
     if data == "digits":
         datasets = pytest.importorskip("sklearn.datasets")

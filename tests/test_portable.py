@@ -47,7 +47,14 @@ def _expected_paths():
         paths.append("avx2")
         if "avx512f" in flags:
             paths.append("avx512")
+            if "avx512_bf16" in flags:
+                paths.append("avx512_bf16")
     return tuple(paths)
+
+
+def _default(supported):
+    """The path a new process takes: the best, avx512_bf16 aside (opt-in)."""
+    return [p for p in supported if p != "avx512_bf16"][-1]
 
 
 def _simd_path_in_child(tmp_path, forced=None):
@@ -66,10 +73,10 @@ def test_the_paths_offered_are_those_the_cpu_and_the_os_run():
 
 def test_a_new_process_takes_the_best_path_and_pynn_simd_only_among_those(tmp_path):
     supported = _expected_paths()
-    assert _simd_path_in_child(tmp_path) == supported[-1]
+    assert _simd_path_in_child(tmp_path) == _default(supported)
     for name in _core.SIMD_PATHS:
         # a path the CPU (or the build) cannot run is ignored: the best one instead
-        want = name if name in supported else supported[-1]
+        want = name if name in supported else _default(supported)
         assert _simd_path_in_child(tmp_path, name) == want
 
 
