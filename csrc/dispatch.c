@@ -83,7 +83,7 @@ int pynn_max_threads(void) { return pynn_threads(0); }
 /* ---- instruction set dispatch ---------------------------------------------- */
 
 /* The names PYNN_SIMD and pynn_simd_name use, indexed by pynn_isa. */
-static const char *const isa_names[] = {"generic", "avx2", "avx512", "avx512_bf16"};
+static const char *const isa_names[] = {"generic", "avx2", "avx512", "avx512_bf16", "amx"};
 _Static_assert(sizeof(isa_names) / sizeof(isa_names[0]) == PYNN_ISA_COUNT,
                "one name per pynn_isa");
 
@@ -129,6 +129,9 @@ static uint64_t read_xcr0(void)
 #define CPUID7_EBX_AVX2 (1u << 5)
 #define CPUID7_EBX_AVX512F (1u << 16)
 #define CPUID7_1_EAX_AVX512_BF16 (1u << 5) /* leaf 7, sub-leaf 1 */
+#define CPUID7_EDX_AMX_BF16 (1u << 22)
+#define CPUID7_EDX_AMX_TILE (1u << 24)
+#define XCR0_AMX_STATE 0x60000u /* XTILECFG and XTILEDATA */
 #define XCR0_AVX_STATE 0x06u    /* SSE (xmm) and AVX (upper ymm) state */
 #define XCR0_AVX512_STATE 0xe0u /* opmask, upper zmm0-15 and zmm16-31 state */
 
@@ -164,6 +167,13 @@ static int detect_isas(void)
 #endif
     if ((ebx7 & CPUID7_EBX_AVX512F) && os_avx512) {
         isas |= 1 << PYNN_ISA_AVX512;
+#ifdef PYNN_AMX_KERNEL
+        /* the tile state must be one the OS saves; whether this process may
+         * use it is asked of Linux later (amx_permission) */
+        const uint32_t amx = CPUID7_EDX_AMX_BF16 | CPUID7_EDX_AMX_TILE;
+        if ((r[3] & amx) == amx && (xcr0 & XCR0_AMX_STATE) == XCR0_AMX_STATE)
+            isas |= 1 << PYNN_ISA_AMX;
+#endif
 #ifdef PYNN_AVX512BF16_KERNEL
         /* sub-leaf 1 exists when leaf 7's EAX (its last sub-leaf) says so */
         uint32_t subleaves = r[0];
@@ -179,6 +189,28 @@ static int detect_isas(void)
 
 /* detect_isas(), once; -1 until then. */
 static int g_isas = -1;
+
+#if defined(PYNN_AMX_KERNEL) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+/* Linux lets a process use the AMX tile data (XTILEDATA, state component 18)
+ * only once it asked (arch_prctl ARCH_REQ_XCOMP_PERM, Linux 5.16+): asked the
+ * first time the amx path is looked at, once per process; 1 if granted.
+ * Elsewhere the path is not offered. */
+static int g_amx_perm = -1;
+static int amx_permission(void)
+{
+    int v = PYNN_LOAD_INT(&g_amx_perm);
+    if (v < 0) {
+        v = 0;
+#if defined(PYNN_AMX_KERNEL) && defined(__linux__) && defined(SYS_arch_prctl)
+        v = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) == 0;
+#endif
+        PYNN_STORE_INT(&g_amx_perm, v);
+    }
+    return v;
+}
 #endif
 
 int pynn_simd_supported(int isa)
@@ -192,7 +224,9 @@ int pynn_simd_supported(int isa)
             isas = detect_isas();
             PYNN_STORE_INT(&g_isas, isas);
         }
-        return (isas >> isa) & 1;
+        if (!((isas >> isa) & 1))
+            return 0;
+        return isa == PYNN_ISA_AMX ? amx_permission() : 1;
     }
 #endif
     return 0;
@@ -207,8 +241,9 @@ const char *pynn_simd_name(int isa)
 static int g_isa = -1;
 
 /* The best the CPU has, unless PYNN_SIMD names another path it can run.  The
- * avx512_bf16 path is never picked by default: its kernel has been tested
- * against an emulation of vdpbf16ps only, not yet run on such a CPU. */
+ * avx512_bf16 and amx paths are never picked by default: their kernels have
+ * been tested against emulations of vdpbf16ps and of the AMX tiles only, not
+ * yet run on such a CPU. */
 static int choose_isa(void)
 {
     int best = PYNN_ISA_GENERIC;
@@ -247,7 +282,8 @@ pynn_status pynn_simd_set(int isa)
     return PYNN_OK;
 }
 
-/* The AVX2 emulation of the pair kernels (tests): off unless asked. */
+/* The AVX2 emulation of a pair kernel (tests): 0 off (default), 1 vdpbf16ps,
+ * 2 AMX. */
 static int g_bf16_emulation = 0;
 
 int pynn_bf16_emulation(int on)
@@ -255,8 +291,10 @@ int pynn_bf16_emulation(int on)
 #ifdef PYNN_X86_SIMD
     if (!pynn_simd_supported(PYNN_ISA_AVX2))
         return -1;
+    if (on < 0 || on > 2)
+        return -1;
     int before = PYNN_LOAD_INT(&g_bf16_emulation);
-    PYNN_STORE_INT(&g_bf16_emulation, on != 0);
+    PYNN_STORE_INT(&g_bf16_emulation, on);
     return before;
 #else
     (void)on;
@@ -270,9 +308,10 @@ int pynn__bf16_pairs(void)
     int isa = (int)pynn__isa();
     if (isa == PYNN_ISA_GENERIC)
         return 0;
-    if (PYNN_LOAD_INT(&g_bf16_emulation))
-        return 2;
-    return isa == PYNN_ISA_AVX512_BF16 ? 1 : 0;
+    int emu = PYNN_LOAD_INT(&g_bf16_emulation);
+    if (emu)
+        return emu == 1 ? 2 : 4;
+    return isa == PYNN_ISA_AVX512_BF16 ? 1 : isa == PYNN_ISA_AMX ? 3 : 0;
 }
 
 /* A barrier of the calling thread's team (internal.h: pynn__sync).  Orphaned:

@@ -162,6 +162,14 @@ void pynn__gemm(const pynn_gemm_args *g)
     case 2:
         pynn_gemm_avx2p_f32(g);
         return;
+#ifdef PYNN_AMX_KERNEL
+    case 3:
+        pynn_gemm_amx_f32(g);
+        return;
+#endif
+    case 4:
+        pynn_gemm_avx2amx_f32(g);
+        return;
     default:
         break;
     }
@@ -197,6 +205,12 @@ int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm)
 #endif
     case 2:
         return pynn_gemm_pack_avx2p_f32(g, tm);
+#ifdef PYNN_AMX_KERNEL
+    case 3:
+        return pynn_gemm_pack_amx_f32(g, tm);
+#endif
+    case 4:
+        return pynn_gemm_pack_avx2amx_f32(g, tm);
     default:
         break;
     }
@@ -226,6 +240,14 @@ void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode)
 #endif
     case 2:
         pynn_gemm_run_avx2p_f32(g, tm, amode);
+        return;
+#ifdef PYNN_AMX_KERNEL
+    case 3:
+        pynn_gemm_run_amx_f32(g, tm, amode);
+        return;
+#endif
+    case 4:
+        pynn_gemm_run_avx2amx_f32(g, tm, amode);
         return;
     default:
         break;

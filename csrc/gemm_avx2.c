@@ -1,6 +1,8 @@
 /* gemm_avx2.c -- gemm_tile.h for AVX2 + FMA (compiled with -mavx2 -mfma;
  * only called after cpuid said the CPU has both). */
 #include <float.h>
+#include <math.h>
+#include <string.h>
 #include <immintrin.h>
 #include "internal.h"
 #include "transpose_avx.h"
@@ -46,6 +48,80 @@ static PYNN_ALWAYS_INLINE __m256 pynn__dpbf16_emulated(__m256 acc, __m256i a, __
 #define P_LOAD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
 #define P_BCAST(p) _mm256_set1_epi32((int)*(p))
 #define V_DP2(acc, a, b) pynn__dpbf16_emulated((acc), (a), (b))
+#include "gemm_tile.h"
+#include "gemm_undef.h"
+
+/* ---- float, the mixed-precision mode on AMX tiles, emulated: the pair layout
+ * and 16-row tiles of gemm_tile.h that the AMX kernels run (gemm_amx.c), with
+ * the tile registers and tdpbf16ps in plain C (tests only, pynn_bf16_emulation;
+ * slow).  One 16 x 16 accumulator per tile here (AVX2's 16-column panels),
+ * two on the AMX path (32-column panels). ---- */
+
+/* The registers of this thread: 16 rows of 64 bytes each. */
+static _Thread_local unsigned char pynn__amx_emu[8][16][64];
+static _Thread_local int pynn__amx_emu_on;
+
+static float pynn__flush_denormal(float x) { return fabsf(x) < FLT_MIN ? copysignf(0.0f, x) : x; }
+
+static float pynn__bf16_word(uint32_t w, int hi)
+{
+    uint32_t u = hi ? (w & 0xffff0000u) : (w << 16);
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return pynn__flush_denormal(x);
+}
+
+static void pynn__amx_emu_load(int t, const void *base, size_t stride)
+{
+    for (int r = 0; r < 16; r++)
+        memcpy(pynn__amx_emu[t][r], (const unsigned char *)base + (size_t)r * stride, 64);
+}
+
+static void pynn__amx_emu_store(int t, void *base, size_t stride)
+{
+    for (int r = 0; r < 16; r++)
+        memcpy((unsigned char *)base + (size_t)r * stride, pynn__amx_emu[t][r], 64);
+}
+
+/* tdpbf16ps (Intel SDM): for each row m, pair step k and column n,
+ * c[m][n] += a[m].bf16[2k] b[k].bf16[2n], then += the odd halves' product;
+ * fused, denormal inputs read as zero, denormal results flushed. */
+static void pynn__amx_emu_dp(int c, int a, int b)
+{
+    for (int m = 0; m < 16; m++) {
+        float acc[16];
+        memcpy(acc, pynn__amx_emu[c][m], 64);
+        for (int k = 0; k < 16; k++) {
+            uint32_t aw;
+            memcpy(&aw, pynn__amx_emu[a][m] + 4 * k, 4);
+            for (int n = 0; n < 16; n++) {
+                uint32_t bw;
+                memcpy(&bw, pynn__amx_emu[b][k] + 4 * n, 4);
+                float x = pynn__flush_denormal(acc[n]);
+                x = pynn__flush_denormal(fmaf(pynn__bf16_word(aw, 0), pynn__bf16_word(bw, 0), x));
+                acc[n] = pynn__flush_denormal(fmaf(pynn__bf16_word(aw, 1), pynn__bf16_word(bw, 1), x));
+            }
+        }
+        memcpy(pynn__amx_emu[c][m], acc, 64);
+    }
+}
+
+#include "gemm_vocab_avx2_f32.h"
+#undef MR
+#define MR 16
+#define GEMM_NAME(x) pynn_##x##_avx2amx_f32
+#define AMX_TILES 1
+#define AMX_C0 0
+#define AMX_C1 1
+#define AMX_TA 2
+#define AMX_TB0 3
+#define AMX_TB1 4
+#define AMX_CONFIG() (pynn__amx_emu_on = 1)
+#define AMX_RELEASE() (pynn__amx_emu_on = 0)
+#define AMX_ZERO(t) memset(pynn__amx_emu[t], 0, sizeof pynn__amx_emu[t])
+#define AMX_LOAD(t, base, stride) pynn__amx_emu_load((t), (base), (stride))
+#define AMX_STORE(t, base, stride) pynn__amx_emu_store((t), (base), (stride))
+#define AMX_DP(c, a, b) pynn__amx_emu_dp((c), (a), (b))
 #include "gemm_tile.h"
 #include "gemm_undef.h"
 

@@ -27,6 +27,12 @@
 
 #define NR (2 * VL)
 
+/* The mixed-precision mode in bfloat16 pairs (below): the includer has a
+ * pair instruction. */
+#if defined(V_DP2) || defined(AMX_TILES)
+#define GEMM_PAIRS 1
+#endif
+
 /* A tile covers k-range [p0, p1): the first range starts from zero, later ones
  * continue the same chain from the partial sums parked in C (bit-exact: the
  * store and reload are exact), and only the last applies the epilogue. */
@@ -362,23 +368,35 @@ static void GEMM_NAME(round_bf16)(T *p, size_t count)
         p[i] = (T)pynn__bf16_round((float)p[i]);
 }
 
-#ifdef V_DP2
+#ifdef GEMM_PAIRS
 /* ---- bfloat16 pairs: the products of the mixed-precision mode on a dot-of-
- * pairs instruction (the includer defines V_DP2: AVX512_BF16's vdpbf16ps, or
- * its emulation, gemm_avx2.c) ----
+ * pairs instruction: AVX512_BF16's vdpbf16ps (the includer defines V_DP2) or
+ * AMX's tdpbf16ps (AMX_TILES), or their emulations (gemm_avx2.c) ----
  * In the mode the packed operands hold bfloat16 pairs, one 32-bit word per two
  * consecutive steps p, p + 1 (of a row of A, of a column of B): step p in the
- * low half (the pair's element 0, as vdpbf16ps reads it), p + 1 in the high
- * half, zero for the missing step of an odd K block.  B's panel: for each pair
- * step q, NR words (its columns, zeros past the last); A's tile: for each pair
- * step q, MR words (its rows, zeros past the last).  The operands are rounded
- * (pynn__bf16_round) as they are packed, so they are the portable path's.
- * V_DP2(acc, a, b) adds to each float lane a's high half times b's, then the
- * low halves' product, each a fused multiply-add (vdpbf16ps: denormal inputs
- * read as zero, denormal results flushed, round to nearest even); the pairs'
- * order and the flushing make its bits differ from the portable chain's by
- * rounding, not by what is summed. Needs pair vector type PV, P_LOAD(p) (VL
- * words) and P_BCAST(p) (one word to every lane). */
+ * low half (the pair's element 0, as both instructions read it), p + 1 in the
+ * high half, zero for the missing step of an odd K block.  B's panel: for each
+ * pair step q, NR words (its columns, zeros past the last); A's tile: for each
+ * pair step q, MR words (its rows, zeros past the last) -- with AMX, each of
+ * its MR rows' words in a row instead (a tile register's rows), and the pair
+ * steps padded with zeros to a multiple of 16 (a tile's depth).  The operands
+ * are rounded (pynn__bf16_round) as they are packed, so they are the portable
+ * path's.  V_DP2(acc, a, b) adds to each float lane a's high half times b's,
+ * then the low halves' product, each a fused multiply-add (vdpbf16ps: denormal
+ * inputs read as zero, denormal results flushed, round to nearest even); the
+ * pairs' order and the flushing make its bits differ from the portable chain's
+ * by rounding, not by what is summed.  V_DP2 needs a pair vector type PV,
+ * P_LOAD(p) (VL words) and P_BCAST(p) (one word to every lane). */
+#ifdef AMX_TILES
+#define PAIR_KQ_ALIGN 16
+#define PAIR_A(dst, r, q, kq) (dst)[(size_t)(r) * (kq) + (q)]
+#else
+#define PAIR_KQ_ALIGN 1
+#define PAIR_A(dst, r, q, kq) (dst)[(q) * MR + (size_t)(r)]
+#endif
+/* Pair steps a K block of kc steps is packed in. */
+#define PAIR_KQ(kc) ((((kc) + 1) / 2 + PAIR_KQ_ALIGN - 1) / PAIR_KQ_ALIGN * PAIR_KQ_ALIGN)
+
 static PYNN_ALWAYS_INLINE uint32_t GEMM_NAME(bf16_pair)(float lo, float hi)
 {
     float l = pynn__bf16_round(lo), h = pynn__bf16_round(hi);
@@ -391,12 +409,13 @@ static PYNN_ALWAYS_INLINE uint32_t GEMM_NAME(bf16_pair)(float lo, float hi)
 static void GEMM_NAME(pack_b_pairs)(uint32_t *restrict bp, const GEMM_ARGS *g, size_t j0,
                                     size_t p0, size_t p1)
 {
-    size_t cols = g->n - j0 < NR ? g->n - j0 : NR, kc = p1 - p0, kq = (kc + 1) / 2;
+    size_t cols = g->n - j0 < NR ? g->n - j0 : NR, kc = p1 - p0, kh = (kc + 1) / 2;
+    size_t kq = PAIR_KQ(kc);
     if (g->b_trans) {
         /* column j of the panel is row j0 + j of the stored B^T: read in order */
         for (size_t j = 0; j < NR; j++) {
             const T *src = g->b + (j0 + j) * g->ldb + p0;
-            for (size_t q = 0; q < kq; q++) {
+            for (size_t q = 0; q < kh; q++) {
                 float lo = 0, hi = 0;
                 if (j < cols) {
                     lo = (float)src[2 * q];
@@ -405,38 +424,42 @@ static void GEMM_NAME(pack_b_pairs)(uint32_t *restrict bp, const GEMM_ARGS *g, s
                 bp[q * NR + j] = GEMM_NAME(bf16_pair)(lo, hi);
             }
         }
-        return;
+    } else {
+        for (size_t q = 0; q < kh; q++) {
+            const T *r0 = g->b + (p0 + 2 * q) * g->ldb + j0;
+            const T *r1 = 2 * q + 1 < kc ? r0 + g->ldb : NULL;
+            for (size_t j = 0; j < NR; j++)
+                bp[q * NR + j] =
+                    j < cols ? GEMM_NAME(bf16_pair)((float)r0[j], r1 ? (float)r1[j] : 0.0f) : 0u;
+        }
     }
-    for (size_t q = 0; q < kq; q++) {
-        const T *r0 = g->b + (p0 + 2 * q) * g->ldb + j0;
-        const T *r1 = 2 * q + 1 < kc ? r0 + g->ldb : NULL;
+    for (size_t q = kh; q < kq; q++)
         for (size_t j = 0; j < NR; j++)
-            bp[q * NR + j] = j < cols ? GEMM_NAME(bf16_pair)((float)r0[j], r1 ? (float)r1[j] : 0.0f)
-                                      : 0u;
-    }
+            bp[q * NR + j] = 0u;
 }
 
 /* Row tile it of A (any strides) over [p0, p1) into dst as pairs. */
 static void GEMM_NAME(pack_a_pairs)(uint32_t *restrict dst, const GEMM_ARGS *g, size_t it,
                                     size_t p0, size_t p1)
 {
-    size_t kc = p1 - p0, kq = (kc + 1) / 2;
+    size_t kc = p1 - p0, kh = (kc + 1) / 2, kq = PAIR_KQ(kc);
     for (int r = 0; r < MR; r++) {
         size_t i = it * MR + (size_t)r;
-        if (i >= g->m) {
-            for (size_t q = 0; q < kq; q++)
-                dst[q * MR + (size_t)r] = 0u;
-            continue;
+        size_t q = 0;
+        if (i < g->m) {
+            const T *src = g->a + i * g->a_rs + p0 * g->a_cs;
+            for (; q < kh; q++) {
+                float lo = (float)src[2 * q * g->a_cs];
+                float hi = 2 * q + 1 < kc ? (float)src[(2 * q + 1) * g->a_cs] : 0.0f;
+                PAIR_A(dst, r, q, kq) = GEMM_NAME(bf16_pair)(lo, hi);
+            }
         }
-        const T *src = g->a + i * g->a_rs + p0 * g->a_cs;
-        for (size_t q = 0; q < kq; q++) {
-            float lo = (float)src[2 * q * g->a_cs];
-            float hi = 2 * q + 1 < kc ? (float)src[(2 * q + 1) * g->a_cs] : 0.0f;
-            dst[q * MR + (size_t)r] = GEMM_NAME(bf16_pair)(lo, hi);
-        }
+        for (; q < kq; q++)
+            PAIR_A(dst, r, q, kq) = 0u;
     }
 }
 
+#ifndef AMX_TILES
 /* An R x NR tile over kq pair steps of packed A (ap) and B (bp). */
 static PYNN_ALWAYS_INLINE void
 GEMM_NAME(pair_tile)(const int R, const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols,
@@ -459,7 +482,70 @@ PYNN_UNROLL16
 }
 
 #define PAIR_CASE(R) case R: GEMM_NAME(pair_tile)(R, g, i0, j0, cols, kq, first, last, bq, aq); break;
-#endif /* V_DP2 */
+#else
+/* AMX: an MR (16) x NR tile, NR / 16 accumulator tile registers (C0 and C1:
+ * 16 rows x 16 floats), A's 16 rows x 16 pairs in TA, B's 16 pairs x 16
+ * columns in TB0, TB1; each tdpbf16ps does 16 pair steps.  The includer
+ * defines AMX_CONFIG() (configure the tile registers: the five as 16 rows of
+ * 64 bytes), AMX_ZERO(t), AMX_LOAD(t, base, stride), AMX_STORE(t, base,
+ * stride), AMX_DP(c, a, b) and AMX_RELEASE() over register numbers, and
+ * AMX_C0 .. AMX_TB1.  C's partial sums pass through cb, from which the
+ * epilogue reads its rows as vectors. */
+#if NR != 16 && NR != 32
+#error "AMX tiles need 16 or 32 columns per panel"
+#endif
+static void GEMM_NAME(amx_tile)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t rows,
+                                size_t cols, size_t kq, int first, int last,
+                                const uint32_t *bp, const uint32_t *ap)
+{
+    _Alignas(64) T cb[MR * NR];
+    MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
+    MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
+    const size_t cs = NR * sizeof(float);
+    if (first) {
+        AMX_ZERO(AMX_C0);
+#if NR == 32
+        AMX_ZERO(AMX_C1);
+#endif
+    } else {
+        for (size_t r = 0; r < MR; r++) {
+            V x0 = V_ZERO(), x1 = V_ZERO();
+            if (r < rows) {
+                const T *c = g->c + (i0 + r) * g->ldc + j0;
+                x0 = cols == NR ? V_LOAD(c) : V_MLOAD(c, m0);
+                x1 = cols == NR ? V_LOAD(c + VL) : V_MLOAD(c + VL, m1);
+            }
+            V_STORE(cb + r * NR, x0);
+            V_STORE(cb + r * NR + VL, x1);
+        }
+        AMX_LOAD(AMX_C0, cb, cs);
+#if NR == 32
+        AMX_LOAD(AMX_C1, cb + 16, cs);
+#endif
+    }
+    for (size_t q = 0; q < kq; q += 16) {
+        AMX_LOAD(AMX_TA, ap + q, kq * sizeof(uint32_t));
+        AMX_LOAD(AMX_TB0, bp + q * NR, cs);
+        AMX_DP(AMX_C0, AMX_TA, AMX_TB0);
+#if NR == 32
+        AMX_LOAD(AMX_TB1, bp + q * NR + 16, cs);
+        AMX_DP(AMX_C1, AMX_TA, AMX_TB1);
+#endif
+    }
+    AMX_STORE(AMX_C0, cb, cs);
+#if NR == 32
+    AMX_STORE(AMX_C1, cb + 16, cs);
+#endif
+    for (size_t r = 0; r < rows; r++) {
+        V x0 = V_LOAD(cb + r * NR), x1 = V_LOAD(cb + r * NR + VL);
+        if (last)
+            GEMM_NAME(epilogue)(g, i0 + r, j0, x0, x1, cols, m0, m1);
+        else
+            GEMM_NAME(store_row)(g->c + (i0 + r) * g->ldc + j0, x0, x1, cols, m0, m1);
+    }
+}
+#endif /* AMX_TILES */
+#endif /* GEMM_PAIRS */
 
 static void GEMM_NAME(pack_b_copy)(T *restrict bp, const GEMM_ARGS *g, size_t j0, size_t p0,
                                    size_t p1);
@@ -469,7 +555,7 @@ static void GEMM_NAME(pack_b_copy)(T *restrict bp, const GEMM_ARGS *g, size_t j0
  * from a power-of-two row stride; rounded to bfloat16 with g->bf16. */
 static void GEMM_NAME(pack_b)(T *restrict bp, const GEMM_ARGS *g, size_t j0, size_t p0, size_t p1)
 {
-#ifdef V_DP2
+#ifdef GEMM_PAIRS
     if (g->bf16) {
         GEMM_NAME(pack_b_pairs)((uint32_t *)bp, g, j0, p0, p1);
         return;
@@ -539,9 +625,9 @@ static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, s
 
 static void GEMM_NAME(pack_a)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t p0, size_t p1)
 {
-#ifdef V_DP2
+#ifdef GEMM_PAIRS
     if (g->bf16) {
-        size_t kq = (p1 - p0 + 1) / 2;
+        size_t kq = PAIR_KQ(p1 - p0);
         for (size_t it = it0; it < it1; it++)
             GEMM_NAME(pack_a_pairs)((uint32_t *)g->apack + it * kq * MR, g, it, p0, p1);
         return;
@@ -618,7 +704,7 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p
     size_t it = t % mt, jt = t / mt;
     size_t i0 = it * MR, j0 = jt * NR;
     const T *ap = abase ? abase + it * (p1 - p0) * MR : NULL;
-#ifdef V_DP2
+#ifdef GEMM_PAIRS
     if (own_a && !g->bf16) {
 #else
     if (own_a) {
@@ -628,11 +714,11 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p
     }
     size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
     size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
-#ifdef V_DP2
+#ifdef GEMM_PAIRS
     if (g->bf16) {
         /* pairs: B always packed (the mode sets packb), A packed in the
          * block's room or by the tile itself */
-        size_t kq = (p1 - p0 + 1) / 2;
+        size_t kq = PAIR_KQ(p1 - p0);
         const uint32_t *bq = (const uint32_t *)bp, *aq;
         if (own_a) {
             GEMM_NAME(pack_a_pairs)((uint32_t *)own_a, g, it, p0, p1);
@@ -640,6 +726,9 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p
         } else {
             aq = (const uint32_t *)abase + it * kq * MR;
         }
+#ifdef AMX_TILES
+        GEMM_NAME(amx_tile)(g, i0, j0, rows, cols, kq, first, last, bq, aq);
+#else
         switch (rows) {
             PAIR_CASE(1)
             PAIR_CASE(2)
@@ -656,6 +745,7 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p
         default:
             break;
         }
+#endif
         return;
     }
 #endif
@@ -717,6 +807,11 @@ static int GEMM_NAME(apack_mode)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
          * and the layout is one pack_a reads, else tile by tile */
         if (g->apack == NULL || block > g->apack_len || (g->a_cs != 1 && g->a_rs != 1))
             return PYNN_APACK_TILE;
+#ifdef GEMM_PAIRS
+        /* AMX pads a shallow block's pairs past its room: tile by tile */
+        if (PAIR_KQ(pl->kc) > pl->kc)
+            return PYNN_APACK_TILE;
+#endif
     } else {
         if (g->apack == NULL || pl->nt < PYNN_GEMM_PACKA_MIN_COL_PANELS ||
             g->k < PYNN_GEMM_PACKA_MIN_K)
@@ -771,6 +866,9 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
     if (t0 >= t1 && amode != PYNN_APACK_TEAM_BLOCKS)
         return;
     _Alignas(64) T bp[KC * NR];
+#ifdef AMX_TILES
+    AMX_CONFIG(); /* this thread's tile registers, for the whole product */
+#endif
     for (size_t kb = 0; kb < pl.nkb; kb++) {
         size_t p0 = kb * pl.kc, p1 = g->k - p0 < pl.kc ? g->k : p0 + pl.kc;
         const T *abase = NULL;
@@ -801,6 +899,9 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
         for (size_t t = t0; t < t1; t++)
             GEMM_NAME(one_tile)(g, t, pl.mt, p0, p1, pl.packb ? bp : NULL, &packed, abase, NULL);
     }
+#ifdef AMX_TILES
+    AMX_RELEASE();
+#endif
 }
 
 /* The product on g->n_threads threads: a region of its own when that pays (the
@@ -829,8 +930,14 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
 }
 
 #undef TILE_CASE
-#ifdef V_DP2
+#ifdef GEMM_PAIRS
+#ifndef AMX_TILES
 #undef PAIR_CASE
+#endif
+#undef PAIR_KQ_ALIGN
+#undef PAIR_A
+#undef PAIR_KQ
+#undef GEMM_PAIRS
 #endif
 #undef TILE_ARGS
 #undef NR

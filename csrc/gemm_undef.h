@@ -27,3 +27,15 @@
 #undef P_LOAD
 #undef P_BCAST
 #undef V_DP2
+#undef AMX_TILES
+#undef AMX_C0
+#undef AMX_C1
+#undef AMX_TA
+#undef AMX_TB0
+#undef AMX_TB1
+#undef AMX_CONFIG
+#undef AMX_RELEASE
+#undef AMX_ZERO
+#undef AMX_LOAD
+#undef AMX_STORE
+#undef AMX_DP

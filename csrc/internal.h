@@ -169,8 +169,9 @@ typedef struct {
  * L1); a packed block of A, m x PYNN_GEMM_KC, lives in the workspace (apack). */
 #define PYNN_GEMM_KC 512
 #define PYNN_GEMM_KC_MIN 256
-/* Rows of A packed per tile are padded to a multiple of this (every MR divides it). */
-#define PYNN_GEMM_MR_PAD 24
+/* Rows of A packed per tile are padded to a multiple of this (every MR divides
+ * it: 6, 8, and the AMX kernels' 16). */
+#define PYNN_GEMM_MR_PAD 48
 /* A row-major A (a batch of rows) is packed only up to this many rows, and only
  * when its rows lie a multiple of PYNN_GEMM_ALIAS_BYTES apart and its width is
  * a multiple of PYNN_GEMM_PACK_WIDTH elements (512 doubles; 1024 floats are a
@@ -248,10 +249,11 @@ typedef enum {
     PYNN_ISA_AVX2 = 1,
     PYNN_ISA_AVX512 = 2,
     PYNN_ISA_AVX512_BF16 = 3, /* AVX-512 kernels; bf16 products on vdpbf16ps */
+    PYNN_ISA_AMX = 4,         /* AVX-512 kernels; bf16 products on AMX tiles */
     PYNN_ISA_COUNT
 } pynn_isa;
 /* The float kernels' instruction set of a path (avx512_bf16 runs avx512's). */
-#define PYNN_ISA_FLOAT(isa) ((isa) == PYNN_ISA_AVX512_BF16 ? PYNN_ISA_AVX512 : (isa))
+#define PYNN_ISA_FLOAT(isa) ((isa) >= PYNN_ISA_AVX512 ? PYNN_ISA_AVX512 : (isa))
 
 void pynn_gemm_generic_f32(const pynn_gemm_args_f32 *g);
 void pynn_gemm_generic_f64(const pynn_gemm_args_f64 *g);
@@ -284,8 +286,16 @@ void pynn_gemm_run_avx512bf16_f32(const pynn_gemm_args_f32 *g, const pynn_team *
 void pynn_gemm_avx2p_f32(const pynn_gemm_args_f32 *g);
 int pynn_gemm_pack_avx2p_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
 void pynn_gemm_run_avx2p_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
+/* ... and on AMX tiles (PYNN_AMX_KERNEL), and AMX emulated on AVX2 (tests). */
+void pynn_gemm_amx_f32(const pynn_gemm_args_f32 *g);
+int pynn_gemm_pack_amx_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
+void pynn_gemm_run_amx_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
+void pynn_gemm_avx2amx_f32(const pynn_gemm_args_f32 *g);
+int pynn_gemm_pack_avx2amx_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
+void pynn_gemm_run_avx2amx_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
 /* Which pair kernel runs the bfloat16 products now: 0 none (the float
- * kernels round in their packing), 1 AVX512_BF16, 2 the AVX2 emulation. */
+ * kernels round in their packing), 1 AVX512_BF16, 2 its AVX2 emulation,
+ * 3 AMX, 4 its emulation. */
 int pynn__bf16_pairs(void);
 
 /* x rounded to the nearest bfloat16 (ties to even), as a float: the top 16

@@ -172,20 +172,23 @@ uint64_t pynn_rng_bounded(uint64_t state[4], uint64_t bound);
 void pynn_shuffle(int64_t *idx, size_t n, uint64_t state[4]);
 
 /* SIMD paths: 0 generic (portable C), 1 AVX2+FMA, 2 AVX-512F, 3 AVX-512F with
- * the bfloat16 mode's products on AVX512_BF16 (vdpbf16ps).  The core picks the
- * best of 0-2 the CPU and the OS support (cpuid and XCR0) at first use; the
- * environment variable PYNN_SIMD=generic|avx2|avx512|avx512_bf16 picks another
- * (if they can run it): path 3 is chosen only so, until it has been measured
- * on hardware.  Builds for other processors, and x86-64 builds with CMake
- * option PYNN_PORTABLE_ONLY, have the generic path alone. */
+ * the bfloat16 mode's products on AVX512_BF16 (vdpbf16ps), 4 AVX-512F with
+ * them on AMX tiles (Linux: the process asks for the tile state the first
+ * time path 4 is looked at).  The core picks the best of 0-2 the CPU and the
+ * OS support (cpuid and XCR0) at first use; the environment variable
+ * PYNN_SIMD=generic|avx2|avx512|avx512_bf16|amx picks another (if they can run
+ * it): paths 3 and 4 are chosen only so, until measured on such CPUs.  Builds
+ * for other processors, and x86-64 builds with CMake option
+ * PYNN_PORTABLE_ONLY, have the generic path alone. */
 int pynn_simd_supported(int isa);
 int pynn_simd_get(void);
 pynn_status pynn_simd_set(int isa);   /* PYNN_ERR_UNSUPPORTED if the CPU lacks it */
 const char *pynn_simd_name(int isa);
-/* For tests: on = 1 runs the bfloat16 mode's products in the pair layout of
- * the AVX512_BF16 path with vdpbf16ps emulated on AVX2 (any path but generic;
- * slower than the default); returns the previous setting, or -1 (nothing
- * changed) where the build or the CPU has no such kernel. */
+/* For tests: runs the bfloat16 mode's products on a pair kernel emulated on
+ * AVX2 (any path but generic; slow): on = 1 the avx512_bf16 path's (vdpbf16ps),
+ * 2 the amx path's (tiles), 0 neither (the default).  Returns the previous
+ * setting, or -1 (nothing changed) where the build or the CPU has no AVX2 or
+ * on is out of range. */
 int pynn_bf16_emulation(int on);
 
 /* The names the Python layer uses for each enum value (NULL past the last one):

@@ -216,9 +216,10 @@ SIMD_PATHS = tuple(_names(pynn_simd_name))
 
 
 def simd_path():
-    """The SIMD path the core runs: 'generic', 'avx2', 'avx512' or 'avx512_bf16'
-    (AVX-512 kernels, the bfloat16 mode's products on AVX512_BF16; only when
-    asked for, with PYNN_SIMD or set_simd_path)."""
+    """The SIMD path the core runs: 'generic', 'avx2', 'avx512', 'avx512_bf16'
+    or 'amx' (the last two: AVX-512 kernels with the bfloat16 mode's products
+    on AVX512_BF16 or on AMX tiles; only when asked for, with PYNN_SIMD or
+    set_simd_path)."""
     return SIMD_PATHS[pynn_simd_get()]
 
 
@@ -236,14 +237,21 @@ def set_simd_path(name):
                          f"{simd_supported()}")
 
 
-def set_bf16_emulation(on):
-    """For tests: run the bfloat16 mode's products in the avx512_bf16 path's
-    pair layout with its instruction (vdpbf16ps) emulated on AVX2.  Returns the
-    previous setting; raises ValueError where the build or CPU has no AVX2."""
-    before = pynn_bf16_emulation(1 if on else 0)
+#: set_bf16_emulation's kinds, by the core's number.
+_BF16_EMULATIONS = (None, "vdpbf16ps", "amx")
+
+
+def set_bf16_emulation(kind):
+    """For tests: run the bfloat16 mode's products on a pair kernel with its
+    instruction emulated on AVX2 -- "vdpbf16ps" (the avx512_bf16 path's) or
+    "amx" (the amx path's tiles); None: the normal kernels.  Returns the
+    previous kind; ValueError where the build or CPU has no AVX2."""
+    if kind not in _BF16_EMULATIONS:
+        raise ValueError(f"kind must be one of {_BF16_EMULATIONS}, got {kind!r}")
+    before = pynn_bf16_emulation(_BF16_EMULATIONS.index(kind))
     if before < 0:
-        raise ValueError("the bfloat16 pair emulation needs the avx2 kernels")
-    return bool(before)
+        raise ValueError("the bfloat16 pair emulations need the avx2 kernels")
+    return _BF16_EMULATIONS[before]
 
 
 def has_openmp():

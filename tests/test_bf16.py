@@ -18,13 +18,13 @@ import reference as ref
 U = 2.0 ** -24  # float32's unit roundoff
 
 #: The kernel variants the mode runs on here: each SIMD path this CPU has and,
-#: where it has AVX2, the avx512_bf16 path's pair kernels (bfloat16 pairs,
-#: vdpbf16ps) with the instruction emulated on AVX2.
-EMULATED = "avx2+emulated-vdpbf16ps"
-KERNELS = _core.simd_supported() + ((EMULATED,) if "avx2" in _core.simd_supported() else ())
-#: Variants that run vdpbf16ps (or its emulation): denormal operands read as
-#: zero and denormal sums are flushed to zero there.
-PAIRS = (EMULATED, "avx512_bf16")
+#: where it has AVX2, the avx512_bf16 and amx paths' pair kernels with their
+#: instructions (vdpbf16ps, the AMX tiles) emulated on AVX2.
+EMULATED = {"avx2+emulated-vdpbf16ps": "vdpbf16ps", "avx2+emulated-amx": "amx"}
+KERNELS = _core.simd_supported() + (tuple(EMULATED) if "avx2" in _core.simd_supported() else ())
+#: Variants that run vdpbf16ps or tdpbf16ps (or their emulation): denormal
+#: operands read as zero and denormal sums are flushed to zero there.
+PAIRS = tuple(EMULATED) + ("avx512_bf16", "amx")
 
 
 @pytest.fixture(params=KERNELS)
@@ -32,16 +32,15 @@ def simd(request):
     """Each kernel variant in turn (replaces conftest's fixture in this file);
     the previous path restored and the emulation switched off afterwards."""
     before = _core.simd_path()
-    if request.param == EMULATED:
+    if request.param in EMULATED:
         _core.set_simd_path("avx2")
-        _core.set_bf16_emulation(True)
+        _core.set_bf16_emulation(EMULATED[request.param])
     else:
         _core.set_simd_path(request.param)
     try:
         yield request.param
     finally:
-        if request.param == EMULATED:
-            _core.set_bf16_emulation(False)
+        _core.set_bf16_emulation(None) if request.param in EMULATED else None
         _core.set_simd_path(before)
 
 
@@ -123,24 +122,32 @@ def test_pair_kernels_flush_denormals(simd):
 
 
 def test_emulation_switch():
-    """The emulation is off by default, reports its previous setting, and
-    changes the bits of the mode's products (pairs summed in another order)."""
+    """The emulations are off by default and report the previous setting;
+    what each changes in the bits of the mode's products."""
     if "avx2" not in _core.simd_supported():
         with pytest.raises(ValueError, match="avx2"):
-            _core.set_bf16_emulation(True)
+            _core.set_bf16_emulation("amx")
         return
+    with pytest.raises(ValueError, match="kind"):
+        _core.set_bf16_emulation("sse")
     before = _core.simd_path()
     _core.set_simd_path("avx2")
     try:
-        assert _core.set_bf16_emulation(True) is False
         rng, params, X = _setup(11, [300, 64, 5], 50)
+        assert _core.set_bf16_emulation("vdpbf16ps") is None
         a = _predict(_net([300, 64, 5]), params, X)
-        assert _core.set_bf16_emulation(False) is True
+        assert _core.set_bf16_emulation("amx") == "vdpbf16ps"
         b = _predict(_net([300, 64, 5]), params, X)
-        assert not np.array_equal(a, b)
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        assert _core.set_bf16_emulation(None) == "amx"
+        c = _predict(_net([300, 64, 5]), params, X)
+        # vdpbf16ps adds a pair's high product first: other bits, same sums
+        assert not np.array_equal(a, c)
+        np.testing.assert_allclose(a, c, rtol=1e-4, atol=1e-5)
+        # tdpbf16ps as the SDM writes it adds low then high, pair after pair:
+        # the float kernels' chain, so (no denormals here) the same bits
+        assert np.array_equal(b, c)
     finally:
-        _core.set_bf16_emulation(False)
+        _core.set_bf16_emulation(None)
         _core.set_simd_path(before)
 
 

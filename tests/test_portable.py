@@ -49,12 +49,15 @@ def _expected_paths():
             paths.append("avx512")
             if "avx512_bf16" in flags:
                 paths.append("avx512_bf16")
+            # (Linux grants the tile state on request since 5.16)
+            if {"amx_tile", "amx_bf16"} <= flags:
+                paths.append("amx")
     return tuple(paths)
 
 
 def _default(supported):
-    """The path a new process takes: the best, avx512_bf16 aside (opt-in)."""
-    return [p for p in supported if p != "avx512_bf16"][-1]
+    """The path a new process takes: the best, avx512_bf16 and amx aside (opt-in)."""
+    return [p for p in supported if p not in ("avx512_bf16", "amx")][-1]
 
 
 def _simd_path_in_child(tmp_path, forced=None):

@@ -14,16 +14,16 @@ import reference
 from pynn import _core, ops
 
 PATHS = _core.simd_supported()
-#: The path a new process takes: the best this CPU runs, avx512_bf16 aside
-#: (chosen only when asked for until measured on such a CPU).
-DEFAULT = [p for p in PATHS if p != "avx512_bf16"][-1]
+#: The path a new process takes: the best this CPU runs, avx512_bf16 and amx
+#: aside (chosen only when asked for until measured on such CPUs).
+DEFAULT = [p for p in PATHS if p not in ("avx512_bf16", "amx")][-1]
 
 
 def test_the_default_path_is_the_best_the_cpu_has():
     assert PATHS[0] == "generic"
     assert _core.simd_path() in PATHS
     assert set(PATHS) <= set(_core.SIMD_PATHS)
-    assert _core.SIMD_PATHS == ("generic", "avx2", "avx512", "avx512_bf16")
+    assert _core.SIMD_PATHS == ("generic", "avx2", "avx512", "avx512_bf16", "amx")
 
 
 def test_an_unknown_or_unsupported_path_is_refused():
