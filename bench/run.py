@@ -54,7 +54,7 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=1,
                     help="threads for every tool; the process is pinned to this many cores")
     ap.add_argument("--simd", default=None, help="force pynn's SIMD path "
-                    "(generic, avx2, avx512)")
+                    "(generic, avx2, avx512, avx512_bf16, amx)")
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed runs per measurement, best kept (default 3, 1 with --quick)")
     ap.add_argument("--markdown", metavar="FILE", default=None,

@@ -3,6 +3,9 @@
  * (cpuid, the PYNN_SIMD environment variable, pynn_simd_set) and the thread
  * counts OpenMP offers.  Untyped.
  */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* syscall(), for the AMX permission, under -std=c11 */
+#endif
 #include "pynn.h"
 #include "internal.h"
 
