@@ -428,9 +428,15 @@ static void GEMM_NAME(pack_b_pairs)(uint32_t *restrict bp, const GEMM_ARGS *g, s
         for (size_t q = 0; q < kh; q++) {
             const T *r0 = g->b + (p0 + 2 * q) * g->ldb + j0;
             const T *r1 = 2 * q + 1 < kc ? r0 + g->ldb : NULL;
+            uint32_t *dst = bp + q * NR;
+            if (r1 && cols == NR) {
+                /* the common case, branch-free: the compiler vectorises it */
+                for (size_t j = 0; j < NR; j++)
+                    dst[j] = GEMM_NAME(bf16_pair)((float)r0[j], (float)r1[j]);
+                continue;
+            }
             for (size_t j = 0; j < NR; j++)
-                bp[q * NR + j] =
-                    j < cols ? GEMM_NAME(bf16_pair)((float)r0[j], r1 ? (float)r1[j] : 0.0f) : 0u;
+                dst[j] = j < cols ? GEMM_NAME(bf16_pair)((float)r0[j], r1 ? (float)r1[j] : 0.0f) : 0u;
         }
     }
     for (size_t q = kh; q < kq; q++)
@@ -443,6 +449,38 @@ static void GEMM_NAME(pack_a_pairs)(uint32_t *restrict dst, const GEMM_ARGS *g, 
                                     size_t p0, size_t p1)
 {
     size_t kc = p1 - p0, kh = (kc + 1) / 2, kq = PAIR_KQ(kc);
+#ifndef AMX_TILES
+    if (g->a_rs == 1 && (it + 1) * MR <= g->m) {
+        /* A = X^T, a whole tile: a pair step's MR values of each of two rows
+         * of X side by side, written side by side (vectorised) */
+        const T *x = g->a + it * MR + p0 * g->a_cs;
+        for (size_t q = 0; q < kc / 2; q++, x += 2 * g->a_cs)
+            for (int r = 0; r < MR; r++)
+                dst[q * MR + (size_t)r] = GEMM_NAME(bf16_pair)((float)x[r], (float)x[g->a_cs + r]);
+        if (kc % 2)
+            for (int r = 0; r < MR; r++)
+                dst[(kh - 1) * MR + (size_t)r] = GEMM_NAME(bf16_pair)((float)x[r], 0.0f);
+        return;
+    }
+#else
+    if (g->a_cs == 1) {
+        /* rows of A, each read in order and written in order (a tile row) */
+        for (int r = 0; r < MR; r++) {
+            size_t i = it * MR + (size_t)r, q = 0;
+            uint32_t *d = dst + (size_t)r * kq;
+            if (i < g->m) {
+                const T *src = g->a + i * g->a_rs + p0;
+                for (; q < kc / 2; q++)
+                    d[q] = GEMM_NAME(bf16_pair)((float)src[2 * q], (float)src[2 * q + 1]);
+                if (kc % 2)
+                    d[q++] = GEMM_NAME(bf16_pair)((float)src[kc - 1], 0.0f);
+            }
+            for (; q < kq; q++)
+                d[q] = 0u;
+        }
+        return;
+    }
+#endif
     for (int r = 0; r < MR; r++) {
         size_t i = it * MR + (size_t)r;
         size_t q = 0;
