@@ -4,6 +4,7 @@ against numpy's matmul (OpenBLAS) of the same shapes and transposes, one thread.
 
     python bench/products.py                         # mnist-like and wide, float32 and float64
     python bench/products.py --dtype float64 --cases wide --json products.json
+    PYNN_SIMD=amx python bench/products.py --dtype bfloat16   # the mixed-precision mode
 
 Per layer l (n_in -> n_out, batch B) a step runs
   forward   x @ W          (B x n_in) @ (n_in x n_out), + bias (and relu below the output)
@@ -50,7 +51,9 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", nargs="+", default=DEFAULT_CASES, choices=sorted(TRAINING))
     ap.add_argument("--dtype", nargs="+", default=["float32", "float64"],
-                    choices=["float32", "float64"])
+                    choices=["float32", "float64", "bfloat16"],
+                    help="bfloat16: the mixed-precision mode's products (float32 data and "
+                         "sums, bfloat16 operands) against numpy's float32 matmul")
     ap.add_argument("--repeats", type=int, default=15, help="timings per product, best kept")
     ap.add_argument("--target-ms", type=float, default=4.0,
                     help="length of one timing (calls per timing chosen to fill it)")
@@ -117,9 +120,18 @@ def numpy_overhead(np, dtype, repeats, clock):
     return best
 
 
+def bf16_round(np, a):
+    """a (float32) rounded to the nearest bfloat16, ties to even (finite values)."""
+    u = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+    return u.astype(np.uint32).view(np.float32).reshape(np.shape(a))
+
+
 def time_product(np, core, kind, m, k, n, dtype, relu, room, repeats, target_s, rng,
-                 cpu_time=True):
-    """(pynn seconds, numpy seconds) per call, best of `repeats`, round-robin."""
+                 cpu_time=True, bf16=False):
+    """(pynn seconds, numpy seconds) per call, best of `repeats`, round-robin;
+    bf16: pynn runs the mixed-precision product, checked against numpy's on
+    rounded operands, and timed against numpy's float32 one."""
     mm = np.matmul
     if kind == "forward":
         x = rng.standard_normal((m, k)).astype(dtype)
@@ -147,7 +159,7 @@ def time_product(np, core, kind, m, k, n, dtype, relu, room, repeats, target_s, 
     clock = time.thread_time if cpu_time else time.perf_counter
 
     def run_pynn(calls):
-        return core._product_time(*args, calls, 1, 1, cpu_time)
+        return core._product_time(*args, calls, 1, 1, cpu_time, bf16)
 
     def run_numpy(calls):
         t0 = clock()
@@ -158,7 +170,7 @@ def time_product(np, core, kind, m, k, n, dtype, relu, room, repeats, target_s, 
     run_pynn(1)
     run_numpy(1)
     # the product itself is right (tolerance: the epilogue aside, same math)
-    ref = mm(npa, npb)
+    ref = mm(bf16_round(np, npa), bf16_round(np, npb)) if bf16 else mm(npa, npb)
     got = c.copy()
     if kind == "forward":
         ref = ref + b
@@ -186,7 +198,8 @@ def measure(case, dtype_name, repeats, target_s, cpu_time=True):
     import numpy as np
     import pynn
     from pynn import _core
-    dtype = np.dtype(dtype_name).type
+    bf16 = dtype_name == "bfloat16"
+    dtype = np.float32 if bf16 else np.dtype(dtype_name).type
     rng = np.random.default_rng(0)
     room = np.empty(apack_len(case), dtype)
     overhead = numpy_overhead(np, dtype, repeats,
@@ -196,7 +209,7 @@ def measure(case, dtype_name, repeats, target_s, cpu_time=True):
     for l, kind, name, m, k, n in products(case):
         relu = kind == "forward" and l + 1 < nlayers
         tp, tn = time_product(np, _core, kind, m, k, n, dtype, relu, room, repeats,
-                              target_s, rng, cpu_time)
+                              target_s, rng, cpu_time, bf16)
         flop = 2.0 * m * k * n
         tn_k = max(tn - overhead, 1e-12)
         rows.append(dict(layer=l + 1, kind=kind, name=name, m=m, k=k, n=n, flop=flop,

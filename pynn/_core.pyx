@@ -873,7 +873,7 @@ cdef extern from "internal.h" nogil:
 def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not None,
                   const real[:, ::1] b not None, const real[::1] aux, real[::1] apack,
                   int act, double alpha, int number, int repeat, int n_threads,
-                  bint cpu_time=False):
+                  bint cpu_time=False, bint bf16=False):
     """kind 0: c = act(a @ b + aux)              forward, a = x (n, n_in), b = W
        kind 1: c = a^T @ b / n + alpha/n * aux  weight gradient, a = x, b = delta,
                                                  aux = W (flattened)
@@ -882,7 +882,8 @@ def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not No
                                                  or None (plain product)
     apack: packing room (None: none), as the training workspace gives.
     cpu_time: time with this thread's CPU clock (one thread only: not counting
-    the time the thread waited for the core), else with the monotonic clock."""
+    the time the thread waited for the core), else with the monotonic clock.
+    bf16: the bfloat16 mode's product (float only)."""
     cdef pynn_gemm_args_f32 g32
     cdef pynn_gemm_args_f64 g64
     cdef size_t m, n, k
@@ -923,6 +924,8 @@ def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not No
     _same((c.shape[0], c.shape[1]), (m, n), "c")
     if number < 1 or repeat < 1:
         raise ValueError("number, repeat")
+    if bf16 and real is not float:
+        raise ValueError("bf16 needs float32 operands")
     # every field zero first (a field this declaration does not list included)
     memset(&g32, 0, sizeof(g32))
     memset(&g64, 0, sizeof(g64))
@@ -938,6 +941,7 @@ def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not No
         g32.da, g32.ldda = (auxp if kind == 2 else NULL), <Py_ssize_t>n
         g32.apack, g32.apack_len = app, apl
         g32.n_threads = n_threads
+        g32.bf16 = 1 if bf16 else 0
     else:
         g64.m, g64.n, g64.k = m, n, k
         g64.a, g64.a_rs, g64.a_cs = &a[0, 0], a_rs, a_cs

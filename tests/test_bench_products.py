@@ -18,12 +18,15 @@ ROW = re.compile(r"^\| (L\d \S+) \| (\d+)x(\d+)x(\d+) \| ([\d.]+) \| ([\d.]+) \|
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs Linux affinity")
-def test_quick_products_run(tmp_path):
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_quick_products_run(tmp_path, dtype):
+    """(bfloat16: the mode's products, checked by the script against numpy on
+    rounded operands before timing: an exit status otherwise)"""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)  # the script must find the installed pynn by itself
     out_json = tmp_path / "products.json"
     proc = subprocess.run(
-        [sys.executable, PRODUCTS, "--quick", "--cases", "mnist-like", "--dtype", "float32",
+        [sys.executable, PRODUCTS, "--quick", "--cases", "mnist-like", "--dtype", dtype,
          "--json", str(out_json)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     out = proc.stdout
@@ -39,7 +42,7 @@ def test_quick_products_run(tmp_path):
     assert re.search(r"^\| \*\*step total\*\* \|.*\| \*\*[\d.]+\*\* \|", out, re.M), out
 
     res = json.loads(out_json.read_text())["results"]
-    assert len(res) == 1 and res[0]["case"] == "mnist-like" and res[0]["dtype"] == "float32"
+    assert len(res) == 1 and res[0]["case"] == "mnist-like" and res[0]["dtype"] == dtype
     prods = res[0]["products"]
     assert [(p["m"], p["k"], p["n"]) for p in prods][:3] == [
         (128, 784, 256), (128, 256, 128), (128, 128, 10)]
