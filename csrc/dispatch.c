@@ -131,6 +131,7 @@ static uint64_t read_xcr0(void)
 #define CPUID1_ECX_AVX (1u << 28)
 #define CPUID7_EBX_AVX2 (1u << 5)
 #define CPUID7_EBX_AVX512F (1u << 16)
+#define CPUID7_EBX_AVX512BW (1u << 30) /* implied by -mavx512bf16: the bf16 kernels use it */
 #define CPUID7_1_EAX_AVX512_BF16 (1u << 5) /* leaf 7, sub-leaf 1 */
 #define CPUID7_EDX_AMX_BF16 (1u << 22)
 #define CPUID7_EDX_AMX_TILE (1u << 24)
@@ -174,7 +175,8 @@ static int detect_isas(void)
         /* the tile state must be one the OS saves; whether this process may
          * use it is asked of Linux later (amx_permission) */
         const uint32_t amx = CPUID7_EDX_AMX_BF16 | CPUID7_EDX_AMX_TILE;
-        if ((r[3] & amx) == amx && (xcr0 & XCR0_AMX_STATE) == XCR0_AMX_STATE)
+        if ((r[3] & amx) == amx && (xcr0 & XCR0_AMX_STATE) == XCR0_AMX_STATE &&
+            (ebx7 & CPUID7_EBX_AVX512BW))
             isas |= 1 << PYNN_ISA_AMX;
 #endif
 #ifdef PYNN_AVX512BF16_KERNEL
@@ -182,7 +184,7 @@ static int detect_isas(void)
         uint32_t subleaves = r[0];
         if (subleaves >= 1) {
             x86_cpuid(r, 7, 1);
-            if (r[0] & CPUID7_1_EAX_AVX512_BF16)
+            if ((r[0] & CPUID7_1_EAX_AVX512_BF16) && (ebx7 & CPUID7_EBX_AVX512BW))
                 isas |= 1 << PYNN_ISA_AVX512_BF16;
         }
 #endif
@@ -285,35 +287,25 @@ pynn_status pynn_simd_set(int isa)
     return PYNN_OK;
 }
 
-/* The AVX2 emulation of a pair kernel (tests): 0 off (default), 1 vdpbf16ps,
- * 2 AMX. */
+/* The emulation of a pair kernel the bfloat16 products run on (tests;
+ * gemm_emu.c): 0 none (default), 1 vdpbf16ps, 2 AMX. */
 static int g_bf16_emulation = 0;
 
 int pynn_bf16_emulation(int on)
 {
-#ifdef PYNN_X86_SIMD
-    if (!pynn_simd_supported(PYNN_ISA_AVX2))
-        return -1;
     if (on < 0 || on > 2)
         return -1;
     int before = PYNN_LOAD_INT(&g_bf16_emulation);
     PYNN_STORE_INT(&g_bf16_emulation, on);
     return before;
-#else
-    (void)on;
-    (void)g_bf16_emulation;
-    return -1;
-#endif
 }
 
 int pynn__bf16_pairs(void)
 {
-    int isa = (int)pynn__isa();
-    if (isa == PYNN_ISA_GENERIC)
-        return 0;
     int emu = PYNN_LOAD_INT(&g_bf16_emulation);
     if (emu)
         return emu == 1 ? 2 : 4;
+    int isa = (int)pynn__isa();
     return isa == PYNN_ISA_AVX512_BF16 ? 1 : isa == PYNN_ISA_AMX ? 3 : 0;
 }
 

@@ -142,33 +142,28 @@ void pynn_gemm_generic(const pynn_gemm_args *g)
     generic_run(g, &solo);
 }
 
-/* The pair kernel for this product (pynn__bf16_pairs: 0 none), float only. */
-#if defined(PYNN_X86_SIMD) && defined(PYNN_TYPE_F32)
-#define PAIRS(g) ((g)->bf16 ? pynn__bf16_pairs() : 0)
-#else
-#define PAIRS(g) 0
-#endif
 
 /* Runs the product on the instruction set chosen at run time (dispatch.c). */
 void pynn__gemm(const pynn_gemm_args *g)
 {
-#if defined(PYNN_X86_SIMD) && defined(PYNN_TYPE_F32)
-    switch (PAIRS(g)) {
-#ifdef PYNN_AVX512BF16_KERNEL
+#ifdef PYNN_TYPE_F32
+    /* the pair kernel for a bf16 product (pynn__bf16_pairs: 0 none) */
+    switch (g->bf16 ? pynn__bf16_pairs() : 0) {
+#if defined(PYNN_X86_SIMD) && defined(PYNN_AVX512BF16_KERNEL)
     case 1:
         pynn_gemm_avx512bf16_f32(g);
         return;
 #endif
     case 2:
-        pynn_gemm_avx2p_f32(g);
+        pynn_gemm_emupairs_f32(g);
         return;
-#ifdef PYNN_AMX_KERNEL
+#if defined(PYNN_X86_SIMD) && defined(PYNN_AMX_KERNEL)
     case 3:
         pynn_gemm_amx_f32(g);
         return;
 #endif
     case 4:
-        pynn_gemm_avx2amx_f32(g);
+        pynn_gemm_emuamx_f32(g);
         return;
     default:
         break;
@@ -197,20 +192,21 @@ int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm)
 {
     (void)g;
     (void)tm;
-#if defined(PYNN_X86_SIMD) && defined(PYNN_TYPE_F32)
-    switch (PAIRS(g)) {
-#ifdef PYNN_AVX512BF16_KERNEL
+#ifdef PYNN_TYPE_F32
+    /* the pair kernel for a bf16 product (pynn__bf16_pairs: 0 none) */
+    switch (g->bf16 ? pynn__bf16_pairs() : 0) {
+#if defined(PYNN_X86_SIMD) && defined(PYNN_AVX512BF16_KERNEL)
     case 1:
         return pynn_gemm_pack_avx512bf16_f32(g, tm);
 #endif
     case 2:
-        return pynn_gemm_pack_avx2p_f32(g, tm);
-#ifdef PYNN_AMX_KERNEL
+        return pynn_gemm_pack_emupairs_f32(g, tm);
+#if defined(PYNN_X86_SIMD) && defined(PYNN_AMX_KERNEL)
     case 3:
         return pynn_gemm_pack_amx_f32(g, tm);
 #endif
     case 4:
-        return pynn_gemm_pack_avx2amx_f32(g, tm);
+        return pynn_gemm_pack_emuamx_f32(g, tm);
     default:
         break;
     }
@@ -231,23 +227,24 @@ int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm)
 void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode)
 {
     (void)amode;
-#if defined(PYNN_X86_SIMD) && defined(PYNN_TYPE_F32)
-    switch (PAIRS(g)) {
-#ifdef PYNN_AVX512BF16_KERNEL
+#ifdef PYNN_TYPE_F32
+    /* the pair kernel for a bf16 product (pynn__bf16_pairs: 0 none) */
+    switch (g->bf16 ? pynn__bf16_pairs() : 0) {
+#if defined(PYNN_X86_SIMD) && defined(PYNN_AVX512BF16_KERNEL)
     case 1:
         pynn_gemm_run_avx512bf16_f32(g, tm, amode);
         return;
 #endif
     case 2:
-        pynn_gemm_run_avx2p_f32(g, tm, amode);
+        pynn_gemm_run_emupairs_f32(g, tm, amode);
         return;
-#ifdef PYNN_AMX_KERNEL
+#if defined(PYNN_X86_SIMD) && defined(PYNN_AMX_KERNEL)
     case 3:
         pynn_gemm_run_amx_f32(g, tm, amode);
         return;
 #endif
     case 4:
-        pynn_gemm_run_avx2amx_f32(g, tm, amode);
+        pynn_gemm_run_emuamx_f32(g, tm, amode);
         return;
     default:
         break;

@@ -43,7 +43,13 @@ static void pynn__amx_config(void)
 #define AMX_CONFIG() pynn__amx_config()
 #define AMX_RELEASE() _tile_release()
 #define AMX_ZERO(t) _tile_zero(t) /* t bare: the intrinsics paste it into the register name */
-#define AMX_LOAD(t, base, stride) _tile_loadd(t, (const void *)(base), (long)(stride))
+/* GCC's tileloadd is an asm without a memory operand: the empty asm makes the
+ * stores it must see (the C buffer, the packed operands) happen before it */
+#define AMX_LOAD(t, base, stride)                                                \
+    do {                                                                         \
+        __asm__ volatile("" ::: "memory");                                       \
+        _tile_loadd(t, (const void *)(base), (long)(stride));                     \
+    } while (0)
 #define AMX_STORE(t, base, stride) _tile_stored(t, (void *)(base), (long)(stride))
 #define AMX_DP(c, a, b) _tile_dpbf16ps(c, a, b)
 #include "gemm_tile.h"

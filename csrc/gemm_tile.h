@@ -787,6 +787,10 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p
         return;
     }
 #endif
+#if MR > 8 && !defined(AMX_TILES)
+#error "the float tiles (TILE_CASE below) cover at most 8 rows"
+#endif
+    /* (an AMX instance, MR 16, gets only bf16 products: gemm.c) */
     switch (rows) {
         TILE_CASE(1)
         TILE_CASE(2)

@@ -277,25 +277,26 @@ void pynn_gemm_run_avx2_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, in
 void pynn_gemm_run_avx2_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
 void pynn_gemm_run_avx512_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
 void pynn_gemm_run_avx512_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
-/* The bfloat16 mode's products in pairs (gemm_tile.h, V_DP2): on AVX512_BF16
- * (built where the compiler has it: PYNN_AVX512BF16_KERNEL) and emulated on
- * AVX2 (tests, pynn_bf16_emulation).  Float only; only for args with bf16. */
+/* The bfloat16 mode's products in pairs (gemm_tile.h, GEMM_PAIRS): on
+ * AVX512_BF16 (built where the compiler has it: PYNN_AVX512BF16_KERNEL).
+ * Float only; only for args with bf16. */
 void pynn_gemm_avx512bf16_f32(const pynn_gemm_args_f32 *g);
 int pynn_gemm_pack_avx512bf16_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
 void pynn_gemm_run_avx512bf16_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
-void pynn_gemm_avx2p_f32(const pynn_gemm_args_f32 *g);
-int pynn_gemm_pack_avx2p_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
-void pynn_gemm_run_avx2p_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
-/* ... and on AMX tiles (PYNN_AMX_KERNEL), and AMX emulated on AVX2 (tests). */
+/* ... and on AMX tiles (PYNN_AMX_KERNEL). */
 void pynn_gemm_amx_f32(const pynn_gemm_args_f32 *g);
 int pynn_gemm_pack_amx_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
 void pynn_gemm_run_amx_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
-void pynn_gemm_avx2amx_f32(const pynn_gemm_args_f32 *g);
-int pynn_gemm_pack_avx2amx_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
-void pynn_gemm_run_avx2amx_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
+/* Both in plain C with the instructions emulated (gemm_emu.c; tests). */
+void pynn_gemm_emupairs_f32(const pynn_gemm_args_f32 *g);
+int pynn_gemm_pack_emupairs_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
+void pynn_gemm_run_emupairs_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
+void pynn_gemm_emuamx_f32(const pynn_gemm_args_f32 *g);
+int pynn_gemm_pack_emuamx_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm);
+void pynn_gemm_run_emuamx_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
 /* Which pair kernel runs the bfloat16 products now: 0 none (the float
- * kernels round in their packing), 1 AVX512_BF16, 2 its AVX2 emulation,
- * 3 AMX, 4 its emulation. */
+ * kernels round in their packing), 1 AVX512_BF16, 2 its emulation, 3 AMX,
+ * 4 its emulation. */
 int pynn__bf16_pairs(void);
 
 /* x rounded to the nearest bfloat16 (ties to even), as a float: the top 16

@@ -184,11 +184,11 @@ int pynn_simd_supported(int isa);
 int pynn_simd_get(void);
 pynn_status pynn_simd_set(int isa);   /* PYNN_ERR_UNSUPPORTED if the CPU lacks it */
 const char *pynn_simd_name(int isa);
-/* For tests: runs the bfloat16 mode's products on a pair kernel emulated on
- * AVX2 (any path but generic; slow): on = 1 the avx512_bf16 path's (vdpbf16ps),
- * 2 the amx path's (tiles), 0 neither (the default).  Returns the previous
- * setting, or -1 (nothing changed) where the build or the CPU has no AVX2 or
- * on is out of range. */
+/* For tests: runs the bfloat16 mode's products on the pair kernels with
+ * their instructions emulated in plain C (any CPU, any path; slow): on = 1 the
+ * avx512_bf16 path's (vdpbf16ps), 2 the amx path's (tiles), 0 neither (the
+ * default).  Returns the previous setting, or -1 (nothing changed) if on is
+ * out of range. */
 int pynn_bf16_emulation(int on);
 
 /* The names the Python layer uses for each enum value (NULL past the last one):

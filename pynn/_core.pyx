@@ -242,16 +242,13 @@ _BF16_EMULATIONS = (None, "vdpbf16ps", "amx")
 
 
 def set_bf16_emulation(kind):
-    """For tests: run the bfloat16 mode's products on a pair kernel with its
-    instruction emulated on AVX2 -- "vdpbf16ps" (the avx512_bf16 path's) or
-    "amx" (the amx path's tiles); None: the normal kernels.  Returns the
-    previous kind; ValueError where the build or CPU has no AVX2."""
+    """For tests: run the bfloat16 mode's products on the pair kernels of the
+    avx512_bf16 path ("vdpbf16ps") or of the amx path ("amx") with their
+    instructions emulated in plain C, on any CPU; None: the normal kernels.
+    Returns the previous kind."""
     if kind not in _BF16_EMULATIONS:
         raise ValueError(f"kind must be one of {_BF16_EMULATIONS}, got {kind!r}")
-    before = pynn_bf16_emulation(_BF16_EMULATIONS.index(kind))
-    if before < 0:
-        raise ValueError("the bfloat16 pair emulations need the avx2 kernels")
-    return _BF16_EMULATIONS[before]
+    return _BF16_EMULATIONS[pynn_bf16_emulation(_BF16_EMULATIONS.index(kind))]
 
 
 def has_openmp():

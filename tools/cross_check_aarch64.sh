@@ -55,7 +55,7 @@ done
 
 # The core's files: untyped ones once, typed ones once per element type
 # (CMakeLists.txt), and the x86-only ones.
-UNTYPED="dispatch layout rng names"
+UNTYPED="dispatch layout rng names gemm_emu"
 TYPED="gemm act_loss dense sparse optim net train"
 X86_ONLY="gemm_avx2 gemm_avx512 vexp_avx2"
 # The build's flags for GCC and Clang (CMakeLists.txt), warnings as errors.
