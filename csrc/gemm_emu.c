@@ -138,11 +138,12 @@ static void tdpbf16ps(int c, int a, int b)
         for (int k = 0; k < 16; k++) {
             uint32_t aw;
             memcpy(&aw, amx_reg[a][m] + 4 * k, 4);
+            float alo = half(aw, 0), ahi = half(aw, 1);
             for (int n = 0; n < 16; n++) {
                 uint32_t bw;
                 memcpy(&bw, amx_reg[b][k] + 4 * n, 4);
-                lo[n] = flush(fmaf(half(aw, 0), half(bw, 0), lo[n]));
-                hi[n] = flush(fmaf(half(aw, 1), half(bw, 1), hi[n]));
+                lo[n] = flush(fmaf(alo, half(bw, 0), lo[n]));
+                hi[n] = flush(fmaf(ahi, half(bw, 1), hi[n]));
             }
         }
         for (int n = 0; n < 16; n++)

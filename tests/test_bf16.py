@@ -330,9 +330,13 @@ def test_sparse_input_first_layer_stays_float32():
                                atol=1e-4)
 
 
-@pytest.mark.parametrize("data", ["digits", "demo"])
+@pytest.mark.parametrize("simd,data", [
+    (k, d) for k in KERNELS for d in ("digits", "demo")
+    # (the emulations are slow: digits is their whole fit)
+    if d == "digits" or k not in EMULATED], indirect=["simd"])
 def test_fit_reaches_float32_accuracy(simd, data):
-    """Whole fits: test accuracy within 0.5 percentage points of float32."""
+    """Whole fits on each kernel: test accuracy within 0.5 percentage points
+    of float32."""
     if data == "digits":
         datasets = pytest.importorskip("sklearn.datasets")
         X, y = datasets.load_digits(return_X_y=True)
