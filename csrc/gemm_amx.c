@@ -35,11 +35,6 @@ static void pynn__amx_config(void)
 #define MR 16
 #define GEMM_NAME(x) pynn_##x##_amx_f32
 #define AMX_TILES 1
-#define AMX_C0 0
-#define AMX_C1 1
-#define AMX_TA 2
-#define AMX_TB0 3
-#define AMX_TB1 4
 #define AMX_CONFIG() pynn__amx_config()
 #define AMX_RELEASE() _tile_release()
 #define AMX_ZERO(t) _tile_zero(t) /* t bare: the intrinsics paste it into the register name */

@@ -195,11 +195,6 @@ static void tdpbf16ps(int c, int a, int b)
 #define MR 16
 #define GEMM_NAME(x) pynn_##x##_emuamx_f32
 #define AMX_TILES 1
-#define AMX_C0 0
-#define AMX_C1 1
-#define AMX_TA 2
-#define AMX_TB0 3
-#define AMX_TB1 4
 #define AMX_CONFIG() ((void)0)
 #define AMX_RELEASE() ((void)0)
 #define AMX_ZERO(t) memset(amx_reg[t], 0, sizeof amx_reg[t])

@@ -526,12 +526,17 @@ PYNN_UNROLL16
  * columns in TB0, TB1; each tdpbf16ps does 16 pair steps.  The includer
  * defines AMX_CONFIG() (configure the tile registers: the five as 16 rows of
  * 64 bytes), AMX_ZERO(t), AMX_LOAD(t, base, stride), AMX_STORE(t, base,
- * stride), AMX_DP(c, a, b) and AMX_RELEASE() over register numbers, and
- * AMX_C0 .. AMX_TB1.  C's partial sums pass through cb, from which the
+ * stride), AMX_DP(c, a, b) and AMX_RELEASE() over the register numbers below.  C's partial sums pass through cb, from which the
  * epilogue reads its rows as vectors. */
 #if NR != 16 && NR != 32
 #error "AMX tiles need 16 or 32 columns per panel"
 #endif
+/* the tile registers (bare numbers: GCC's intrinsics paste them into names) */
+#define AMX_C0 0
+#define AMX_C1 1
+#define AMX_TA 2
+#define AMX_TB0 3
+#define AMX_TB1 4
 static void GEMM_NAME(amx_tile)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t rows,
                                 size_t cols, size_t kq, int first, int last,
                                 const uint32_t *bp, const uint32_t *ap)
@@ -977,6 +982,13 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
 #undef PAIR_CASE
 #endif
 #undef PAIR_KQ_ALIGN
+#ifdef AMX_TILES
+#undef AMX_C0
+#undef AMX_C1
+#undef AMX_TA
+#undef AMX_TB0
+#undef AMX_TB1
+#endif
 #undef PAIR_A
 #undef PAIR_KQ
 #undef GEMM_PAIRS

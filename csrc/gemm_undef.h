@@ -28,11 +28,6 @@
 #undef P_BCAST
 #undef V_DP2
 #undef AMX_TILES
-#undef AMX_C0
-#undef AMX_C1
-#undef AMX_TA
-#undef AMX_TB0
-#undef AMX_TB1
 #undef AMX_CONFIG
 #undef AMX_RELEASE
 #undef AMX_ZERO
