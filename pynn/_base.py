@@ -633,19 +633,39 @@ class NetworkBase(ParamsMixin):
         Returns the list ``[X, a_1, ..., a_L]`` of every layer's output, where
         ``a_l = f_l(a_{l-1} @ coefs_[l-1] + intercepts_[l-1])``, each computed by the
         core's dense kernel; ``a_L`` is the network's output.  A sparse X stays
-        sparse (in CSR form); its layer is the core's sparse kernel.
+        sparse (in CSR form); its layer is the core's sparse kernel.  With
+        ``dtype='bfloat16'`` each dense layer runs the mode's products, as
+        ``predict`` does.
         """
         X = self._validate_for_predict(X)
         hidden, output, _ = self._activations()
         weights, biases = self._layout.split(self._arena)
+        bf16 = is_bfloat16(self.dtype)
         acts = [X]
         for i, (W, b) in enumerate(zip(weights, biases)):
             act = output if i == len(weights) - 1 else hidden
             if i == 0 and _sparse.is_sparse(X):
                 acts.append(_sparse.forward(X, W, b, act, resolve_threads(self.n_threads)))
                 continue
+            if bf16:
+                acts.append(self._bf16_layer(acts[-1], W, b, act))
+                continue
             acts.append(ops.dense_forward(acts[-1], W, b, act, n_threads=self.n_threads))
         return acts
+
+    def _bf16_layer(self, x, W, b, act):
+        """One dense layer in the bfloat16 mode: a one-layer network of the
+        core in the mode, through its prediction (the mode's products)."""
+        code = _core.ACTIVATIONS[act]
+        net = _core.Net([W.shape[0], W.shape[1]], code, code,
+                        _core.LOSSES["half_squared_error"], bf16=True)
+        x = np.ascontiguousarray(x, dtype=W.dtype)
+        params = np.concatenate([W.ravel(), b])
+        out = np.empty((x.shape[0], W.shape[1]), dtype=W.dtype)
+        batch = max(1, min(x.shape[0], 1024))
+        ws = np.empty(net.workspace_size(batch), dtype=W.dtype)
+        _sparse.predict(net, out, params, x, ws, batch, resolve_threads(self.n_threads))
+        return out
 
     def _loss_and_grad_arena(self, X, y):
         check_y_given(y, type(self).__name__)

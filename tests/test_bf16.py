@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import pynn
-from pynn import _core, _sparse
+from pynn import _core, _sparse, ops
 from pynn.exceptions import ModelFileError  # noqa: F401  (the model-file test's errors)
 
 import reference as ref
@@ -282,6 +282,26 @@ def test_estimator_mode():
     P = ref.forward(m.coefs_, m.intercepts_, X.astype(np.float32), "relu", "softmax",
                     bf16=True)[-1]
     assert np.abs(m.predict_proba(X) - P).max() < 1e-4
+
+
+@pytest.mark.parametrize("hidden", ["relu", "tanh"])
+def test_forward_layers_run_the_mode(hidden):
+    """forward_layers of a bfloat16 model: every layer in the mode (the
+    reference on rounded operands), its last the model's predict_proba."""
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((70, 30)).astype(np.float32)
+    y = rng.integers(0, 3, 70)
+    m = pynn.MLPClassifier((40, 20), activation=hidden, dtype="bfloat16", max_iter=3,
+                           random_state=0).fit(X, y)
+    acts = m.forward_layers(X)
+    assert len(acts) == 4 and all(a.dtype == np.float32 for a in acts[1:])
+    want = ref.forward(m.coefs_, m.intercepts_, X, hidden, "softmax", bf16=True)
+    for a, w in zip(acts[1:], want[1:]):
+        assert np.abs(a - w).max() < 1e-4
+    np.testing.assert_allclose(acts[-1], m.predict_proba(X), rtol=1e-6, atol=1e-7)
+    # not the float32 products: those are further from the mode's reference
+    f32 = [ops.dense_forward(X, m.coefs_[0], m.intercepts_[0], hidden)]
+    assert np.abs(f32[0] - want[1]).max() > 10 * np.abs(acts[1] - want[1]).max()
 
 
 def test_warm_start_from_float32_and_not_from_float64():
