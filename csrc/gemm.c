@@ -142,33 +142,56 @@ void pynn_gemm_generic(const pynn_gemm_args *g)
     generic_run(g, &solo);
 }
 
+/* The bfloat16 mode's pair kernels (gemm_tile.h, GEMM_PAIRS), by the number
+ * pynn__bf16_pairs gives (dispatch.c); float only, NULL where not built. */
+typedef struct {
+    void (*gemm)(const pynn_gemm_args *g);
+    int (*pack)(const pynn_gemm_args *g, const pynn_team *tm);
+    void (*run)(const pynn_gemm_args *g, const pynn_team *tm, int amode);
+} pair_kernel;
+
+#ifdef PYNN_TYPE_F32
+#define PAIR_KERNEL(name) {pynn_gemm_##name##_f32, pynn_gemm_pack_##name##_f32, pynn_gemm_run_##name##_f32}
+static const pair_kernel pair_kernels[5] = {
+    {NULL, NULL, NULL},
+#if defined(PYNN_X86_SIMD) && defined(PYNN_AVX512BF16_KERNEL)
+    PAIR_KERNEL(avx512bf16),
+#else
+    {NULL, NULL, NULL},
+#endif
+    PAIR_KERNEL(emupairs),
+#if defined(PYNN_X86_SIMD) && defined(PYNN_AMX_KERNEL)
+    PAIR_KERNEL(amx),
+#else
+    {NULL, NULL, NULL},
+#endif
+    PAIR_KERNEL(emuamx),
+};
+#undef PAIR_KERNEL
+#endif
+
+/* The pair kernel that runs this product, or NULL: the instruction set's own. */
+static const pair_kernel *pair_kernel_for(const pynn_gemm_args *g)
+{
+#ifdef PYNN_TYPE_F32
+    if (g->bf16) {
+        const pair_kernel *pk = &pair_kernels[pynn__bf16_pairs()];
+        return pk->gemm ? pk : NULL;
+    }
+#else
+    (void)g;
+#endif
+    return NULL;
+}
 
 /* Runs the product on the instruction set chosen at run time (dispatch.c). */
 void pynn__gemm(const pynn_gemm_args *g)
 {
-#ifdef PYNN_TYPE_F32
-    /* the pair kernel for a bf16 product (pynn__bf16_pairs: 0 none) */
-    switch (g->bf16 ? pynn__bf16_pairs() : 0) {
-#if defined(PYNN_X86_SIMD) && defined(PYNN_AVX512BF16_KERNEL)
-    case 1:
-        pynn_gemm_avx512bf16_f32(g);
+    const pair_kernel *pk = pair_kernel_for(g);
+    if (pk) {
+        pk->gemm(g);
         return;
-#endif
-    case 2:
-        pynn_gemm_emupairs_f32(g);
-        return;
-#if defined(PYNN_X86_SIMD) && defined(PYNN_AMX_KERNEL)
-    case 3:
-        pynn_gemm_amx_f32(g);
-        return;
-#endif
-    case 4:
-        pynn_gemm_emuamx_f32(g);
-        return;
-    default:
-        break;
     }
-#endif
     switch (PYNN_ISA_FLOAT(pynn__isa())) {
 #ifdef PYNN_X86_SIMD
     case PYNN_ISA_AVX512:
@@ -192,25 +215,9 @@ int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm)
 {
     (void)g;
     (void)tm;
-#ifdef PYNN_TYPE_F32
-    /* the pair kernel for a bf16 product (pynn__bf16_pairs: 0 none) */
-    switch (g->bf16 ? pynn__bf16_pairs() : 0) {
-#if defined(PYNN_X86_SIMD) && defined(PYNN_AVX512BF16_KERNEL)
-    case 1:
-        return pynn_gemm_pack_avx512bf16_f32(g, tm);
-#endif
-    case 2:
-        return pynn_gemm_pack_emupairs_f32(g, tm);
-#if defined(PYNN_X86_SIMD) && defined(PYNN_AMX_KERNEL)
-    case 3:
-        return pynn_gemm_pack_amx_f32(g, tm);
-#endif
-    case 4:
-        return pynn_gemm_pack_emuamx_f32(g, tm);
-    default:
-        break;
-    }
-#endif
+    const pair_kernel *pk = pair_kernel_for(g);
+    if (pk)
+        return pk->pack(g, tm);
     switch (PYNN_ISA_FLOAT(pynn__isa())) {
 #ifdef PYNN_X86_SIMD
     case PYNN_ISA_AVX512:
@@ -227,29 +234,11 @@ int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm)
 void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode)
 {
     (void)amode;
-#ifdef PYNN_TYPE_F32
-    /* the pair kernel for a bf16 product (pynn__bf16_pairs: 0 none) */
-    switch (g->bf16 ? pynn__bf16_pairs() : 0) {
-#if defined(PYNN_X86_SIMD) && defined(PYNN_AVX512BF16_KERNEL)
-    case 1:
-        pynn_gemm_run_avx512bf16_f32(g, tm, amode);
+    const pair_kernel *pk = pair_kernel_for(g);
+    if (pk) {
+        pk->run(g, tm, amode);
         return;
-#endif
-    case 2:
-        pynn_gemm_run_emupairs_f32(g, tm, amode);
-        return;
-#if defined(PYNN_X86_SIMD) && defined(PYNN_AMX_KERNEL)
-    case 3:
-        pynn_gemm_run_amx_f32(g, tm, amode);
-        return;
-#endif
-    case 4:
-        pynn_gemm_run_emuamx_f32(g, tm, amode);
-        return;
-    default:
-        break;
     }
-#endif
     switch (PYNN_ISA_FLOAT(pynn__isa())) {
 #ifdef PYNN_X86_SIMD
     case PYNN_ISA_AVX512:

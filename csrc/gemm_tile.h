@@ -414,15 +414,15 @@ static void GEMM_NAME(pack_b_pairs)(uint32_t *restrict bp, const GEMM_ARGS *g, s
     if (g->b_trans) {
         /* column j of the panel is row j0 + j of the stored B^T: read in order */
         for (size_t j = 0; j < NR; j++) {
-            const T *src = g->b + (j0 + j) * g->ldb + p0;
-            for (size_t q = 0; q < kh; q++) {
-                float lo = 0, hi = 0;
-                if (j < cols) {
-                    lo = (float)src[2 * q];
-                    hi = 2 * q + 1 < kc ? (float)src[2 * q + 1] : 0.0f;
-                }
-                bp[q * NR + j] = GEMM_NAME(bf16_pair)(lo, hi);
+            if (j >= cols) {
+                for (size_t q = 0; q < kh; q++)
+                    bp[q * NR + j] = 0u;
+                continue;
             }
+            const T *src = g->b + (j0 + j) * g->ldb + p0;
+            for (size_t q = 0; q < kh; q++)
+                bp[q * NR + j] = GEMM_NAME(bf16_pair)(
+                    (float)src[2 * q], 2 * q + 1 < kc ? (float)src[2 * q + 1] : 0.0f);
         }
     } else {
         for (size_t q = 0; q < kh; q++) {
