@@ -368,6 +368,9 @@ static void GEMM_NAME(round_bf16)(T *p, size_t count)
         p[i] = (T)pynn__bf16_round((float)p[i]);
 }
 
+static void GEMM_NAME(pack_b_copy)(T *restrict bp, const GEMM_ARGS *g, size_t j0, size_t p0,
+                                   size_t p1);
+
 #ifdef GEMM_PAIRS
 /* ---- bfloat16 pairs: the products of the mixed-precision mode on a dot-of-
  * pairs instruction: AVX512_BF16's vdpbf16ps (the includer defines V_DP2) or
@@ -389,11 +392,17 @@ static void GEMM_NAME(round_bf16)(T *p, size_t count)
  * P_LOAD(p) (VL words) and P_BCAST(p) (one word to every lane). */
 #ifdef AMX_TILES
 #define PAIR_KQ_ALIGN 16
-#define PAIR_A(dst, r, q, kq) (dst)[(size_t)(r) * (kq) + (q)]
+#define PAIR_ROWS(g) 1
 #else
 #define PAIR_KQ_ALIGN 1
-#define PAIR_A(dst, r, q, kq) (dst)[(q) * MR + (size_t)(r)]
+/* A read along its rows (x @ W, d @ W^T): its tiles' pairs are packed row by
+ * row as well (each row read and written in order, vectorised), and the tile
+ * broadcasts from MR rows of pairs; X^T (x^T @ d) and other strides: step by
+ * step, MR words per pair step */
+#define PAIR_ROWS(g) ((g)->a_cs == 1 && (g)->a_rs != 1)
 #endif
+#define PAIR_A(dst, rows, r, q, kq) \
+    (*((rows) ? &(dst)[(size_t)(r) * (kq) + (q)] : &(dst)[(q) * MR + (size_t)(r)]))
 /* Pair steps a K block of kc steps is packed in. */
 #define PAIR_KQ(kc) ((((kc) + 1) / 2 + PAIR_KQ_ALIGN - 1) / PAIR_KQ_ALIGN * PAIR_KQ_ALIGN)
 
@@ -411,6 +420,22 @@ static void GEMM_NAME(pack_b_pairs)(uint32_t *restrict bp, const GEMM_ARGS *g, s
 {
     size_t cols = g->n - j0 < NR ? g->n - j0 : NR, kc = p1 - p0, kh = (kc + 1) / 2;
     size_t kq = PAIR_KQ(kc);
+#ifdef PACK_BT
+    if (g->b_trans) {
+        /* the float panel first (transposed in registers, zero columns past
+         * the edge), then its rows paired like B's below: both vectorised */
+        _Alignas(64) T fp[KC * NR];
+        GEMM_NAME(pack_b_copy)(fp, g, j0, p0, p1);
+        for (size_t q = 0; q < kc / 2; q++) {
+            const T *r0 = fp + 2 * q * NR, *r1 = r0 + NR;
+            for (size_t j = 0; j < NR; j++)
+                bp[q * NR + j] = GEMM_NAME(bf16_pair)((float)r0[j], (float)r1[j]);
+        }
+        if (kc % 2)
+            for (size_t j = 0; j < NR; j++)
+                bp[(kh - 1) * NR + j] = GEMM_NAME(bf16_pair)((float)fp[(kc - 1) * NR + j], 0.0f);
+    } else
+#endif
     if (g->b_trans) {
         /* column j of the panel is row j0 + j of the stored B^T: read in order */
         for (size_t j = 0; j < NR; j++) {
@@ -449,8 +474,8 @@ static void GEMM_NAME(pack_a_pairs)(uint32_t *restrict dst, const GEMM_ARGS *g, 
                                     size_t p0, size_t p1)
 {
     size_t kc = p1 - p0, kh = (kc + 1) / 2, kq = PAIR_KQ(kc);
-#ifndef AMX_TILES
-    if (g->a_rs == 1 && (it + 1) * MR <= g->m) {
+    int rows = PAIR_ROWS(g);
+    if (!rows && g->a_rs == 1 && (it + 1) * MR <= g->m) {
         /* A = X^T, a whole tile: a pair step's MR values of each of two rows
          * of X side by side, written side by side (vectorised) */
         const T *x = g->a + it * MR + p0 * g->a_cs;
@@ -462,8 +487,7 @@ static void GEMM_NAME(pack_a_pairs)(uint32_t *restrict dst, const GEMM_ARGS *g, 
                 dst[(kh - 1) * MR + (size_t)r] = GEMM_NAME(bf16_pair)((float)x[r], 0.0f);
         return;
     }
-#else
-    if (g->a_cs == 1) {
+    if (rows && g->a_cs == 1) {
         /* rows of A, each read in order and written in order (a tile row) */
         for (int r = 0; r < MR; r++) {
             size_t i = it * MR + (size_t)r, q = 0;
@@ -480,7 +504,6 @@ static void GEMM_NAME(pack_a_pairs)(uint32_t *restrict dst, const GEMM_ARGS *g, 
         }
         return;
     }
-#endif
     for (int r = 0; r < MR; r++) {
         size_t i = it * MR + (size_t)r;
         size_t q = 0;
@@ -489,29 +512,32 @@ static void GEMM_NAME(pack_a_pairs)(uint32_t *restrict dst, const GEMM_ARGS *g, 
             for (; q < kh; q++) {
                 float lo = (float)src[2 * q * g->a_cs];
                 float hi = 2 * q + 1 < kc ? (float)src[(2 * q + 1) * g->a_cs] : 0.0f;
-                PAIR_A(dst, r, q, kq) = GEMM_NAME(bf16_pair)(lo, hi);
+                PAIR_A(dst, rows, r, q, kq) = GEMM_NAME(bf16_pair)(lo, hi);
             }
         }
         for (; q < kq; q++)
-            PAIR_A(dst, r, q, kq) = 0u;
+            PAIR_A(dst, rows, r, q, kq) = 0u;
     }
 }
 
 #ifndef AMX_TILES
-/* An R x NR tile over kq pair steps of packed A (ap) and B (bp). */
+/* An R x NR tile over kq pair steps of packed A (ap; rows: packed row by
+ * row) and B (bp). */
 static PYNN_ALWAYS_INLINE void
-GEMM_NAME(pair_tile)(const int R, const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols,
-                     size_t kq, int first, int last, const uint32_t *bp, const uint32_t *ap)
+GEMM_NAME(pair_tile)(const int R, const int rows, const GEMM_ARGS *g, size_t i0, size_t j0,
+                     size_t cols, size_t kq, int first, int last, const uint32_t *bp,
+                     const uint32_t *ap)
 {
+    const size_t a_r = rows ? kq : 1, a_q = rows ? 1 : MR;
     V acc0[MR], acc1[MR];
     MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
     MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
     GEMM_NAME(acc_start)(R, g, i0, j0, cols, first, acc0, acc1, m0, m1);
-    for (size_t q = 0; q < kq; q++, bp += NR, ap += MR) {
+    for (size_t q = 0; q < kq; q++, bp += NR, ap += a_q) {
         PV b0 = P_LOAD(bp), b1 = P_LOAD(bp + VL);
 PYNN_UNROLL16
         for (int r = 0; r < R; r++) {
-            PV av = P_BCAST(ap + r);
+            PV av = P_BCAST(ap + (size_t)r * a_r);
             acc0[r] = V_DP2(acc0[r], av, b0);
             acc1[r] = V_DP2(acc1[r], av, b1);
         }
@@ -519,7 +545,13 @@ PYNN_UNROLL16
     GEMM_NAME(acc_finish)(R, g, i0, j0, cols, last, acc0, acc1, m0, m1);
 }
 
-#define PAIR_CASE(R) case R: GEMM_NAME(pair_tile)(R, g, i0, j0, cols, kq, first, last, bq, aq); break;
+#define PAIR_CASE(R)                                                                     \
+    case R:                                                                              \
+        if (PAIR_ROWS(g))                                                                \
+            GEMM_NAME(pair_tile)(R, 1, g, i0, j0, cols, kq, first, last, bq, aq);        \
+        else                                                                             \
+            GEMM_NAME(pair_tile)(R, 0, g, i0, j0, cols, kq, first, last, bq, aq);        \
+        break;
 #else
 /* AMX: an MR (16) x NR tile, NR / 16 accumulator tile registers (C0 and C1:
  * 16 rows x 16 floats), A's 16 rows x 16 pairs in TA, B's 16 pairs x 16
@@ -589,9 +621,6 @@ static void GEMM_NAME(amx_tile)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t
 }
 #endif /* AMX_TILES */
 #endif /* GEMM_PAIRS */
-
-static void GEMM_NAME(pack_b_copy)(T *restrict bp, const GEMM_ARGS *g, size_t j0, size_t p0,
-                                   size_t p1);
 
 /* Copies B's panel (rows p0..p1, columns j0..j0+NR) into bp, contiguous and
  * zero-padded: sequential loads in the tile loop and no cache-set conflicts
@@ -990,6 +1019,7 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
 #undef AMX_TB1
 #endif
 #undef PAIR_A
+#undef PAIR_ROWS
 #undef PAIR_KQ
 #undef GEMM_PAIRS
 #endif
