@@ -56,8 +56,8 @@ def _expected_paths():
 
 
 def _default(supported):
-    """The path a new process takes: the best, avx512_bf16 and amx aside (opt-in)."""
-    return [p for p in supported if p not in ("avx512_bf16", "amx")][-1]
+    """The path a new process takes: the best, amx aside (opt-in)."""
+    return [p for p in supported if p != "amx"][-1]
 
 
 def _simd_path_in_child(tmp_path, forced=None):
