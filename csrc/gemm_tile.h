@@ -744,18 +744,22 @@ static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, s
         }
         return;
     }
-    for (size_t p = 0; p < kc; p++) {
-        const T *src = g->a + (p0 + p) * g->a_cs;
-        for (size_t it = it0; it < it1; it++) {
-            T *dst = g->apack + (it * kc + p) * MR;
-            size_t i0 = it * MR;
-            if (i0 + MR <= g->m) {
+    /* A = X^T: tile by tile, MR values from each step's row of X.  (Step by
+     * step across all tiles would write as many streams as tiles, a K block
+     * apart: 4 KiB for 128 steps of 8 floats, all in one L1 set.) */
+    for (size_t it = it0; it < it1; it++) {
+        T *dst = g->apack + it * kc * MR;
+        size_t i0 = it * MR;
+        const T *src = g->a + p0 * g->a_cs + i0;
+        if (i0 + MR <= g->m) {
+            /* (memcpy: a loop would be copied value by value, the compiler
+             * not knowing the room from A) */
+            for (size_t p = 0; p < kc; p++, src += g->a_cs, dst += MR)
+                memcpy(dst, src, MR * sizeof(T));
+        } else {
+            for (size_t p = 0; p < kc; p++, src += g->a_cs, dst += MR)
                 for (int r = 0; r < MR; r++)
-                    dst[r] = src[i0 + r];
-            } else {
-                for (int r = 0; r < MR; r++)
-                    dst[r] = i0 + r < g->m ? src[i0 + r] : 0;
-            }
+                    dst[r] = i0 + (size_t)r < g->m ? src[r] : 0;
         }
     }
 }
