@@ -208,8 +208,9 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
 }
 
 /* 1 if any of the count values is NaN or infinite: all exponent bits set.  An
- * integer OR over the bits vectorises, unlike a test-and-branch per value. */
-static int any_nonfinite(const T *x, size_t count)
+ * integer OR over the bits vectorises, unlike a test-and-branch per value
+ * (also pynn's check of the data it is given to fit, from Python). */
+int pynn_any_nonfinite(const T *x, size_t count)
 {
     T_UINT bad = 0;
     for (size_t i = 0; i < count; i++) {
@@ -234,11 +235,11 @@ static int predict_block(T *out, T *acts, const pynn_apack *ap, const pynn_net *
         /* the block's rows as a CSR of their own: indptr from row r0 on */
         pynn_csr blk = {sx->indptr + r0, sx->indices, sx->data, NULL};
         size_t p0 = (size_t)blk.indptr[0], p1 = (size_t)blk.indptr[rows];
-        if (any_nonfinite(sx->data + p0, p1 - p0))
+        if (pynn_any_nonfinite(sx->data + p0, p1 - p0))
             return 1;
         pynn__net_forward(acts, net, params, w_off, b_off, NULL, &blk, rows, 0, ap, tm);
     } else {
-        if (any_nonfinite(x + r0 * nin, rows * nin))
+        if (pynn_any_nonfinite(x + r0 * nin, rows * nin))
             return 1;
         pynn__net_forward(acts, net, params, w_off, b_off, x + r0 * nin, NULL, rows, 0, ap, tm);
     }

@@ -277,6 +277,10 @@ pynn_status pynn_adam_update_##SFX(T *params, T *m, T *v, const T *grads,       
                                    size_t size, double lr, double beta1,          \
                                    double beta2, double eps, uint64_t t);         \
                                                                                   \
+/* 1 if any of the count values of x is NaN or infinite, else 0.                \
+ * (Vectorised, one pass at memory speed.)                                     */ \
+int pynn_any_nonfinite_##SFX(const T *x, size_t count);                          \
+                                                                                  \
 /* Forward pass of n rows through the whole network into out (n, n_outputs).    \
  * Rows are processed in blocks of `batch`; ws holds k times                    \
  * pynn_workspace_size(net, batch) scalars, and up to k blocks run in parallel. \

@@ -120,6 +120,8 @@ cdef extern from "pynn.h" nogil:
     pynn_status pynn_sgd_update_f64(double *p, double *v, const double *g, size_t size, double lr, double mom, int nesterov) noexcept
     pynn_status pynn_adam_update_f32(float *p, float *m, float *v, const float *g, size_t size, double lr, double b1, double b2, double eps, uint64_t t) noexcept
     pynn_status pynn_adam_update_f64(double *p, double *m, double *v, const double *g, size_t size, double lr, double b1, double b2, double eps, uint64_t t) noexcept
+    int pynn_any_nonfinite_f32(const float *x, size_t count) noexcept
+    int pynn_any_nonfinite_f64(const double *x, size_t count) noexcept
     pynn_status pynn_net_predict_f32(float *out, const pynn_net *net, const float *params, const float *x, size_t n, float *ws, size_t ws_len, size_t batch, int nt) noexcept
     pynn_status pynn_net_predict_f64(double *out, const pynn_net *net, const double *params, const double *x, size_t n, double *ws, size_t ws_len, size_t batch, int nt) noexcept
     pynn_status pynn_net_loss_grad_f32(double *loss, float *grads, const pynn_net *net, const float *params, const float *x, const float *y, const float *sw, size_t n, double alpha, float *ws, size_t ws_len, int nt) noexcept
@@ -257,6 +259,21 @@ def has_openmp():
 
 
 # ---- single kernels ----------------------------------------------------------
+
+def all_finite(const real[::1] a not None):
+    """True if the contiguous vector a holds no NaN or infinity (one pass,
+    without the GIL)."""
+    cdef int bad = 0
+    cdef size_t n = a.shape[0]
+    if n == 0:
+        return True
+    with nogil:
+        if real is float:
+            bad = pynn_any_nonfinite_f32(&a[0], n)
+        else:
+            bad = pynn_any_nonfinite_f64(&a[0], n)
+    return not bad
+
 
 def activate(real[:, ::1] a not None, int act):
     """a = act(a) in place."""

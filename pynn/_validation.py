@@ -162,10 +162,17 @@ def _reject_kind(arr, name):
     return arr
 
 
+#: dtypes the core checks for NaN and infinity itself (native byte order)
+_CORE_FINITE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def all_finite(a):
-    """True if `a` has no NaN or infinity, without a mask the size of `a`: a sum is
-    finite only if every term is; when it is not (or finite values overflowed it),
-    blocks are checked one by one."""
+    """True if `a` has no NaN or infinity, without a mask the size of `a`: a
+    contiguous float32/float64 array in the core, in one pass over its bits;
+    others by a sum, finite only if every term is (when it is not, or finite
+    values overflowed it, blocks are checked one by one)."""
+    if a.dtype in _CORE_FINITE and a.flags.c_contiguous:
+        return _core.all_finite(a.reshape(-1))
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(a.sum()):
             return True

@@ -839,3 +839,29 @@ def test_reference_train_decreases_loss(solver):
         batch_size=8, n_epochs=30, learning_rate=0.02 if solver == "sgd" else 0.01,
     )
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [1, 7, 16, 33, 1000])
+def test_all_finite_finds_every_nan_and_infinity(dtype, n):
+    """The core's check of the data to fit (every position, so the vector
+    loop's tail too; NaN with any payload, both infinities; the largest finite
+    values and denormals pass)."""
+    from pynn import _core
+    info = np.finfo(dtype)
+    x = np.linspace(-1, 1, n).astype(dtype)
+    x[:: max(1, n // 3)] = info.max
+    x[1 % n] = -info.max
+    x[(n // 2)] = info.tiny / 4  # a denormal
+    assert _core.all_finite(x)
+    nans = [np.nan, -np.nan, np.inf, -np.inf]
+    if dtype == np.float32:
+        nans.append(np.array(0x7F800001, np.uint32).view(np.float32))  # signalling NaN
+    for i in sorted({0, n // 2, n - 1, max(0, n - 2)}):
+        for bad in nans:
+            y = x.copy()
+            y[i] = bad
+            assert not _core.all_finite(y), (i, bad)
+    assert _core.all_finite(x[:0])
+    with pytest.raises(ValueError, match="contiguous"):
+        _core.all_finite(np.zeros(4, dtype)[::2])
