@@ -45,6 +45,19 @@ static void generic_epilogue(const pynn_gemm_args *g, size_t i, size_t j0, size_
                 c[j] = c[j] * g->scale;
         break;
     }
+    case PYNN_EPI_SGD_W: { /* w += -(lr (acc * scale + w * wscale)); c: scratch */
+        const T *w = g->w + i * g->ldw + j0;
+        T *wn = g->wnew + i * g->ldw + j0;
+        if (g->wscale != 0)
+            for (size_t j = 0; j < jn; j++)
+                c[j] = c[j] * g->scale + w[j] * g->wscale;
+        else
+            for (size_t j = 0; j < jn; j++)
+                c[j] = c[j] * g->scale;
+        for (size_t j = 0; j < jn; j++)
+            wn[j] = w[j] - g->lr * c[j];
+        break;
+    }
     case PYNN_EPI_DACT: { /* c = acc * act'(da), act' from the cached output da */
         const T *a = g->da + i * g->ldda + j0;
         if (g->act == PYNN_ACT_RELU)

@@ -91,6 +91,22 @@ GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t 
         }
         break;
     }
+    case PYNN_EPI_SGD_W: {
+        /* the gradient as SCALE_W forms it, then w + -(lr g) as the SGD step
+         * does (a - b is a + -b exactly); C is not written */
+        const T *w = g->w + i * g->ldw + j0;
+        V s = V_SET1(g->scale), lr = V_SET1(g->lr), w0 = LD(w, 0), w1 = LD(w, 1);
+        x0 = V_MUL(x0, s);
+        x1 = V_MUL(x1, s);
+        if (g->wscale != 0) {
+            V ws = V_SET1(g->wscale);
+            x0 = V_ADD(x0, V_MUL(w0, ws));
+            x1 = V_ADD(x1, V_MUL(w1, ws));
+        }
+        GEMM_NAME(store_row)(g->wnew + i * g->ldw + j0, V_SUB(w0, V_MUL(lr, x0)),
+                             V_SUB(w1, V_MUL(lr, x1)), cols, m0, m1);
+        return;
+    }
     case PYNN_EPI_DACT: {
         const T *a = g->da + i * g->ldda + j0;
         V a0 = LD(a, 0), a1 = LD(a, 1), one = V_SET1((T)1);
@@ -157,7 +173,8 @@ GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, si
     /* (0) this tile's own epilogue operand rows (w or da: one line or two per
      * row, rows apart, which the hardware fetches too late), read right after
      * the K loop */
-    if (p1 == g->k && (g->epi == PYNN_EPI_DACT || (g->epi == PYNN_EPI_SCALE_W && g->wscale != 0))) {
+    if (p1 == g->k && (g->epi == PYNN_EPI_DACT || g->epi == PYNN_EPI_SGD_W ||
+                       (g->epi == PYNN_EPI_SCALE_W && g->wscale != 0))) {
         size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
         size_t w = g->n - j0 < NR ? g->n - j0 : NR;
         for (size_t r = 0; r < rows; r++) {

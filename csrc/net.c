@@ -123,13 +123,19 @@ static double weighted_loss(const T *yh, const T *y, const T *sw, const int64_t 
  * thread its share of the rows (the output activation, the output delta, its
  * sample-weight scaling) while all pack the top layer's x^T; then each layer
  * is one phase, a sync after each (and so at the end).  Thread 0 adds up the
- * loss during the first of them and hands it to the team in *shared. */
+ * loss during the first of them and hands it to the team in *shared.
+ * upd (not NULL, = params): plain gradient descent with step size lr applied
+ * to the dense layers' W and b as their gradients come out (pynn__dense_bwd;
+ * grads then holds scratch for them), if the loss is finite: every thread
+ * adds it up itself first (the same bits), so none updates a weight of a step
+ * whose loss is not.  The first layer on sparse input is left to the
+ * optimizer (pynn__optim_step's fused_from). */
 double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
                           const pynn_net *net, const T *params, const size_t *w_off,
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,
                           const int64_t *sw_idx, size_t n, double alpha, double wsq,
-                          double *shared, const pynn_team *tm)
+                          double *shared, T *upd, T lr, const pynn_team *tm)
 {
     size_t L = net->n_layers;
     size_t m = (size_t)net->units[L];
@@ -165,8 +171,8 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
     int wmode = PREPACK(L - 1, 0);
     pynn__sync(tm);
     /* thread 0 adds up the loss during the first layer's phase (the bits of a
-     * sum in one order, whatever the team) */
-    if (tm->id == 0) {
+     * sum in one order, whatever the team); with upd, every thread does */
+    if (tm->id == 0 || upd) {
         double loss;
         if (sw == NULL) {
             loss = pynn__loss_sum(a_last, y, n * m, net->loss) / (double)n;
@@ -175,7 +181,10 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
         } else {
             loss = weighted_loss(a_last, y, sw, sw_idx, n, m, net->loss, alpha_loss, wsq);
         }
-        *shared = loss;
+        if (tm->id == 0)
+            *shared = loss;
+        if (!isfinite(loss))
+            upd = NULL; /* the caller stops before any update */
     }
     for (size_t l = L; l-- > 0;) {
         size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
@@ -193,7 +202,8 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
         }
         pynn__dense_bwd(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
                         params + w_off[l], l ? in : NULL, n, nin, nout, alpha, net->hidden,
-                        ap, ap ? ap->t[slot] : NULL, wmode, tm);
+                        ap, ap ? ap->t[slot] : NULL, wmode, upd ? upd + w_off[l] : NULL,
+                        upd ? upd + b_off[l] : NULL, lr, tm);
         /* the layer below's x^T, packed in this phase into the other room */
         if (l > 0)
             wmode = PREPACK(l - 1, slot ^ 1);
@@ -371,7 +381,7 @@ static pynn_status loss_grad_rows(double *loss, T *grads, const pynn_net *net, c
         pynn__net_forward(acts, net, params, w_off, b_off, x, sx, n, 1, &ap, (tm));         \
         double l_ = pynn__net_backward(grads, ws + lay.delta0, ws + lay.delta1, &ap, acts,  \
                                        net, params, w_off, b_off, x, sx, NULL, y, sw, NULL, \
-                                       n, alpha, wsq, &shared, (tm));                       \
+                                       n, alpha, wsq, &shared, NULL, 0, (tm));              \
         if ((tm)->id == 0)                                                                  \
             *loss = l_;                                                                     \
     } while (0)

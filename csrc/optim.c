@@ -213,10 +213,13 @@ static void update_seg(double *part, T *p, T *a, T *b, const T *g, const pynn_op
  * opt_a is v (SGD) or m (Adam), opt_b Adam's v (unused by SGD).  When the L2
  * term needs it (opt->alpha > 0), each chunk of every W leaves its new sum of
  * squares in sq_parts (layout.c: the workspace's sq); after a sync,
- * pynn__optim_wsq adds them up. */
+ * pynn__optim_wsq adds them up.  Layers from fused_from on were updated by the
+ * backward pass already (plain gradient descent, pynn__net_backward's upd):
+ * only their sums of squares are taken, chunk by chunk as the update would. */
 void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_net *net,
                       const pynn_optim *opt, uint64_t t, const size_t *w_off,
-                      const size_t *b_off, double *sq_parts, const pynn_team *tm)
+                      const size_t *b_off, double *sq_parts, size_t fused_from,
+                      const pynn_team *tm)
 {
     int want_sq = opt->alpha > 0;
     /* plain gradient descent keeps no velocity inside the loop (see sgd_seg) */
@@ -226,6 +229,16 @@ void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_
         size_t nw = (size_t)net->units[l] * (size_t)net->units[l + 1];
         size_t nb = (size_t)net->units[l + 1];
         size_t wo = w_off[l], bo = b_off[l];
+        if (l >= fused_from) {
+            if (want_sq) {
+                size_t cs = chunk_size(nw), c0, c1;
+                pynn__share(chunk_count(nw, cs), tm, &c0, &c1);
+                for (size_t c = c0; c < c1; c++)
+                    sq_parts[c] = chunk_sq(params + wo + c * cs, nw - c * cs < cs ? nw - c * cs : cs);
+            }
+            sq_parts += pynn__chunk_count(nw);
+            continue;
+        }
         update_seg(want_sq ? sq_parts : NULL, params + wo, a ? a + wo : NULL,
                    b ? b + wo : NULL, grads + wo, opt, t, nw, tm);
         update_seg(NULL, params + bo, a ? a + bo : NULL, b ? b + bo : NULL, grads + bo, opt, t,

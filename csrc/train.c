@@ -156,11 +156,18 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
                 pynn__sync(tm);
         }
         const pynn_csr *sx = data->x == NULL ? &b.sx : NULL;
+        /* Plain gradient descent is applied by the backward pass as the
+         * gradients come out (the same bits; no pass over the gradients after),
+         * except in the call's last step, whose gradients pynn__optim_finish
+         * reads. */
+        int fuse = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0 &&
+                   steps + 1 < sl->max_steps && pos + b.rows < data->n;
         pynn__net_forward(acts, net, params, sl->w_off, sl->b_off, b.x, sx, b.rows, 1, &ap, tm);
         double loss = pynn__net_backward(grads, ws + lay->delta0, ws + lay->delta1, &ap, acts,
                                          net, params, sl->w_off, sl->b_off, b.x, sx,
                                          sl->marks, b.y, b.sw, b.sw_idx, b.rows, opt->alpha,
-                                         lead ? sl->wsq : 0, &sl->shared, tm);
+                                         lead || fuse ? sl->wsq : 0, &sl->shared,
+                                         fuse ? params : NULL, (T)opt->learning_rate, tm);
         if (!isfinite(loss)) {
             if (lead)
                 sl->status = PYNN_ERR_NONFINITE; /* before the update: weights stay */
@@ -169,7 +176,7 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
         if (opt->solver == PYNN_SOLVER_ADAM)
             t += 1;
         pynn__optim_step(params, data->opt_a, data->opt_b, grads, net, opt, t, sl->w_off,
-                         sl->b_off, sq_parts, tm);
+                         sl->b_off, sq_parts, fuse ? (sx ? 1 : 0) : net->n_layers, tm);
         steps++;
         size_t rows = b.rows;
         pos += rows;

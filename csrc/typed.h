@@ -158,7 +158,7 @@ void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_
 void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                      const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
                      pynn_activation dact, const pynn_apack *ap, T *wroom, int wmode,
-                     const pynn_team *tm);
+                     T *upd, T *upd_b, T lr, const pynn_team *tm);
 void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, size_t j1,
                      T scale);
 int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
@@ -192,7 +192,8 @@ static inline double *pynn__sq_parts(T *ws, const pynn__ws_layout *lay)
 double pynn__weight_sq(const pynn_net *net, const T *params, const size_t *w_off);
 void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_net *net,
                       const pynn_optim *opt, uint64_t t, const size_t *w_off,
-                      const size_t *b_off, double *sq_parts, const pynn_team *tm);
+                      const size_t *b_off, double *sq_parts, size_t fused_from,
+                      const pynn_team *tm);
 double pynn__optim_wsq(const pynn_net *net, const double *sq_parts);
 void pynn__optim_finish(T *opt_a, const T *grads, const pynn_optim *opt, size_t n_params);
 
@@ -207,7 +208,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,
                           const int64_t *sw_idx, size_t n, double alpha, double wsq,
-                          double *shared, const pynn_team *tm);
+                          double *shared, T *upd, T lr, const pynn_team *tm);
 /* The packing room of a workspace (net.c). */
 pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay);
 
