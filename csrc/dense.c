@@ -138,15 +138,16 @@ int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *r
  * One phase for the team: the three are independent (both products' A packed
  * first, one sync between if either was packed by the team).  wmode >= 0: x^T
  * is already packed into wroom (pynn__dense_wgrad_pack, an earlier phase).
- * upd (not NULL): plain gradient descent applied on the way, with step size
- * lr: upd (W's storage) gets W + -(lr dW) in the weight gradient's epilogue
- * and upd_b b + -(lr db), the bits of the gradients and then the SGD step;
- * dW is then scratch (partial sums between K blocks), and dx is computed
- * first (with a sync in a team), since it reads W. */
+ * sgd (not NULL): plain gradient descent applied on the way: sgd->w (W's
+ * storage) gets W + v, v = -(lr dW), in the weight gradient's epilogue and
+ * sgd->b b + -(lr db) -- the bits of the gradients and then the SGD step --
+ * and sgd->vw, vb (unless NULL) the velocity v; dW is then scratch (partial
+ * sums between K blocks), and dx is computed first (with a sync in a team),
+ * since it reads W. */
 void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                      const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
                      pynn_activation dact, const pynn_apack *ap, T *wroom, int wmode,
-                     T *upd, T *upd_b, T lr, const pynn_team *tm)
+                     const pynn_sgd_fused *sgd, const pynn_team *tm)
 {
     T inv_n = (T)(1.0 / (double)n);
     pynn_gemm_args g = wgrad_args(dW, delta, x, W, n, n_in, n_out, alpha, ap ? wroom : NULL,
@@ -163,16 +164,17 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
             h.apack = ap->r; h.apack_len = ap->r_len; h.bf16 = ap->bf16;
         }
     }
-    if (upd) {
+    if (sgd) {
         g.epi = PYNN_EPI_SGD_W;
-        g.lr = lr;
-        g.wnew = upd;
+        g.lr = sgd->lr;
+        g.wnew = sgd->w;
+        g.vnew = sgd->vw;
     }
     int gmode = wmode >= 0 ? wmode : pynn__gemm_pack(&g, tm);
     int hmode = dx ? pynn__gemm_pack(&h, tm) : PYNN_APACK_NONE;
     if ((gmode == PYNN_APACK_TEAM && wmode < 0) || hmode == PYNN_APACK_TEAM)
         pynn__sync(tm);
-    if (upd && dx) {
+    if (sgd && dx) {
         /* dx reads W: all of it before any of W changes */
         pynn__gemm_run(&h, tm, hmode);
         if (tm->size > 1)
@@ -184,11 +186,16 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
     size_t j0, j1;
     pynn__share(n_out, tm, &j0, &j1);
     pynn__bias_grad(db, delta, n, n_out, j0, j1, inv_n);
-    if (upd)
-        for (size_t j = j0; j < j1; j++)
-            upd_b[j] += -(lr * db[j]);
+    if (sgd) {
+        for (size_t j = j0; j < j1; j++) {
+            T v = -(sgd->lr * db[j]);
+            sgd->b[j] += v;
+            if (sgd->vb)
+                sgd->vb[j] = v;
+        }
+    }
 
-    if (dx && !upd)
+    if (dx && !sgd)
         pynn__gemm_run(&h, tm, hmode);
 }
 
@@ -212,13 +219,13 @@ pynn_status pynn_dense_backward(T *dx, T *dW, T *db, const T *delta, const T *x,
         {
             pynn_team tm = pynn__team_me();
             pynn__dense_bwd(dx, dW, db, delta, x, W, NULL, n, n_in, n_out, alpha,
-                            PYNN_ACT_IDENTITY, NULL, NULL, -1, NULL, NULL, 0, &tm);
+                            PYNN_ACT_IDENTITY, NULL, NULL, -1, NULL, &tm);
         }
         return PYNN_OK;
     }
 #endif
     pynn_team solo = pynn__solo();
     pynn__dense_bwd(dx, dW, db, delta, x, W, NULL, n, n_in, n_out, alpha, PYNN_ACT_IDENTITY,
-                    NULL, NULL, -1, NULL, NULL, 0, &solo);
+                    NULL, NULL, -1, NULL, &solo);
     return PYNN_OK;
 }

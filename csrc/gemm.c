@@ -45,7 +45,7 @@ static void generic_epilogue(const pynn_gemm_args *g, size_t i, size_t j0, size_
                 c[j] = c[j] * g->scale;
         break;
     }
-    case PYNN_EPI_SGD_W: { /* w += -(lr (acc * scale + w * wscale)); c: scratch */
+    case PYNN_EPI_SGD_W: { /* v = -(lr (acc * scale + w * wscale)); w += v; c: scratch */
         const T *w = g->w + i * g->ldw + j0;
         T *wn = g->wnew + i * g->ldw + j0;
         if (g->wscale != 0)
@@ -55,7 +55,11 @@ static void generic_epilogue(const pynn_gemm_args *g, size_t i, size_t j0, size_
             for (size_t j = 0; j < jn; j++)
                 c[j] = c[j] * g->scale;
         for (size_t j = 0; j < jn; j++)
-            wn[j] = w[j] - g->lr * c[j];
+            c[j] = -(g->lr * c[j]);
+        for (size_t j = 0; j < jn; j++)
+            wn[j] = w[j] + c[j];
+        if (g->vnew)
+            memcpy(g->vnew + i * g->ldw + j0, c, jn * sizeof(T));
         break;
     }
     case PYNN_EPI_DACT: { /* c = acc * act'(da), act' from the cached output da */

@@ -92,10 +92,10 @@ GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t 
         break;
     }
     case PYNN_EPI_SGD_W: {
-        /* the gradient as SCALE_W forms it, then w + -(lr g) as the SGD step
-         * does (a - b is a + -b exactly); C is not written */
+        /* the gradient as SCALE_W forms it, then v = -(lr g) (= (-lr) g
+         * exactly) and w + v, as the SGD step does; C is not written */
         const T *w = g->w + i * g->ldw + j0;
-        V s = V_SET1(g->scale), lr = V_SET1(g->lr), w0 = LD(w, 0), w1 = LD(w, 1);
+        V s = V_SET1(g->scale), nlr = V_SET1(-g->lr), w0 = LD(w, 0), w1 = LD(w, 1);
         x0 = V_MUL(x0, s);
         x1 = V_MUL(x1, s);
         if (g->wscale != 0) {
@@ -103,8 +103,12 @@ GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t 
             x0 = V_ADD(x0, V_MUL(w0, ws));
             x1 = V_ADD(x1, V_MUL(w1, ws));
         }
-        GEMM_NAME(store_row)(g->wnew + i * g->ldw + j0, V_SUB(w0, V_MUL(lr, x0)),
-                             V_SUB(w1, V_MUL(lr, x1)), cols, m0, m1);
+        x0 = V_MUL(nlr, x0);
+        x1 = V_MUL(nlr, x1);
+        GEMM_NAME(store_row)(g->wnew + i * g->ldw + j0, V_ADD(w0, x0), V_ADD(w1, x1), cols,
+                             m0, m1);
+        if (g->vnew)
+            GEMM_NAME(store_row)(g->vnew + i * g->ldw + j0, x0, x1, cols, m0, m1);
         return;
     }
     case PYNN_EPI_DACT: {

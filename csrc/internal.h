@@ -223,9 +223,10 @@ typedef enum {
     PYNN_EPI_SCALE_W = 2,/* c = acc * scale + w_ij * wscale      (weight gradient) */
     PYNN_EPI_DACT = 3,   /* c = acc * act'(da_ij), from cached outputs da (input delta) */
     PYNN_EPI_SGD_W = 4   /* the weight gradient applied by plain gradient descent:
-                          * wnew_ij = w_ij + -(lr * (acc * scale + w_ij * wscale)),
-                          * the bits SCALE_W's gradient and then the SGD step give;
-                          * C holds only the partial sums between K blocks */
+                          * v = -(lr * (acc * scale + w_ij * wscale)), wnew_ij =
+                          * w_ij + v (and vnew_ij = v if vnew), the bits SCALE_W's
+                          * gradient and then the SGD step give; C holds only the
+                          * partial sums between K blocks */
 } pynn_epi;
 
 #define PYNN_GEMM_ARGS_OF(T)                                                     \
@@ -238,7 +239,8 @@ typedef enum {
         int epi, act;                                                            \
         const T *bias;                                                           \
         T scale, wscale; const T *w; ptrdiff_t ldw;                              \
-        T lr; T *wnew; /* PYNN_EPI_SGD_W: step size, the weights updated (= w) */ \
+        T lr; T *wnew, *vnew; /* PYNN_EPI_SGD_W: step size, the weights      */ \
+                              /* updated (= w), NULL or the velocity       */ \
         const T *da; ptrdiff_t ldda;                                             \
         T *apack; size_t apack_len; /* NULL, or room to pack A (scalars)      */ \
         int n_threads;                                                           \

@@ -126,7 +126,8 @@ static double weighted_loss(const T *yh, const T *y, const T *sw, const int64_t 
  * loss during the first of them and hands it to the team in *shared.
  * upd (not NULL, = params): plain gradient descent with step size lr applied
  * to the dense layers' W and b as their gradients come out (pynn__dense_bwd;
- * grads then holds scratch for them), if the loss is finite: every thread
+ * grads then holds scratch for them; vel: NULL, or where their velocity
+ * -(lr g) goes, laid out as params), if the loss is finite: every thread
  * adds it up itself first (the same bits), so none updates a weight of a step
  * whose loss is not.  The first layer on sparse input is left to the
  * optimizer (pynn__optim_step's fused_from). */
@@ -135,7 +136,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,
                           const int64_t *sw_idx, size_t n, double alpha, double wsq,
-                          double *shared, T *upd, T lr, const pynn_team *tm)
+                          double *shared, T *upd, T *vel, T lr, const pynn_team *tm)
 {
     size_t L = net->n_layers;
     size_t m = (size_t)net->units[L];
@@ -200,10 +201,17 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
                 pynn__sparse_marks_done(marks, nin, n, alpha);
             continue;
         }
+        pynn_sgd_fused sgd = {0};
+        if (upd) {
+            sgd.w = upd + w_off[l];
+            sgd.b = upd + b_off[l];
+            sgd.vw = vel ? vel + w_off[l] : NULL;
+            sgd.vb = vel ? vel + b_off[l] : NULL;
+            sgd.lr = lr;
+        }
         pynn__dense_bwd(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
                         params + w_off[l], l ? in : NULL, n, nin, nout, alpha, net->hidden,
-                        ap, ap ? ap->t[slot] : NULL, wmode, upd ? upd + w_off[l] : NULL,
-                        upd ? upd + b_off[l] : NULL, lr, tm);
+                        ap, ap ? ap->t[slot] : NULL, wmode, upd ? &sgd : NULL, tm);
         /* the layer below's x^T, packed in this phase into the other room */
         if (l > 0)
             wmode = PREPACK(l - 1, slot ^ 1);
@@ -381,7 +389,7 @@ static pynn_status loss_grad_rows(double *loss, T *grads, const pynn_net *net, c
         pynn__net_forward(acts, net, params, w_off, b_off, x, sx, n, 1, &ap, (tm));         \
         double l_ = pynn__net_backward(grads, ws + lay.delta0, ws + lay.delta1, &ap, acts,  \
                                        net, params, w_off, b_off, x, sx, NULL, y, sw, NULL, \
-                                       n, alpha, wsq, &shared, NULL, 0, (tm));              \
+                                       n, alpha, wsq, &shared, NULL, NULL, 0, (tm));        \
         if ((tm)->id == 0)                                                                  \
             *loss = l_;                                                                     \
     } while (0)

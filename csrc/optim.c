@@ -45,8 +45,8 @@ sgd_seg(T *restrict p, T *v, const T *restrict g, size_t size, T lr, T mom, int 
         double *restrict sq, const int want_sq)
 {
     if (mom == 0 && v == NULL)
-        /* plain gradient descent inside the step loop: the velocity, -lr g of the
-         * last step, is written once when the loop returns (pynn__optim_finish) */
+        /* plain gradient descent inside the step loop: the velocity, -lr g,
+         * is written by the call's last step only (pynn__optim_step's vel) */
         BLOCKED_LOOP(size, { p[i] += -(lr * g[i]); SQ_ADD(p[i]); });
     else if (mom == 0)
         BLOCKED_LOOP(size, { v[i] = -(lr * g[i]); p[i] += v[i]; SQ_ADD(p[i]); });
@@ -215,15 +215,16 @@ static void update_seg(double *part, T *p, T *a, T *b, const T *g, const pynn_op
  * squares in sq_parts (layout.c: the workspace's sq); after a sync,
  * pynn__optim_wsq adds them up.  Layers from fused_from on were updated by the
  * backward pass already (plain gradient descent, pynn__net_backward's upd):
- * only their sums of squares are taken, chunk by chunk as the update would. */
+ * only their sums of squares are taken, chunk by chunk as the update would.
+ * vel: plain gradient descent keeps no velocity inside the step loop (see
+ * sgd_seg) but in its last step, where vel = opt_a gets -lr g. */
 void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_net *net,
                       const pynn_optim *opt, uint64_t t, const size_t *w_off,
-                      const size_t *b_off, double *sq_parts, size_t fused_from,
+                      const size_t *b_off, double *sq_parts, size_t fused_from, T *vel,
                       const pynn_team *tm)
 {
     int want_sq = opt->alpha > 0;
-    /* plain gradient descent keeps no velocity inside the loop (see sgd_seg) */
-    T *a = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0 ? NULL : opt_a;
+    T *a = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0 ? vel : opt_a;
     T *b = opt->solver == PYNN_SOLVER_ADAM ? opt_b : NULL;
     for (size_t l = 0; l < net->n_layers; l++) {
         size_t nw = (size_t)net->units[l] * (size_t)net->units[l + 1];
@@ -261,16 +262,4 @@ double pynn__optim_wsq(const pynn_net *net, const double *sq_parts)
         sq_parts += nch;
     }
     return total;
-}
-
-/* After a step loop of plain gradient descent (SGD, momentum 0), which keeps no
- * velocity while it runs: write the velocity it leaves, -lr g of the last step,
- * so opt_a ends as the momentum form v <- 0 v - lr g would have left it. */
-void pynn__optim_finish(T *opt_a, const T *grads, const pynn_optim *opt, size_t n_params)
-{
-    if (opt->solver != PYNN_SOLVER_SGD || opt->momentum != 0)
-        return;
-    T lr = (T)opt->learning_rate;
-    for (size_t i = 0; i < n_params; i++)
-        opt_a[i] = -(lr * grads[i]);
 }

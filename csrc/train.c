@@ -157,17 +157,19 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
         }
         const pynn_csr *sx = data->x == NULL ? &b.sx : NULL;
         /* Plain gradient descent is applied by the backward pass as the
-         * gradients come out (the same bits; no pass over the gradients after),
-         * except in the call's last step, whose gradients pynn__optim_finish
-         * reads. */
-        int fuse = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0 &&
-                   steps + 1 < sl->max_steps && pos + b.rows < data->n;
+         * gradients come out (the same bits; no pass over the gradients
+         * after).  It keeps no velocity in the loop: the call's last step
+         * writes the one it leaves, -lr g, so opt_a ends as the momentum form
+         * v <- 0 v - lr g would have left it. */
+        int fuse = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0;
+        int last = steps + 1 >= sl->max_steps || pos + b.rows >= data->n;
+        T *vel = fuse && last ? data->opt_a : NULL;
         pynn__net_forward(acts, net, params, sl->w_off, sl->b_off, b.x, sx, b.rows, 1, &ap, tm);
         double loss = pynn__net_backward(grads, ws + lay->delta0, ws + lay->delta1, &ap, acts,
                                          net, params, sl->w_off, sl->b_off, b.x, sx,
                                          sl->marks, b.y, b.sw, b.sw_idx, b.rows, opt->alpha,
                                          lead || fuse ? sl->wsq : 0, &sl->shared,
-                                         fuse ? params : NULL, (T)opt->learning_rate, tm);
+                                         fuse ? params : NULL, vel, (T)opt->learning_rate, tm);
         if (!isfinite(loss)) {
             if (lead)
                 sl->status = PYNN_ERR_NONFINITE; /* before the update: weights stay */
@@ -176,7 +178,7 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
         if (opt->solver == PYNN_SOLVER_ADAM)
             t += 1;
         pynn__optim_step(params, data->opt_a, data->opt_b, grads, net, opt, t, sl->w_off,
-                         sl->b_off, sq_parts, fuse ? (sx ? 1 : 0) : net->n_layers, tm);
+                         sl->b_off, sq_parts, fuse ? (sx ? 1 : 0) : net->n_layers, vel, tm);
         steps++;
         size_t rows = b.rows;
         pos += rows;
@@ -266,7 +268,5 @@ pynn_status pynn_train(pynn_train_result *result, pynn_train_state *state,
     }
     if (sl.status != PYNN_OK)
         return sl.status;
-    if (result->steps_done > 0)
-        pynn__optim_finish(data->opt_a, data->grads, opt, n_params);
     return PYNN_OK;
 }

@@ -102,11 +102,11 @@
 #define pynn__output_delta_rows PYNN_TYPED(pynn__output_delta_rows)
 #define pynn__dense_fwd PYNN_TYPED(pynn__dense_fwd)
 #define pynn__dense_bwd PYNN_TYPED(pynn__dense_bwd)
+#define pynn_sgd_fused PYNN_TYPED(pynn_sgd_fused)
 #define pynn__dense_wgrad_pack PYNN_TYPED(pynn__dense_wgrad_pack)
 #define pynn__bias_grad PYNN_TYPED(pynn__bias_grad)
 #define pynn__weight_sq PYNN_TYPED(pynn__weight_sq)
 #define pynn__optim_step PYNN_TYPED(pynn__optim_step)
-#define pynn__optim_finish PYNN_TYPED(pynn__optim_finish)
 #define pynn__net_forward PYNN_TYPED(pynn__net_forward)
 #define pynn__net_backward PYNN_TYPED(pynn__net_backward)
 #define pynn__apack_of PYNN_TYPED(pynn__apack_of)
@@ -155,10 +155,16 @@ void pynn__output_delta_rows(T *delta, const T *y_hat, const T *y, size_t n, siz
 void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_t n_in,
                      size_t n_out, pynn_activation act, const pynn_apack *ap,
                      const pynn_team *tm);
+/* Plain gradient descent fused into a layer's backward pass: its W and b,
+ * updated in place, and NULL or where the velocity -(lr g) goes. */
+typedef struct {
+    T *w, *b, *vw, *vb;
+    T lr;
+} pynn_sgd_fused;
 void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                      const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
                      pynn_activation dact, const pynn_apack *ap, T *wroom, int wmode,
-                     T *upd, T *upd_b, T lr, const pynn_team *tm);
+                     const pynn_sgd_fused *sgd, const pynn_team *tm);
 void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, size_t j1,
                      T scale);
 int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
@@ -187,15 +193,13 @@ static inline double *pynn__sq_parts(T *ws, const pynn__ws_layout *lay)
 
 /* optim.c: sum of squared weights (the L2 term), one optimizer step over the
  * arena by a team (leaving the chunks' sums of squares for pynn__optim_wsq
- * when opt->alpha > 0), and the velocity plain gradient descent leaves after a
- * step loop. */
+ * when opt->alpha > 0). */
 double pynn__weight_sq(const pynn_net *net, const T *params, const size_t *w_off);
 void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_net *net,
                       const pynn_optim *opt, uint64_t t, const size_t *w_off,
-                      const size_t *b_off, double *sq_parts, size_t fused_from,
+                      const size_t *b_off, double *sq_parts, size_t fused_from, T *vel,
                       const pynn_team *tm);
 double pynn__optim_wsq(const pynn_net *net, const double *sq_parts);
-void pynn__optim_finish(T *opt_a, const T *grads, const pynn_optim *opt, size_t n_params);
 
 /* net.c: forward n rows into acts; loss and gradients from the cached forward.
  * The input is x, or the CSR rows sx when sx is not NULL (marks: the sparse
@@ -208,7 +212,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,
                           const int64_t *sw_idx, size_t n, double alpha, double wsq,
-                          double *shared, T *upd, T lr, const pynn_team *tm);
+                          double *shared, T *upd, T *vel, T lr, const pynn_team *tm);
 /* The packing room of a workspace (net.c). */
 pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay);
 

@@ -1,15 +1,17 @@
 """Plain gradient descent (SGD, momentum 0) is applied by the backward pass as
 each layer's weight gradient comes out of its product (the product's epilogue
-writes W + -(lr dW)), except in the last step of a call, whose gradients give
-the velocity left behind.  A call of one step is therefore never fused: the
-same steps one call at a time must give exactly the bits of one long call --
-weights, epoch losses (the L2 term's sums of squares taken on the way) and the
-velocity -- on every path, thread count, K blocking, input kind and mode."""
+writes W + v, v = -(lr dW)), and the last step of a call writes the velocity v
+it leaves.  It must give exactly the bits of the gradient and then the SGD
+step (the core's loss_grad, then sgd_update): weights, velocity and epoch
+losses (with the L2 term's sums of squares taken on the way), on every path,
+thread count, K blocking, input kind and mode."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from pynn import _core, _sparse
+
+LR = 0.05
 
 
 def _trainer(units, X, Y, dtype, alpha, shuffle, batch, bf16=False):
@@ -21,7 +23,7 @@ def _trainer(units, X, Y, dtype, alpha, shuffle, batch, bf16=False):
     ws = np.zeros(_sparse.workspace_size(net, X, batch), dtype)
     t = _core.Trainer(net, params, grads, velocity, None, _sparse.core_input(X), Y,
                       np.arange(X.shape[0], dtype=np.int64), ws, batch, shuffle, 11)
-    t.set_optimizer(_core.SOLVERS["sgd"], 0.05, 0.0, False, 0.9, 0.999, 1e-8, alpha)
+    t.set_optimizer(_core.SOLVERS["sgd"], LR, 0.0, False, 0.9, 0.999, 1e-8, alpha)
     return t, params, velocity
 
 
@@ -45,25 +47,51 @@ def test_fused_steps_give_the_bits_of_gradient_then_step(simd, dtype, alpha, kin
     rng = np.random.default_rng(0)
     # deep-batch: a batch past the kernels' K block (256), so the weight
     # gradient's partial sums are parked between blocks before the update
-    n, nin, batch, steps = (700, 40, 300, 7) if kind == "deep-batch" else (157, 30, 20, 25)
+    n, nin, batch, steps = (700, 40, 300, 5) if kind == "deep-batch" else (157, 30, 20, 19)
     units = [nin, 48, 24, 5]
     X = rng.standard_normal((n, nin)).astype(dtype)
     if kind == "sparse":
         X = sp.csr_matrix(np.where(rng.random((n, nin)) < 0.3, X, 0).astype(dtype))
     Y = np.eye(5, dtype=dtype)[rng.integers(0, 5, n)]
     for threads in (1, 2):
-        for shuffle in (False, True):
-            got = []
-            for per_call in (steps, 1):
-                t, params, velocity = _trainer(units, X, Y, dtype, alpha, shuffle, batch,
-                                               bf16=kind == "bf16")
-                losses = _train(t, steps, per_call, threads)
-                got.append((params.copy(), velocity.copy(), losses))
-            (p1, v1, l1), (p2, v2, l2) = got
-            assert np.array_equal(p1, p2), (threads, shuffle)
-            assert np.array_equal(v1, v2), (threads, shuffle)
-            assert l1 == l2 and len(l1) >= 1, (threads, shuffle)
-            assert np.all(np.isfinite(p1))
+        # the reference: each batch's gradient, then the step
+        t, params, _ = _trainer(units, X, Y, dtype, alpha, False, batch, bf16=kind == "bf16")
+        net = _core.Net(units, _core.ACTIVATIONS["relu"], _core.ACTIVATIONS["softmax"],
+                        _core.LOSSES["categorical_cross_entropy"], bf16=kind == "bf16")
+        ref, vref, grads = params.copy(), np.zeros_like(params), np.zeros_like(params)
+        ws = np.zeros(_sparse.workspace_size(net, X, batch), dtype)
+        ref_losses, acc, pos = [], 0.0, 0
+        for _ in range(steps):
+            rows = slice(pos, min(pos + batch, n))
+            nr = rows.stop - rows.start
+            if kind == "sparse":
+                loss = net.loss_grad_csr(grads, ref, _sparse.core_input(X[rows]), Y[rows], alpha,
+                                         ws, threads)
+            else:
+                loss = net.loss_grad(grads, ref, X[rows], Y[rows], alpha, ws, threads)
+            _core.sgd_update(ref, vref, grads, LR, 0.0, False)
+            acc += loss * nr
+            pos = rows.stop
+            if pos == n:
+                ref_losses.append(acc / n)
+                acc, pos = 0.0, 0
+        # the step loop, in one call per epoch and in calls of one step
+        for per_call in (steps, 1):
+            t, params, velocity = _trainer(units, X, Y, dtype, alpha, False, batch,
+                                           bf16=kind == "bf16")
+            losses = _train(t, steps, per_call, threads)
+            assert np.array_equal(params, ref), (threads, per_call)
+            assert np.array_equal(velocity, vref), (threads, per_call)
+            assert losses == ref_losses and len(losses) >= 1, (threads, per_call)
+        assert np.all(np.isfinite(ref))
+        # shuffled: one call per epoch against calls of one step
+        got = []
+        for per_call in (steps, 1):
+            t, params, velocity = _trainer(units, X, Y, dtype, alpha, True, batch,
+                                           bf16=kind == "bf16")
+            got.append((params, velocity, _train(t, steps, per_call, threads)))
+        assert np.array_equal(got[0][0], got[1][0]) and np.array_equal(got[0][1], got[1][1])
+        assert got[0][2] == got[1][2]
 
 
 def test_a_nonfinite_loss_stops_before_any_fused_update():
