@@ -156,20 +156,23 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
                 pynn__sync(tm);
         }
         const pynn_csr *sx = data->x == NULL ? &b.sx : NULL;
-        /* Plain gradient descent is applied by the backward pass as the
-         * gradients come out (the same bits; no pass over the gradients
-         * after).  It keeps no velocity in the loop: the call's last step
-         * writes the one it leaves, -lr g, so opt_a ends as the momentum form
-         * v <- 0 v - lr g would have left it. */
-        int fuse = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0;
+        /* Plain gradient descent keeps no velocity in the loop: the call's
+         * last step writes the one it leaves, -lr g, so opt_a ends as the
+         * momentum form v <- 0 v - lr g would have left it.  On one thread it
+         * is applied by the backward pass as the gradients come out (the same
+         * bits; no pass over the gradients after); a team would need a sync
+         * per layer more (the input gradient reads W before its update). */
+        int plain = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0;
         int last = steps + 1 >= sl->max_steps || pos + b.rows >= data->n;
-        T *vel = fuse && last ? data->opt_a : NULL;
+        T *vel = plain && last ? data->opt_a : NULL;
+        int fuse = plain && tm->size == 1;
         pynn__net_forward(acts, net, params, sl->w_off, sl->b_off, b.x, sx, b.rows, 1, &ap, tm);
         double loss = pynn__net_backward(grads, ws + lay->delta0, ws + lay->delta1, &ap, acts,
                                          net, params, sl->w_off, sl->b_off, b.x, sx,
                                          sl->marks, b.y, b.sw, b.sw_idx, b.rows, opt->alpha,
                                          lead || fuse ? sl->wsq : 0, &sl->shared,
-                                         fuse ? params : NULL, vel, (T)opt->learning_rate, tm);
+                                         fuse ? params : NULL, fuse ? vel : NULL,
+                                         (T)opt->learning_rate, tm);
         if (!isfinite(loss)) {
             if (lead)
                 sl->status = PYNN_ERR_NONFINITE; /* before the update: weights stay */
