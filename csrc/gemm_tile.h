@@ -60,6 +60,31 @@ GEMM_NAME(store_row)(T *c, V x0, V x1, size_t cols, MASK_T m0, MASK_T m1)
         V_MSTORE(c + VL, m1, x1);
 }
 
+/* PYNN_EPI_SGD_W's epilogue of row i: the gradient as SCALE_W forms it, then
+ * v = -(lr g) (= (-lr) g exactly) and w + v, as the SGD step does; C is not
+ * written. */
+static PYNN_NOINLINE void
+GEMM_NAME(epilogue_sgd)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t cols,
+                        MASK_T m0, MASK_T m1)
+{
+    const int full = cols == NR;
+    const T *w = g->w + i * g->ldw + j0;
+    V s = V_SET1(g->scale), nlr = V_SET1(-g->lr);
+    V w0 = full ? V_LOAD(w) : V_MLOAD(w, m0), w1 = full ? V_LOAD(w + VL) : V_MLOAD(w + VL, m1);
+    x0 = V_MUL(x0, s);
+    x1 = V_MUL(x1, s);
+    if (g->wscale != 0) {
+        V ws = V_SET1(g->wscale);
+        x0 = V_ADD(x0, V_MUL(w0, ws));
+        x1 = V_ADD(x1, V_MUL(w1, ws));
+    }
+    x0 = V_MUL(nlr, x0);
+    x1 = V_MUL(nlr, x1);
+    GEMM_NAME(store_row)(g->wnew + i * g->ldw + j0, V_ADD(w0, x0), V_ADD(w1, x1), cols, m0, m1);
+    if (g->vnew)
+        GEMM_NAME(store_row)(g->vnew + i * g->ldw + j0, x0, x1, cols, m0, m1);
+}
+
 /* One output row of the epilogue on the vectors x0, x1 (columns j0..j0+NR). */
 static PYNN_ALWAYS_INLINE void
 GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t cols,
@@ -91,26 +116,11 @@ GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t 
         }
         break;
     }
-    case PYNN_EPI_SGD_W: {
-        /* the gradient as SCALE_W forms it, then v = -(lr g) (= (-lr) g
-         * exactly) and w + v, as the SGD step does; C is not written */
-        const T *w = g->w + i * g->ldw + j0;
-        V s = V_SET1(g->scale), nlr = V_SET1(-g->lr), w0 = LD(w, 0), w1 = LD(w, 1);
-        x0 = V_MUL(x0, s);
-        x1 = V_MUL(x1, s);
-        if (g->wscale != 0) {
-            V ws = V_SET1(g->wscale);
-            x0 = V_ADD(x0, V_MUL(w0, ws));
-            x1 = V_ADD(x1, V_MUL(w1, ws));
-        }
-        x0 = V_MUL(nlr, x0);
-        x1 = V_MUL(nlr, x1);
-        GEMM_NAME(store_row)(g->wnew + i * g->ldw + j0, V_ADD(w0, x0), V_ADD(w1, x1), cols,
-                             m0, m1);
-        if (g->vnew)
-            GEMM_NAME(store_row)(g->vnew + i * g->ldw + j0, x0, x1, cols, m0, m1);
+    case PYNN_EPI_SGD_W:
+        /* (out of line: inlined into every tile, its extra live vectors
+         * made the compiler spill inside the K loops) */
+        GEMM_NAME(epilogue_sgd)(g, i, j0, x0, x1, cols, m0, m1);
         return;
-    }
     case PYNN_EPI_DACT: {
         const T *a = g->da + i * g->ldda + j0;
         V a0 = LD(a, 0), a1 = LD(a, 1), one = V_SET1((T)1);
@@ -255,23 +265,20 @@ PYNN_UNROLL16
     }
 }
 
-/* An R x NR tile (R <= MR); cols < NR uses masked loads and stores. */
+/* The K loop of an R x NR tile: A's values of step p at a + p acs + r ars
+ * (packed: ars 1, acs MR, constants the compiler folds -- with strides known
+ * only at run time it keeps R offsets in registers, and spilled some of them
+ * inside the loop), B's at b + p ldb (full_b: every column there). */
 static PYNN_ALWAYS_INLINE void
-GEMM_NAME(tile)(const int R, TILE_ARGS)
+GEMM_NAME(tile_k)(const int R, const int packed, V *acc0, V *acc1, const T *a, ptrdiff_t ars,
+                  ptrdiff_t acs, const T *b, ptrdiff_t ldb, size_t k, int full_b, MASK_T m0,
+                  MASK_T m1)
 {
-    V acc0[MR], acc1[MR];
-    MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
-    MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
-    GEMM_NAME(acc_start)(R, g, i0, j0, cols, first, acc0, acc1, m0, m1);
-    /* A from its packed panel (MR values per step, contiguous) or from memory */
-    const ptrdiff_t ars = ap ? 1 : g->a_rs, acs = ap ? MR : g->a_cs;
-    const T *a = ap ? ap : g->a + i0 * ars + p0 * acs;
-    /* B from the packed panel (NR wide, zero-padded) or straight from memory */
-    const ptrdiff_t ldb = bp ? NR : g->ldb;
-    const T *b = bp ? bp : g->b + p0 * ldb + j0;
-    const size_t k = p1 - p0;
-    GEMM_NAME(prefetch_next)(g, i0, j0, p0, p1, bp != NULL);
-    if (cols == NR || bp) {
+    if (packed) {
+        ars = 1;
+        acs = MR;
+    }
+    if (full_b) {
         for (size_t p = 0; p < k; p++) {
             V b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
 PYNN_UNROLL16
@@ -296,6 +303,29 @@ PYNN_UNROLL16
             b += ldb;
         }
     }
+}
+
+/* An R x NR tile (R <= MR); cols < NR uses masked loads and stores. */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(tile)(const int R, TILE_ARGS)
+{
+    V acc0[MR], acc1[MR];
+    MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
+    MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
+    GEMM_NAME(acc_start)(R, g, i0, j0, cols, first, acc0, acc1, m0, m1);
+    /* A from its packed panel (MR values per step, contiguous) or from memory */
+    const ptrdiff_t ars = ap ? 1 : g->a_rs, acs = ap ? MR : g->a_cs;
+    const T *a = ap ? ap : g->a + i0 * ars + p0 * acs;
+    /* B from the packed panel (NR wide, zero-padded) or straight from memory */
+    const ptrdiff_t ldb = bp ? NR : g->ldb;
+    const T *b = bp ? bp : g->b + p0 * ldb + j0;
+    const size_t k = p1 - p0;
+    const int full_b = cols == NR || bp;
+    GEMM_NAME(prefetch_next)(g, i0, j0, p0, p1, bp != NULL);
+    if (ap)
+        GEMM_NAME(tile_k)(R, 1, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
+    else
+        GEMM_NAME(tile_k)(R, 0, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
     GEMM_NAME(acc_finish)(R, g, i0, j0, cols, last, acc0, acc1, m0, m1);
 }
 

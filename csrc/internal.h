@@ -40,10 +40,13 @@
  * included later that says restrict gets the same meaning). */
 #define restrict __restrict
 #define PYNN_ALWAYS_INLINE __forceinline
+#define PYNN_NOINLINE __declspec(noinline)
 #elif PYNN_GNUC
 #define PYNN_ALWAYS_INLINE inline __attribute__((always_inline))
+#define PYNN_NOINLINE __attribute__((noinline))
 #else
 #define PYNN_ALWAYS_INLINE inline
+#define PYNN_NOINLINE
 #endif
 
 /* "Unroll the next loop 16 times" (the SIMD tiles; Clang takes GCC's spelling;
