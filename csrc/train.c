@@ -123,7 +123,9 @@ typedef struct {
  *   forward:   a_{l+1} = act_l(a_l W_l + b_l), a sync after each layer
  *   backward:  output delta, then loss and grads = dL/dparams (net.c), a sync
  *              after each
- *   update:    params, opt_a, opt_b by the optimizer (optim.c); sync
+ *   update:    params, opt_a, opt_b by the optimizer (optim.c); sync -- plain
+ *              gradient descent on one thread is applied by the backward pass
+ *              instead, each layer in its weight gradient's epilogue
  * A NaN or infinite loss stops the loop before its update (every thread reads
  * the same loss, so all stop at the same point). */
 static void run_steps(step_loop *sl, const pynn_team *tm)
@@ -170,7 +172,7 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
         double loss = pynn__net_backward(grads, ws + lay->delta0, ws + lay->delta1, &ap, acts,
                                          net, params, sl->w_off, sl->b_off, b.x, sx,
                                          sl->marks, b.y, b.sw, b.sw_idx, b.rows, opt->alpha,
-                                         lead || fuse ? sl->wsq : 0, &sl->shared,
+                                         lead ? sl->wsq : 0, &sl->shared,
                                          fuse ? params : NULL, fuse ? vel : NULL,
                                          (T)opt->learning_rate, tm);
         if (!isfinite(loss)) {
