@@ -35,7 +35,8 @@ static void generic_epilogue(const pynn_gemm_args *g, size_t i, size_t j0, size_
             for (size_t j = 0; j < jn; j++)
                 c[j] = c[j] > 0 ? c[j] : (T)0;
         break;
-    case PYNN_EPI_SCALE_W: { /* c = acc * scale + w * wscale (weight gradient) */
+    case PYNN_EPI_SCALE_W: /* c = acc * scale + w * wscale (weight gradient) */
+    case PYNN_EPI_SGD_W: { /* the same, then v = -(lr c), w += v (c: scratch) */
         const T *w = g->w + i * g->ldw + j0;
         if (g->wscale != 0)
             for (size_t j = 0; j < jn; j++)
@@ -43,23 +44,15 @@ static void generic_epilogue(const pynn_gemm_args *g, size_t i, size_t j0, size_
         else
             for (size_t j = 0; j < jn; j++)
                 c[j] = c[j] * g->scale;
-        break;
-    }
-    case PYNN_EPI_SGD_W: { /* v = -(lr (acc * scale + w * wscale)); w += v; c: scratch */
-        const T *w = g->w + i * g->ldw + j0;
-        T *wn = g->wnew + i * g->ldw + j0;
-        if (g->wscale != 0)
+        if (g->epi == PYNN_EPI_SGD_W) {
+            T *wn = g->wnew + i * g->ldw + j0;
             for (size_t j = 0; j < jn; j++)
-                c[j] = c[j] * g->scale + w[j] * g->wscale;
-        else
+                c[j] = -(g->lr * c[j]);
             for (size_t j = 0; j < jn; j++)
-                c[j] = c[j] * g->scale;
-        for (size_t j = 0; j < jn; j++)
-            c[j] = -(g->lr * c[j]);
-        for (size_t j = 0; j < jn; j++)
-            wn[j] = w[j] + c[j];
-        if (g->vnew)
-            memcpy(g->vnew + i * g->ldw + j0, c, jn * sizeof(T));
+                wn[j] = w[j] + c[j];
+            if (g->vnew)
+                memcpy(g->vnew + i * g->ldw + j0, c, jn * sizeof(T));
+        }
         break;
     }
     case PYNN_EPI_DACT: { /* c = acc * act'(da), act' from the cached output da */
