@@ -130,7 +130,7 @@ typedef struct {
                             /* Built per batch: no n x n_outputs matrix.     */ \
         const T *sw;        /* (n) sample weights; NULL: all 1              */   \
         size_t n;           /* rows                                         */   \
-        int64_t *order;     /* (n) permutation of 0..n-1                    */   \
+        int64_t *order;     /* (n) permutation of 0..n-1; NULL if !shuffle  */   \
         int shuffle;        /* reshuffle order whenever an epoch starts     */   \
         size_t batch_size;  /* rows per step, 1 <= batch_size <= n          */   \
         T *ws;              /* pynn_workspace_size(net, batch_size) scalars */   \

@@ -736,9 +736,11 @@ cdef class Trainer:
             if not (isinstance(sw, np.ndarray) and sw.dtype == dtype and sw.flags.c_contiguous):
                 raise TypeError(f"sample weights must be a C-contiguous {dtype} array")
             _same(tuple(sw.shape), (n,), "sample weights")
-        if not (isinstance(order, np.ndarray) and order.dtype == np.int64 and
-                order.flags.c_contiguous and order.shape == (n,)):
-            raise TypeError("order must be a C-contiguous int64 array of one index per row")
+        # (None: made by run() if shuffle is on, a fit in order needing none)
+        if order is not None and not (isinstance(order, np.ndarray) and order.dtype == np.int64
+                                      and order.flags.c_contiguous and order.shape == (n,)):
+            raise TypeError("order must be None or a C-contiguous int64 array of one index "
+                            "per row")
         if n == 0 or batch_size == 0:
             raise ValueError("need at least one row and a positive batch size")
         # no clamping here: the estimators clamp batch_size to n (with a warning)
@@ -799,7 +801,9 @@ cdef class Trainer:
         cdef const int64_t *lab = <const int64_t*><size_t>self.y.ctypes.data if labels else NULL
         cdef void *sw = NULL if self.sw is None else <void*><size_t>self.sw.ctypes.data
         cdef void *w = <void*><size_t>self.ws.ctypes.data
-        cdef int64_t *o = <int64_t*><size_t>self.order.ctypes.data
+        if self.shuffle and self.order is None:
+            self.order = np.arange(n, dtype=np.int64)
+        cdef int64_t *o = NULL if self.order is None else <int64_t*><size_t>self.order.ctypes.data
         if self.f32:
             d32.params, d32.grads, d32.opt_a, d32.opt_b = <float*>p, <float*>g, <float*>a, <float*>b
             d32.x, d32.y, d32.sw = <const float*>x, <const float*>y, <const float*>sw

@@ -329,7 +329,7 @@ class TrainingRun(_Run):
                                 _sparse.core_input(self.X),
                                 # class labels: the core builds their one-hot rows
                                 getattr(self.Y, "labels", self.Y),
-                                np.arange(n, dtype=np.int64), buf.ws, cfg.batch_size,
+                                None, buf.ws, cfg.batch_size,  # (the core's order: 0..n-1)
                                 # shuffling a full batch would only reorder a sum
                                 cfg.shuffle and cfg.batch_size < n, self.seed, self.sw)
         # the step count lives in the optimizer state; the core advances it

@@ -245,13 +245,33 @@ def validate_X(X: Any, dtype: Any, name: str = "X", check_finite: bool = True) -
 _LABEL_TABLE_MAX = 1 << 20
 
 
+def _table_base(lo):
+    """The label a table of small-range integer labels starts from (lo its
+    smallest): 0 where lo is small and not negative, so the labels index the
+    table as they are."""
+    return 0 if 0 <= lo <= _LABEL_TABLE_MAX else lo
+
+
+def _table_offsets(v, base):
+    """Integer labels v (each within _LABEL_TABLE_MAX of base) as intp
+    positions v - base: v itself, uncopied, for intp labels and base 0.  The
+    subtraction runs in intp (uint64 labels past intp's range: in uint64),
+    never in a narrower type of v's, where it could wrap (int8 -128 and 127)."""
+    if v.dtype == np.uint64 and base >= 0:
+        return (v - np.uint64(base)).astype(np.intp)
+    v = v.astype(np.intp, copy=False)
+    return v - base if base else v
+
+
 def unique_labels(y):
     """Sorted distinct labels; small-range integers without sorting all of y."""
     if y.dtype.kind in "iu" and y.size:
         lo, hi = int(y.min()), int(y.max())
         if hi - lo < _LABEL_TABLE_MAX:
-            present = np.bincount((y - lo).astype(np.intp), minlength=hi - lo + 1) > 0
-            return (np.nonzero(present)[0] + lo).astype(y.dtype)
+            base = _table_base(lo)
+            present = np.bincount(_table_offsets(y, base), minlength=hi - base + 1) > 0
+            # (in y's type, where the sum wraps back into range: base may be past intp's)
+            return np.nonzero(present)[0].astype(y.dtype) + y.dtype.type(base)
     return np.unique(y)
 
 
@@ -273,11 +293,17 @@ def label_indices(y, classes):
     """Position of each label of y in the sorted array classes; -1 where unknown."""
     if y.dtype.kind in "iu" and classes.dtype.kind in "iu" and y.size:
         lo, hi = int(y.min()), int(y.max())
+        k = classes.shape[0]
+        if lo >= 0 and hi < k and classes[0] == 0 and classes[-1] == k - 1:
+            # classes 0..k-1 (sorted and distinct): each label is its own
+            # position, and intp labels are used as they are
+            return y.astype(np.intp, copy=False)
         if hi - lo < _LABEL_TABLE_MAX:
-            table = np.full(hi - lo + 1, -1, dtype=np.intp)
-            inside = (classes >= lo) & (classes <= hi)
-            table[(classes[inside] - lo).astype(np.intp)] = np.nonzero(inside)[0]
-            return table[(y - lo).astype(np.intp)]
+            base = _table_base(lo)
+            table = np.full(hi - base + 1, -1, dtype=np.intp)
+            inside = np.nonzero((classes >= lo) & (classes <= hi))[0]
+            table[_table_offsets(classes[inside], base)] = inside
+            return table[_table_offsets(y, base)]
     try:
         idx = np.clip(np.searchsorted(classes, y), 0, len(classes) - 1)
     except TypeError:

@@ -96,6 +96,31 @@ def test_string_and_other_labels_train_like_integers(kind):
         assert pred.tolist() == [mapping[v] for v in model.predict(X).tolist()]
 
 
+@pytest.mark.parametrize("dtype, values", [
+    (np.int8, [-128, 0, 127]),  # a table over the whole type: y - lo wraps in int8
+    (np.int16, [-32768, -32767, -1]),
+    (np.uint8, [0, 200, 255]),
+    (np.uint64, [2**63 + 1, 2**63 + 2, 2**64 - 1]),  # past int64, a narrow range
+    (np.uint64, [5, 2**63, 2**64 - 1]),
+    (np.int64, [-2**63, 0, 2**63 - 1]),
+    (np.int64, [10**12, 10**12 + 3, 10**12 + 2**19]),
+])
+def test_integer_labels_at_their_types_limits_train_like_small_ones(dtype, values):
+    model, y = make("clf")
+    model.fit(X, y)
+    labels = np.array(values, dtype=dtype)[y]
+    other, _ = make("clf")
+    other.fit(X, labels)
+    np.testing.assert_array_equal(other.classes_, np.array(values, dtype=dtype))
+    np.testing.assert_array_equal(other._arena, model._arena)
+    np.testing.assert_array_equal(other.predict(X),
+                                  np.array(values, dtype=dtype)[model.predict(X)])
+    other.set_params(warm_start=True).fit(X, labels)  # the same classes again
+    unknown = np.array([values[0], values[2] - 1], dtype=dtype)  # values[2] - 1: no class
+    with pytest.raises(ValueError, match="not in classes_"):
+        other.partial_fit(X[:2], unknown)
+
+
 @pytest.mark.parametrize("kind", ["clf", "reg", "perc"])
 def test_a_single_row_predicts_like_inside_a_batch(kind):
     model, y = make(kind)

@@ -9,15 +9,17 @@ from pynn import _core, _sparse
 from pynn._validation import ClassTargets
 
 
-def _run(units, output, loss, X, Y, dtype, shuffle, n_threads, batch, steps=25, sw=None):
+def _run(units, output, loss, X, Y, dtype, shuffle, n_threads, batch, steps=25, sw=None,
+         order="arange"):
     rng = np.random.default_rng(1)
     net = _core.Net(units, _core.ACTIVATIONS["relu"], _core.ACTIVATIONS[output],
                     _core.LOSSES[loss])
     params = (0.3 * rng.standard_normal(net.n_params)).astype(dtype)
     grads, velocity = np.zeros_like(params), np.zeros_like(params)
     ws = np.zeros(_sparse.workspace_size(net, X, batch), dtype)
+    order = np.arange(X.shape[0], dtype=np.int64) if isinstance(order, str) else order
     t = _core.Trainer(net, params, grads, velocity, None, _sparse.core_input(X), Y,
-                      np.arange(X.shape[0], dtype=np.int64), ws, batch, shuffle, 7, sw)
+                      order, ws, batch, shuffle, 7, sw)
     t.set_optimizer(_core.SOLVERS["sgd"], 0.05, 0.9, True, 0.9, 0.999, 1e-8, 1e-3)
     losses = []
     done = 0
@@ -50,6 +52,21 @@ def test_labels_give_the_bits_of_one_hot_rows(simd, dtype, shuffle, n_classes, s
         lab = _run([12, 9, m], output, loss, X, labels, dtype, shuffle, threads, 20, sw=sw)
         assert np.array_equal(dense[0], lab[0])
         assert dense[1] == lab[1]
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_trainer_without_an_order_starts_from_rows_in_order(shuffle):
+    """order=None: the trainer reads the rows in order (no order array at
+    all), or when it shuffles, makes 0..n-1 itself; the bits of passing it."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((203, 7)).astype(np.float64)
+    labels = rng.integers(0, 4, 203).astype(np.int64)
+    runs = [_run([7, 6, 4], "softmax", "categorical_cross_entropy", X, labels, np.float64,
+                 shuffle, 1, 16, steps=40, order=order) for order in ("arange", None)]
+    assert np.array_equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+    with pytest.raises(TypeError, match="order must be None or"):
+        _run([7, 6, 4], "softmax", "categorical_cross_entropy", X, labels, np.float64,
+             shuffle, 1, 16, order=np.arange(203, dtype=np.int32))
 
 
 def test_class_targets_stand_for_the_one_hot_matrix():
