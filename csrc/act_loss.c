@@ -27,9 +27,9 @@ void pynn__activate_rows(T *a, size_t n, size_t m, pynn_activation act)
     case PYNN_ACT_IDENTITY:
         break;
     case PYNN_ACT_LOGISTIC:
-#if defined(PYNN_X86_SIMD) && defined(T_IS_FLOAT)
+#ifdef PYNN_X86_SIMD
         if (pynn__isa() != PYNN_ISA_GENERIC) {
-            pynn_logistic_avx2_f32(a, nm);
+            PYNN_TYPED(pynn_logistic_avx2)(a, nm);
             break;
         }
 #endif
@@ -53,9 +53,9 @@ void pynn__activate_rows(T *a, size_t n, size_t m, pynn_activation act)
             a[i] = T_EXP(a[i]);
         break;
     case PYNN_ACT_SOFTMAX:
-#if defined(PYNN_X86_SIMD) && defined(T_IS_FLOAT)
+#ifdef PYNN_X86_SIMD
         if (pynn__isa() != PYNN_ISA_GENERIC) {
-            pynn_softmax_avx2_f32(a, n, m);
+            PYNN_TYPED(pynn_softmax_avx2)(a, n, m);
             break;
         }
 #endif

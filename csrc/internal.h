@@ -324,9 +324,11 @@ static inline float pynn__bf16_round(float x)
     return x;
 }
 
-/* Vectorised float activations (vexp_avx2.c); also used on the AVX-512 path. */
+/* Vectorised activations (vexp_avx2.c); also used on the AVX-512 paths. */
 void pynn_softmax_avx2_f32(float *a, size_t n, size_t m);
 void pynn_logistic_avx2_f32(float *a, size_t count);
+void pynn_softmax_avx2_f64(double *a, size_t n, size_t m);
+void pynn_logistic_avx2_f64(double *a, size_t count);
 
 /* The ISA in use (chosen once from cpuid and PYNN_SIMD, or by pynn_simd_set;
  * dispatch.c). */

@@ -1,12 +1,14 @@
-/* vexp_avx2.c -- float exponentials eight at a time for the softmax and
- * logistic activations (compiled with -mavx2 -mfma; called only after cpuid
- * said the CPU has both).
+/* vexp_avx2.c -- exponentials eight floats or four doubles at a time for the
+ * softmax and logistic activations (compiled with -mavx2 -mfma; called only
+ * after cpuid said the CPU has both).
  *
  * exp(x) = 2^n * exp(r) with n = round(x / ln 2) and r = x - n ln 2 (ln 2 split
- * in two parts so r is exact), exp(r) by a degree-6 polynomial on
- * |r| <= ln(2)/2; about 1 ulp from the true value.  Inputs are clamped to the
- * range where the float result is finite and normal, and each lane is computed
- * independently: a row gives the same bits alone or in a batch. */
+ * in two parts so r is exact), exp(r) by a polynomial on |r| <= ln(2)/2: degree
+ * 6 for float, degree 13 (Taylor) for double; about 1 ulp from the true value.
+ * Inputs are clamped to the range where the result is finite and normal (a
+ * double below it gives 0); NaN stays NaN (the operand order of max/min says
+ * so: they return their second operand when one is NaN).  Each lane is
+ * computed independently: a row gives the same bits alone or in a batch. */
 #include <immintrin.h>
 #include <math.h>
 #include "internal.h"
@@ -14,7 +16,7 @@
 static inline __m256 exp8(__m256 x)
 {
     const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365478515625f);
-    x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+    x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -37,6 +39,18 @@ static inline float exp1(float x)
     return buf[0];
 }
 
+/* p[k] = exp(p[k] - mx) for the count < 8 values of a row's tail, in one
+ * exp8 (each lane gives the bits it gives alone). */
+static inline void exp8_tail(float *p, size_t count, float mx)
+{
+    float buf[8] = {0};
+    for (size_t k = 0; k < count; k++)
+        buf[k] = p[k] - mx;
+    _mm256_storeu_ps(buf, exp8(_mm256_loadu_ps(buf)));
+    for (size_t k = 0; k < count; k++)
+        p[k] = buf[k];
+}
+
 /* a = softmax(a) row by row, max-subtracted: exp never sees a positive argument. */
 void pynn_softmax_avx2_f32(float *a, size_t n, size_t m)
 {
@@ -56,10 +70,10 @@ void pynn_softmax_avx2_f32(float *a, size_t n, size_t m)
         _mm256_storeu_ps(lanes, vs);
         float s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
                   ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-        for (; j < m; j++) {
-            row[j] = exp1(row[j] - mx);
+        if (j < m)
+            exp8_tail(row + j, m - j, mx);
+        for (; j < m; j++)
             s += row[j];
-        }
         float inv = 1.0f / s;
         for (j = 0; j < m; j++)
             row[j] *= inv;
@@ -82,5 +96,104 @@ void pynn_logistic_avx2_f32(float *a, size_t count)
     for (; i < count; i++) {
         float e = exp1(-fabsf(a[i]));
         a[i] = a[i] >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
+    }
+}
+
+/* ---- double ---------------------------------------------------------------- */
+
+static inline __m256d exp4(__m256d x)
+{
+    /* lo: exp(lo) is the smallest normal double (2^-1022); hi: n stays <= 1023 */
+    const __m256d lo = _mm256_set1_pd(-708.39641853226408), hi = _mm256_set1_pd(709.0);
+    const __m256d magic = _mm256_set1_pd(6755399441055744.0); /* 1.5 * 2^52 */
+    __m256d under = _mm256_cmp_pd(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_pd(hi, _mm256_max_pd(lo, x));
+    /* t = magic + round(x / ln 2): n in t's low mantissa bits, rounded once */
+    __m256d t = _mm256_fmadd_pd(x, _mm256_set1_pd(1.4426950408889634), magic);
+    __m256d n = _mm256_sub_pd(t, magic);
+    __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), x);
+    r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r);
+    /* sum of r^k / k! for k <= 13, by Horner */
+    __m256d p = _mm256_set1_pd(1.0 / 6227020800.0);
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 479001600.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 39916800.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 3628800.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 362880.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 40320.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 5040.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 720.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 120.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 24.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 6.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(0.5));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
+    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
+    /* 2^n: n + 1023 (1..2046) from t's low bits into the exponent field */
+    __m256i e = _mm256_slli_epi64(
+        _mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023)), 52);
+    return _mm256_andnot_pd(under, _mm256_mul_pd(p, _mm256_castsi256_pd(e)));
+}
+
+static inline double exp1d(double x)
+{
+    double buf[4] = {x, x, x, x};
+    _mm256_storeu_pd(buf, exp4(_mm256_loadu_pd(buf)));
+    return buf[0];
+}
+
+static inline void exp4_tail(double *p, size_t count, double mx)
+{
+    double buf[4] = {0};
+    for (size_t k = 0; k < count; k++)
+        buf[k] = p[k] - mx;
+    _mm256_storeu_pd(buf, exp4(_mm256_loadu_pd(buf)));
+    for (size_t k = 0; k < count; k++)
+        p[k] = buf[k];
+}
+
+/* pynn_softmax_avx2_f32 in double. */
+void pynn_softmax_avx2_f64(double *a, size_t n, size_t m)
+{
+    for (size_t r = 0; r < n; r++) {
+        double *row = a + r * m;
+        double mx = row[0];
+        for (size_t j = 1; j < m; j++)
+            mx = row[j] > mx ? row[j] : mx;
+        __m256d vmx = _mm256_set1_pd(mx), vs = _mm256_setzero_pd();
+        size_t j = 0;
+        for (; j + 4 <= m; j += 4) {
+            __m256d e = exp4(_mm256_sub_pd(_mm256_loadu_pd(row + j), vmx));
+            _mm256_storeu_pd(row + j, e);
+            vs = _mm256_add_pd(vs, e);
+        }
+        double lanes[4];
+        _mm256_storeu_pd(lanes, vs);
+        double s = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
+        if (j < m)
+            exp4_tail(row + j, m - j, mx);
+        for (; j < m; j++)
+            s += row[j];
+        double inv = 1.0 / s;
+        for (j = 0; j < m; j++)
+            row[j] *= inv;
+    }
+}
+
+/* pynn_logistic_avx2_f32 in double. */
+void pynn_logistic_avx2_f64(double *a, size_t count)
+{
+    const __m256d one = _mm256_set1_pd(1.0), zero = _mm256_setzero_pd();
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    size_t i = 0;
+    for (; i + 4 <= count; i += 4) {
+        __m256d z = _mm256_loadu_pd(a + i);
+        __m256d e = exp4(_mm256_or_pd(z, sign));            /* exp(-|z|) */
+        __m256d pos = _mm256_div_pd(one, _mm256_add_pd(one, e));
+        __m256d neg = _mm256_div_pd(e, _mm256_add_pd(one, e));
+        _mm256_storeu_pd(a + i, _mm256_blendv_pd(neg, pos, _mm256_cmp_pd(z, zero, _CMP_GE_OQ)));
+    }
+    for (; i < count; i++) {
+        double e = exp1d(-fabs(a[i]));
+        a[i] = a[i] >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
     }
 }

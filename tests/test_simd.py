@@ -43,6 +43,50 @@ SHAPES = [(1, 1, 1), (1, 64, 32), (5, 3, 7), (13, 300, 17), (40, 257, 33), (64, 
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exponential_activations_on_every_path(simd, dtype):
+    """softmax and logistic (the vectorised exponentials on x86 paths): within
+    a few ulp of a long double reference over the whole range, exact 0 and 1
+    where they saturate, and NaN in, NaN out -- a NaN z must not come out as
+    a tiny finite probability (the SIMD exp once clamped NaN to its lower
+    bound), or a NaN output layer would give a finite loss."""
+    rng = np.random.default_rng(17)
+    big = np.finfo(dtype).max
+    z = np.concatenate([rng.uniform(-30, 30, 4000), rng.uniform(-800, 800, 400),
+                        [0.0, -0.0, 1e-30, -1e-30, 87.0, -87.0, -103.0, -708.4, -745.0,
+                         -746.0, 709.0, 1e3, -1e3, big, -big, np.inf, -np.inf]]).astype(dtype)
+    zl = z.astype(np.longdouble)
+    with np.errstate(over="ignore", invalid="ignore"):  # (the branch not taken)
+        want = np.where(zl >= 0, 1 / (1 + np.exp(-zl)), np.exp(zl) / (1 + np.exp(zl)))
+    got = ops.activation(z.reshape(1, -1), "logistic")[0]
+    tiny = np.finfo(dtype).tiny
+    normal = np.abs(want) >= tiny
+    err = np.abs(got - want.astype(dtype))[normal] / np.spacing(want.astype(dtype)[normal])
+    assert err.max() <= 4
+    assert np.all(got[~normal] <= tiny)  # below the normal range: 0 or the smallest normal
+    assert got[z == np.inf] == 1 and got[z == -np.inf] <= tiny
+    # rows of 1..21 columns: the vector part and every length of tail
+    for m in range(1, 22):
+        Z = rng.uniform(-40, 40, (37, m)).astype(dtype)
+        Zl = Z.astype(np.longdouble)
+        E = np.exp(Zl - Zl.max(axis=1, keepdims=True))
+        want = (E / E.sum(axis=1, keepdims=True)).astype(dtype)
+        got = ops.activation(Z, "softmax")
+        np.testing.assert_allclose(got, want, rtol=64 * np.finfo(dtype).eps,
+                                   atol=np.finfo(dtype).tiny)
+        bad = Z.copy()
+        bad[3, m // 2] = np.nan
+        bad[5, m - 1] = np.inf
+        out = ops.activation(bad, "softmax")
+        assert np.isnan(out[3]).all() and np.isnan(out[5]).all()
+        rest = np.ones(37, bool)
+        rest[[3, 5]] = False
+        np.testing.assert_array_equal(out[rest], got[rest])
+    nan_in = np.array([[np.nan, 1.0, -np.nan, -50.0, 3.0]], dtype)
+    out = ops.activation(nan_in, "logistic")[0]
+    assert np.isnan(out[[0, 2]]).all() and np.isfinite(out[[1, 3, 4]]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("act", ["identity", "relu", "logistic", "tanh", "softmax"])
 def test_dense_forward_on_every_path(simd, shape, act, dtype):
