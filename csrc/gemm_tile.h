@@ -85,6 +85,43 @@ GEMM_NAME(epilogue_sgd)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, siz
         GEMM_NAME(store_row)(g->vnew + i * g->ldw + j0, x0, x1, cols, m0, m1);
 }
 
+/* The same for a tile's R rows from i0 (its sums in acc0, acc1), every W row
+ * read before any is written.  Row by row, a row's load would wait for the
+ * previous row's masked store to complete wherever rows lie closer than a
+ * vector apart (an output layer of 10 units): the load overlaps the store's
+ * whole extent, masked-off lanes included, and a masked store forwards
+ * nothing. */
+static PYNN_NOINLINE void
+GEMM_NAME(epilogue_sgd_rows)(const GEMM_ARGS *g, size_t i0, int R, size_t j0, const V *acc0,
+                             const V *acc1, size_t cols, MASK_T m0, MASK_T m1)
+{
+    /* (g's fields in locals: the stores through T pointers could alias them) */
+    const int full = cols == NR, l2 = g->wscale != 0;
+    const size_t ldw = (size_t)g->ldw;
+    const T *w = g->w + i0 * ldw + j0;
+    T *wnew = g->wnew + i0 * ldw + j0, *vnew = g->vnew ? g->vnew + i0 * ldw + j0 : NULL;
+    const V s = V_SET1(g->scale), nlr = V_SET1(-g->lr), ws = V_SET1(g->wscale);
+    V w0[MR], w1[MR];
+    for (int r = 0; r < R; r++) {
+        const T *wr = w + (size_t)r * ldw;
+        w0[r] = full ? V_LOAD(wr) : V_MLOAD(wr, m0);
+        w1[r] = full ? V_LOAD(wr + VL) : V_MLOAD(wr + VL, m1);
+    }
+    for (int r = 0; r < R; r++) {
+        V x0 = V_MUL(acc0[r], s), x1 = V_MUL(acc1[r], s);
+        if (l2) {
+            x0 = V_ADD(x0, V_MUL(w0[r], ws));
+            x1 = V_ADD(x1, V_MUL(w1[r], ws));
+        }
+        x0 = V_MUL(nlr, x0);
+        x1 = V_MUL(nlr, x1);
+        size_t off = (size_t)r * ldw;
+        GEMM_NAME(store_row)(wnew + off, V_ADD(w0[r], x0), V_ADD(w1[r], x1), cols, m0, m1);
+        if (vnew)
+            GEMM_NAME(store_row)(vnew + off, x0, x1, cols, m0, m1);
+    }
+}
+
 /* One output row of the epilogue on the vectors x0, x1 (columns j0..j0+NR). */
 static PYNN_ALWAYS_INLINE void
 GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t cols,
@@ -254,7 +291,17 @@ static PYNN_ALWAYS_INLINE void
 GEMM_NAME(acc_finish)(const int R, const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols,
                       int last, const V *acc0, const V *acc1, MASK_T m0, MASK_T m1)
 {
-    if (last) {
+    if (last && g->epi == PYNN_EPI_SGD_W) {
+        /* (copies: the sums' own arrays must not escape, or the compiler keeps
+         * them in memory through the K loop) */
+        V t0[MR], t1[MR];
+PYNN_UNROLL16
+        for (int r = 0; r < R; r++) {
+            t0[r] = acc0[r];
+            t1[r] = acc1[r];
+        }
+        GEMM_NAME(epilogue_sgd_rows)(g, i0, R, j0, t0, t1, cols, m0, m1);
+    } else if (last) {
 PYNN_UNROLL16
         for (int r = 0; r < R; r++)
             GEMM_NAME(epilogue)(g, i0 + r, j0, acc0[r], acc1[r], cols, m0, m1);
