@@ -117,6 +117,56 @@ static pynn_gemm_args wgrad_args(T *dW, const T *delta, const T *x, const T *W, 
     return g;
 }
 
+/* The input-gradient product dx = (delta W^T) * act'(da) (NULL da: plain
+ * delta W^T), packing A = delta into ap's room r (NULL ap: none). */
+static pynn_gemm_args igrad_args(T *dx, const T *delta, const T *W, const T *da, size_t n,
+                                 size_t n_in, size_t n_out, pynn_activation dact,
+                                 const pynn_apack *ap)
+{
+    pynn_gemm_args h = {0};
+    h.m = n; h.n = n_in; h.k = n_out;
+    h.a = delta; h.a_rs = (ptrdiff_t)n_out; h.a_cs = 1;
+    h.b = W; h.ldb = (ptrdiff_t)n_out; h.b_trans = 1;
+    h.c = dx; h.ldc = (ptrdiff_t)n_in;
+    h.epi = da ? PYNN_EPI_DACT : PYNN_EPI_NONE; h.act = dact;
+    h.da = da; h.ldda = (ptrdiff_t)n_in;
+    if (ap) {
+        h.apack = ap->r; h.apack_len = ap->r_len; h.bf16 = ap->bf16;
+    }
+    return h;
+}
+
+/* The input gradient alone (see pynn__dense_bwd), by the team: one phase, with
+ * a sync inside only if the team packed A. */
+void pynn__dense_igrad(T *dx, const T *delta, const T *W, const T *da, size_t n, size_t n_in,
+                       size_t n_out, pynn_activation dact, const pynn_apack *ap,
+                       const pynn_team *tm)
+{
+    pynn_gemm_args h = igrad_args(dx, delta, W, da, n, n_in, n_out, dact, ap);
+    int mode = pynn__gemm_pack(&h, tm);
+    if (mode == PYNN_APACK_TEAM)
+        pynn__sync(tm);
+    pynn__gemm_run(&h, tm, mode);
+}
+
+/* ... of the rows [r0, r1) alone, by this thread of a team on its own, with
+ * no room (the team's is not its alone); rows are independent, so the bits
+ * are those of the whole product. */
+void pynn__dense_igrad_rows(T *dx, const T *delta, const T *W, const T *da, size_t r0,
+                            size_t r1, size_t n_in, size_t n_out, pynn_activation dact,
+                            int bf16)
+{
+    if (r0 >= r1)
+        return;
+    pynn_apack none = {0};
+    none.bf16 = bf16;
+    pynn_gemm_args h = igrad_args(dx + r0 * n_in, delta + r0 * n_out, W,
+                                  da ? da + r0 * n_in : NULL, r1 - r0, n_in, n_out, dact,
+                                  &none);
+    pynn_team solo = pynn__solo();
+    pynn__gemm_run(&h, &solo, pynn__gemm_pack(&h, &solo));
+}
+
 /* Packs, for the team, x^T of a layer's weight gradient into room ahead of the
  * phase that runs it (pynn__dense_bwd with the mode returned here), so that
  * phase needs no sync of its own for packing.  Only shapes matter (delta, dW
@@ -153,17 +203,8 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
     pynn_gemm_args g = wgrad_args(dW, delta, x, W, n, n_in, n_out, alpha, ap ? wroom : NULL,
                                   ap ? ap->t_len : 0, ap ? ap->bf16 : 0);
     pynn_gemm_args h = {0};
-    if (dx) {
-        h.m = n; h.n = n_in; h.k = n_out;
-        h.a = delta; h.a_rs = (ptrdiff_t)n_out; h.a_cs = 1;
-        h.b = W; h.ldb = (ptrdiff_t)n_out; h.b_trans = 1;
-        h.c = dx; h.ldc = (ptrdiff_t)n_in;
-        h.epi = da ? PYNN_EPI_DACT : PYNN_EPI_NONE; h.act = dact;
-        h.da = da; h.ldda = (ptrdiff_t)n_in;
-        if (ap) {
-            h.apack = ap->r; h.apack_len = ap->r_len; h.bf16 = ap->bf16;
-        }
-    }
+    if (dx)
+        h = igrad_args(dx, delta, W, da, n, n_in, n_out, dact, ap);
     if (sgd) {
         g.epi = PYNN_EPI_SGD_W;
         g.lr = sgd->lr;

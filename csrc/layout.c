@@ -70,7 +70,9 @@ pynn_status pynn_param_count(size_t *count, const pynn_net *net)
 /*
  * Workspace layout for batches of B rows (all in scalars):
  *   acts   B * (u_1 + ... + u_L)   cached outputs of every layer
- *   delta  2 * B * max(u_1..u_L)   ping-pong buffers for the backward pass
+ *   delta  2 * B * max(u_1..u_L)   ping-pong buffers for the backward pass, and a
+ *          third for networks of 3 layers or more and B <= PYNN_GEMM_PACK_ROWS
+ *          (a team's backward pass with gradient descent fused: net.c)
  *   xb     B * u_0                 gathered input rows of a shuffled batch
  *   yb     B * u_L                 gathered target rows
  *   apack_t, apack_r  room for the products to pack A (gemm_tile.h), see below
@@ -98,14 +100,17 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     }
     size_t acts, delta, xb, yb, total;
     size_t u0 = (size_t)net->units[0];
-    if (!pynn__mul(batch, sum, &acts) || !pynn__mul(batch, maxu, &delta) ||
-        !pynn__mul(delta, 2, &delta) || !pynn__mul(batch, csr ? 0 : u0, &xb) ||
+    int three = net->n_layers >= 3 && batch <= PYNN_GEMM_PACK_ROWS;
+    size_t one;
+    if (!pynn__mul(batch, sum, &acts) || !pynn__mul(batch, maxu, &one) ||
+        !pynn__mul(one, three ? 3 : 2, &delta) || !pynn__mul(batch, csr ? 0 : u0, &xb) ||
         !pynn__mul(batch, (size_t)net->units[net->n_layers], &yb))
         return PYNN_ERR_OVERFLOW;
     lay->bf16 = net->bf16;
     lay->acts = 0;
     lay->delta0 = acts;
-    lay->delta1 = acts + delta / 2;
+    lay->delta1 = acts + one;
+    lay->delta2 = three ? acts + 2 * one : 0;
     lay->xb = acts + delta;
     if (!pynn__add(acts, delta, &total) || !pynn__add(total, xb, &total))
         return PYNN_ERR_OVERFLOW;

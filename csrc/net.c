@@ -114,24 +114,48 @@ static double weighted_loss(const T *yh, const T *y, const T *sw, const int64_t 
     return loss;
 }
 
+/* Plain gradient descent for layer l fused into its backward pass (none
+ * without upd): its W and b in upd, its velocity in vel (NULL: none). */
+static pynn_sgd_fused sgd_of(T *upd, T *vel, T lr, const size_t *w_off, const size_t *b_off,
+                             size_t l)
+{
+    pynn_sgd_fused sgd = {0};
+    if (upd) {
+        sgd.w = upd + w_off[l];
+        sgd.b = upd + b_off[l];
+        sgd.vw = vel ? vel + w_off[l] : NULL;
+        sgd.vb = vel ? vel + b_off[l] : NULL;
+        sgd.lr = lr;
+    }
+    return sgd;
+}
+
 /* Loss and gradients of n rows whose forward pass (defer_out) is in acts; returns
  *   L = 1/n sum_r l(a_L[r], y[r]) + alpha/2 |W|^2 / n   (sample weights: see
  *   weighted_loss), and fills grads with dL/dparams by the chain rule, from the
  *   output delta (fused where loss and output activation match) down to layer 0.
  * wsq is the current sum of squared weights (used when alpha > 0); d0 and d1
- * are the delta ping-pong buffers of the workspace.  The team: first each
- * thread its share of the rows (the output activation, the output delta, its
- * sample-weight scaling) while all pack the top layer's x^T; then each layer
- * is one phase, a sync after each (and so at the end).  Thread 0 adds up the
- * loss during the first of them and hands it to the team in *shared.
+ * are the delta ping-pong buffers of the workspace (d2 a third, or NULL).  The
+ * team: first each thread its share of the rows (the output activation, the
+ * output delta, its sample-weight scaling) while all pack the top layer's
+ * x^T; then each layer is one phase, a sync after each (and so at the end).
+ * Thread 0 adds up the loss during the first of them and hands it to the team
+ * in *shared.
  * upd (not NULL, = params): plain gradient descent with step size lr applied
  * to the dense layers' W and b as their gradients come out (pynn__dense_bwd;
  * grads then holds scratch for them; vel: NULL, or where their velocity
  * -(lr g) goes, laid out as params), if the loss is finite: every thread
  * adds it up itself first (the same bits), so none updates a weight of a step
  * whose loss is not.  The first layer on sparse input is left to the
- * optimizer (pynn__optim_step's fused_from). */
-double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
+ * optimizer (pynn__optim_step's fused_from).  A team then runs each layer's
+ * weight gradient one phase later than its input gradient, which reads W:
+ * phase l holds layer l's input gradient and layer l + 1's weight gradient
+ * (and update), so no thread changes a W another may still read, with no sync
+ * more than above; the top layer's input gradient joins the first phase, each
+ * thread on its own rows of the output delta.  Three deltas are then live at
+ * once, in d0, d1, d2 (the workspace has d2 for three layers or more and
+ * batches up to PYNN_GEMM_PACK_ROWS rows). */
+double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T *acts,
                           const pynn_net *net, const T *params, const size_t *w_off,
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,
@@ -142,6 +166,10 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
     size_t m = (size_t)net->units[L];
     T *a_last = (T *)last_output(acts, net, n);
     double alpha_loss = alpha;
+    /* a team with the update fused: weight gradients a phase late (above);
+     * without d2 (three layers or more), a sync between each layer's input
+     * gradient and its update instead (pynn__dense_bwd) */
+    int late = upd != NULL && tm->size > 1 && (L < 3 || d2 != NULL);
     size_t r0, r1;
     pynn__share(n, tm, &r0, &r1);
     if (r0 < r1) {
@@ -161,6 +189,13 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
         }
         if (total > 0)
             alpha *= scale;
+    }
+    if (late && L > 1) {
+        /* the top layer's input gradient on this thread's rows of its delta */
+        size_t nin = (size_t)net->units[L - 1];
+        const T *in = layer_input(acts, net, n, x, L - 1);
+        pynn__dense_igrad_rows(d1, d0, params + w_off[L - 1], in, r0, r1, nin, m, net->hidden,
+                               ap ? ap->bf16 : net->bf16);
     }
     /* Packs layer l's x^T into room t[slot] for the team (-1: not ahead: no team,
      * or no GEMM there). */
@@ -187,6 +222,47 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
         if (!isfinite(loss))
             upd = NULL; /* the caller stops before any update */
     }
+    if (late) {
+        /* layer l's delta in d[(L - 1 - l) % 3], its x^T in room (L - 1 - l) & 1 */
+        T *d[3] = {d0, d1, d2};
+        int wm[PYNN_MAX_LAYERS];
+        wm[L - 1] = wmode;
+        for (size_t l = L; l-- > 0;) {
+            /* phase l (l < L - 1): layer l's input gradient, layer l + 1's weight
+             * gradient; the last phase, below 0: layer 0's weight gradient */
+            size_t top = l + 1, slot = (L - 1 - top) & 1;
+            if (top == L)
+                continue; /* (the top layer's input gradient ran above) */
+            if (l > 0)
+                pynn__dense_igrad(d[(L - l) % 3], d[(L - 1 - l) % 3], params + w_off[l],
+                                  layer_input(acts, net, n, x, l), n, (size_t)net->units[l],
+                                  (size_t)net->units[l + 1], net->hidden, ap, tm);
+            pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, top);
+            pynn__dense_bwd(NULL, grads + w_off[top], grads + b_off[top], d[(L - 1 - top) % 3],
+                            layer_input(acts, net, n, x, top), params + w_off[top], NULL, n,
+                            (size_t)net->units[top], (size_t)net->units[top + 1], alpha,
+                            net->hidden, ap, ap ? ap->t[slot] : NULL, wm[top],
+                            upd ? &sgd : NULL, tm);
+            wm[l] = PREPACK(l, slot ^ 1);
+            pynn__sync(tm);
+        }
+        T *d_first = d[(L - 1) % 3];
+        if (sx) {
+            pynn__sparse_wgrad(grads + w_off[0], grads + b_off[0], d_first, sx, params + w_off[0],
+                               n, (size_t)net->units[0], (size_t)net->units[1], alpha, marks, tm);
+            pynn__sync(tm);
+            if (marks && tm->id == 0)
+                pynn__sparse_marks_done(marks, (size_t)net->units[0], n, alpha);
+        } else {
+            pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, 0);
+            pynn__dense_bwd(NULL, grads + w_off[0], grads + b_off[0], d_first, x, params + w_off[0],
+                            NULL, n, (size_t)net->units[0], (size_t)net->units[1], alpha,
+                            net->hidden, ap, ap ? ap->t[(L - 1) & 1] : NULL, wm[0],
+                            upd ? &sgd : NULL, tm);
+            pynn__sync(tm);
+        }
+        return *shared;
+    }
     for (size_t l = L; l-- > 0;) {
         size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
         int slot = (int)((L - 1 - l) & 1);
@@ -201,14 +277,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
                 pynn__sparse_marks_done(marks, nin, n, alpha);
             continue;
         }
-        pynn_sgd_fused sgd = {0};
-        if (upd) {
-            sgd.w = upd + w_off[l];
-            sgd.b = upd + b_off[l];
-            sgd.vw = vel ? vel + w_off[l] : NULL;
-            sgd.vb = vel ? vel + b_off[l] : NULL;
-            sgd.lr = lr;
-        }
+        pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, l);
         pynn__dense_bwd(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
                         params + w_off[l], l ? in : NULL, n, nin, nout, alpha, net->hidden,
                         ap, ap ? ap->t[slot] : NULL, wmode, upd ? &sgd : NULL, tm);
@@ -387,7 +456,7 @@ static pynn_status loss_grad_rows(double *loss, T *grads, const pynn_net *net, c
     do {                                                                                    \
         pynn_apack ap = pynn__apack_of(ws, &lay);                                           \
         pynn__net_forward(acts, net, params, w_off, b_off, x, sx, n, 1, &ap, (tm));         \
-        double l_ = pynn__net_backward(grads, ws + lay.delta0, ws + lay.delta1, &ap, acts,  \
+        double l_ = pynn__net_backward(grads, ws + lay.delta0, ws + lay.delta1, NULL, &ap, acts, \
                                        net, params, w_off, b_off, x, sx, NULL, y, sw, NULL, \
                                        n, alpha, wsq, &shared, NULL, NULL, 0, (tm));        \
         if ((tm)->id == 0)                                                                  \

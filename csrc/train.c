@@ -124,8 +124,8 @@ typedef struct {
  *   backward:  output delta, then loss and grads = dL/dparams (net.c), a sync
  *              after each
  *   update:    params, opt_a, opt_b by the optimizer (optim.c); sync -- plain
- *              gradient descent on one thread is applied by the backward pass
- *              instead, each layer in its weight gradient's epilogue
+ *              gradient descent is applied by the backward pass instead, each
+ *              layer in its weight gradient's epilogue
  * A NaN or infinite loss stops the loop before its update (every thread reads
  * the same loss, so all stop at the same point). */
 static void run_steps(step_loop *sl, const pynn_team *tm)
@@ -160,16 +160,17 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
         const pynn_csr *sx = data->x == NULL ? &b.sx : NULL;
         /* Plain gradient descent keeps no velocity in the loop: the call's
          * last step writes the one it leaves, -lr g, so opt_a ends as the
-         * momentum form v <- 0 v - lr g would have left it.  On one thread it
-         * is applied by the backward pass as the gradients come out (the same
-         * bits; no pass over the gradients after); a team would need a sync
-         * per layer more (the input gradient reads W before its update). */
+         * momentum form v <- 0 v - lr g would have left it.  It is applied by
+         * the backward pass as the gradients come out (the same bits; no pass
+         * over the gradients after); a team runs each layer's weight gradient
+         * a phase after its input gradient, which reads W (net.c). */
         int plain = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0;
         int last = steps + 1 >= sl->max_steps || pos + b.rows >= data->n;
         T *vel = plain && last ? data->opt_a : NULL;
-        int fuse = plain && tm->size == 1;
+        int fuse = plain;
         pynn__net_forward(acts, net, params, sl->w_off, sl->b_off, b.x, sx, b.rows, 1, &ap, tm);
-        double loss = pynn__net_backward(grads, ws + lay->delta0, ws + lay->delta1, &ap, acts,
+        double loss = pynn__net_backward(grads, ws + lay->delta0, ws + lay->delta1,
+                                         lay->delta2 ? ws + lay->delta2 : NULL, &ap, acts,
                                          net, params, sl->w_off, sl->b_off, b.x, sx,
                                          sl->marks, b.y, b.sw, b.sw_idx, b.rows, opt->alpha,
                                          lead ? sl->wsq : 0, &sl->shared,

@@ -104,6 +104,8 @@
 #define pynn__dense_bwd PYNN_TYPED(pynn__dense_bwd)
 #define pynn_sgd_fused PYNN_TYPED(pynn_sgd_fused)
 #define pynn__dense_wgrad_pack PYNN_TYPED(pynn__dense_wgrad_pack)
+#define pynn__dense_igrad PYNN_TYPED(pynn__dense_igrad)
+#define pynn__dense_igrad_rows PYNN_TYPED(pynn__dense_igrad_rows)
 #define pynn__bias_grad PYNN_TYPED(pynn__bias_grad)
 #define pynn__weight_sq PYNN_TYPED(pynn__weight_sq)
 #define pynn__optim_step PYNN_TYPED(pynn__optim_step)
@@ -169,6 +171,12 @@ void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, s
                      T scale);
 int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
                            size_t room_len, int bf16, const pynn_team *tm);
+void pynn__dense_igrad(T *dx, const T *delta, const T *W, const T *da, size_t n, size_t n_in,
+                       size_t n_out, pynn_activation dact, const pynn_apack *ap,
+                       const pynn_team *tm);
+void pynn__dense_igrad_rows(T *dx, const T *delta, const T *W, const T *da, size_t r0,
+                            size_t r1, size_t n_in, size_t n_out, pynn_activation dact,
+                            int bf16);
 
 /* sparse.c: the first layer on CSR input (see there for the math); a batch's
  * rows as a list of CSR rows. */
@@ -207,7 +215,7 @@ double pynn__optim_wsq(const pynn_net *net, const double *sq_parts);
 void pynn__net_forward(T *acts, const pynn_net *net, const T *params, const size_t *w_off,
                        const size_t *b_off, const T *x, const pynn_csr *sx, size_t n,
                        int defer_out, const pynn_apack *ap, const pynn_team *tm);
-double pynn__net_backward(T *grads, T *d0, T *d1, const pynn_apack *ap, T *acts,
+double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T *acts,
                           const pynn_net *net, const T *params, const size_t *w_off,
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,

@@ -886,6 +886,13 @@ cdef extern from "internal.h" nogil:
         int bf16
     void pynn__gemm_f32(const pynn_gemm_args_f32 *g)
     void pynn__gemm_f64(const pynn_gemm_args_f64 *g)
+    int pynn__net_threads(const pynn_net *net, size_t rows, int n_threads)
+
+
+def _net_threads(Net net, size_t rows, int n_threads):
+    """The threads a training step of `rows` rows runs on when n_threads are
+    asked for (1: the network is too small for a team).  Not part of the API."""
+    return pynn__net_threads(&net.net, rows, n_threads)
 
 
 def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not None,

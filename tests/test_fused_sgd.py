@@ -38,33 +38,54 @@ def _train(t, steps, per_call, threads):
     return losses
 
 
+# kind: (rows, batch, steps, units, sparse input, bfloat16 mode).  deep: a batch
+# past the kernels' K block (256), so the weight gradient's partial sums are
+# parked between blocks before the update.  team: wide enough (batch x widest
+# layer >= 2^20 multiply-adds) that two threads train as a team, which runs
+# each layer's weight gradient and update a phase after its input gradient
+# (with three layers or more, in a third delta buffer).
+CASES = {
+    "dense": (157, 20, 19, [30, 48, 24, 5], False, False),
+    "sparse": (157, 20, 19, [30, 48, 24, 5], True, False),
+    "deep-batch": (700, 300, 5, [40, 48, 24, 5], False, False),
+    "bf16": (157, 20, 19, [30, 48, 24, 5], False, True),
+    "team": (300, 64, 9, [40, 512, 64, 5], False, False),
+    "team-4-layers": (300, 64, 9, [40, 512, 64, 48, 5], False, False),
+    "team-2-layers": (300, 64, 9, [40, 512, 5], False, False),
+    "team-1-layer": (300, 64, 9, [4096, 5], False, False),
+    "team-sparse": (300, 64, 9, [40, 512, 64, 5], True, False),
+    "team-deep-batch": (700, 300, 5, [40, 512, 64, 5], False, False),
+    "team-bf16": (300, 64, 9, [40, 512, 64, 5], False, True),
+}
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("alpha", [0.0, 1e-3])
-@pytest.mark.parametrize("kind", ["dense", "sparse", "deep-batch", "bf16"])
+@pytest.mark.parametrize("kind", list(CASES))
 def test_fused_steps_give_the_bits_of_gradient_then_step(simd, dtype, alpha, kind):
-    if kind == "bf16" and dtype != np.float32:
+    n, batch, steps, units, sparse, bf16 = CASES[kind]
+    if bf16 and dtype != np.float32:
         pytest.skip("the bfloat16 mode keeps float32 weights")
     rng = np.random.default_rng(0)
-    # deep-batch: a batch past the kernels' K block (256), so the weight
-    # gradient's partial sums are parked between blocks before the update
-    n, nin, batch, steps = (700, 40, 300, 5) if kind == "deep-batch" else (157, 30, 20, 19)
-    units = [nin, 48, 24, 5]
+    nin = units[0]
     X = rng.standard_normal((n, nin)).astype(dtype)
-    if kind == "sparse":
+    if sparse:
         X = sp.csr_matrix(np.where(rng.random((n, nin)) < 0.3, X, 0).astype(dtype))
     Y = np.eye(5, dtype=dtype)[rng.integers(0, 5, n)]
     for threads in (1, 2):
         # the reference: each batch's gradient, then the step
-        t, params, _ = _trainer(units, X, Y, dtype, alpha, False, batch, bf16=kind == "bf16")
         net = _core.Net(units, _core.ACTIVATIONS["relu"], _core.ACTIVATIONS["softmax"],
-                        _core.LOSSES["categorical_cross_entropy"], bf16=kind == "bf16")
+                        _core.LOSSES["categorical_cross_entropy"], bf16=bf16)
+        if _core.threads(threads) > 1:  # (a team where the CPUs allow it: the case's point)
+            assert (_core._net_threads(net, batch, threads) > 1) == kind.startswith("team")
+        t, params, _ = _trainer(units, X, Y, dtype, alpha, False, batch, bf16=bf16)
         ref, vref, grads = params.copy(), np.zeros_like(params), np.zeros_like(params)
         ws = np.zeros(_sparse.workspace_size(net, X, batch), dtype)
         ref_losses, acc, pos = [], 0.0, 0
         for _ in range(steps):
             rows = slice(pos, min(pos + batch, n))
             nr = rows.stop - rows.start
-            if kind == "sparse":
+            if sparse:
                 loss = net.loss_grad_csr(grads, ref, _sparse.core_input(X[rows]), Y[rows], alpha,
                                          ws, threads)
             else:
@@ -77,8 +98,7 @@ def test_fused_steps_give_the_bits_of_gradient_then_step(simd, dtype, alpha, kin
                 acc, pos = 0.0, 0
         # the step loop, in one call per epoch and in calls of one step
         for per_call in (steps, 1):
-            t, params, velocity = _trainer(units, X, Y, dtype, alpha, False, batch,
-                                           bf16=kind == "bf16")
+            t, params, velocity = _trainer(units, X, Y, dtype, alpha, False, batch, bf16=bf16)
             losses = _train(t, steps, per_call, threads)
             assert np.array_equal(params, ref), (threads, per_call)
             assert np.array_equal(velocity, vref), (threads, per_call)
@@ -87,21 +107,23 @@ def test_fused_steps_give_the_bits_of_gradient_then_step(simd, dtype, alpha, kin
         # shuffled: one call per epoch against calls of one step
         got = []
         for per_call in (steps, 1):
-            t, params, velocity = _trainer(units, X, Y, dtype, alpha, True, batch,
-                                           bf16=kind == "bf16")
+            t, params, velocity = _trainer(units, X, Y, dtype, alpha, True, batch, bf16=bf16)
             got.append((params, velocity, _train(t, steps, per_call, threads)))
         assert np.array_equal(got[0][0], got[1][0]) and np.array_equal(got[0][1], got[1][1])
         assert got[0][2] == got[1][2]
 
 
-def test_a_nonfinite_loss_stops_before_any_fused_update():
-    """The step whose loss is NaN changes no weight, fused or not."""
+@pytest.mark.parametrize("units, batch", [([8, 16, 3], 20), ([40, 512, 64, 3], 64)])
+def test_a_nonfinite_loss_stops_before_any_fused_update(units, batch):
+    """The step whose loss is NaN changes no weight, fused or not, alone or in
+    a team (whose input gradient of the top layer ran before the loss)."""
     rng = np.random.default_rng(1)
-    X = rng.standard_normal((80, 8)).astype(np.float32)
-    Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 80)]
-    Y[45, 1] = np.nan  # in the third batch of 20, neither an epoch's last nor the call's
+    n = 4 * batch
+    X = rng.standard_normal((n, units[0])).astype(np.float32)
+    Y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, n)]
+    Y[2 * batch + 5, 1] = np.nan  # in the third batch, neither an epoch's last nor the call's
     for threads in (1, 2):
-        t, params, _ = _trainer([8, 16, 3], X, Y, np.float32, 0.0, False, 20)
+        t, params, _ = _trainer(units, X, Y, np.float32, 0.0, False, batch)
         n, loss, diverged = t.run(2, threads)
         assert n == 2 and not diverged
         before = params.copy()
