@@ -39,29 +39,58 @@ static inline float exp1(float x)
     return buf[0];
 }
 
-/* p[k] = exp(p[k] - mx) for the count < 8 values of a row's tail, in one
- * exp8 (each lane gives the bits it gives alone). */
-static inline void exp8_tail(float *p, size_t count, float mx)
+/* Lanes [0, count) of 8 (count < 8): all ones there, for the masked loads. */
+static inline __m256i lanes8(size_t count)
 {
-    float buf[8] = {0};
-    for (size_t k = 0; k < count; k++)
-        buf[k] = p[k] - mx;
-    _mm256_storeu_ps(buf, exp8(_mm256_loadu_ps(buf)));
-    for (size_t k = 0; k < count; k++)
-        p[k] = buf[k];
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)count),
+                              _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* a = softmax(a) row by row, max-subtracted: exp never sees a positive argument. */
+/* Stores lanes [0, count) of v (count < 8) by plain stores of 4, 2 and 1
+ * (a masked store costs ten cycles or more on AMD CPUs). */
+static inline void store_lanes8(float *p, __m256 v, size_t count)
+{
+    __m128 h = _mm256_castps256_ps128(v);
+    if (count >= 4) {
+        _mm_storeu_ps(p, h);
+        p += 4;
+        count -= 4;
+        h = _mm256_extractf128_ps(v, 1);
+    }
+    if (count >= 2) {
+        _mm_storel_pi((__m64 *)p, h);
+        p += 2;
+        count -= 2;
+        h = _mm_movehl_ps(h, h);
+    }
+    if (count)
+        _mm_store_ss(p, h);
+}
+
+/* a = softmax(a) row by row, max-subtracted: exp never sees a positive argument.
+ * A row is read in vectors, its tail (m % 8) by a masked load; the row's sum
+ * adds the full vectors' lanes pairwise, then the tail's one by one. */
 void pynn_softmax_avx2_f32(float *a, size_t n, size_t m)
 {
+    const size_t full = m / 8 * 8, tail = m - full;
+    const __m256i tmask = lanes8(tail);
+    const __m256 ninf = _mm256_set1_ps(-INFINITY);
     for (size_t r = 0; r < n; r++) {
         float *row = a + r * m;
-        float mx = row[0];
-        for (size_t j = 1; j < m; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        __m256 vmx = _mm256_set1_ps(mx), vs = _mm256_setzero_ps();
-        size_t j = 0;
-        for (; j + 8 <= m; j += 8) {
+        /* the maximum: exact whatever the order (a NaN makes the row NaN below) */
+        __m256 vmx = ninf, t = ninf;
+        for (size_t j = 0; j < full; j += 8)
+            vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(row + j));
+        if (tail) {
+            t = _mm256_maskload_ps(row + full, tmask);
+            vmx = _mm256_max_ps(vmx, _mm256_blendv_ps(ninf, t, _mm256_castsi256_ps(tmask)));
+        }
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(vmx), _mm256_extractf128_ps(vmx, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_movehdup_ps(h));
+        vmx = _mm256_set1_ps(_mm_cvtss_f32(h));
+        __m256 vs = _mm256_setzero_ps();
+        for (size_t j = 0; j < full; j += 8) {
             __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), vmx));
             _mm256_storeu_ps(row + j, e);
             vs = _mm256_add_ps(vs, e);
@@ -70,13 +99,17 @@ void pynn_softmax_avx2_f32(float *a, size_t n, size_t m)
         _mm256_storeu_ps(lanes, vs);
         float s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
                   ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-        if (j < m)
-            exp8_tail(row + j, m - j, mx);
-        for (; j < m; j++)
-            s += row[j];
-        float inv = 1.0f / s;
-        for (j = 0; j < m; j++)
-            row[j] *= inv;
+        if (tail) {
+            t = exp8(_mm256_sub_ps(t, vmx));
+            _mm256_storeu_ps(lanes, t);
+            for (size_t k = 0; k < tail; k++)
+                s += lanes[k];
+        }
+        __m256 inv = _mm256_set1_ps(1.0f / s);
+        for (size_t j = 0; j < full; j += 8)
+            _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
+        if (tail)
+            store_lanes8(row + full, _mm256_mul_ps(t, inv), tail);
     }
 }
 
@@ -141,27 +174,45 @@ static inline double exp1d(double x)
     return buf[0];
 }
 
-static inline void exp4_tail(double *p, size_t count, double mx)
+/* lanes8, store_lanes8 and the softmax in double, 4 lanes. */
+static inline __m256i lanes4(size_t count)
 {
-    double buf[4] = {0};
-    for (size_t k = 0; k < count; k++)
-        buf[k] = p[k] - mx;
-    _mm256_storeu_pd(buf, exp4(_mm256_loadu_pd(buf)));
-    for (size_t k = 0; k < count; k++)
-        p[k] = buf[k];
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)count),
+                              _mm256_setr_epi64x(0, 1, 2, 3));
 }
 
-/* pynn_softmax_avx2_f32 in double. */
+static inline void store_lanes4(double *p, __m256d v, size_t count)
+{
+    __m128d h = _mm256_castpd256_pd128(v);
+    if (count >= 2) {
+        _mm_storeu_pd(p, h);
+        p += 2;
+        count -= 2;
+        h = _mm256_extractf128_pd(v, 1);
+    }
+    if (count)
+        _mm_store_sd(p, h);
+}
+
 void pynn_softmax_avx2_f64(double *a, size_t n, size_t m)
 {
+    const size_t full = m / 4 * 4, tail = m - full;
+    const __m256i tmask = lanes4(tail);
+    const __m256d ninf = _mm256_set1_pd(-INFINITY);
     for (size_t r = 0; r < n; r++) {
         double *row = a + r * m;
-        double mx = row[0];
-        for (size_t j = 1; j < m; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        __m256d vmx = _mm256_set1_pd(mx), vs = _mm256_setzero_pd();
-        size_t j = 0;
-        for (; j + 4 <= m; j += 4) {
+        __m256d vmx = ninf, t = ninf;
+        for (size_t j = 0; j < full; j += 4)
+            vmx = _mm256_max_pd(vmx, _mm256_loadu_pd(row + j));
+        if (tail) {
+            t = _mm256_maskload_pd(row + full, tmask);
+            vmx = _mm256_max_pd(vmx, _mm256_blendv_pd(ninf, t, _mm256_castsi256_pd(tmask)));
+        }
+        __m128d h = _mm_max_pd(_mm256_castpd256_pd128(vmx), _mm256_extractf128_pd(vmx, 1));
+        h = _mm_max_sd(h, _mm_unpackhi_pd(h, h));
+        vmx = _mm256_set1_pd(_mm_cvtsd_f64(h));
+        __m256d vs = _mm256_setzero_pd();
+        for (size_t j = 0; j < full; j += 4) {
             __m256d e = exp4(_mm256_sub_pd(_mm256_loadu_pd(row + j), vmx));
             _mm256_storeu_pd(row + j, e);
             vs = _mm256_add_pd(vs, e);
@@ -169,13 +220,17 @@ void pynn_softmax_avx2_f64(double *a, size_t n, size_t m)
         double lanes[4];
         _mm256_storeu_pd(lanes, vs);
         double s = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
-        if (j < m)
-            exp4_tail(row + j, m - j, mx);
-        for (; j < m; j++)
-            s += row[j];
-        double inv = 1.0 / s;
-        for (j = 0; j < m; j++)
-            row[j] *= inv;
+        if (tail) {
+            t = exp4(_mm256_sub_pd(t, vmx));
+            _mm256_storeu_pd(lanes, t);
+            for (size_t k = 0; k < tail; k++)
+                s += lanes[k];
+        }
+        __m256d inv = _mm256_set1_pd(1.0 / s);
+        for (size_t j = 0; j < full; j += 4)
+            _mm256_storeu_pd(row + j, _mm256_mul_pd(_mm256_loadu_pd(row + j), inv));
+        if (tail)
+            store_lanes4(row + full, _mm256_mul_pd(t, inv), tail);
     }
 }
 
