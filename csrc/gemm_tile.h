@@ -85,45 +85,40 @@ GEMM_NAME(epilogue_sgd)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, siz
         GEMM_NAME(store_row)(g->vnew + i * g->ldw + j0, x0, x1, cols, m0, m1);
 }
 
-/* The same for U units of NR columns at once -- a tile's U rows from i0 (di 1,
- * dj 0), or U column panels of row i0 from j0 (di 0, dj NR) -- their sums in
- * acc0, acc1: every W value of them read before any is written.  Unit by
- * unit, a row's load would wait for the previous row's masked store to
- * complete wherever rows lie closer than a vector apart (an output layer of
- * 10 units): the load overlaps the store's whole extent, masked-off lanes
- * included, and a masked store forwards nothing.  Units are cols wide (masks
- * m0, m1) -- with last_only, only the last one, the others whole. */
+/* The same for a tile's R rows from i0 (their sums in acc0, acc1), every W
+ * row read before any is written.  Row by row, a row's load would wait for
+ * the previous row's masked store to complete wherever rows lie closer than a
+ * vector apart (an output layer of 10 units): the load overlaps the store's
+ * whole extent, masked-off lanes included, and a masked store forwards
+ * nothing. */
 static PYNN_NOINLINE void
-GEMM_NAME(epilogue_sgd_units)(const GEMM_ARGS *g, size_t i0, size_t di, size_t j0, size_t dj,
-                              int U, const V *acc0, const V *acc1, size_t cols, MASK_T m0,
-                              MASK_T m1, int last_only)
+GEMM_NAME(epilogue_sgd_rows)(const GEMM_ARGS *g, size_t i0, int R, size_t j0, const V *acc0,
+                             const V *acc1, size_t cols, MASK_T m0, MASK_T m1)
 {
     /* (g's fields in locals: the stores through T pointers could alias them) */
-    const int l2 = g->wscale != 0;
-    const size_t step = di * (size_t)g->ldw + dj;
-    const T *w = g->w + i0 * (size_t)g->ldw + j0;
-    T *wnew = g->wnew + i0 * (size_t)g->ldw + j0;
-    T *vnew = g->vnew ? g->vnew + i0 * (size_t)g->ldw + j0 : NULL;
+    const int full = cols == NR, l2 = g->wscale != 0;
+    const size_t ldw = (size_t)g->ldw;
+    const T *w = g->w + i0 * ldw + j0;
+    T *wnew = g->wnew + i0 * ldw + j0, *vnew = g->vnew ? g->vnew + i0 * ldw + j0 : NULL;
     const V s = V_SET1(g->scale), nlr = V_SET1(-g->lr), ws = V_SET1(g->wscale);
-    V w0[MR > 4 ? MR : 4], w1[MR > 4 ? MR : 4];
-    for (int u = 0; u < U; u++) {
-        const T *wu = w + (size_t)u * step;
-        int full = cols == NR || (last_only && u < U - 1);
-        w0[u] = full ? V_LOAD(wu) : V_MLOAD(wu, m0);
-        w1[u] = full ? V_LOAD(wu + VL) : V_MLOAD(wu + VL, m1);
+    V w0[MR], w1[MR];
+    for (int r = 0; r < R; r++) {
+        const T *wr = w + (size_t)r * ldw;
+        w0[r] = full ? V_LOAD(wr) : V_MLOAD(wr, m0);
+        w1[r] = full ? V_LOAD(wr + VL) : V_MLOAD(wr + VL, m1);
     }
-    for (int u = 0; u < U; u++) {
-        V x0 = V_MUL(acc0[u], s), x1 = V_MUL(acc1[u], s);
+    for (int r = 0; r < R; r++) {
+        V x0 = V_MUL(acc0[r], s), x1 = V_MUL(acc1[r], s);
         if (l2) {
-            x0 = V_ADD(x0, V_MUL(w0[u], ws));
-            x1 = V_ADD(x1, V_MUL(w1[u], ws));
+            x0 = V_ADD(x0, V_MUL(w0[r], ws));
+            x1 = V_ADD(x1, V_MUL(w1[r], ws));
         }
         x0 = V_MUL(nlr, x0);
         x1 = V_MUL(nlr, x1);
-        size_t off = (size_t)u * step, c = last_only && u < U - 1 ? NR : cols;
-        GEMM_NAME(store_row)(wnew + off, V_ADD(w0[u], x0), V_ADD(w1[u], x1), c, m0, m1);
+        size_t off = (size_t)r * ldw;
+        GEMM_NAME(store_row)(wnew + off, V_ADD(w0[r], x0), V_ADD(w1[r], x1), cols, m0, m1);
         if (vnew)
-            GEMM_NAME(store_row)(vnew + off, x0, x1, c, m0, m1);
+            GEMM_NAME(store_row)(vnew + off, x0, x1, cols, m0, m1);
     }
 }
 
@@ -305,7 +300,7 @@ PYNN_UNROLL16
             t0[r] = acc0[r];
             t1[r] = acc1[r];
         }
-        GEMM_NAME(epilogue_sgd_units)(g, i0, 1, j0, 0, R, t0, t1, cols, m0, m1, 0);
+        GEMM_NAME(epilogue_sgd_rows)(g, i0, R, j0, t0, t1, cols, m0, m1);
     } else if (last) {
 PYNN_UNROLL16
         for (int r = 0; r < R; r++)
