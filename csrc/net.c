@@ -308,6 +308,29 @@ int pynn_any_nonfinite(const T *x, size_t count)
     return bad != 0;
 }
 
+/* Scanning 2^20 values (4-8 MB) or more, a second thread pays. */
+int pynn_any_nonfinite_threads(const T *x, size_t count, int n_threads)
+{
+    if (x == NULL)
+        return 0;
+    int nt = pynn__threads_for(n_threads, count, count >> 16);
+    (void)nt;
+#ifdef _OPENMP
+    if (nt > 1) {
+        int bad = 0;
+#pragma omp parallel num_threads(nt) reduction(| : bad)
+        {
+            pynn_team tm = pynn__team_me();
+            size_t i0, i1;
+            pynn__share(count, &tm, &i0, &i1);
+            bad |= pynn_any_nonfinite(x + i0, i1 - i0);
+        }
+        return bad;
+    }
+#endif
+    return pynn_any_nonfinite(x, count);
+}
+
 /* Forward the rows [r0, r0 + rows) of x (or of the CSR sx) into out, using
  * acts and apack (one block's workspace).  Returns 1 if those input rows hold
  * a NaN or infinity (checked while they are about to be read anyway, instead

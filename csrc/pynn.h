@@ -280,6 +280,9 @@ pynn_status pynn_adam_update_##SFX(T *params, T *m, T *v, const T *grads,       
 /* 1 if any of the count values of x is NaN or infinite, else 0.                \
  * (Vectorised, one pass at memory speed.)                                     */ \
 int pynn_any_nonfinite_##SFX(const T *x, size_t count);                          \
+/* The same on up to n_threads threads (0: OpenMP's default), each a           \
+ * contiguous share: more memory bandwidth for a large array.                  */ \
+int pynn_any_nonfinite_threads_##SFX(const T *x, size_t count, int n_threads);   \
                                                                                   \
 /* Forward pass of n rows through the whole network into out (n, n_outputs).    \
  * Rows are processed in blocks of `batch`; ws holds k times                    \

@@ -334,7 +334,8 @@ class NetworkBase(ParamsMixin):
         if dtype is None:  # dtype=None: the data's (the model's, on a warm start)
             dtype = self._arena.dtype if not first else dtype_of(X)
             check_fits_dtype(dtype, **self._dtype_sensitive_params())
-        X = _sparse.validate_sparse(X, dtype) if _sparse.is_sparse(X) else validate_X(X, dtype)
+        X = (_sparse.validate_sparse(X, dtype) if _sparse.is_sparse(X)
+             else validate_X(X, dtype, n_threads=resolve_threads(self.n_threads)))
         if not first:
             check_n_features(X, self.n_features_in_, type(self).__name__)
         Y = self._encode_targets(y, X.shape[0], first, classes, dtype,

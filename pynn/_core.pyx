@@ -122,6 +122,8 @@ cdef extern from "pynn.h" nogil:
     pynn_status pynn_adam_update_f64(double *p, double *m, double *v, const double *g, size_t size, double lr, double b1, double b2, double eps, uint64_t t) noexcept
     int pynn_any_nonfinite_f32(const float *x, size_t count) noexcept
     int pynn_any_nonfinite_f64(const double *x, size_t count) noexcept
+    int pynn_any_nonfinite_threads_f32(const float *x, size_t count, int n_threads) noexcept
+    int pynn_any_nonfinite_threads_f64(const double *x, size_t count, int n_threads) noexcept
     pynn_status pynn_net_predict_f32(float *out, const pynn_net *net, const float *params, const float *x, size_t n, float *ws, size_t ws_len, size_t batch, int nt) noexcept
     pynn_status pynn_net_predict_f64(double *out, const pynn_net *net, const double *params, const double *x, size_t n, double *ws, size_t ws_len, size_t batch, int nt) noexcept
     pynn_status pynn_net_loss_grad_f32(double *loss, float *grads, const pynn_net *net, const float *params, const float *x, const float *y, const float *sw, size_t n, double alpha, float *ws, size_t ws_len, int nt) noexcept
@@ -260,18 +262,19 @@ def has_openmp():
 
 # ---- single kernels ----------------------------------------------------------
 
-def all_finite(const real[::1] a not None):
+def all_finite(const real[::1] a not None, int n_threads=1):
     """True if the contiguous vector a holds no NaN or infinity (one pass,
-    without the GIL)."""
+    without the GIL; a large one on up to n_threads threads, 0: OpenMP's
+    default)."""
     cdef int bad = 0
     cdef size_t n = a.shape[0]
     if n == 0:
         return True
     with nogil:
         if real is float:
-            bad = pynn_any_nonfinite_f32(&a[0], n)
+            bad = pynn_any_nonfinite_threads_f32(&a[0], n, n_threads)
         else:
-            bad = pynn_any_nonfinite_f64(&a[0], n)
+            bad = pynn_any_nonfinite_threads_f64(&a[0], n, n_threads)
     return not bad
 
 

@@ -166,13 +166,14 @@ def _reject_kind(arr, name):
 _CORE_FINITE = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def all_finite(a):
+def all_finite(a, n_threads=1):
     """True if `a` has no NaN or infinity, without a mask the size of `a`: a
-    contiguous float32/float64 array in the core, in one pass over its bits;
-    others by a sum, finite only if every term is (when it is not, or finite
-    values overflowed it, blocks are checked one by one)."""
+    contiguous float32/float64 array in the core, in one pass over its bits
+    (a large one on up to n_threads threads); others by a sum, finite only if
+    every term is (when it is not, or finite values overflowed it, blocks are
+    checked one by one)."""
     if a.dtype in _CORE_FINITE and a.flags.c_contiguous:
-        return _core.all_finite(a.reshape(-1))
+        return _core.all_finite(a.reshape(-1), n_threads)
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(a.sum()):
             return True
@@ -219,9 +220,11 @@ def check_2d_shape(shape, name="X"):
                          f"of 1 is required: {name} has no features")
 
 
-def validate_X(X: Any, dtype: Any, name: str = "X", check_finite: bool = True) -> np.ndarray:
+def validate_X(X: Any, dtype: Any, name: str = "X", check_finite: bool = True,
+               n_threads: int = 1) -> np.ndarray:
     """A 2-D, finite, C-contiguous array of `dtype` (copied only when needed).
-    check_finite=False leaves the NaN/infinity test to the caller."""
+    check_finite=False leaves the NaN/infinity test to the caller; n_threads:
+    the threads the test may use on a large array."""
     if X is None:
         raise ValueError(f"{name} must be an array-like, got None")
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
@@ -234,7 +237,7 @@ def validate_X(X: Any, dtype: Any, name: str = "X", check_finite: bool = True) -
     arr = _reject_kind(arr, name)
     check_2d_shape(arr.shape, name)
     out = cast(arr, dtype, name)
-    if check_finite and not all_finite(out):
+    if check_finite and not all_finite(out, n_threads):
         if arr.dtype.kind == "f" and np.isfinite(arr).all():
             raise ValueError(too_large(name, dtype))
         raise ValueError(f"{name} contains NaN or infinity; remove or impute them first")

@@ -865,3 +865,19 @@ def test_all_finite_finds_every_nan_and_infinity(dtype, n):
     assert _core.all_finite(x[:0])
     with pytest.raises(ValueError, match="contiguous"):
         _core.all_finite(np.zeros(4, dtype)[::2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_finite_on_threads_finds_a_nan_in_any_share(dtype):
+    """A large array is checked by a team, each thread a contiguous share: a
+    NaN or infinity in any share, or at a share's edge, is found."""
+    from pynn import _core
+    n = (3 << 20) + 5  # past the point where a team starts
+    x = np.ones(n, dtype)
+    for threads in (1, 2, 3, 0):
+        assert _core.all_finite(x, threads)
+        for i in (0, n // 3, n // 2 - 1, n // 2, n // 2 + 1, 2 * n // 3, n - 1):
+            for bad in (np.nan, -np.inf):
+                x[i] = bad
+                assert not _core.all_finite(x, threads), (threads, i)
+                x[i] = 1
