@@ -67,69 +67,21 @@ static inline void store_lanes8(float *p, __m256 v, size_t count)
         _mm_store_ss(p, h);
 }
 
-/* a = softmax(a) row by row, max-subtracted: exp never sees a positive argument.
- * A row is read in vectors, its tail (m % 8) by a masked load; the row's sum
- * adds the full vectors' lanes pairwise, then the tail's one by one. */
-void pynn_softmax_avx2_f32(float *a, size_t n, size_t m)
+/* The largest of v's lanes (exact in any order). */
+static inline float hmax8(__m256 v)
 {
-    const size_t full = m / 8 * 8, tail = m - full;
-    const __m256i tmask = lanes8(tail);
-    const __m256 ninf = _mm256_set1_ps(-INFINITY);
-    for (size_t r = 0; r < n; r++) {
-        float *row = a + r * m;
-        /* the maximum: exact whatever the order (a NaN makes the row NaN below) */
-        __m256 vmx = ninf, t = ninf;
-        for (size_t j = 0; j < full; j += 8)
-            vmx = _mm256_max_ps(vmx, _mm256_loadu_ps(row + j));
-        if (tail) {
-            t = _mm256_maskload_ps(row + full, tmask);
-            vmx = _mm256_max_ps(vmx, _mm256_blendv_ps(ninf, t, _mm256_castsi256_ps(tmask)));
-        }
-        __m128 h = _mm_max_ps(_mm256_castps256_ps128(vmx), _mm256_extractf128_ps(vmx, 1));
-        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-        h = _mm_max_ss(h, _mm_movehdup_ps(h));
-        vmx = _mm256_set1_ps(_mm_cvtss_f32(h));
-        __m256 vs = _mm256_setzero_ps();
-        for (size_t j = 0; j < full; j += 8) {
-            __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), vmx));
-            _mm256_storeu_ps(row + j, e);
-            vs = _mm256_add_ps(vs, e);
-        }
-        float lanes[8];
-        _mm256_storeu_ps(lanes, vs);
-        float s = ((lanes[0] + lanes[4]) + (lanes[1] + lanes[5])) +
-                  ((lanes[2] + lanes[6]) + (lanes[3] + lanes[7]));
-        if (tail) {
-            t = exp8(_mm256_sub_ps(t, vmx));
-            _mm256_storeu_ps(lanes, t);
-            for (size_t k = 0; k < tail; k++)
-                s += lanes[k];
-        }
-        __m256 inv = _mm256_set1_ps(1.0f / s);
-        for (size_t j = 0; j < full; j += 8)
-            _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
-        if (tail)
-            store_lanes8(row + full, _mm256_mul_ps(t, inv), tail);
-    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
 }
 
-/* a = 1 / (1 + exp(-a)), written so exp only sees non-positive arguments. */
-void pynn_logistic_avx2_f32(float *a, size_t count)
+/* The sum of v's lanes, pairwise: lanes k and k + 4 first. */
+static inline float hsum8(__m256 v)
 {
-    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    size_t i = 0;
-    for (; i + 8 <= count; i += 8) {
-        __m256 z = _mm256_loadu_ps(a + i);
-        __m256 e = exp8(_mm256_or_ps(z, sign));            /* exp(-|z|) */
-        __m256 pos = _mm256_div_ps(one, _mm256_add_ps(one, e));
-        __m256 neg = _mm256_div_ps(e, _mm256_add_ps(one, e));
-        _mm256_storeu_ps(a + i, _mm256_blendv_ps(neg, pos, _mm256_cmp_ps(z, zero, _CMP_GE_OQ)));
-    }
-    for (; i < count; i++) {
-        float e = exp1(-fabsf(a[i]));
-        a[i] = a[i] >= 0 ? 1.0f / (1.0f + e) : e / (1.0f + e);
-    }
+    float l[8];
+    _mm256_storeu_ps(l, v);
+    return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
 }
 
 /* ---- double ---------------------------------------------------------------- */
@@ -174,7 +126,7 @@ static inline double exp1d(double x)
     return buf[0];
 }
 
-/* lanes8, store_lanes8 and the softmax in double, 4 lanes. */
+/* lanes8 and store_lanes8 in double, 4 lanes. */
 static inline __m256i lanes4(size_t count)
 {
     return _mm256_cmpgt_epi64(_mm256_set1_epi64x((long long)count),
@@ -194,61 +146,97 @@ static inline void store_lanes4(double *p, __m256d v, size_t count)
         _mm_store_sd(p, h);
 }
 
-void pynn_softmax_avx2_f64(double *a, size_t n, size_t m)
+static inline double hmax4(__m256d v)
 {
-    const size_t full = m / 4 * 4, tail = m - full;
-    const __m256i tmask = lanes4(tail);
-    const __m256d ninf = _mm256_set1_pd(-INFINITY);
-    for (size_t r = 0; r < n; r++) {
-        double *row = a + r * m;
-        __m256d vmx = ninf, t = ninf;
-        for (size_t j = 0; j < full; j += 4)
-            vmx = _mm256_max_pd(vmx, _mm256_loadu_pd(row + j));
-        if (tail) {
-            t = _mm256_maskload_pd(row + full, tmask);
-            vmx = _mm256_max_pd(vmx, _mm256_blendv_pd(ninf, t, _mm256_castsi256_pd(tmask)));
-        }
-        __m128d h = _mm_max_pd(_mm256_castpd256_pd128(vmx), _mm256_extractf128_pd(vmx, 1));
-        h = _mm_max_sd(h, _mm_unpackhi_pd(h, h));
-        vmx = _mm256_set1_pd(_mm_cvtsd_f64(h));
-        __m256d vs = _mm256_setzero_pd();
-        for (size_t j = 0; j < full; j += 4) {
-            __m256d e = exp4(_mm256_sub_pd(_mm256_loadu_pd(row + j), vmx));
-            _mm256_storeu_pd(row + j, e);
-            vs = _mm256_add_pd(vs, e);
-        }
-        double lanes[4];
-        _mm256_storeu_pd(lanes, vs);
-        double s = (lanes[0] + lanes[2]) + (lanes[1] + lanes[3]);
-        if (tail) {
-            t = exp4(_mm256_sub_pd(t, vmx));
-            _mm256_storeu_pd(lanes, t);
-            for (size_t k = 0; k < tail; k++)
-                s += lanes[k];
-        }
-        __m256d inv = _mm256_set1_pd(1.0 / s);
-        for (size_t j = 0; j < full; j += 4)
-            _mm256_storeu_pd(row + j, _mm256_mul_pd(_mm256_loadu_pd(row + j), inv));
-        if (tail)
-            store_lanes4(row + full, _mm256_mul_pd(t, inv), tail);
-    }
+    __m128d h = _mm_max_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    h = _mm_max_sd(h, _mm_unpackhi_pd(h, h));
+    return _mm_cvtsd_f64(h);
 }
 
-/* pynn_logistic_avx2_f32 in double. */
-void pynn_logistic_avx2_f64(double *a, size_t count)
+static inline double hsum4(__m256d v)
 {
-    const __m256d one = _mm256_set1_pd(1.0), zero = _mm256_setzero_pd();
-    const __m256d sign = _mm256_set1_pd(-0.0);
-    size_t i = 0;
-    for (; i + 4 <= count; i += 4) {
-        __m256d z = _mm256_loadu_pd(a + i);
-        __m256d e = exp4(_mm256_or_pd(z, sign));            /* exp(-|z|) */
-        __m256d pos = _mm256_div_pd(one, _mm256_add_pd(one, e));
-        __m256d neg = _mm256_div_pd(e, _mm256_add_pd(one, e));
-        _mm256_storeu_pd(a + i, _mm256_blendv_pd(neg, pos, _mm256_cmp_pd(z, zero, _CMP_GE_OQ)));
-    }
-    for (; i < count; i++) {
-        double e = exp1d(-fabs(a[i]));
-        a[i] = a[i] >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
-    }
+    double l[4];
+    _mm256_storeu_pd(l, v);
+    return (l[0] + l[2]) + (l[1] + l[3]);
 }
+
+/* The row kernels, written once (vexp_rows.h) for each type. */
+#define ST float
+#define VT __m256
+#define VL 8
+#define VEXP_NAME(name) name##_f32
+#define V_SET1 _mm256_set1_ps
+#define V_ZERO _mm256_setzero_ps
+#define V_LOADU _mm256_loadu_ps
+#define V_STOREU _mm256_storeu_ps
+#define V_ADD _mm256_add_ps
+#define V_SUB _mm256_sub_ps
+#define V_MUL _mm256_mul_ps
+#define V_DIV _mm256_div_ps
+#define V_MAX _mm256_max_ps
+#define V_OR _mm256_or_ps
+#define V_BLENDV _mm256_blendv_ps
+#define V_CMPGE(a, b) _mm256_cmp_ps((a), (b), _CMP_GE_OQ)
+#define V_MASKLOAD _mm256_maskload_ps
+#define V_CASTMASK _mm256_castsi256_ps
+#define V_LANES lanes8
+#define V_STORE_LANES store_lanes8
+#define V_HMAX hmax8
+#define V_HSUM hsum8
+#define V_EXP exp8
+#define S_EXP exp1
+#define S_FABS fabsf
+#include "vexp_rows.h"
+
+#undef ST
+#undef VT
+#undef VL
+#undef VEXP_NAME
+#undef V_SET1
+#undef V_ZERO
+#undef V_LOADU
+#undef V_STOREU
+#undef V_ADD
+#undef V_SUB
+#undef V_MUL
+#undef V_DIV
+#undef V_MAX
+#undef V_OR
+#undef V_BLENDV
+#undef V_CMPGE
+#undef V_MASKLOAD
+#undef V_CASTMASK
+#undef V_LANES
+#undef V_STORE_LANES
+#undef V_HMAX
+#undef V_HSUM
+#undef V_EXP
+#undef S_EXP
+#undef S_FABS
+
+#define ST double
+#define VT __m256d
+#define VL 4
+#define VEXP_NAME(name) name##_f64
+#define V_SET1 _mm256_set1_pd
+#define V_ZERO _mm256_setzero_pd
+#define V_LOADU _mm256_loadu_pd
+#define V_STOREU _mm256_storeu_pd
+#define V_ADD _mm256_add_pd
+#define V_SUB _mm256_sub_pd
+#define V_MUL _mm256_mul_pd
+#define V_DIV _mm256_div_pd
+#define V_MAX _mm256_max_pd
+#define V_OR _mm256_or_pd
+#define V_BLENDV _mm256_blendv_pd
+#define V_CMPGE(a, b) _mm256_cmp_pd((a), (b), _CMP_GE_OQ)
+#define V_MASKLOAD _mm256_maskload_pd
+#define V_CASTMASK _mm256_castsi256_pd
+#define V_LANES lanes4
+#define V_STORE_LANES store_lanes4
+#define V_HMAX hmax4
+#define V_HSUM hsum4
+#define V_EXP exp4
+#define S_EXP exp1d
+#define S_FABS fabs
+#include "vexp_rows.h"
