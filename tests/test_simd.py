@@ -222,22 +222,25 @@ def _team_fits(make, X, y, sw):
     return one
 
 
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
 @pytest.mark.parametrize("hidden", ["relu", "logistic"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_a_fit_on_one_team_gives_the_bits_of_one_thread(simd, dtype, hidden):
+def test_a_fit_on_one_team_gives_the_bits_of_one_thread(simd, dtype, hidden, solver):
     # A whole fit runs on one team of threads (one parallel region per call):
     # a 1024-wide layer makes the team pack A ahead for a forward and an
     # input-gradient product, batches of 520 rows split the weight gradients
     # into two K blocks (at most 512 deep), logistic units sync between product
     # and activation, L2 and sample weights go through the shared loss and sums
-    # of squares.
+    # of squares.  Plain gradient descent (sgd, momentum 0) is applied in the
+    # weight gradients' epilogues, a team's a phase after the input gradients.
     rng = np.random.default_rng(12)
     X = rng.standard_normal((1040, 200)).astype(dtype)
     y = rng.integers(0, 5, 1040)
     sw = rng.uniform(0.5, 2.0, 1040)
     one = _team_fits(lambda nt: pynn.MLPClassifier(
-        (64, 1024), activation=hidden, solver="adam", alpha=1e-3, batch_size=520,
-        max_iter=2, tol=None, random_state=0, dtype=dtype, n_threads=nt), X, y, sw)
+        (64, 1024), activation=hidden, solver=solver, momentum=0.0, alpha=1e-3,
+        batch_size=520, max_iter=2, tol=None, random_state=0, dtype=dtype, n_threads=nt),
+        X, y, sw)
     assert all(np.isfinite(c).all() for c in one.coefs_)
 
 
