@@ -14,7 +14,8 @@ static pynn_status check_train(const pynn_train_state *state, const pynn_optim *
 {
     if (opt == NULL || state == NULL || d == NULL || d->params == NULL || d->grads == NULL ||
         d->opt_a == NULL || (d->y == NULL) == (d->labels == NULL) ||
-        (d->shuffle && d->order == NULL) || (d->x == NULL && (d->x_indptr == NULL || d->x_indices == NULL || d->x_data == NULL)) ||
+        (d->shuffle && d->order == NULL) ||
+        (d->x == NULL && (d->x_indptr == NULL || d->x_indices == NULL || d->x_data == NULL)) ||
         d->ws == NULL || d->n == 0 || state->pos >= d->n)
         return PYNN_ERR_ARG;
     /* one place clamps the batch to the data (the Python layer, with a warning) */
