@@ -425,8 +425,8 @@ cdef class CSR:
     cdef readonly Py_ssize_t n_rows, n_cols
 
     def __init__(self, indptr, indices, data, Py_ssize_t n_cols):
-        indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-        indices = np.ascontiguousarray(indices, dtype=np.int64)
+        indptr = np.require(indptr, dtype=np.int64, requirements=["C", "A"])
+        indices = np.require(indices, dtype=np.int64, requirements=["C", "A"])
         if not (isinstance(data, np.ndarray) and data.dtype in (np.float32, np.float64)
                 and data.ndim == 1 and data.flags.c_contiguous):
             raise TypeError("CSR data must be a C-contiguous 1-D float32 or float64 array")
@@ -727,8 +727,8 @@ cdef class Trainer:
                 net._check_params(arrays[name])
         _same(tuple(x.shape), (n, net.units[0]), "x")
         if labels:
-            if y.dtype != np.int64 or not y.flags.c_contiguous:
-                raise TypeError("labels must be a C-contiguous int64 array")
+            if y.dtype != np.int64 or not y.flags.c_contiguous or not y.flags.aligned:
+                raise TypeError("labels must be a C-contiguous, aligned int64 array")
             _same(tuple(y.shape), (n,), "labels")
             top = net.n_outputs if net.n_outputs > 1 else 2
             if n and (y.min() < 0 or y.max() >= top):

@@ -191,8 +191,10 @@ def too_large(name, dtype):
 
 
 def cast(arr, dtype, name, copy=False):
-    """arr as a C-contiguous array of dtype (a copy if `copy`, else only when
-    needed).  Finite values too large for dtype raise pynn's ValueError
+    """arr as a C-contiguous, aligned array of dtype (a copy if `copy`, else
+    only when needed: a buffer's bytes at an odd offset, from a deserialised
+    dask block or np.frombuffer, are copied so that the core reads whole
+    values).  Finite values too large for dtype raise pynn's ValueError
     (too_large) instead of turning into infinity under NumPy's "overflow
     encountered in cast" RuntimeWarning.  (NumPy before 1.24 casts silently;
     the callers' finiteness checks then tell the two cases apart.)"""
@@ -200,7 +202,7 @@ def cast(arr, dtype, name, copy=False):
         with np.errstate(over="raise"):
             if copy:
                 return np.array(arr, dtype=dtype, order="C")
-            return np.ascontiguousarray(arr, dtype=dtype)
+            return np.require(arr, dtype=dtype, requirements=["C", "A"])
     except FloatingPointError:
         raise ValueError(too_large(name, dtype)) from None
 
@@ -536,7 +538,8 @@ class ClassTargets:
     ndim = 2
 
     def __init__(self, labels, n_outputs, dtype):
-        self.labels = np.ascontiguousarray(labels, dtype=np.int64)
+        # (aligned: the labels of y can be a view of a buffer at an odd offset)
+        self.labels = np.require(labels, dtype=np.int64, requirements=["C", "A"])
         self.n_outputs = int(n_outputs)
         self.dtype = np.dtype(dtype)
 

@@ -84,7 +84,10 @@ def test_class_targets_stand_for_the_one_hot_matrix():
 @pytest.mark.parametrize("labels,err,match", [
     (np.array([0, 1, 3, 1], np.int64), ValueError, r"labels must lie in \[0, 3\)"),
     (np.array([0, -1, 2, 1], np.int64), ValueError, r"labels must lie in \[0, 3\)"),
-    (np.array([0, 1, 2, 1], np.int32), TypeError, "C-contiguous int64"),
+    (np.array([0, 1, 2, 1], np.int32), TypeError, "C-contiguous, aligned int64"),
+    # int64 labels at an odd byte offset (a deserialised buffer): misaligned loads
+    (np.frombuffer(np.zeros(33, np.uint8), np.int64, count=4, offset=1), TypeError,
+     "C-contiguous, aligned int64"),
     (np.array([0, 1, 2], np.int64), ValueError, "labels"),
 ])
 def test_trainer_checks_labels(labels, err, match):
