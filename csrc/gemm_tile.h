@@ -317,34 +317,39 @@ PYNN_UNROLL16
  * only at run time it keeps R offsets in registers, and spilled some of them
  * inside the loop), B's at b + p ldb (full_b: every column there). */
 static PYNN_ALWAYS_INLINE void
-GEMM_NAME(tile_k)(const int R, const int packed, V *acc0, V *acc1, const T *a, ptrdiff_t ars,
-                  ptrdiff_t acs, const T *b, ptrdiff_t ldb, size_t k, int full_b, MASK_T m0,
-                  MASK_T m1)
+GEMM_NAME(tile_k)(const int R, const int packed, const int two, V *acc0, V *acc1, const T *a,
+                  ptrdiff_t ars, ptrdiff_t acs, const T *b, ptrdiff_t ldb, size_t k, int full_b,
+                  MASK_T m0, MASK_T m1)
 {
     if (packed) {
         ars = 1;
         acs = MR;
     }
+    /* two: both vectors of the panel; else the first alone (a panel at most VL
+     * wide -- an output layer of 10 units -- whose second vector would only
+     * multiply zeros: acc1 stays as it started) */
     if (full_b) {
         for (size_t p = 0; p < k; p++) {
-            V b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
+            V b0 = V_LOAD(b), b1 = two ? V_LOAD(b + VL) : b0;
 PYNN_UNROLL16
             for (int r = 0; r < R; r++) {
                 V av = V_BCAST(a + r * ars);
                 acc0[r] = V_FMA(av, b0, acc0[r]);
-                acc1[r] = V_FMA(av, b1, acc1[r]);
+                if (two)
+                    acc1[r] = V_FMA(av, b1, acc1[r]);
             }
             a += acs;
             b += ldb;
         }
     } else {
         for (size_t p = 0; p < k; p++) {
-            V b0 = V_MLOAD(b, m0), b1 = V_MLOAD(b + VL, m1);
+            V b0 = V_MLOAD(b, m0), b1 = two ? V_MLOAD(b + VL, m1) : b0;
 PYNN_UNROLL16
             for (int r = 0; r < R; r++) {
                 V av = V_BCAST(a + r * ars);
                 acc0[r] = V_FMA(av, b0, acc0[r]);
-                acc1[r] = V_FMA(av, b1, acc1[r]);
+                if (two)
+                    acc1[r] = V_FMA(av, b1, acc1[r]);
             }
             a += acs;
             b += ldb;
@@ -369,10 +374,17 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
     const size_t k = p1 - p0;
     const int full_b = cols == NR || bp;
     GEMM_NAME(prefetch_next)(g, i0, j0, p0, p1, bp != NULL);
-    if (ap)
-        GEMM_NAME(tile_k)(R, 1, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
-    else
-        GEMM_NAME(tile_k)(R, 0, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
+    if (cols > VL) {
+        if (ap)
+            GEMM_NAME(tile_k)(R, 1, 1, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
+        else
+            GEMM_NAME(tile_k)(R, 0, 1, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
+    } else {
+        if (ap)
+            GEMM_NAME(tile_k)(R, 1, 0, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
+        else
+            GEMM_NAME(tile_k)(R, 0, 0, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
+    }
     GEMM_NAME(acc_finish)(R, g, i0, j0, cols, last, acc0, acc1, m0, m1);
 }
 
