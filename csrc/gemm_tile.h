@@ -60,66 +60,70 @@ GEMM_NAME(store_row)(T *c, V x0, V x1, size_t cols, MASK_T m0, MASK_T m1)
         V_MSTORE(c + VL, m1, x1);
 }
 
-/* PYNN_EPI_SGD_W's epilogue of row i: the gradient as SCALE_W forms it, then
- * v = -(lr g) (= (-lr) g exactly) and w + v, as the SGD step does; C is not
- * written. */
-static PYNN_NOINLINE void
-GEMM_NAME(epilogue_sgd)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t cols,
-                        MASK_T m0, MASK_T m1)
+/* Loads columns [0, cols) of a row into x0, x1 (masked lanes read as zero). */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(load_row)(const T *c, V *x0, V *x1, size_t cols, MASK_T m0, MASK_T m1)
 {
-    const int full = cols == NR;
-    const T *w = g->w + i * g->ldw + j0;
-    V s = V_SET1(g->scale), nlr = V_SET1(-g->lr);
-    V w0 = full ? V_LOAD(w) : V_MLOAD(w, m0), w1 = full ? V_LOAD(w + VL) : V_MLOAD(w + VL, m1);
+    *x0 = cols == NR ? V_LOAD(c) : V_MLOAD(c, m0);
+    *x1 = cols == NR ? V_LOAD(c + VL) : V_MLOAD(c + VL, m1);
+}
+
+/* PYNN_EPI_SGD_W's epilogue of one row's NR columns: the gradient as SCALE_W
+ * forms it from the sums x0, x1 (s: scale, ws: wscale, used if l2), then
+ * v = -(lr g) (nlr = -lr: the same bits) and w + v into wnew, v into vnew
+ * (unless NULL), as the SGD step does; C is not written.  w0, w1: W's values,
+ * loaded by the caller. */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(sgd_row)(T *wnew, T *vnew, V w0, V w1, V x0, V x1, V s, V nlr, V ws, int l2,
+                   size_t cols, MASK_T m0, MASK_T m1)
+{
     x0 = V_MUL(x0, s);
     x1 = V_MUL(x1, s);
-    if (g->wscale != 0) {
-        V ws = V_SET1(g->wscale);
+    if (l2) {
         x0 = V_ADD(x0, V_MUL(w0, ws));
         x1 = V_ADD(x1, V_MUL(w1, ws));
     }
     x0 = V_MUL(nlr, x0);
     x1 = V_MUL(nlr, x1);
-    GEMM_NAME(store_row)(g->wnew + i * g->ldw + j0, V_ADD(w0, x0), V_ADD(w1, x1), cols, m0, m1);
-    if (g->vnew)
-        GEMM_NAME(store_row)(g->vnew + i * g->ldw + j0, x0, x1, cols, m0, m1);
+    GEMM_NAME(store_row)(wnew, V_ADD(w0, x0), V_ADD(w1, x1), cols, m0, m1);
+    if (vnew)
+        GEMM_NAME(store_row)(vnew, x0, x1, cols, m0, m1);
 }
 
-/* The same for a tile's R rows from i0 (their sums in acc0, acc1), every W
- * row read before any is written.  Row by row, a row's load would wait for
+/* The SGD epilogue of a tile's R rows from i0 (their sums in acc0, acc1), every
+ * W row read before any is written.  Row by row, a row's load would wait for
  * the previous row's masked store to complete wherever rows lie closer than a
  * vector apart (an output layer of 10 units): the load overlaps the store's
  * whole extent, masked-off lanes included, and a masked store forwards
- * nothing. */
+ * nothing.  Out of line: inlined into every tile, its extra live vectors made
+ * the compiler spill inside the K loops. */
 static PYNN_NOINLINE void
 GEMM_NAME(epilogue_sgd_rows)(const GEMM_ARGS *g, size_t i0, int R, size_t j0, const V *acc0,
                              const V *acc1, size_t cols, MASK_T m0, MASK_T m1)
 {
     /* (g's fields in locals: the stores through T pointers could alias them) */
-    const int full = cols == NR, l2 = g->wscale != 0;
-    const size_t ldw = (size_t)g->ldw;
-    const T *w = g->w + i0 * ldw + j0;
-    T *wnew = g->wnew + i0 * ldw + j0, *vnew = g->vnew ? g->vnew + i0 * ldw + j0 : NULL;
+    const size_t ldw = (size_t)g->ldw, off = i0 * ldw + j0;
+    const T *w = g->w + off;
+    T *wnew = g->wnew + off, *vnew = g->vnew ? g->vnew + off : NULL;
     const V s = V_SET1(g->scale), nlr = V_SET1(-g->lr), ws = V_SET1(g->wscale);
+    const int l2 = g->wscale != 0;
     V w0[MR], w1[MR];
+    for (int r = 0; r < R; r++)
+        GEMM_NAME(load_row)(w + (size_t)r * ldw, &w0[r], &w1[r], cols, m0, m1);
     for (int r = 0; r < R; r++) {
-        const T *wr = w + (size_t)r * ldw;
-        w0[r] = full ? V_LOAD(wr) : V_MLOAD(wr, m0);
-        w1[r] = full ? V_LOAD(wr + VL) : V_MLOAD(wr + VL, m1);
+        size_t o = (size_t)r * ldw;
+        GEMM_NAME(sgd_row)(wnew + o, vnew ? vnew + o : NULL, w0[r], w1[r], acc0[r], acc1[r],
+                           s, nlr, ws, l2, cols, m0, m1);
     }
-    for (int r = 0; r < R; r++) {
-        V x0 = V_MUL(acc0[r], s), x1 = V_MUL(acc1[r], s);
-        if (l2) {
-            x0 = V_ADD(x0, V_MUL(w0[r], ws));
-            x1 = V_ADD(x1, V_MUL(w1[r], ws));
-        }
-        x0 = V_MUL(nlr, x0);
-        x1 = V_MUL(nlr, x1);
-        size_t off = (size_t)r * ldw;
-        GEMM_NAME(store_row)(wnew + off, V_ADD(w0[r], x0), V_ADD(w1[r], x1), cols, m0, m1);
-        if (vnew)
-            GEMM_NAME(store_row)(vnew + off, x0, x1, cols, m0, m1);
-    }
+}
+
+/* ... of one row, its sums by value (a caller's sums whose address was taken
+ * would be kept in memory). */
+static PYNN_NOINLINE void
+GEMM_NAME(epilogue_sgd)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t cols,
+                        MASK_T m0, MASK_T m1)
+{
+    GEMM_NAME(epilogue_sgd_rows)(g, i, 1, j0, &x0, &x1, cols, m0, m1);
 }
 
 /* One output row of the epilogue on the vectors x0, x1 (columns j0..j0+NR). */
@@ -154,8 +158,6 @@ GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t 
         break;
     }
     case PYNN_EPI_SGD_W:
-        /* (out of line: inlined into every tile, its extra live vectors
-         * made the compiler spill inside the K loops) */
         GEMM_NAME(epilogue_sgd)(g, i, j0, x0, x1, cols, m0, m1);
         return;
     case PYNN_EPI_DACT: {
@@ -431,20 +433,11 @@ PYNN_UNROLL16
         const int l2 = g->wscale != 0;
 PYNN_UNROLL16
         for (int q = 0; q < G; q++) {
-            const int f = full || q < G - 1;
-            const size_t jq = (size_t)q * NR, c = f ? NR : last_cols;
-            V w0 = f ? V_LOAD(w + jq) : V_MLOAD(w + jq, m0);
-            V w1 = f ? V_LOAD(w + jq + VL) : V_MLOAD(w + jq + VL, m1);
-            V x0 = V_MUL(acc0[q], s), x1 = V_MUL(acc1[q], s);
-            if (l2) {
-                x0 = V_ADD(x0, V_MUL(w0, ws));
-                x1 = V_ADD(x1, V_MUL(w1, ws));
-            }
-            x0 = V_MUL(nlr, x0);
-            x1 = V_MUL(nlr, x1);
-            GEMM_NAME(store_row)(wnew + jq, V_ADD(w0, x0), V_ADD(w1, x1), c, m0, m1);
-            if (vnew)
-                GEMM_NAME(store_row)(vnew + jq, x0, x1, c, m0, m1);
+            const size_t jq = (size_t)q * NR, c = full || q < G - 1 ? NR : last_cols;
+            V w0, w1;
+            GEMM_NAME(load_row)(w + jq, &w0, &w1, c, m0, m1);
+            GEMM_NAME(sgd_row)(wnew + jq, vnew ? vnew + jq : NULL, w0, w1, acc0[q], acc1[q], s,
+                               nlr, ws, l2, c, m0, m1);
         }
         return;
     }

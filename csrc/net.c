@@ -223,42 +223,36 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
             upd = NULL; /* the caller stops before any update */
     }
     if (late) {
-        /* layer l's delta in d[(L - 1 - l) % 3], its x^T in room (L - 1 - l) & 1 */
+        /* layer l's delta in d[(L - 1 - l) % 3], its x^T in room (L - 1 - l) & 1;
+         * the phase of layer top's weight gradient also runs layer top - 1's
+         * input gradient (none for top 1: layer 0 has none) and packs layer
+         * top - 1's x^T (the top layer's input gradient ran above) */
         T *d[3] = {d0, d1, d2};
         int wm[PYNN_MAX_LAYERS];
         wm[L - 1] = wmode;
-        for (size_t l = L; l-- > 0;) {
-            /* phase l (l < L - 1): layer l's input gradient, layer l + 1's weight
-             * gradient; the last phase, below 0: layer 0's weight gradient */
-            size_t top = l + 1, slot = (L - 1 - top) & 1;
-            if (top == L)
-                continue; /* (the top layer's input gradient ran above) */
-            if (l > 0)
-                pynn__dense_igrad(d[(L - l) % 3], d[(L - 1 - l) % 3], params + w_off[l],
-                                  layer_input(acts, net, n, x, l), n, (size_t)net->units[l],
-                                  (size_t)net->units[l + 1], net->hidden, ap, tm);
+        for (size_t top = L; top-- > 0;) {
+            size_t nin = (size_t)net->units[top], nout = (size_t)net->units[top + 1];
+            size_t slot = (L - 1 - top) & 1;
+            T *delta = d[(L - 1 - top) % 3];
+            if (top >= 2)
+                pynn__dense_igrad(d[(L + 1 - top) % 3], d[(L - top) % 3],
+                                  params + w_off[top - 1], layer_input(acts, net, n, x, top - 1),
+                                  n, (size_t)net->units[top - 1], nin, net->hidden, ap, tm);
+            if (top == 0 && sx) {
+                pynn__sparse_wgrad(grads + w_off[0], grads + b_off[0], delta, sx,
+                                   params + w_off[0], n, nin, nout, alpha, marks, tm);
+                pynn__sync(tm);
+                if (marks && tm->id == 0)
+                    pynn__sparse_marks_done(marks, nin, n, alpha);
+                break;
+            }
             pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, top);
-            pynn__dense_bwd(NULL, grads + w_off[top], grads + b_off[top], d[(L - 1 - top) % 3],
-                            layer_input(acts, net, n, x, top), params + w_off[top], NULL, n,
-                            (size_t)net->units[top], (size_t)net->units[top + 1], alpha,
-                            net->hidden, ap, ap ? ap->t[slot] : NULL, wm[top],
+            pynn__dense_bwd(NULL, grads + w_off[top], grads + b_off[top], delta,
+                            layer_input(acts, net, n, x, top), params + w_off[top], NULL, n, nin,
+                            nout, alpha, net->hidden, ap, ap ? ap->t[slot] : NULL, wm[top],
                             upd ? &sgd : NULL, tm);
-            wm[l] = PREPACK(l, slot ^ 1);
-            pynn__sync(tm);
-        }
-        T *d_first = d[(L - 1) % 3];
-        if (sx) {
-            pynn__sparse_wgrad(grads + w_off[0], grads + b_off[0], d_first, sx, params + w_off[0],
-                               n, (size_t)net->units[0], (size_t)net->units[1], alpha, marks, tm);
-            pynn__sync(tm);
-            if (marks && tm->id == 0)
-                pynn__sparse_marks_done(marks, (size_t)net->units[0], n, alpha);
-        } else {
-            pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, 0);
-            pynn__dense_bwd(NULL, grads + w_off[0], grads + b_off[0], d_first, x, params + w_off[0],
-                            NULL, n, (size_t)net->units[0], (size_t)net->units[1], alpha,
-                            net->hidden, ap, ap ? ap->t[(L - 1) & 1] : NULL, wm[0],
-                            upd ? &sgd : NULL, tm);
+            if (top > 0)
+                wm[top - 1] = PREPACK(top - 1, slot ^ 1);
             pynn__sync(tm);
         }
         return *shared;

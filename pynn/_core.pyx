@@ -430,6 +430,9 @@ cdef class CSR:
         if not (isinstance(data, np.ndarray) and data.dtype in (np.float32, np.float64)
                 and data.ndim == 1 and data.flags.c_contiguous):
             raise TypeError("CSR data must be a C-contiguous 1-D float32 or float64 array")
+        # (values at an odd byte offset, as a deserialised buffer can hold them:
+        # copied, like indptr and indices above, so the core reads whole values)
+        data = np.require(data, requirements=["A"])
         if indptr.ndim != 1 or indptr.shape[0] < 1 or indices.ndim != 1:
             raise ValueError("CSR indptr and indices must be 1-D, indptr non-empty")
         if indptr[0] != 0 or (indptr.shape[0] > 1 and (np.diff(indptr) < 0).any()):

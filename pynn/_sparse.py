@@ -57,7 +57,7 @@ def core_input(X):
     sparse X."""
     if not is_sparse(X):
         return X
-    data = np.require(X.data, requirements=["C", "A"])
+    data = np.ascontiguousarray(X.data)
     return _core.CSR(X.indptr, X.indices, data, X.shape[1])
 
 
