@@ -32,10 +32,12 @@ static pynn_status check_dense(size_t n, size_t n_in, size_t n_out)
  * The bias and relu are fused into the product's epilogue; logistic, tanh,
  * softmax and step follow in one pass over the (cache-hot) output, each thread
  * its share of the rows once the product is whole.  ap (NULL: none) is room
- * for the product to pack x. */
+ * for the product to pack x; wpack (NULL: none) W packed whole by
+ * pynn__gemm_prepack_b for this product; z0 (NULL: none) where each row's
+ * first pre-activation goes. */
 void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_t n_in,
                      size_t n_out, pynn_activation act, const pynn_apack *ap,
-                     const pynn_team *tm)
+                     const T *wpack, T *z0, const pynn_team *tm)
 {
     pynn_gemm_args g = {0};
     g.m = n; g.n = n_out; g.k = n_in;
@@ -43,9 +45,9 @@ void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_
     if (ap) {
         g.apack = ap->r; g.apack_len = ap->r_len; g.bf16 = ap->bf16;
     }
-    g.b = W; g.ldb = (ptrdiff_t)n_out;
+    g.b = W; g.ldb = (ptrdiff_t)n_out; g.bpack = wpack;
     g.c = out; g.ldc = (ptrdiff_t)n_out;
-    g.epi = PYNN_EPI_BIAS; g.act = act; g.bias = b;
+    g.epi = PYNN_EPI_BIAS; g.act = act; g.bias = b; g.z0 = z0;
     pynn__gemm_team(&g, tm);
     if (act != PYNN_ACT_IDENTITY && act != PYNN_ACT_RELU) {
         size_t r0, r1;
@@ -72,13 +74,13 @@ pynn_status pynn_dense_forward(T *out, const T *x, const T *W, const T *b, size_
 #pragma omp parallel num_threads(nt)
         {
             pynn_team tm = pynn__team_me();
-            pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, &tm);
+            pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, NULL, NULL, &tm);
         }
         return PYNN_OK;
     }
 #endif
     pynn_team solo = pynn__solo();
-    pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, &solo);
+    pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, NULL, NULL, &solo);
     return PYNN_OK;
 }
 

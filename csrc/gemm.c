@@ -31,6 +31,8 @@ static void generic_epilogue(const pynn_gemm_args *g, size_t i, size_t j0, size_
     case PYNN_EPI_BIAS: /* c = acc + bias_j, then relu if asked */
         for (size_t j = 0; j < jn; j++)
             c[j] += g->bias[j0 + j];
+        if (g->z0 && j0 == 0)
+            g->z0[i] = c[0];
         if (g->act == PYNN_ACT_RELU)
             for (size_t j = 0; j < jn; j++)
                 c[j] = c[j] > 0 ? c[j] : (T)0;
@@ -260,6 +262,41 @@ void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode)
 #endif
     default:
         generic_run(g, tm);
+        return;
+    }
+}
+
+/* B packed whole (pynn__gemm_prepack_b): its room on this path, 0 where the
+ * path reads B in place (the portable kernel) or packs its own (bf16). */
+size_t pynn__gemm_bpack_len(const pynn_gemm_args *g)
+{
+    if (g->bf16)
+        return 0;
+    switch (PYNN_ISA_FLOAT(pynn__isa())) {
+#ifdef PYNN_X86_SIMD
+    case PYNN_ISA_AVX512:
+        return pynn_gemm_bpack_len_avx512(g);
+    case PYNN_ISA_AVX2:
+        return pynn_gemm_bpack_len_avx2(g);
+#endif
+    default:
+        return 0;
+    }
+}
+
+void pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp)
+{
+    (void)bp;
+    switch (PYNN_ISA_FLOAT(pynn__isa())) {
+#ifdef PYNN_X86_SIMD
+    case PYNN_ISA_AVX512:
+        pynn_gemm_prepack_b_avx512(g, bp);
+        return;
+    case PYNN_ISA_AVX2:
+        pynn_gemm_prepack_b_avx2(g, bp);
+        return;
+#endif
+    default:
         return;
     }
 }

@@ -139,6 +139,8 @@ GEMM_NAME(epilogue)(const GEMM_ARGS *g, size_t i, size_t j0, V x0, V x1, size_t 
         const T *bias = g->bias + j0;
         x0 = V_ADD(x0, LD(bias, 0));
         x1 = V_ADD(x1, LD(bias, 1));
+        if (g->z0 && j0 == 0)
+            V_MSTORE(g->z0 + i, M_MAKE(1), x0);
         if (g->act == PYNN_ACT_RELU) {
             x0 = V_MAX(x0, V_ZERO());
             x1 = V_MAX(x1, V_ZERO());
@@ -895,16 +897,20 @@ static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, s
 
 
 /* Tile t of the grid (column-panel-major: t = jt * mt + it) over the K block
- * [p0, p1); bp: this thread's B panel buffer (NULL: B read in place), *packed
- * the panel it holds; abase: the block's packed A (NULL: A read in place). */
+ * [p0, p1); bbuf: this thread's B panel buffer (NULL: B read in place), *packed
+ * the panel it holds; abase: the block's packed A (NULL: A read in place).  B
+ * packed whole (g->bpack, float products) is read there instead. */
 static PYNN_ALWAYS_INLINE void
-GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p1, T *bp,
+GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p1, T *bbuf,
                     size_t *packed, const T *abase, T *own_a)
 {
     int first = p0 == 0, last = p1 == g->k;
-    if (bp && *packed != t / mt) {
+    const T *bp = bbuf;
+    if (g->bpack && !g->bf16) {
+        bp = g->bpack + (t / mt) * g->k * NR + p0 * NR;
+    } else if (bbuf && *packed != t / mt) {
         *packed = t / mt;
-        GEMM_NAME(pack_b)(bp, g, (t / mt) * NR, p0, p1);
+        GEMM_NAME(pack_b)(bbuf, g, (t / mt) * NR, p0, p1);
     }
     size_t it = t % mt, jt = t / mt;
     size_t i0 = it * MR, j0 = jt * NR;
@@ -1112,6 +1118,44 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
     AMX_RELEASE();
 #endif
 }
+
+#ifndef GEMM_PAIRS
+/* B packed whole, for a B that many products read (prediction's blocks): each
+ * column panel over all of K, panel jt from jt * k * NR on, its K block
+ * [p0, p1) from p0 * NR within -- what one_tile packs for a panel and a K
+ * block, so the same values and the same bits.  Float products only. */
+size_t GEMM_NAME(gemm_bpack_len)(const GEMM_ARGS *g)
+{
+    return (g->n + NR - 1) / NR * NR * g->k;
+}
+
+void GEMM_NAME(gemm_prepack_b)(const GEMM_ARGS *g, T *bp)
+{
+    if (g->b_trans) {
+        for (size_t j0 = 0; j0 < g->n; j0 += NR, bp += g->k * NR)
+            GEMM_NAME(pack_b_copy)(bp, g, j0, 0, g->k);
+        return;
+    }
+    /* B's rows in order, each spread over the panels: sequential loads (a
+     * panel at a time strides through B, which runs at a fraction of the
+     * speed) */
+    size_t full = g->n / NR, cols = g->n - full * NR, stride = g->k * NR;
+    MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
+    MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
+    for (size_t p = 0; p < g->k; p++) {
+        const T *b = g->b + p * g->ldb;
+        T *d = bp + p * NR;
+        for (size_t jt = 0; jt < full; jt++, b += NR, d += stride) {
+            V_STORE(d, V_LOAD(b));
+            V_STORE(d + VL, V_LOAD(b + VL));
+        }
+        if (cols) {
+            V_STORE(d, V_MLOAD(b, m0));
+            V_STORE(d + VL, V_MLOAD(b + VL, m1));
+        }
+    }
+}
+#endif
 
 /* The product on g->n_threads threads: a region of its own when that pays (the
  * kernels' entry points); none at all for one thread (it costs microseconds). */

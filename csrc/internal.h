@@ -173,6 +173,11 @@ typedef struct {
  * L1); a packed block of A, m x PYNN_GEMM_KC, lives in the workspace (apack). */
 #define PYNN_GEMM_KC 512
 #define PYNN_GEMM_KC_MIN 256
+/* B packed whole (pynn__gemm_prepack_b): the widest panel of any path (NR =
+ * 2 vectors: 32 floats on AVX-512), and the scalars a layer's packing is
+ * rounded up to, and room to align its start, (64 bytes and more) */
+#define PYNN_BPACK_NR_MAX 32
+#define PYNN_BPACK_ALIGN 16
 /* Rows of A packed per tile are padded to a multiple of this (every MR divides
  * it: 6, 8, and the AMX kernels' 16). */
 #define PYNN_GEMM_MR_PAD 48
@@ -239,9 +244,12 @@ typedef enum {
         const T *a; ptrdiff_t a_rs, a_cs; /* A(i,p) = a[i*a_rs + p*a_cs] */      \
         const T *b; ptrdiff_t ldb;        /* B(p,j) = b[p*ldb + j], or    */      \
         int b_trans;                      /*  b[j*ldb + p] if b_trans     */      \
+        const T *bpack; /* NULL, or B packed whole by pynn__gemm_prepack_b    */ \
         T *c; ptrdiff_t ldc;                                                     \
         int epi, act;                                                            \
         const T *bias;                                                           \
+        T *z0; /* PYNN_EPI_BIAS: NULL, or where row i's column 0 goes before  */ \
+               /* the activation, at z0[i] (predict's check of its input)     */ \
         T scale, wscale; const T *w; ptrdiff_t ldw;                              \
         T lr; T *wnew, *vnew; /* PYNN_EPI_SGD_W: step size, the weights      */ \
                               /* updated (= w), NULL or the velocity       */ \
@@ -288,6 +296,15 @@ void pynn_gemm_run_avx2_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, in
 void pynn_gemm_run_avx2_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
 void pynn_gemm_run_avx512_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
 void pynn_gemm_run_avx512_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
+/* B packed whole for the float products (gemm_tile.h: bpack_len scalars). */
+size_t pynn_gemm_bpack_len_avx2_f32(const pynn_gemm_args_f32 *g);
+size_t pynn_gemm_bpack_len_avx2_f64(const pynn_gemm_args_f64 *g);
+size_t pynn_gemm_bpack_len_avx512_f32(const pynn_gemm_args_f32 *g);
+size_t pynn_gemm_bpack_len_avx512_f64(const pynn_gemm_args_f64 *g);
+void pynn_gemm_prepack_b_avx2_f32(const pynn_gemm_args_f32 *g, float *bp);
+void pynn_gemm_prepack_b_avx2_f64(const pynn_gemm_args_f64 *g, double *bp);
+void pynn_gemm_prepack_b_avx512_f32(const pynn_gemm_args_f32 *g, float *bp);
+void pynn_gemm_prepack_b_avx512_f64(const pynn_gemm_args_f64 *g, double *bp);
 /* The bfloat16 mode's products in pairs (gemm_tile.h, GEMM_PAIRS): on
  * AVX512_BF16 (built where the compiler has it: PYNN_AVX512BF16_KERNEL).
  * Float only; only for args with bf16. */

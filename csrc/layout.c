@@ -199,6 +199,26 @@ pynn_status pynn_workspace_size_csr(size_t *count, const pynn_net *net, size_t b
     return workspace_total(count, net, batch, 1);
 }
 
+/* A bound on the room every SIMD path's packing of the forward products'
+ * weights takes (net.c: predict_rows): panels of at most PYNN_BPACK_NR_MAX
+ * columns over the layer's inputs, each layer from a 64-byte boundary. */
+pynn_status pynn_predict_pack_size(size_t *count, const pynn_net *net)
+{
+    if (count == NULL || net == NULL || net->units == NULL)
+        return PYNN_ERR_ARG;
+    *count = 0;
+    size_t total = PYNN_BPACK_ALIGN;
+    for (size_t l = 0; l < net->n_layers; l++) {
+        size_t cols = ((size_t)net->units[l + 1] + PYNN_BPACK_NR_MAX - 1) /
+                      PYNN_BPACK_NR_MAX * PYNN_BPACK_NR_MAX, w;
+        if (!pynn__mul((size_t)net->units[l], cols, &w) || !pynn__add(total, w, &total) ||
+            !pynn__add(total, PYNN_BPACK_ALIGN, &total))
+            return PYNN_ERR_OVERFLOW;
+    }
+    *count = total;
+    return PYNN_OK;
+}
+
 pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *lay,
                                const pynn_net *net, size_t batch, size_t ws_len, int csr)
 {

@@ -161,6 +161,11 @@ pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch
  * feature for the sparse weight gradient instead. */
 pynn_status pynn_workspace_size_csr(size_t *count, const pynn_net *net, size_t batch);
 
+/* Scalars that pynn_net_predict (and _csr) may take at the end of its
+ * workspace, after the k workspaces of its blocks, to pack the weights for the
+ * products once per call instead of once per block (the same bits). */
+pynn_status pynn_predict_pack_size(size_t *count, const pynn_net *net);
+
 /* Seed the generator from one 64-bit value (splitmix64 expansion). */
 void pynn_rng_seed(uint64_t state[4], uint64_t seed);
 uint64_t pynn_rng_next(uint64_t state[4]);
@@ -286,7 +291,8 @@ int pynn_any_nonfinite_threads_##SFX(const T *x, size_t count, int n_threads);  
                                                                                   \
 /* Forward pass of n rows through the whole network into out (n, n_outputs).    \
  * Rows are processed in blocks of `batch`; ws holds k times                    \
- * pynn_workspace_size(net, batch) scalars, and up to k blocks run in parallel. \
+ * pynn_workspace_size(net, batch) scalars, and up to k blocks run in parallel; \
+ * pynn_predict_pack_size(net) more, after them, pack the weights once.         \
  * PYNN_ERR_NONFINITE if x holds a NaN or infinity (out is then unspecified).  */ \
 pynn_status pynn_net_predict_##SFX(T *out, const pynn_net *net, const T *params,  \
                                    const T *x, size_t n, T *ws, size_t ws_len,    \

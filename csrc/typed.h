@@ -90,6 +90,12 @@
 #define pynn_gemm_pack_avx512 PYNN_TYPED(pynn_gemm_pack_avx512)
 #define pynn_gemm_run_avx2 PYNN_TYPED(pynn_gemm_run_avx2)
 #define pynn_gemm_run_avx512 PYNN_TYPED(pynn_gemm_run_avx512)
+#define pynn_gemm_bpack_len_avx2 PYNN_TYPED(pynn_gemm_bpack_len_avx2)
+#define pynn_gemm_bpack_len_avx512 PYNN_TYPED(pynn_gemm_bpack_len_avx512)
+#define pynn_gemm_prepack_b_avx2 PYNN_TYPED(pynn_gemm_prepack_b_avx2)
+#define pynn_gemm_prepack_b_avx512 PYNN_TYPED(pynn_gemm_prepack_b_avx512)
+#define pynn__gemm_bpack_len PYNN_TYPED(pynn__gemm_bpack_len)
+#define pynn__gemm_prepack_b PYNN_TYPED(pynn__gemm_prepack_b)
 #define pynn__gemm_pack PYNN_TYPED(pynn__gemm_pack)
 #define pynn__gemm_run PYNN_TYPED(pynn__gemm_run)
 #define pynn__gemm_team PYNN_TYPED(pynn__gemm_team)
@@ -125,6 +131,11 @@ void pynn__gemm(const pynn_gemm_args *g);
 int pynn__gemm_pack(const pynn_gemm_args *g, const pynn_team *tm);
 void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode);
 void pynn__gemm_team(const pynn_gemm_args *g, const pynn_team *tm);
+/* B packed once for many products with the same B (prediction's blocks): the
+ * room it takes on this path (0: the path reads B in place; bf16 products
+ * always pack their own), and the packing, into bp, 64-byte aligned. */
+size_t pynn__gemm_bpack_len(const pynn_gemm_args *g);
+void pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp);
 
 /* Room in the workspace for the products to pack A (layout.c): t for A = x^T
  * (weight gradients), r for A a batch of rows (forward and input gradients),
@@ -133,6 +144,9 @@ typedef struct {
     T *t[2], *r;          /* t: two, so a phase can pack the next layer's ahead */
     size_t t_len, r_len;
     int bf16;             /* the net's bf16: round A and B to bfloat16 as they are packed */
+    const T *wpack;       /* NULL, or the weights packed for the forward products, */
+    const size_t *wpack_off; /* layer l's from wpack + wpack_off[l] (SIZE_MAX: none) */
+    T *z0;                /* NULL, or room for the first layer's z0 (pynn_gemm_args) */
 } pynn_apack;
 
 /* The network's precision is one this core runs: bf16 products only on the
@@ -157,7 +171,7 @@ void pynn__output_delta_rows(T *delta, const T *y_hat, const T *y, size_t n, siz
 /* dense.c: one layer, forward and backward (see there for the math) */
 void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_t n_in,
                      size_t n_out, pynn_activation act, const pynn_apack *ap,
-                     const pynn_team *tm);
+                     const T *wpack, T *z0, const pynn_team *tm);
 /* Plain gradient descent fused into a layer's backward pass: its W and b,
  * updated in place, and NULL or where the velocity -(lr g) goes. */
 typedef struct {

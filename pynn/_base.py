@@ -607,7 +607,10 @@ class NetworkBase(ParamsMixin):
             block = max(_PREDICT_MIN_BLOCK, min(block, -(-n // (4 * nt))))
         slots = max(1, min(nt, -(-n // block)))
         out = np.empty((n, self._layout.units[-1]), dtype=self._arena.dtype)
-        ws = np.empty(_sparse.workspace_size(net, X, block) * slots, dtype=self._arena.dtype)
+        # past the blocks' workspaces: room to pack the weights once per call
+        pack = net.predict_pack_size() if n > block else 0
+        ws = np.empty(_sparse.workspace_size(net, X, block) * slots + pack,
+                      dtype=self._arena.dtype)
         # The core runs on rows [r0, r0 + step) per call, a fraction of a second of
         # work, so Ctrl-C between calls stops a long predict (the same bits: no row
         # depends on its block).

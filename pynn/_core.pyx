@@ -88,6 +88,7 @@ cdef extern from "pynn.h" nogil:
     pynn_status pynn_param_offsets(size_t *w_off, size_t *b_off, const pynn_net *net) noexcept
     pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch) noexcept
     pynn_status pynn_workspace_size_csr(size_t *count, const pynn_net *net, size_t batch) noexcept
+    pynn_status pynn_predict_pack_size(size_t *count, const pynn_net *net) noexcept
     void pynn_rng_seed(uint64_t *state, uint64_t seed) noexcept
     void pynn_shuffle(int64_t *idx, size_t n, uint64_t *state) noexcept
     int pynn_max_threads() noexcept
@@ -566,6 +567,13 @@ cdef class Net:
         """Workspace of the entry points on CSR input, for batches of `batch` rows."""
         cdef size_t count
         _check(pynn_workspace_size_csr(&count, &self.net, batch), "workspace")
+        return count
+
+    def predict_pack_size(self):
+        """Scalars that predict and predict_csr may take past their blocks'
+        workspaces to pack the weights once per call (the same bits)."""
+        cdef size_t count
+        _check(pynn_predict_pack_size(&count, &self.net), "workspace")
         return count
 
     def param_offsets(self):
