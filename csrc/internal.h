@@ -159,7 +159,7 @@ static inline size_t pynn__chunk_count(size_t size)
 }
 
 typedef struct {
-    size_t acts, delta0, delta1, xb, yb;
+    size_t acts, delta0, delta1, xb, yb, z0;
     size_t delta2;           /* a third delta buffer (net.c's team form of fused SGD); 0: none */
     size_t apack_t, apack_r; /* room to pack A: A = x^T (weight gradients); A a batch of rows */
     size_t sq;               /* one double per optimizer chunk of every W (in pairs of scalars) */

@@ -75,9 +75,11 @@ pynn_status pynn_param_count(size_t *count, const pynn_net *net)
  *          (a team's backward pass with gradient descent fused: net.c)
  *   xb     B * u_0                 gathered input rows of a shuffled batch
  *   yb     B * u_L                 gathered target rows
+ *   z0     B                       each row's first pre-activation of the first
+ *                                  layer: the check of dense input (net.c, train.c)
  *   apack_t, apack_r  room for the products to pack A (gemm_tile.h), see below
  *   sq     the optimizer's partial sums of squares, one double per chunk of a W
- * and for CSR input (csr != 0) no xb (rows are read in place; sparse.c) but
+ * and for CSR input (csr != 0) no xb and no z0 (rows are read in place; sparse.c) but
  *   marks  u_0 bytes, in u_0 / 4 + 1 scalars (a scalar has at least 4 bytes):
  *          which rows of the first layer's weight gradient hold something
  * and no packing room for the first layer's products, which are not GEMMs.
@@ -116,6 +118,9 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
         return PYNN_ERR_OVERFLOW;
     lay->yb = total;
     if (!pynn__add(total, yb, &total))
+        return PYNN_ERR_OVERFLOW;
+    lay->z0 = total;
+    if (!pynn__add(total, csr ? 0 : batch, &total))
         return PYNN_ERR_OVERFLOW;
     /* A packed for the weight-gradient products x^T delta (m = a layer's input
      * width, K = batch rows), every K block at once (a team packs ahead; a

@@ -379,7 +379,7 @@ static pynn_apack predict_apack(T *slot, const pynn__ws_layout *lay, const pynn_
     pynn_apack ap = pynn__apack_of(slot, lay);
     ap.wpack = wpack;
     ap.wpack_off = wpack_off;
-    ap.z0 = sx || net->bf16 ? NULL : slot + lay->xb;
+    ap.z0 = sx || net->bf16 ? NULL : slot + lay->z0;
     return ap;
 }
 

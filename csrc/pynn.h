@@ -37,7 +37,8 @@ typedef enum {
     PYNN_ERR_OVERFLOW = 2,   /* a size computation would overflow size_t */
     PYNN_ERR_WORKSPACE = 3,  /* the workspace passed in is smaller than required */
     PYNN_ERR_NONFINITE = 4,  /* training produced a NaN or infinite loss (divergence) */
-    PYNN_ERR_UNSUPPORTED = 5 /* a valid but unsupported combination (e.g. step as hidden unit) */
+    PYNN_ERR_UNSUPPORTED = 5, /* a valid but unsupported combination (e.g. step as hidden unit) */
+    PYNN_ERR_NONFINITE_INPUT = 6 /* pynn_train with check_x: a batch's x rows hold a NaN or infinity */
 } pynn_status;
 
 typedef enum {
@@ -140,6 +141,11 @@ typedef struct {
         const int64_t *x_indptr;  /* (n + 1) offsets into x_indices, x_data */  \
         const int64_t *x_indices; /* column of each stored value            */  \
         const T *x_data;          /* the stored values                      */  \
+        int check_x;        /* dense x: 1 checks each batch's rows for NaN  */   \
+                            /* and infinity as the step reads them, and stops */ \
+                            /* before that step's update with             */   \
+                            /* PYNN_ERR_NONFINITE_INPUT (0: the caller       */ \
+                            /* checked x)                                    */ \
     }
 typedef PYNN_TRAIN_DATA_OF(float) pynn_train_data_f32;
 typedef PYNN_TRAIN_DATA_OF(double) pynn_train_data_f64;
@@ -313,7 +319,9 @@ pynn_status pynn_net_loss_grad_##SFX(double *loss, T *grads, const pynn_net *net
  * ended, its mean loss; state carries the RNG, Adam's t and the epoch position  \
  * from call to call.  PYNN_ERR_ARG if batch_size is 0 or larger than n (the     \
  * caller clamps it), PYNN_ERR_NONFINITE if a step's loss was NaN or infinite    \
- * (that step made no update; result->steps_done counts the ones before).     */ \
+ * (that step made no update; result->steps_done counts the ones before), and   \
+ * PYNN_ERR_NONFINITE_INPUT likewise for a batch with a NaN or infinity in x   \
+ * (data->check_x).                                                           */ \
 pynn_status pynn_train_##SFX(pynn_train_result *result, pynn_train_state *state,  \
                              const pynn_net *net, const pynn_optim *opt,          \
                              const pynn_train_data_##SFX *data, size_t max_steps, \

@@ -139,6 +139,14 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
     T *params = data->params, *grads = data->grads, *ws = data->ws;
     T *acts = ws + lay->acts;
     pynn_apack ap = pynn__apack_of(ws, lay);
+    /* check_x: dense rows are checked through the first layer's z0 (as
+     * predict_block's in net.c: a NaN or infinity in a row makes its z0 NaN
+     * or infinite whatever the weights, so only a batch whose z0 is not all
+     * finite has its rows read again); the bf16 products' rounding is not
+     * relied on for that, so their batches' rows are checked before the step */
+    int check_x = data->check_x && data->x != NULL;
+    if (check_x && !net->bf16)
+        ap.z0 = ws + lay->z0;
     double *sq_parts = pynn__sq_parts(ws, lay);
     int lead = tm->id == 0;
     /* this thread's copies of the loop counters */
@@ -169,7 +177,18 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
         int last = steps + 1 >= sl->max_steps || pos + b.rows >= data->n;
         T *vel = plain && last ? data->opt_a : NULL;
         int fuse = plain;
+        if (check_x && !ap.z0 && pynn_any_nonfinite(b.x, b.rows * nin)) {
+            if (lead)
+                sl->status = PYNN_ERR_NONFINITE_INPUT; /* before any of the step */
+            break;
+        }
         pynn__net_forward(acts, net, params, sl->w_off, sl->b_off, b.x, sx, b.rows, 1, &ap, tm);
+        if (ap.z0 && pynn_any_nonfinite(ap.z0, b.rows) &&
+            pynn_any_nonfinite(b.x, b.rows * nin)) {
+            if (lead)
+                sl->status = PYNN_ERR_NONFINITE_INPUT; /* before the update: weights stay */
+            break;
+        }
         double loss = pynn__net_backward(grads, ws + lay->delta0, ws + lay->delta1,
                                          lay->delta2 ? ws + lay->delta2 : NULL, &ap, acts,
                                          net, params, sl->w_off, sl->b_off, b.x, sx,

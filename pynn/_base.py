@@ -34,8 +34,8 @@ from ._validation import (ClassEncoder, ClassTargets, all_finite, batch_size_for
                           check_batch_size, check_bool, check_fits_dtype, check_float, check_int,
                           check_n_features, check_patience, check_random_state,
                           check_sample_weight, check_verbose, check_y_given, dtype_of,
-                          feature_names, is_bfloat16, resolve_dtype, resolve_threads,
-                          validate_X)
+                          feature_names, is_bfloat16, refuse_non_finite, resolve_dtype,
+                          resolve_threads, validate_X)
 from .exceptions import ModelFileError, NotFittedError, OutputOverflow, sklearn_flavour
 
 # Rows per block when predicting: bounds the workspace, not the result.
@@ -44,6 +44,12 @@ _PREDICT_BLOCK = 256
 _PREDICT_MIN_BLOCK = 32
 # Multiply-adds per thread in one call to the core when predicting (~50 ms).
 _PREDICT_CALL_WORK = 250_000_000
+# Dense training data of at least this many bytes, and at least _CHECK_LATE_RATIO
+# times what undoing the fit would copy (the weights and optimizer state of a
+# warm start), is checked for NaN and infinity by the core as the steps read it,
+# instead of in a pass over it before training (see _fit).
+_CHECK_LATE_BYTES = 4 << 20
+_CHECK_LATE_RATIO = 8
 # Seeds for the core's shuffling are drawn below this bound from the random state.
 _SEED_BOUND = np.iinfo(np.int64).max
 
@@ -308,16 +314,67 @@ class NetworkBase(ParamsMixin):
                 self.__dict__.clear()
                 self.__dict__.update(saved)
                 raise
+            # A run that checks X as it trains (_check_late) may find a NaN after
+            # some steps: the model then goes back to what it was, as if X had
+            # been refused before training.
+            undo = self._undo_point(saved, run) if getattr(run, "check_x", False) else None
+            refused = False
             try:
                 run.run(self)
+            except _core.NonFiniteInputError:
+                if undo is None:
+                    raise
+                refused = True
             finally:
-                self._opt_state = run.optimizer
-                buffers = run.keep_buffers()
-                if buffers is None:
-                    self.__dict__.pop("_scratch", None)
-                else:
-                    self._scratch = buffers
+                if not refused:
+                    self._opt_state = run.optimizer
+                    buffers = run.keep_buffers()
+                    if buffers is None:
+                        self.__dict__.pop("_scratch", None)
+                    else:
+                        self._scratch = buffers
+            if refused:
+                self._roll_back(saved, undo)
+                refuse_non_finite(X, run.X, run.X.dtype)
+                raise ValueError("X contains NaN or infinity; remove or impute them first")
         return self
+
+    def _check_late(self, X, first):
+        """Whether the core checks the dense, validated X for NaN and
+        infinity batch by batch as it trains (the first epoch reads every row
+        before its step), instead of a pass over X before: that pass reads all
+        of X from memory once more, ~10% of a small network's fit.  Only where
+        undoing the steps taken before a bad row is cheap next to that pass
+        (first fits undo nothing), and not with early stopping (the held-out
+        rows are scored, not trained on) or L-BFGS (no step loop)."""
+        if (getattr(self, "solver", "sgd") == "lbfgs" or getattr(self, "early_stopping", False)
+                or X.nbytes < _CHECK_LATE_BYTES):
+            return False
+        undo = 0
+        if not first:
+            opt = self.__dict__.get("_opt_state")
+            undo = self._arena.nbytes + (sum(a.nbytes for a in opt.arrays()) if opt else 0)
+        return X.nbytes >= _CHECK_LATE_RATIO * undo
+
+    def _undo_point(self, saved, run):
+        """What _roll_back needs beyond the attributes in `saved`: copies of
+        the arrays the run changes in place (the weights and optimizer state
+        of a warm start; a first fit's are new) and the random state."""
+        arena = saved.get("_arena")
+        opt = saved.get("_opt_state")
+        return {"arena": arena.copy() if arena is run.arena else None,
+                "opt": opt.copy() if opt is not None else None,
+                "rng": run.rng_before}
+
+    def _roll_back(self, saved, undo):
+        if undo["arena"] is not None:
+            np.copyto(saved["_arena"], undo["arena"])
+        self.__dict__.clear()
+        self.__dict__.update(saved)
+        if undo["opt"] is not None:
+            self._opt_state = undo["opt"]
+        rng, state = undo["rng"]
+        rng.set_state(state)
 
     def _prepare_run(self, X, y, incremental, classes, sample_weight):
         dtype = self._validate_params(incremental)
@@ -334,8 +391,14 @@ class NetworkBase(ParamsMixin):
         if dtype is None:  # dtype=None: the data's (the model's, on a warm start)
             dtype = self._arena.dtype if not first else dtype_of(X)
             check_fits_dtype(dtype, **self._dtype_sensitive_params())
-        X = (_sparse.validate_sparse(X, dtype) if _sparse.is_sparse(X)
-             else validate_X(X, dtype, n_threads=resolve_threads(self.n_threads)))
+        check_late = False
+        if _sparse.is_sparse(X):
+            X = _sparse.validate_sparse(X, dtype)
+        else:
+            raw, X = X, validate_X(X, dtype, check_finite=False)
+            check_late = self._check_late(X, first)
+            if not check_late:
+                refuse_non_finite(raw, X, dtype, n_threads=resolve_threads(self.n_threads))
         if not first:
             check_n_features(X, self.n_features_in_, type(self).__name__)
         Y = self._encode_targets(y, X.shape[0], first, classes, dtype,
@@ -364,10 +427,12 @@ class NetworkBase(ParamsMixin):
             # every evaluation takes the whole target matrix
             return LbfgsRun(config, self._make_net(), self._arena, X,
                             np.ascontiguousarray(Y, dtype=dtype), sw)
+        rng_before = (self._random_state, self._random_state.get_state()) if check_late else None
         seed = int(self._random_state.randint(_SEED_BOUND, dtype=np.int64))
         return TrainingRun(config, self._make_net(), self._arena, X, Y, sw, seed,
                            optimizer=self.__dict__.get("_opt_state"),
-                           buffers=self.__dict__.get("_scratch"), validation=score)
+                           buffers=self.__dict__.get("_scratch"), validation=score,
+                           check_x=check_late, rng_before=rng_before)
 
     def _reset_training_curves(self, early_stopping=False):
         self.n_iter_ = 0

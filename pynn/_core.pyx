@@ -18,6 +18,7 @@ cdef extern from "pynn.h" nogil:
         PYNN_ERR_WORKSPACE
         PYNN_ERR_NONFINITE
         PYNN_ERR_UNSUPPORTED
+        PYNN_ERR_NONFINITE_INPUT
     ctypedef enum pynn_activation:
         pass
     ctypedef enum pynn_loss:
@@ -65,6 +66,7 @@ cdef extern from "pynn.h" nogil:
         const int64_t *x_indptr
         const int64_t *x_indices
         const float *x_data
+        int check_x
     ctypedef struct pynn_train_data_f64:
         double *params
         double *grads
@@ -83,6 +85,7 @@ cdef extern from "pynn.h" nogil:
         const int64_t *x_indptr
         const int64_t *x_indices
         const double *x_data
+        int check_x
 
     pynn_status pynn_param_count(size_t *count, const pynn_net *net) noexcept
     pynn_status pynn_param_offsets(size_t *w_off, size_t *b_off, const pynn_net *net) noexcept
@@ -170,6 +173,11 @@ class NonFiniteError(FloatingPointError):
     """The loss became NaN or infinite during training."""
 
 
+class NonFiniteInputError(ValueError):
+    """A batch of the data being trained on holds a NaN or infinity (a
+    Trainer with check_x): the step loop stopped before that batch's step."""
+
+
 cdef int _check(pynn_status st, str what) except -1:
     if st == PYNN_OK:
         return 0
@@ -183,6 +191,8 @@ cdef int _check(pynn_status st, str what) except -1:
         raise NonFiniteError(f"{what}: the training loss became NaN or infinite")
     if st == PYNN_ERR_UNSUPPORTED:
         raise ValueError(f"{what}: unsupported combination of options")
+    if st == PYNN_ERR_NONFINITE_INPUT:
+        raise NonFiniteInputError(f"{what}: X contains NaN or infinity")
     raise RuntimeError(f"{what}: unknown status {<int>st}")
 
 
@@ -710,6 +720,7 @@ cdef class Trainer:
     cdef bint f32
     cdef readonly size_t batch_size
     cdef public bint shuffle
+    cdef public bint check_x
 
     def __init__(self, Net net, params, grads, opt_a, opt_b, x, y, order, ws,
                  size_t batch_size, bint shuffle, uint64_t seed, sw=None):
@@ -766,6 +777,10 @@ cdef class Trainer:
         self.params, self.grads, self.opt_a, self.opt_b = params, grads, opt_a, opt_b
         self.x, self.y, self.sw, self.order, self.ws = x, y, sw, order, ws
         self.shuffle = shuffle
+        # True: dense x is checked for NaN and infinity batch by batch, as the
+        # steps read it (run raises NonFiniteInputError, the batch's step not
+        # taken, the steps before it taken); False: the caller checked x
+        self.check_x = False
         pynn_rng_seed(self.state.rng, seed)
         self.state.t = 0
         self.state.pos = 0
@@ -825,6 +840,7 @@ cdef class Trainer:
             d32.n, d32.order, d32.shuffle, d32.batch_size = n, o, self.shuffle, self.batch_size
             d32.ws, d32.ws_len = <float*>w, ws_len
             d32.x_indptr, d32.x_indices, d32.x_data = xp, xi, <const float*>xd
+            d32.check_x = self.check_x
         else:
             d64.params, d64.grads, d64.opt_a, d64.opt_b = <double*>p, <double*>g, <double*>a, <double*>b
             d64.x, d64.y, d64.sw = <const double*>x, <const double*>y, <const double*>sw
@@ -832,6 +848,7 @@ cdef class Trainer:
             d64.n, d64.order, d64.shuffle, d64.batch_size = n, o, self.shuffle, self.batch_size
             d64.ws, d64.ws_len = <double*>w, ws_len
             d64.x_indptr, d64.x_indices, d64.x_data = xp, xi, <const double*>xd
+            d64.check_x = self.check_x
         with nogil:
             if self.f32:
                 st = pynn_train_f32(&res, &self.state, &self.net.net, &self.opt, &d32, max_steps,

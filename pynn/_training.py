@@ -258,6 +258,11 @@ class TrainingRun(_Run):
     optimizer: Optional[OptimizerState] = None
     buffers: Optional[TrainingBuffers] = None
     validation: Optional[Callable[[], float]] = None
+    # the core checks X for NaN and infinity as it reads each batch (the
+    # estimator undoes the run if it finds one; _base._check_late), and the
+    # random state before the run's seed was drawn, to put back then
+    check_x: bool = False
+    rng_before: Optional[Tuple[Any, Any]] = None
     converged: bool = field(default=False, init=False)
     # early stopping only: the loss or the validation score became NaN or
     # infinite; the fit ends with the weights that scored best, as scikit-learn's
@@ -334,6 +339,7 @@ class TrainingRun(_Run):
                                 cfg.shuffle and cfg.batch_size < n, self.seed, self.sw)
         # the step count lives in the optimizer state; the core advances it
         trainer.t = opt.t
+        trainer.check_x = self.check_x
         self._good = buf.snapshots
         for snap in self._good:
             np.copyto(snap, arena)

@@ -239,11 +239,20 @@ def validate_X(X: Any, dtype: Any, name: str = "X", check_finite: bool = True,
     arr = _reject_kind(arr, name)
     check_2d_shape(arr.shape, name)
     out = cast(arr, dtype, name)
-    if check_finite and not all_finite(out, n_threads):
+    if check_finite:
+        refuse_non_finite(arr, out, dtype, name, n_threads)
+    return out
+
+
+def refuse_non_finite(X: Any, out: np.ndarray, dtype: Any, name: str = "X",
+                      n_threads: int = 1) -> None:
+    """validate_X's error if `out`, X as validate_X made it, holds a NaN or
+    infinity: values too large for dtype, or NaN and infinities in X itself."""
+    if not all_finite(out, n_threads):
+        arr = np.asarray(X)
         if arr.dtype.kind == "f" and np.isfinite(arr).all():
             raise ValueError(too_large(name, dtype))
         raise ValueError(f"{name} contains NaN or infinity; remove or impute them first")
-    return out
 
 
 # Integer labels spanning at most this many values are encoded by table lookup.
