@@ -155,6 +155,21 @@ static inline T clip_p(T p)
     return p < lo ? lo : (p > hi ? hi : p);
 }
 
+/* The index of the lowest set bit of x != 0. */
+static inline size_t lowest_bit(uint64_t x)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return (size_t)__builtin_ctzll(x);
+#else
+    size_t i = 0;
+    while (!(x & 1)) {
+        x >>= 1;
+        i++;
+    }
+    return i;
+#endif
+}
+
 /* Sum over nm predictions y_hat against targets y of the per-element loss
  * (not divided by the row count), accumulated in double. */
 double pynn__loss_sum(const T *yh, const T *y, size_t nm, pynn_loss kind)
@@ -179,9 +194,20 @@ double pynn__loss_sum(const T *yh, const T *y, size_t nm, pynn_loss kind)
         }
         return s;
     case PYNN_LOSS_CATEGORICAL_CE:
-        for (size_t i = 0; i < nm; i++)
-            if (y[i] != 0)
+        /* the nonzero targets (one per one-hot row) found 64 values at a time
+         * without a branch per value, which mispredicted about once a row; the
+         * terms in index order, as a branch per value takes them */
+        for (size_t i0 = 0; i0 < nm; i0 += 64) {
+            size_t len = nm - i0 < 64 ? nm - i0 : 64;
+            uint64_t nz = 0;
+            for (size_t j = 0; j < len; j++)
+                nz |= (uint64_t)(y[i0 + j] != 0) << j;
+            while (nz) {
+                size_t i = i0 + lowest_bit(nz);
+                nz &= nz - 1;
                 s -= (double)y[i] * log((double)clip_p(yh[i]));
+            }
+        }
         return s;
     case PYNN_LOSS_HALF_POISSON:
         for (size_t i = 0; i < nm; i++) {

@@ -239,6 +239,23 @@ def test_loss_matches_numpy(name, shape, dtype):
 
 
 @dtypes
+@pytest.mark.parametrize("shape", [(13, 7), (9, 64), (3, 130)], ids=str)
+def test_categorical_cross_entropy_of_soft_targets_matches_numpy(shape, dtype):
+    """Targets that are not one-hot (every value, some or none of a row
+    nonzero): the core finds the nonzero ones 64 at a time, across rows."""
+    rng = make_rng("soft-ce", shape, dtype_id(dtype))
+    y_hat = reference.activation(rng.standard_normal(shape), "softmax").astype(dtype)
+    y = rng.uniform(0.0, 1.0, size=shape)
+    y.flat[::5] = 0.0
+    y[1] = 0.0  # a row without any target
+    y.flat[62:66] = [0.0, 0.25, 0.5, 0.0]  # across the first block of 64
+    y = y.astype(dtype)
+    value = ops.loss(y_hat, y, "categorical_cross_entropy")
+    expected = reference.loss(y_hat, y, "categorical_cross_entropy")
+    np.testing.assert_allclose(value, expected, rtol=tol(dtype)["rtol"], atol=0.0)
+
+
+@dtypes
 @pytest.mark.parametrize("name", CE_LOSSES)
 def test_cross_entropy_finite_at_zero_and_one(name, dtype):
     if name == "binary_cross_entropy":
