@@ -997,7 +997,9 @@ static GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
     pl.nt = (g->n + NR - 1) / NR;
     pl.tiles = pl.mt * pl.nt;
     pl.nkb = (g->k + KC - 1) / KC;
-    pl.kc = (g->k + pl.nkb - 1) / pl.nkb;
+    /* (a division by a variable costs tens of cycles: skipped for one block,
+     * the small products of an online step) */
+    pl.kc = pl.nkb == 1 ? g->k : (g->k + pl.nkb - 1) / pl.nkb;
     /* packing B pays once a panel serves several row tiles; the arithmetic,
      * and so every result bit, is the same either way */
     pl.packb = pl.mt >= PYNN_GEMM_PACKB_MIN_ROW_TILES || g->b_trans || g->bf16;
