@@ -90,31 +90,27 @@ pynn_status pynn_dense_forward(T *out, const T *x, const T *W, const T *b, size_
  * which may alias delta for all the compiler knows, every add went through
  * memory: ~4% of a small network's step). */
 #define BIAS_COLS 16
+static PYNN_ALWAYS_INLINE void bias_cols(T *db, const T *delta, size_t n, size_t n_out,
+                                         size_t j, size_t w, T scale)
+{
+    T acc[BIAS_COLS] = {0};
+    for (size_t k = 0; k < n; k++) {
+        const T *d = delta + k * n_out + j;
+        for (size_t c = 0; c < w; c++)
+            acc[c] += d[c];
+    }
+    for (size_t c = 0; c < w; c++)
+        db[j + c] = acc[c] * scale;
+}
+
 void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, size_t j1,
                      T scale)
 {
     size_t j = j0;
-    for (; j + BIAS_COLS <= j1; j += BIAS_COLS) {
-        T acc[BIAS_COLS] = {0};
-        for (size_t k = 0; k < n; k++) {
-            const T *d = delta + k * n_out + j;
-            for (int c = 0; c < BIAS_COLS; c++)
-                acc[c] += d[c];
-        }
-        for (int c = 0; c < BIAS_COLS; c++)
-            db[j + (size_t)c] = acc[c] * scale;
-    }
-    if (j < j1) {
-        size_t w = j1 - j;
-        T acc[BIAS_COLS] = {0};
-        for (size_t k = 0; k < n; k++) {
-            const T *d = delta + k * n_out + j;
-            for (size_t c = 0; c < w; c++)
-                acc[c] += d[c];
-        }
-        for (size_t c = 0; c < w; c++)
-            db[j + c] = acc[c] * scale;
-    }
+    for (; j + BIAS_COLS <= j1; j += BIAS_COLS)
+        bias_cols(db, delta, n, n_out, j, BIAS_COLS, scale); /* (w known: in registers) */
+    if (j < j1)
+        bias_cols(db, delta, n, n_out, j, j1 - j, scale);
 }
 #undef BIAS_COLS
 
