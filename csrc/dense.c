@@ -45,7 +45,7 @@ void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_
     if (ap) {
         g.apack = ap->r; g.apack_len = ap->r_len; g.bf16 = ap->bf16;
     }
-    g.b = W; g.ldb = (ptrdiff_t)n_out; g.bpack = wpack;
+    g.b = W; g.ldb = (ptrdiff_t)n_out; g.bpack = wpack; g.bpack_nr = ap ? ap->wpack_nr : 0;
     g.c = out; g.ldc = (ptrdiff_t)n_out;
     g.epi = PYNN_EPI_BIAS; g.act = act; g.bias = b; g.z0 = z0;
     pynn__gemm_team(&g, tm);

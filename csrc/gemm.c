@@ -284,20 +284,23 @@ size_t pynn__gemm_bpack_len(const pynn_gemm_args *g)
     }
 }
 
-void pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp)
+size_t pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp, size_t room)
 {
     (void)bp;
+    (void)room;
+    if (g->bf16)
+        return 0;
+    /* (the path read again: room was sized by pynn__gemm_bpack_len on the
+     * path of that moment) */
     switch (PYNN_ISA_FLOAT(pynn__isa())) {
 #ifdef PYNN_X86_SIMD
     case PYNN_ISA_AVX512:
-        pynn_gemm_prepack_b_avx512(g, bp);
-        return;
+        return pynn_gemm_bpack_len_avx512(g) <= room ? pynn_gemm_prepack_b_avx512(g, bp) : 0;
     case PYNN_ISA_AVX2:
-        pynn_gemm_prepack_b_avx2(g, bp);
-        return;
+        return pynn_gemm_bpack_len_avx2(g) <= room ? pynn_gemm_prepack_b_avx2(g, bp) : 0;
 #endif
     default:
-        return;
+        return 0;
     }
 }
 

@@ -906,7 +906,7 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p
 {
     int first = p0 == 0, last = p1 == g->k;
     const T *bp = bbuf;
-    if (g->bpack && !g->bf16) {
+    if (g->bpack && g->bpack_nr == NR && !g->bf16) {
         bp = g->bpack + (t / mt) * g->k * NR + p0 * NR;
     } else if (bbuf && *packed != t / mt) {
         *packed = t / mt;
@@ -1131,12 +1131,12 @@ size_t GEMM_NAME(gemm_bpack_len)(const GEMM_ARGS *g)
     return (g->n + NR - 1) / NR * NR * g->k;
 }
 
-void GEMM_NAME(gemm_prepack_b)(const GEMM_ARGS *g, T *bp)
+size_t GEMM_NAME(gemm_prepack_b)(const GEMM_ARGS *g, T *bp)
 {
     if (g->b_trans) {
         for (size_t j0 = 0; j0 < g->n; j0 += NR, bp += g->k * NR)
             GEMM_NAME(pack_b_copy)(bp, g, j0, 0, g->k);
-        return;
+        return NR;
     }
     /* B's rows in order, each spread over the panels: sequential loads (a
      * panel at a time strides through B, which runs at a fraction of the
@@ -1156,6 +1156,7 @@ void GEMM_NAME(gemm_prepack_b)(const GEMM_ARGS *g, T *bp)
             V_STORE(d + VL, V_MLOAD(b + VL, m1));
         }
     }
+    return NR;
 }
 #endif
 

@@ -245,6 +245,8 @@ typedef enum {
         const T *b; ptrdiff_t ldb;        /* B(p,j) = b[p*ldb + j], or    */      \
         int b_trans;                      /*  b[j*ldb + p] if b_trans     */      \
         const T *bpack; /* NULL, or B packed whole by pynn__gemm_prepack_b    */ \
+        size_t bpack_nr; /* ... in panels this wide (read only by a kernel  */ \
+                         /* of the same width: NR)                        */ \
         T *c; ptrdiff_t ldc;                                                     \
         int epi, act;                                                            \
         const T *bias;                                                           \
@@ -301,10 +303,10 @@ size_t pynn_gemm_bpack_len_avx2_f32(const pynn_gemm_args_f32 *g);
 size_t pynn_gemm_bpack_len_avx2_f64(const pynn_gemm_args_f64 *g);
 size_t pynn_gemm_bpack_len_avx512_f32(const pynn_gemm_args_f32 *g);
 size_t pynn_gemm_bpack_len_avx512_f64(const pynn_gemm_args_f64 *g);
-void pynn_gemm_prepack_b_avx2_f32(const pynn_gemm_args_f32 *g, float *bp);
-void pynn_gemm_prepack_b_avx2_f64(const pynn_gemm_args_f64 *g, double *bp);
-void pynn_gemm_prepack_b_avx512_f32(const pynn_gemm_args_f32 *g, float *bp);
-void pynn_gemm_prepack_b_avx512_f64(const pynn_gemm_args_f64 *g, double *bp);
+size_t pynn_gemm_prepack_b_avx2_f32(const pynn_gemm_args_f32 *g, float *bp);
+size_t pynn_gemm_prepack_b_avx2_f64(const pynn_gemm_args_f64 *g, double *bp);
+size_t pynn_gemm_prepack_b_avx512_f32(const pynn_gemm_args_f32 *g, float *bp);
+size_t pynn_gemm_prepack_b_avx512_f64(const pynn_gemm_args_f64 *g, double *bp);
 /* The bfloat16 mode's products in pairs (gemm_tile.h, GEMM_PAIRS): on
  * AVX512_BF16 (built where the compiler has it: PYNN_AVX512BF16_KERNEL).
  * Float only; only for args with bf16. */

@@ -44,6 +44,7 @@ pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay)
     ap.bf16 = lay->bf16;
     ap.wpack = NULL;
     ap.wpack_off = NULL;
+    ap.wpack_nr = 0;
     ap.z0 = NULL;
     return ap;
 }
@@ -374,11 +375,13 @@ static int predict_block(T *out, T *acts, const pynn_apack *ap, const pynn_net *
 /* A block's packing room for predict: the weights packed once (or NULL), and
  * room for the first layer's z0 (dense float input; see predict_block). */
 static pynn_apack predict_apack(T *slot, const pynn__ws_layout *lay, const pynn_net *net,
-                                const pynn_csr *sx, const T *wpack, const size_t *wpack_off)
+                                const pynn_csr *sx, const T *wpack, const size_t *wpack_off,
+                                size_t wpack_nr)
 {
     pynn_apack ap = pynn__apack_of(slot, lay);
     ap.wpack = wpack;
     ap.wpack_off = wpack_off;
+    ap.wpack_nr = wpack_nr;
     ap.z0 = sx || net->bf16 ? NULL : slot + lay->z0;
     return ap;
 }
@@ -396,36 +399,40 @@ static pynn_gemm_args forward_product(const pynn_net *net, const T *params, cons
     return g;
 }
 
-/* With more than one block to predict and room at the end of ws (past what
- * the blocks' workspaces need), every dense layer's W packed once for the
- * forward products, instead of once per block: into *wpack, layer l's from
- * wpack_off[l] on (SIZE_MAX: not packed).  Returns the room left to the
- * blocks' workspaces. */
-static size_t pack_weights(const T **wpack, size_t *wpack_off, const pynn_net *net,
-                           const T *params, const size_t *w_off, int csr, size_t blocks,
-                           T *ws, size_t ws_len, size_t ws_need)
+/* With more than one block to predict and room enough in tail (tail_len
+ * scalars of ws past the blocks' workspaces), every dense layer's W packed
+ * once for the forward products, instead of once per block: *wpack (NULL:
+ * none), layer l's from wpack_off[l] on (SIZE_MAX: not packed), in panels
+ * *nr wide. */
+static void pack_weights(const T **wpack, size_t *nr, size_t *wpack_off, const pynn_net *net,
+                         const T *params, const size_t *w_off, int csr, size_t blocks, T *tail,
+                         size_t tail_len)
 {
-    size_t total = 0;
+    size_t total = 0, room[PYNN_MAX_LAYERS];
     *wpack = NULL;
+    *nr = 0;
     for (size_t l = 0; l < net->n_layers; l++) {
         pynn_gemm_args g = forward_product(net, params, w_off, l);
         size_t len = l == 0 && csr ? 0 : pynn__gemm_bpack_len(&g);
+        room[l] = (len + PYNN_BPACK_ALIGN - 1) / PYNN_BPACK_ALIGN * PYNN_BPACK_ALIGN;
         wpack_off[l] = len ? total : SIZE_MAX;
-        total += (len + PYNN_BPACK_ALIGN - 1) / PYNN_BPACK_ALIGN * PYNN_BPACK_ALIGN;
+        total += room[l];
     }
     total += PYNN_BPACK_ALIGN; /* room to align the start */
-    if (blocks < 2 || total == PYNN_BPACK_ALIGN || ws_len < ws_need || ws_len - ws_need < total)
-        return ws_len;
-    size_t room = ws_len - total;
-    uintptr_t at = (uintptr_t)(ws + room);
-    T *wp = (T *)((at + 63) & ~(uintptr_t)63);
+    if (blocks < 2 || total == PYNN_BPACK_ALIGN || tail_len < total)
+        return;
+    T *wp = (T *)(((uintptr_t)tail + 63) & ~(uintptr_t)63);
     for (size_t l = 0; l < net->n_layers; l++)
         if (wpack_off[l] != SIZE_MAX) {
             pynn_gemm_args g = forward_product(net, params, w_off, l);
-            pynn__gemm_prepack_b(&g, wp + wpack_off[l]);
+            /* (every layer in the panels of the first: one path) */
+            size_t got = pynn__gemm_prepack_b(&g, wp + wpack_off[l], room[l]);
+            if (*nr == 0)
+                *nr = got;
+            if (got == 0 || got != *nr)
+                wpack_off[l] = SIZE_MAX;
         }
     *wpack = wp;
-    return room;
 }
 
 /* out = network(x) for n rows of x or of the CSR sx, in blocks of `batch` rows. */
@@ -445,12 +452,24 @@ static pynn_status predict_rows(T *out, const pynn_net *net, const T *params, co
     int bad = 0;
     (void)n_threads;
     size_t blocks = (n + batch - 1) / batch;
-    const T *wpack;
-    ws_len = pack_weights(&wpack, wpack_off, net, params, w_off, sx != NULL, blocks, ws, ws_len,
-                          lay.total);
-#define APACK_OF(slot) predict_apack((slot), &lay, net, sx, wpack, wpack_off)
+    /* the blocks' workspaces first (as many as threads will use them), then
+     * the packed weights in what room is left */
+    size_t slots = ws_len / lay.total; /* >= 1: the prologue checked */
 #ifdef _OPENMP
-    size_t slots = ws_len / lay.total;
+    size_t want = (size_t)pynn_threads(n_threads);
+    if (want > blocks)
+        want = blocks;
+    if (want >= 1 && want < slots)
+        slots = want;
+#else
+    slots = 1;
+#endif
+    const T *wpack;
+    size_t wpack_nr;
+    pack_weights(&wpack, &wpack_nr, wpack_off, net, params, w_off, sx != NULL, blocks,
+                 ws + slots * lay.total, ws_len - slots * lay.total);
+#define APACK_OF(slot) predict_apack((slot), &lay, net, sx, wpack, wpack_off, wpack_nr)
+#ifdef _OPENMP
     int nt = pynn_threads(n_threads);
     if ((size_t)nt > blocks)
         nt = (int)blocks;

@@ -133,9 +133,11 @@ void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode);
 void pynn__gemm_team(const pynn_gemm_args *g, const pynn_team *tm);
 /* B packed once for many products with the same B (prediction's blocks): the
  * room it takes on this path (0: the path reads B in place; bf16 products
- * always pack their own), and the packing, into bp, 64-byte aligned. */
+ * always pack their own), and the packing, into bp, 64-byte aligned, with
+ * room scalars there, which returns the panels' width (the products'
+ * bpack_nr; 0: nothing packed, as when the room is too small). */
 size_t pynn__gemm_bpack_len(const pynn_gemm_args *g);
-void pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp);
+size_t pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp, size_t room);
 
 /* Room in the workspace for the products to pack A (layout.c): t for A = x^T
  * (weight gradients), r for A a batch of rows (forward and input gradients),
@@ -146,6 +148,7 @@ typedef struct {
     int bf16;             /* the net's bf16: round A and B to bfloat16 as they are packed */
     const T *wpack;       /* NULL, or the weights packed for the forward products, */
     const size_t *wpack_off; /* layer l's from wpack + wpack_off[l] (SIZE_MAX: none) */
+    size_t wpack_nr;      /* ... in panels this wide (pynn_gemm_args.bpack_nr) */
     T *z0;                /* NULL, or room for the first layer's z0 (pynn_gemm_args) */
 } pynn_apack;
 

@@ -325,6 +325,12 @@ class NetworkBase(ParamsMixin):
                 if undo is None:
                     raise
                 refused = True
+            except Exception:
+                # (a divergence, say) before the run reached a bad row: X would
+                # have been refused before training, so it is refused now
+                if undo is None or all_finite(run.X, resolve_threads(self.n_threads)):
+                    raise
+                refused = True
             finally:
                 if not refused:
                     self._opt_state = run.optimizer
@@ -362,8 +368,9 @@ class NetworkBase(ParamsMixin):
         of a warm start; a first fit's are new) and the random state."""
         arena = saved.get("_arena")
         opt = saved.get("_opt_state")
+        # (the run reuses the old optimizer's arrays only if it continues it)
         return {"arena": arena.copy() if arena is run.arena else None,
-                "opt": opt.copy() if opt is not None else None,
+                "opt": opt.copy() if opt is not None and run.optimizer is opt else None,
                 "rng": run.rng_before}
 
     def _roll_back(self, saved, undo):
@@ -412,6 +419,10 @@ class NetworkBase(ParamsMixin):
         if first or not hasattr(self, "_random_state") or (self._reseed_every_fit
                                                            and not incremental):
             self._random_state = check_random_state(self.random_state)
+        # before anything draws from it (the first weights, the run's seed): a
+        # run that checks X late puts it back if it refuses X (the global one
+        # for random_state=None, or the caller's own RandomState)
+        rng_before = (self._random_state, self._random_state.get_state()) if check_late else None
         if first:
             self.n_features_in_ = X.shape[1]
             self._allocate([X.shape[1], *self._hidden_sizes(), Y.shape[1]], dtype)
@@ -427,7 +438,6 @@ class NetworkBase(ParamsMixin):
             # every evaluation takes the whole target matrix
             return LbfgsRun(config, self._make_net(), self._arena, X,
                             np.ascontiguousarray(Y, dtype=dtype), sw)
-        rng_before = (self._random_state, self._random_state.get_state()) if check_late else None
         seed = int(self._random_state.randint(_SEED_BOUND, dtype=np.int64))
         return TrainingRun(config, self._make_net(), self._arena, X, Y, sw, seed,
                            optimizer=self.__dict__.get("_opt_state"),

@@ -209,3 +209,41 @@ def test_the_core_stops_before_the_bad_batch_and_keeps_the_steps_before(dtype, b
     assert np.array_equal(params, clean_params)
     t, _ = trainer(bad)  # without check_x the core trusts its caller
     t.run(10**6, 1)
+
+
+@pytest.mark.parametrize("given", ["global", "instance"])
+def test_a_refused_first_fit_leaves_the_callers_random_state_as_it_was(late, given):
+    """random_state=None draws the first weights from NumPy's global generator,
+    a RandomState instance from itself: a refused fit puts either back."""
+    X, y = _data("float32")
+    X[280, 2] = np.nan
+    rs = np.random.RandomState(7)
+    source = np.random.mtrand._rand if given == "global" else rs
+    before = source.get_state()
+    m = pynn.MLPClassifier((16,), max_iter=2, dtype="float32",
+                           random_state=None if given == "global" else rs)
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        _fit(m, "fit", X, y)
+    after = source.get_state()
+    assert np.array_equal(before[1], after[1]) and before[2:] == after[2:]
+
+
+def test_a_divergence_before_the_bad_row_is_reached_still_refuses_x(late):
+    """The loss blows up before the step loop gets to the NaN: X is refused
+    (as a check before training would have) and the warm-started model is
+    left as it was, not put back to a divergence snapshot."""
+    X, y = _data("float64", n=2000)
+    X *= 1e3
+    m = _fit(pynn.MLPRegressor((16,), solver="sgd", learning_rate_init=1e-9, max_iter=1,
+                               random_state=0, dtype="float64", warm_start=True),
+             "fit", X, X[:, 0])
+    before = _state(m)
+    bad = X.copy()
+    bad[1999, 0] = np.nan
+    m.set_params(learning_rate_init=1e2)
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        _fit(m, "fit", bad, X[:, 0])
+    _same(_state(m), before)
+    # without the NaN, the same fit diverges
+    with pytest.raises(pynn.DivergenceError):
+        _fit(m, "fit", X, X[:, 0])
