@@ -267,10 +267,11 @@ void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode)
 }
 
 /* B packed whole (pynn__gemm_prepack_b): its room on this path, 0 where the
- * path reads B in place (the portable kernel) or packs its own (bf16). */
+ * path reads B in place (the portable kernel) or packs its own (bf16), and for
+ * a B stored transposed (never one that many products share). */
 size_t pynn__gemm_bpack_len(const pynn_gemm_args *g)
 {
-    if (g->bf16)
+    if (g->bf16 || g->b_trans)
         return 0;
     switch (PYNN_ISA_FLOAT(pynn__isa())) {
 #ifdef PYNN_X86_SIMD
@@ -288,7 +289,7 @@ size_t pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp, size_t room)
 {
     (void)bp;
     (void)room;
-    if (g->bf16)
+    if (g->bf16 || g->b_trans)
         return 0;
     /* (the path read again: room was sized by pynn__gemm_bpack_len on the
      * path of that moment) */

@@ -1133,14 +1133,9 @@ size_t GEMM_NAME(gemm_bpack_len)(const GEMM_ARGS *g)
 
 size_t GEMM_NAME(gemm_prepack_b)(const GEMM_ARGS *g, T *bp)
 {
-    if (g->b_trans) {
-        for (size_t j0 = 0; j0 < g->n; j0 += NR, bp += g->k * NR)
-            GEMM_NAME(pack_b_copy)(bp, g, j0, 0, g->k);
-        return NR;
-    }
-    /* B's rows in order, each spread over the panels: sequential loads (a
-     * panel at a time strides through B, which runs at a fraction of the
-     * speed) */
+    /* a row-major B only (the forward products' W; gemm.c), its rows in
+     * order, each spread over the panels: sequential loads (a panel at a
+     * time strides through B, which runs at a fraction of the speed) */
     size_t full = g->n / NR, cols = g->n - full * NR, stride = g->k * NR;
     MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
     MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
