@@ -13,23 +13,55 @@
 #include <math.h>
 #include "internal.h"
 
-static inline __m256 exp8(__m256 x)
+/* the most vectors an exp call takes side by side */
+#define EXP_UMAX 4
+/* ... and how many the softmax passes (vexp_rows.h) */
+#ifndef EXP_U
+#define EXP_U 4
+#endif
+
+/* exp of U vectors side by side: each step of the chain is taken for all U
+ * before the next, so U independent chains are in flight at once (a single
+ * chain, its Horner steps one after another, waits on the FMA latency; the
+ * out-of-order window holds too few of them to fill both FMA pipes).  Each
+ * vector gets the operations of exp8 alone: the same bits. */
+static PYNN_ALWAYS_INLINE void exp8u(__m256 *v, const int U)
 {
     const __m256 hi = _mm256_set1_ps(88.3762626647949f), lo = _mm256_set1_ps(-87.3365478515625f);
-    x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+    __m256 r[EXP_UMAX], p[EXP_UMAX], n[EXP_UMAX];
+PYNN_UNROLL16
+    for (int u = 0; u < U; u++) {
+        __m256 x = _mm256_min_ps(hi, _mm256_max_ps(lo, v[u]));
+        n[u] = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+        r[u] = _mm256_fnmadd_ps(n[u], _mm256_set1_ps(0.693359375f), x);
+        r[u] = _mm256_fnmadd_ps(n[u], _mm256_set1_ps(-2.12194440e-4f), r[u]);
+        p[u] = _mm256_set1_ps(1.9875691500e-4f);
+    }
+#define EXP8_STEP(c)                                                                      \
+    PYNN_UNROLL16 for (int u = 0; u < U; u++) p[u] =                                     \
+        _mm256_fmadd_ps(p[u], r[u], _mm256_set1_ps(c));
+    EXP8_STEP(1.3981999507e-3f)
+    EXP8_STEP(8.3334519073e-3f)
+    EXP8_STEP(4.1665795894e-2f)
+    EXP8_STEP(1.6666665459e-1f)
+    EXP8_STEP(5.0000001201e-1f)
+#undef EXP8_STEP
+PYNN_UNROLL16
+    for (int u = 0; u < U; u++) {
+        __m256 q = _mm256_fmadd_ps(p[u], _mm256_mul_ps(r[u], r[u]),
+                                   _mm256_add_ps(r[u], _mm256_set1_ps(1.0f)));
+        __m256i e = _mm256_slli_epi32(
+            _mm256_add_epi32(_mm256_cvtps_epi32(n[u]), _mm256_set1_epi32(127)), 23);
+        v[u] = _mm256_mul_ps(q, _mm256_castsi256_ps(e));
+    }
+}
+
+static inline __m256 exp8(__m256 x)
+{
+    __m256 v[1] = {x};
+    exp8u(v, 1);
+    return v[0];
 }
 
 static inline float exp1(float x)
@@ -86,37 +118,55 @@ static inline float hsum8(__m256 v)
 
 /* ---- double ---------------------------------------------------------------- */
 
-static inline __m256d exp4(__m256d x)
+/* exp4 of U vectors side by side (see exp8u). */
+static PYNN_ALWAYS_INLINE void exp4u(__m256d *v, const int U)
 {
     /* lo: exp(lo) is the smallest normal double (2^-1022); hi: n stays <= 1023 */
     const __m256d lo = _mm256_set1_pd(-708.39641853226408), hi = _mm256_set1_pd(709.0);
     const __m256d magic = _mm256_set1_pd(6755399441055744.0); /* 1.5 * 2^52 */
-    __m256d under = _mm256_cmp_pd(x, lo, _CMP_LT_OQ);
-    x = _mm256_min_pd(hi, _mm256_max_pd(lo, x));
-    /* t = magic + round(x / ln 2): n in t's low mantissa bits, rounded once */
-    __m256d t = _mm256_fmadd_pd(x, _mm256_set1_pd(1.4426950408889634), magic);
-    __m256d n = _mm256_sub_pd(t, magic);
-    __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), x);
-    r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r);
+    __m256d r[EXP_UMAX], p[EXP_UMAX], t[EXP_UMAX], under[EXP_UMAX];
+PYNN_UNROLL16
+    for (int u = 0; u < U; u++) {
+        under[u] = _mm256_cmp_pd(v[u], lo, _CMP_LT_OQ);
+        __m256d x = _mm256_min_pd(hi, _mm256_max_pd(lo, v[u]));
+        /* t = magic + round(x / ln 2): n in t's low mantissa bits, rounded once */
+        t[u] = _mm256_fmadd_pd(x, _mm256_set1_pd(1.4426950408889634), magic);
+        __m256d n = _mm256_sub_pd(t[u], magic);
+        r[u] = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), x);
+        r[u] = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r[u]);
+        p[u] = _mm256_set1_pd(1.0 / 6227020800.0);
+    }
     /* sum of r^k / k! for k <= 13, by Horner */
-    __m256d p = _mm256_set1_pd(1.0 / 6227020800.0);
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 479001600.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 39916800.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 3628800.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 362880.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 40320.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 5040.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 720.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 120.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 24.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0 / 6.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(0.5));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
-    p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(1.0));
+#define EXP4_STEP(c)                                                                      \
+    PYNN_UNROLL16 for (int u = 0; u < U; u++) p[u] = _mm256_fmadd_pd(p[u], r[u], _mm256_set1_pd(c));
+    EXP4_STEP(1.0 / 479001600.0)
+    EXP4_STEP(1.0 / 39916800.0)
+    EXP4_STEP(1.0 / 3628800.0)
+    EXP4_STEP(1.0 / 362880.0)
+    EXP4_STEP(1.0 / 40320.0)
+    EXP4_STEP(1.0 / 5040.0)
+    EXP4_STEP(1.0 / 720.0)
+    EXP4_STEP(1.0 / 120.0)
+    EXP4_STEP(1.0 / 24.0)
+    EXP4_STEP(1.0 / 6.0)
+    EXP4_STEP(0.5)
+    EXP4_STEP(1.0)
+    EXP4_STEP(1.0)
+#undef EXP4_STEP
     /* 2^n: n + 1023 (1..2046) from t's low bits into the exponent field */
-    __m256i e = _mm256_slli_epi64(
-        _mm256_add_epi64(_mm256_castpd_si256(t), _mm256_set1_epi64x(1023)), 52);
-    return _mm256_andnot_pd(under, _mm256_mul_pd(p, _mm256_castsi256_pd(e)));
+PYNN_UNROLL16
+    for (int u = 0; u < U; u++) {
+        __m256i e = _mm256_slli_epi64(
+            _mm256_add_epi64(_mm256_castpd_si256(t[u]), _mm256_set1_epi64x(1023)), 52);
+        v[u] = _mm256_andnot_pd(under[u], _mm256_mul_pd(p[u], _mm256_castsi256_pd(e)));
+    }
+}
+
+static inline __m256d exp4(__m256d x)
+{
+    __m256d v[1] = {x};
+    exp4u(v, 1);
+    return v[0];
 }
 
 static inline double exp1d(double x)
@@ -184,6 +234,7 @@ static inline double hsum4(__m256d v)
 #define V_HMAX hmax8
 #define V_HSUM hsum8
 #define V_EXP exp8
+#define V_EXPU exp8u
 #define S_EXP exp1
 #define S_FABS fabsf
 #include "vexp_rows.h"
@@ -211,6 +262,7 @@ static inline double hsum4(__m256d v)
 #undef V_HMAX
 #undef V_HSUM
 #undef V_EXP
+#undef V_EXPU
 #undef S_EXP
 #undef S_FABS
 
@@ -237,6 +289,7 @@ static inline double hsum4(__m256d v)
 #define V_HMAX hmax4
 #define V_HSUM hsum4
 #define V_EXP exp4
+#define V_EXPU exp4u
 #define S_EXP exp1d
 #define S_FABS fabs
 #include "vexp_rows.h"

@@ -8,8 +8,14 @@
  */
 
 /* a = softmax(a) row by row, max-subtracted: exp never sees a positive argument.
- * A row is read in vectors, its tail (m % VL) by a masked load; the row's sum
- * adds the full vectors' lanes pairwise, then the tail's one by one. */
+ * In three passes over the n rows, so that the exponentials of many rows are in
+ * flight at once (row by row, each row waited on its maximum before its exp
+ * and on its sum before its scaling: a chain of over a hundred cycles a row):
+ * (1) each row minus its maximum, in place; (2) exp of the n m values as one
+ * array, in full vectors (lanes are independent: the bits do not depend on
+ * where a value falls in a vector); (3) each row's sum, the full vectors' lanes
+ * added pairwise, then the tail's (m % VL) one by one, and the row times its
+ * inverse.  The same operations on the same values as row by row. */
 void VEXP_NAME(pynn_softmax_avx2)(ST *a, size_t n, size_t m)
 {
     const size_t full = m / VL * VL, tail = m - full;
@@ -26,25 +32,41 @@ void VEXP_NAME(pynn_softmax_avx2)(ST *a, size_t n, size_t m)
             vmx = V_MAX(vmx, V_BLENDV(ninf, t, V_CASTMASK(tmask)));
         }
         vmx = V_SET1(V_HMAX(vmx));
+        for (size_t j = 0; j < full; j += VL)
+            V_STOREU(row + j, V_SUB(V_LOADU(row + j), vmx));
+        if (tail)
+            V_STORE_LANES(row + full, V_SUB(t, vmx), tail);
+    }
+    const size_t nm = n * m, nfull = nm / VL * VL;
+    size_t i = 0;
+    for (; i + EXP_U * VL <= nfull; i += EXP_U * VL) {
+        VT v[EXP_U];
+PYNN_UNROLL16
+        for (int u = 0; u < EXP_U; u++)
+            v[u] = V_LOADU(a + i + (size_t)u * VL);
+        V_EXPU(v, EXP_U);
+PYNN_UNROLL16
+        for (int u = 0; u < EXP_U; u++)
+            V_STOREU(a + i + (size_t)u * VL, v[u]);
+    }
+    for (; i < nfull; i += VL)
+        V_STOREU(a + i, V_EXP(V_LOADU(a + i)));
+    if (nm > nfull)
+        V_STORE_LANES(a + nfull, V_EXP(V_MASKLOAD(a + nfull, V_LANES(nm - nfull))),
+                      nm - nfull);
+    for (size_t r = 0; r < n; r++) {
+        ST *row = a + r * m;
         VT vs = V_ZERO();
-        for (size_t j = 0; j < full; j += VL) {
-            VT e = V_EXP(V_SUB(V_LOADU(row + j), vmx));
-            V_STOREU(row + j, e);
-            vs = V_ADD(vs, e);
-        }
+        for (size_t j = 0; j < full; j += VL)
+            vs = V_ADD(vs, V_LOADU(row + j));
         ST s = V_HSUM(vs);
-        if (tail) {
-            ST lanes[VL];
-            t = V_EXP(V_SUB(t, vmx));
-            V_STOREU(lanes, t);
-            for (size_t k = 0; k < tail; k++)
-                s += lanes[k];
-        }
+        for (size_t k = 0; k < tail; k++)
+            s += row[full + k];
         VT inv = V_SET1((ST)1 / s);
         for (size_t j = 0; j < full; j += VL)
             V_STOREU(row + j, V_MUL(V_LOADU(row + j), inv));
         if (tail)
-            V_STORE_LANES(row + full, V_MUL(t, inv), tail);
+            V_STORE_LANES(row + full, V_MUL(V_MASKLOAD(row + full, tmask), inv), tail);
     }
 }
 
