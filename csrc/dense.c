@@ -28,6 +28,12 @@ static pynn_status check_dense(size_t n, size_t n_in, size_t n_out)
     return PYNN_OK;
 }
 
+/* The products' arguments start as a copy of this (all zero) rather than as
+ * {0}: GCC zeroes a struct of this size with `rep stos`, whose start-up takes
+ * tens of cycles on AMD CPUs (several percent of a one-row training step, which
+ * builds four of them); the copy is a few vector moves. */
+static const pynn_gemm_args no_args;
+
 /* out = act(x W + b);  x (n, n_in), W (n_in, n_out), b (n_out), out (n, n_out).
  * The bias and relu are fused into the product's epilogue; logistic, tanh,
  * softmax and step follow in one pass over the (cache-hot) output, each thread
@@ -39,7 +45,7 @@ void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_
                      size_t n_out, pynn_activation act, const pynn_apack *ap,
                      const T *wpack, T *z0, const pynn_team *tm)
 {
-    pynn_gemm_args g = {0};
+    pynn_gemm_args g = no_args;
     g.m = n; g.n = n_out; g.k = n_in;
     g.a = x; g.a_rs = (ptrdiff_t)n_in; g.a_cs = 1;
     if (ap) {
@@ -116,39 +122,38 @@ void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, s
 
 /* The weight-gradient product dW = x^T delta / n + alpha W / n, packing A = x^T
  * into room (NULL: none); bf16: its operands rounded to bfloat16. */
-static pynn_gemm_args wgrad_args(T *dW, const T *delta, const T *x, const T *W, size_t n,
-                                 size_t n_in, size_t n_out, double alpha, T *room,
-                                 size_t room_len, int bf16)
+static void wgrad_args(pynn_gemm_args *g, T *dW, const T *delta, const T *x, const T *W,
+                       size_t n, size_t n_in, size_t n_out, double alpha, T *room,
+                       size_t room_len, int bf16)
 {
-    pynn_gemm_args g = {0};
-    g.m = n_in; g.n = n_out; g.k = n;
-    g.a = x; g.a_rs = 1; g.a_cs = (ptrdiff_t)n_in;
-    g.b = delta; g.ldb = (ptrdiff_t)n_out;
-    g.c = dW; g.ldc = (ptrdiff_t)n_out;
-    g.epi = PYNN_EPI_SCALE_W; g.scale = (T)(1.0 / (double)n); g.wscale = (T)(alpha / (double)n);
-    g.w = W; g.ldw = (ptrdiff_t)n_out;
-    g.apack = room; g.apack_len = room_len;
-    g.bf16 = bf16;
-    return g;
+    *g = no_args;
+    g->m = n_in; g->n = n_out; g->k = n;
+    g->a = x; g->a_rs = 1; g->a_cs = (ptrdiff_t)n_in;
+    g->b = delta; g->ldb = (ptrdiff_t)n_out;
+    g->c = dW; g->ldc = (ptrdiff_t)n_out;
+    g->epi = PYNN_EPI_SCALE_W; g->scale = (T)(1.0 / (double)n);
+    g->wscale = (T)(alpha / (double)n);
+    g->w = W; g->ldw = (ptrdiff_t)n_out;
+    g->apack = room; g->apack_len = room_len;
+    g->bf16 = bf16;
 }
 
 /* The input-gradient product dx = (delta W^T) * act'(da) (NULL da: plain
  * delta W^T), packing A = delta into ap's room r (NULL ap: none). */
-static pynn_gemm_args igrad_args(T *dx, const T *delta, const T *W, const T *da, size_t n,
-                                 size_t n_in, size_t n_out, pynn_activation dact,
-                                 const pynn_apack *ap)
+static void igrad_args(pynn_gemm_args *h, T *dx, const T *delta, const T *W, const T *da,
+                       size_t n, size_t n_in, size_t n_out, pynn_activation dact,
+                       const pynn_apack *ap)
 {
-    pynn_gemm_args h = {0};
-    h.m = n; h.n = n_in; h.k = n_out;
-    h.a = delta; h.a_rs = (ptrdiff_t)n_out; h.a_cs = 1;
-    h.b = W; h.ldb = (ptrdiff_t)n_out; h.b_trans = 1;
-    h.c = dx; h.ldc = (ptrdiff_t)n_in;
-    h.epi = da ? PYNN_EPI_DACT : PYNN_EPI_NONE; h.act = dact;
-    h.da = da; h.ldda = (ptrdiff_t)n_in;
+    *h = no_args;
+    h->m = n; h->n = n_in; h->k = n_out;
+    h->a = delta; h->a_rs = (ptrdiff_t)n_out; h->a_cs = 1;
+    h->b = W; h->ldb = (ptrdiff_t)n_out; h->b_trans = 1;
+    h->c = dx; h->ldc = (ptrdiff_t)n_in;
+    h->epi = da ? PYNN_EPI_DACT : PYNN_EPI_NONE; h->act = dact;
+    h->da = da; h->ldda = (ptrdiff_t)n_in;
     if (ap) {
-        h.apack = ap->r; h.apack_len = ap->r_len; h.bf16 = ap->bf16;
+        h->apack = ap->r; h->apack_len = ap->r_len; h->bf16 = ap->bf16;
     }
-    return h;
 }
 
 /* The input gradient alone (see pynn__dense_bwd), by the team: one phase, with
@@ -157,7 +162,8 @@ void pynn__dense_igrad(T *dx, const T *delta, const T *W, const T *da, size_t n,
                        size_t n_out, pynn_activation dact, const pynn_apack *ap,
                        const pynn_team *tm)
 {
-    pynn_gemm_args h = igrad_args(dx, delta, W, da, n, n_in, n_out, dact, ap);
+    pynn_gemm_args h;
+    igrad_args(&h, dx, delta, W, da, n, n_in, n_out, dact, ap);
     int mode = pynn__gemm_pack(&h, tm);
     if (mode == PYNN_APACK_TEAM)
         pynn__sync(tm);
@@ -175,9 +181,9 @@ void pynn__dense_igrad_rows(T *dx, const T *delta, const T *W, const T *da, size
         return;
     pynn_apack none = {0};
     none.bf16 = bf16;
-    pynn_gemm_args h = igrad_args(dx + r0 * n_in, delta + r0 * n_out, W,
-                                  da ? da + r0 * n_in : NULL, r1 - r0, n_in, n_out, dact,
-                                  &none);
+    pynn_gemm_args h;
+    igrad_args(&h, dx + r0 * n_in, delta + r0 * n_out, W, da ? da + r0 * n_in : NULL, r1 - r0,
+               n_in, n_out, dact, &none);
     pynn_team solo = pynn__solo();
     pynn__gemm_run(&h, &solo, pynn__gemm_pack(&h, &solo));
 }
@@ -189,7 +195,8 @@ void pynn__dense_igrad_rows(T *dx, const T *delta, const T *W, const T *da, size
 int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
                            size_t room_len, int bf16, const pynn_team *tm)
 {
-    pynn_gemm_args g = wgrad_args(NULL, NULL, x, NULL, n, n_in, n_out, 0, room, room_len, bf16);
+    pynn_gemm_args g;
+    wgrad_args(&g, NULL, NULL, x, NULL, n, n_in, n_out, 0, room, room_len, bf16);
     return pynn__gemm_pack(&g, tm);
 }
 
@@ -215,11 +222,14 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
                      const pynn_sgd_fused *sgd, const pynn_team *tm)
 {
     T inv_n = (T)(1.0 / (double)n);
-    pynn_gemm_args g = wgrad_args(dW, delta, x, W, n, n_in, n_out, alpha, ap ? wroom : NULL,
-                                  ap ? ap->t_len : 0, ap ? ap->bf16 : 0);
-    pynn_gemm_args h = {0};
+    pynn_gemm_args g;
+    wgrad_args(&g, dW, delta, x, W, n, n_in, n_out, alpha, ap ? wroom : NULL,
+               ap ? ap->t_len : 0, ap ? ap->bf16 : 0);
+    pynn_gemm_args h;
     if (dx)
-        h = igrad_args(dx, delta, W, da, n, n_in, n_out, dact, ap);
+        igrad_args(&h, dx, delta, W, da, n, n_in, n_out, dact, ap);
+    else
+        h = no_args;
     if (sgd) {
         g.epi = PYNN_EPI_SGD_W;
         g.lr = sgd->lr;
