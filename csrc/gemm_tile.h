@@ -316,23 +316,58 @@ PYNN_UNROLL16
     }
 }
 
-/* The K loop of an R x NR tile: A's values of step p at a + p acs + r ars
- * (packed: ars 1, acs MR, constants the compiler folds -- with strides known
- * only at run time it keeps R offsets in registers, and spilled some of them
- * inside the loop), B's at b + p ldb (full_b: every column there). */
+/* How a tile's K loop reads A and B (constants the compiler folds). */
+enum {
+    GEMM_NAME(A_STRIDED), /* A at run-time strides, B at a run-time ldb */
+    GEMM_NAME(A_PACKED),  /* A packed: ars 1, acs MR */
+    GEMM_NAME(A_ROWS_BP)  /* A row-major in place (acs 1), B packed (ldb NR) */
+};
+
+/* The K loop of an R x NR tile: A's values of step p at a + p acs + r ars,
+ * B's at b + p ldb (full_b: every column there).  The strides the mode fixes
+ * are constants: with all of them known only at run time the loop needs R - 1
+ * row offsets, the strides and its pointers in general registers, more than
+ * there are, and the compiler kept some in memory, an add to a stack slot in
+ * every step. */
 static PYNN_ALWAYS_INLINE void
-GEMM_NAME(tile_k)(const int R, const int packed, const int two, V *acc0, V *acc1, const T *a,
+GEMM_NAME(tile_k)(const int R, const int mode, const int two, V *acc0, V *acc1, const T *a,
                   ptrdiff_t ars, ptrdiff_t acs, const T *b, ptrdiff_t ldb, size_t k, int full_b,
                   MASK_T m0, MASK_T m1)
 {
-    if (packed) {
+    if (mode == GEMM_NAME(A_PACKED)) {
         ars = 1;
         acs = MR;
+    } else if (mode == GEMM_NAME(A_ROWS_BP)) {
+        acs = 1;
+        ldb = NR;
+        full_b = 1;
     }
     /* two: both vectors of the panel; else the first alone (a panel at most VL
      * wide -- an output layer of 10 units -- whose second vector would only
      * multiply zeros: acc1 stays as it started) */
-    if (full_b) {
+    if (mode == GEMM_NAME(A_ROWS_BP)) {
+        /* rows 0..3 at a0 + 0, s, 2 s, s3 bytes and rows 4..7 at a4 = a0 + 4 s
+         * the same way: two pointers and two byte strides, all in address
+         * modes (scales 1 and 2), where R - 1 row offsets would not fit */
+        const ptrdiff_t s = ars * (ptrdiff_t)sizeof(T), s3 = 3 * s;
+        const char *a0 = (const char *)a, *a4 = a0 + 4 * s;
+        for (size_t p = 0; p < k; p++) {
+            V b0 = V_LOAD(b), b1 = two ? V_LOAD(b + VL) : b0;
+PYNN_UNROLL16
+            for (int r = 0; r < R; r++) {
+                const char *q = r < 4 ? a0 : a4;
+                const int rr = r & 3;
+                V av = V_BCAST((const T *)(rr == 0 ? q : rr == 1 ? q + s : rr == 2 ? q + 2 * s
+                                                                             : q + s3));
+                acc0[r] = V_FMA(av, b0, acc0[r]);
+                if (two)
+                    acc1[r] = V_FMA(av, b1, acc1[r]);
+            }
+            a0 += sizeof(T);
+            a4 += sizeof(T);
+            b += NR;
+        }
+    } else if (full_b) {
         for (size_t p = 0; p < k; p++) {
             V b0 = V_LOAD(b), b1 = two ? V_LOAD(b + VL) : b0;
 PYNN_UNROLL16
@@ -378,78 +413,102 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
     const size_t k = p1 - p0;
     const int full_b = cols == NR || bp;
     GEMM_NAME(prefetch_next)(g, i0, j0, p0, p1, bp != NULL);
+    const int mode = ap ? GEMM_NAME(A_PACKED)
+                     : bp && acs == 1 ? GEMM_NAME(A_ROWS_BP) : GEMM_NAME(A_STRIDED);
     if (cols > VL) {
-        if (ap)
-            GEMM_NAME(tile_k)(R, 1, 1, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
+        if (mode == GEMM_NAME(A_PACKED))
+            GEMM_NAME(tile_k)(R, GEMM_NAME(A_PACKED), 1, acc0, acc1, a, ars, acs, b, ldb, k,
+                              full_b, m0, m1);
+        else if (mode == GEMM_NAME(A_ROWS_BP))
+            GEMM_NAME(tile_k)(R, GEMM_NAME(A_ROWS_BP), 1, acc0, acc1, a, ars, acs, b, ldb, k,
+                              full_b, m0, m1);
         else
-            GEMM_NAME(tile_k)(R, 0, 1, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
+            GEMM_NAME(tile_k)(R, GEMM_NAME(A_STRIDED), 1, acc0, acc1, a, ars, acs, b, ldb, k,
+                              full_b, m0, m1);
     } else {
-        if (ap)
-            GEMM_NAME(tile_k)(R, 1, 0, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
+        if (mode == GEMM_NAME(A_PACKED))
+            GEMM_NAME(tile_k)(R, GEMM_NAME(A_PACKED), 0, acc0, acc1, a, ars, acs, b, ldb, k,
+                              full_b, m0, m1);
+        else if (mode == GEMM_NAME(A_ROWS_BP))
+            GEMM_NAME(tile_k)(R, GEMM_NAME(A_ROWS_BP), 0, acc0, acc1, a, ars, acs, b, ldb, k,
+                              full_b, m0, m1);
         else
-            GEMM_NAME(tile_k)(R, 0, 0, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
+            GEMM_NAME(tile_k)(R, GEMM_NAME(A_STRIDED), 0, acc0, acc1, a, ars, acs, b, ldb, k,
+                              full_b, m0, m1);
     }
     GEMM_NAME(acc_finish)(R, g, i0, j0, cols, last, acc0, acc1, m0, m1);
 }
 
 #define TILE_CASE(R) case R: GEMM_NAME(tile)(R, g, i0, j0, cols, p0, p1, first, last, bp, ap); break;
 
-/* Row i of C over G column panels from j0 (the last one `last_cols` wide,
- * NR when full), the whole K at once with B read in place: 2 G independent
- * FMA chains along p, each started from zero, then each panel's epilogue --
- * the chain and the epilogue of a tile, so the same bits. */
+/* Rows [i0, i0 + rows) of C over G column panels from j0 (the last one
+ * `last_cols` wide, NR when full), each row the whole K at once with B read in
+ * place: 2 G independent FMA chains along p, each started from zero, then each
+ * panel's epilogue -- the chain and the epilogue of a tile, so the same bits.
+ * g's fields are read once, into locals, ahead of the rows (the stores through
+ * T pointers could alias them, so the compiler would read them again for every
+ * row). */
 static PYNN_ALWAYS_INLINE void
-GEMM_NAME(row_panels)(const int G, const int full, const GEMM_ARGS *g, size_t i, size_t j0,
-                      size_t last_cols)
+GEMM_NAME(row_panels)(const int G, const int full, const GEMM_ARGS *g, size_t i0, size_t rows,
+                      size_t j0, size_t last_cols)
 {
-    V acc0[4], acc1[4];
     MASK_T m0 = M_MAKE(last_cols < VL ? last_cols : VL);
     MASK_T m1 = M_MAKE(last_cols > VL ? last_cols - VL : 0);
-PYNN_UNROLL16
-    for (int q = 0; q < G; q++) {
-        acc0[q] = V_ZERO();
-        acc1[q] = V_ZERO();
-    }
-    const T *a = g->a + i * g->a_rs;
-    const T *b = g->b + j0;
-    for (size_t p = 0; p < g->k; p++, a += g->a_cs, b += g->ldb) {
-        V av = V_BCAST(a);
+    const T *const abase = g->a, *const bbase = g->b + j0;
+    const ptrdiff_t a_rs = g->a_rs, a_cs = g->a_cs, ldb = g->ldb;
+    const size_t k = g->k;
+    const int sgd = g->epi == PYNN_EPI_SGD_W;
+    const size_t ldw = sgd ? (size_t)g->ldw : 0;
+    const T *const wbase = sgd ? g->w + j0 : NULL;
+    T *const wnbase = sgd ? g->wnew + j0 : NULL;
+    T *const vnbase = sgd && g->vnew ? g->vnew + j0 : NULL;
+    const V s = V_SET1(sgd ? g->scale : 0), nlr = V_SET1(sgd ? -g->lr : 0),
+            ws = V_SET1(sgd ? g->wscale : 0);
+    const int l2 = sgd && g->wscale != 0;
+    for (size_t i = i0; i < i0 + rows; i++) {
+        V acc0[4], acc1[4];
 PYNN_UNROLL16
         for (int q = 0; q < G; q++) {
-            const T *bq = b + (size_t)q * NR;
-            if (full || q < G - 1) {
-                acc0[q] = V_FMA(av, V_LOAD(bq), acc0[q]);
-                acc1[q] = V_FMA(av, V_LOAD(bq + VL), acc1[q]);
-            } else {
-                acc0[q] = V_FMA(av, V_MLOAD(bq, m0), acc0[q]);
-                acc1[q] = V_FMA(av, V_MLOAD(bq + VL, m1), acc1[q]);
+            acc0[q] = V_ZERO();
+            acc1[q] = V_ZERO();
+        }
+        const T *a = abase + i * a_rs;
+        const T *b = bbase;
+        for (size_t p = 0; p < k; p++, a += a_cs, b += ldb) {
+            V av = V_BCAST(a);
+PYNN_UNROLL16
+            for (int q = 0; q < G; q++) {
+                const T *bq = b + (size_t)q * NR;
+                if (full || q < G - 1) {
+                    acc0[q] = V_FMA(av, V_LOAD(bq), acc0[q]);
+                    acc1[q] = V_FMA(av, V_LOAD(bq + VL), acc1[q]);
+                } else {
+                    acc0[q] = V_FMA(av, V_MLOAD(bq, m0), acc0[q]);
+                    acc1[q] = V_FMA(av, V_MLOAD(bq + VL, m1), acc1[q]);
+                }
             }
         }
-    }
-    if (g->epi == PYNN_EPI_SGD_W) {
-        /* inline here (a row's few sums leave room), g's fields in locals */
-        const size_t off = i * (size_t)g->ldw + j0;
-        const T *w = g->w + off;
-        T *wnew = g->wnew + off, *vnew = g->vnew ? g->vnew + off : NULL;
-        const V s = V_SET1(g->scale), nlr = V_SET1(-g->lr), ws = V_SET1(g->wscale);
-        const int l2 = g->wscale != 0;
+        if (sgd) {
+            const size_t off = i * ldw;
+PYNN_UNROLL16
+            for (int q = 0; q < G; q++) {
+                const size_t jq = off + (size_t)q * NR, c = full || q < G - 1 ? NR : last_cols;
+                V w0, w1;
+                GEMM_NAME(load_row)(wbase + jq, &w0, &w1, c, m0, m1);
+                GEMM_NAME(sgd_row)(wnbase + jq, vnbase ? vnbase + jq : NULL, w0, w1, acc0[q],
+                                   acc1[q], s, nlr, ws, l2, c, m0, m1);
+            }
+            continue;
+        }
+        MASK_T f0 = M_MAKE(VL), f1 = M_MAKE(VL);
 PYNN_UNROLL16
         for (int q = 0; q < G; q++) {
-            const size_t jq = (size_t)q * NR, c = full || q < G - 1 ? NR : last_cols;
-            V w0, w1;
-            GEMM_NAME(load_row)(w + jq, &w0, &w1, c, m0, m1);
-            GEMM_NAME(sgd_row)(wnew + jq, vnew ? vnew + jq : NULL, w0, w1, acc0[q], acc1[q], s,
-                               nlr, ws, l2, c, m0, m1);
+            if (full || q < G - 1)
+                GEMM_NAME(epilogue)(g, i, j0 + (size_t)q * NR, acc0[q], acc1[q], NR, f0, f1);
+            else
+                GEMM_NAME(epilogue)(g, i, j0 + (size_t)q * NR, acc0[q], acc1[q], last_cols,
+                                    m0, m1);
         }
-        return;
-    }
-    MASK_T f0 = M_MAKE(VL), f1 = M_MAKE(VL);
-PYNN_UNROLL16
-    for (int q = 0; q < G; q++) {
-        if (full || q < G - 1)
-            GEMM_NAME(epilogue)(g, i, j0 + (size_t)q * NR, acc0[q], acc1[q], NR, f0, f1);
-        else
-            GEMM_NAME(epilogue)(g, i, j0 + (size_t)q * NR, acc0[q], acc1[q], last_cols, m0, m1);
     }
 }
 
@@ -465,27 +524,39 @@ static int GEMM_NAME(by_rows)(const GEMM_ARGS *g)
 }
 
 /* This thread's share of a product run row by row: pieces of up to four
- * column panels of one row. */
+ * column panels of one row, in the order row by row, and within a row panel
+ * group by panel group.  Where one group covers every column, the share's
+ * rows run in one call (no division nor dispatch per row). */
 static void GEMM_NAME(row_run)(const GEMM_ARGS *g, const pynn_team *tm)
 {
     size_t nt = (g->n + NR - 1) / NR, groups = (nt + 3) / 4, t0, t1;
     pynn__share(g->m * groups, tm, &t0, &t1);
-    for (size_t t = t0; t < t1; t++) {
-        size_t i = t / groups, q0 = (t % groups) * 4;
-        size_t G = nt - q0 < 4 ? nt - q0 : 4, j0 = q0 * NR;
+    if (t0 >= t1)
+        return;
+    size_t i = groups == 1 ? t0 : t0 / groups, qg = groups == 1 ? 0 : t0 % groups;
+    for (size_t t = t0; t < t1;) {
+        size_t q0 = qg * 4, G = nt - q0 < 4 ? nt - q0 : 4, j0 = q0 * NR;
         size_t last = g->n - (j0 + (G - 1) * NR); /* the last panel's width */
         if (last > NR)
             last = NR;
         int full = last == NR;
+        size_t rows = groups == 1 ? t1 - t : 1;
         switch (G * 2 + (size_t)full) {
-        case 2: GEMM_NAME(row_panels)(1, 0, g, i, j0, last); break;
-        case 3: GEMM_NAME(row_panels)(1, 1, g, i, j0, last); break;
-        case 4: GEMM_NAME(row_panels)(2, 0, g, i, j0, last); break;
-        case 5: GEMM_NAME(row_panels)(2, 1, g, i, j0, last); break;
-        case 6: GEMM_NAME(row_panels)(3, 0, g, i, j0, last); break;
-        case 7: GEMM_NAME(row_panels)(3, 1, g, i, j0, last); break;
-        case 8: GEMM_NAME(row_panels)(4, 0, g, i, j0, last); break;
-        default: GEMM_NAME(row_panels)(4, 1, g, i, j0, last); break;
+        case 2: GEMM_NAME(row_panels)(1, 0, g, i, rows, j0, last); break;
+        case 3: GEMM_NAME(row_panels)(1, 1, g, i, rows, j0, last); break;
+        case 4: GEMM_NAME(row_panels)(2, 0, g, i, rows, j0, last); break;
+        case 5: GEMM_NAME(row_panels)(2, 1, g, i, rows, j0, last); break;
+        case 6: GEMM_NAME(row_panels)(3, 0, g, i, rows, j0, last); break;
+        case 7: GEMM_NAME(row_panels)(3, 1, g, i, rows, j0, last); break;
+        case 8: GEMM_NAME(row_panels)(4, 0, g, i, rows, j0, last); break;
+        default: GEMM_NAME(row_panels)(4, 1, g, i, rows, j0, last); break;
+        }
+        t += rows;
+        if (groups == 1)
+            i += rows;
+        else if (++qg == groups) {
+            qg = 0;
+            i++;
         }
     }
 }
