@@ -33,7 +33,7 @@ if _HERE not in sys.path:  # imported rather than run as a script
 
 import peers  # noqa: E402
 from cases import CASE_NAMES, CASES  # noqa: E402
-from timing import TIME_BUDGET_S, gemm_peak, pin_and_limit, time_task  # noqa: E402
+from timing import MIN_TOTAL_S, TIME_BUDGET_S, gemm_peak, pin_and_limit, time_task  # noqa: E402
 
 PEER_NAMES = list(peers.PEERS)
 DTYPES = ["float32", "float64", "bfloat16"]
@@ -56,7 +56,8 @@ def parse_args(argv=None):
     ap.add_argument("--simd", default=None, help="force pynn's SIMD path "
                     "(generic, avx2, avx512, avx512_bf16, amx)")
     ap.add_argument("--repeats", type=int, default=None,
-                    help="timed runs per measurement, best kept (default 3, 1 with --quick)")
+                    help="timed runs per measurement, best kept (default 3, 1 with --quick); "
+                         "more while they took under 1 s in all (up to 20; not with --quick)")
     ap.add_argument("--markdown", metavar="FILE", default=None,
                     help="also write the results as Markdown to FILE")
     ap.add_argument("--json", metavar="FILE", default=None,
@@ -105,13 +106,13 @@ def load_peers(names, dtype, threads):
     return loaded, versions, missing
 
 
-def time_peer(peer, s, n, repeats, note=""):
+def time_peer(peer, s, n, repeats, note="", min_total=MIN_TOTAL_S):
     """The table row of `peer` on the setup `s` (n samples).  A failure is noted
     in the row, except pynn's, which is raised."""
     row = Row(peer.name, note=note)
     make = peer.predict if s.case.predict else peer.train
     try:
-        secs, row.runs = time_task(s.case, make(s), n, repeats)
+        secs, row.runs = time_task(s.case, make(s), n, repeats, min_total)
     except Exception as exc:
         if peer.name == "pynn":
             raise
@@ -171,7 +172,8 @@ def run_case(case, args, loaded, missing):
             continue
         peer = loaded[name]
         note = check_peer(peer, case, args.dtype, args.threads) if peer.check_result else ""
-        result.rows.append(time_peer(peer, s, n, args.repeats, note))
+        result.rows.append(time_peer(peer, s, n, args.repeats, note,
+                                     0.0 if args.quick else MIN_TOTAL_S))
     # other work on these cores shows as a GEMM rate that moved during the case
     after = gemm_peak(*gemm, adt)
     if not 0.8 < after / result.peak < 1.25:
