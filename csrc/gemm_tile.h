@@ -97,9 +97,9 @@ GEMM_NAME(sgd_row)(T *wnew, T *vnew, V w0, V w1, V x0, V x1, V s, V nlr, V ws, i
  * whole extent, masked-off lanes included, and a masked store forwards
  * nothing.  Out of line: inlined into every tile, its extra live vectors made
  * the compiler spill inside the K loops. */
-static PYNN_NOINLINE void
-GEMM_NAME(epilogue_sgd_rows)(const GEMM_ARGS *g, size_t i0, int R, size_t j0, const V *acc0,
-                             const V *acc1, size_t cols, MASK_T m0, MASK_T m1)
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(epilogue_sgd_body)(const GEMM_ARGS *g, size_t i0, const int R, size_t j0,
+                             const V *acc0, const V *acc1, size_t cols, MASK_T m0, MASK_T m1)
 {
     /* (g's fields in locals: the stores through T pointers could alias them) */
     const size_t ldw = (size_t)g->ldw, off = i0 * ldw + j0;
@@ -108,13 +108,34 @@ GEMM_NAME(epilogue_sgd_rows)(const GEMM_ARGS *g, size_t i0, int R, size_t j0, co
     const V s = V_SET1(g->scale), nlr = V_SET1(-g->lr), ws = V_SET1(g->wscale);
     const int l2 = g->wscale != 0;
     V w0[MR], w1[MR];
+PYNN_UNROLL16
     for (int r = 0; r < R; r++)
         GEMM_NAME(load_row)(w + (size_t)r * ldw, &w0[r], &w1[r], cols, m0, m1);
+PYNN_UNROLL16
     for (int r = 0; r < R; r++) {
         size_t o = (size_t)r * ldw;
         GEMM_NAME(sgd_row)(wnew + o, vnew ? vnew + o : NULL, w0[r], w1[r], acc0[r], acc1[r],
                            s, nlr, ws, l2, cols, m0, m1);
     }
+}
+
+/* ... out of line, a tile of MR full rows (the common one: unrolled, no masks)
+ * apart from the others */
+static PYNN_NOINLINE void
+GEMM_NAME(epilogue_sgd_full)(const GEMM_ARGS *g, size_t i0, size_t j0, const V *acc0,
+                             const V *acc1)
+{
+    GEMM_NAME(epilogue_sgd_body)(g, i0, MR, j0, acc0, acc1, NR, M_MAKE(VL), M_MAKE(VL));
+}
+
+static PYNN_NOINLINE void
+GEMM_NAME(epilogue_sgd_rows)(const GEMM_ARGS *g, size_t i0, int R, size_t j0, const V *acc0,
+                             const V *acc1, size_t cols, MASK_T m0, MASK_T m1)
+{
+    if (R == MR && cols == NR)
+        GEMM_NAME(epilogue_sgd_full)(g, i0, j0, acc0, acc1);
+    else
+        GEMM_NAME(epilogue_sgd_body)(g, i0, R, j0, acc0, acc1, cols, m0, m1);
 }
 
 /* ... of one row, its sums by value (a caller's sums whose address was taken
@@ -320,7 +341,8 @@ PYNN_UNROLL16
 enum {
     GEMM_NAME(A_STRIDED), /* A at run-time strides, B at a run-time ldb */
     GEMM_NAME(A_PACKED),  /* A packed: ars 1, acs MR */
-    GEMM_NAME(A_ROWS_BP)  /* A row-major in place (acs 1), B packed (ldb NR) */
+    GEMM_NAME(A_ROWS_BP), /* A row-major in place (acs 1), B packed (ldb NR) */
+    GEMM_NAME(A_COLS)     /* A = X^T in place (ars 1: a tile's rows side by side) */
 };
 
 /* The K loop of an R x NR tile: A's values of step p at a + p acs + r ars,
@@ -341,6 +363,8 @@ GEMM_NAME(tile_k)(const int R, const int mode, const int two, V *acc0, V *acc1, 
         acs = 1;
         ldb = NR;
         full_b = 1;
+    } else if (mode == GEMM_NAME(A_COLS)) {
+        ars = 1;
     }
     /* two: both vectors of the panel; else the first alone (a panel at most VL
      * wide -- an output layer of 10 units -- whose second vector would only
@@ -414,13 +438,18 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
     const int full_b = cols == NR || bp;
     GEMM_NAME(prefetch_next)(g, i0, j0, p0, p1, bp != NULL);
     const int mode = ap ? GEMM_NAME(A_PACKED)
-                     : bp && acs == 1 ? GEMM_NAME(A_ROWS_BP) : GEMM_NAME(A_STRIDED);
+                     : bp && acs == 1 ? GEMM_NAME(A_ROWS_BP)
+                     : ars == 1       ? GEMM_NAME(A_COLS)
+                                      : GEMM_NAME(A_STRIDED);
     if (cols > VL) {
         if (mode == GEMM_NAME(A_PACKED))
             GEMM_NAME(tile_k)(R, GEMM_NAME(A_PACKED), 1, acc0, acc1, a, ars, acs, b, ldb, k,
                               full_b, m0, m1);
         else if (mode == GEMM_NAME(A_ROWS_BP))
             GEMM_NAME(tile_k)(R, GEMM_NAME(A_ROWS_BP), 1, acc0, acc1, a, ars, acs, b, ldb, k,
+                              full_b, m0, m1);
+        else if (mode == GEMM_NAME(A_COLS))
+            GEMM_NAME(tile_k)(R, GEMM_NAME(A_COLS), 1, acc0, acc1, a, ars, acs, b, ldb, k,
                               full_b, m0, m1);
         else
             GEMM_NAME(tile_k)(R, GEMM_NAME(A_STRIDED), 1, acc0, acc1, a, ars, acs, b, ldb, k,
@@ -431,6 +460,9 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
                               full_b, m0, m1);
         else if (mode == GEMM_NAME(A_ROWS_BP))
             GEMM_NAME(tile_k)(R, GEMM_NAME(A_ROWS_BP), 0, acc0, acc1, a, ars, acs, b, ldb, k,
+                              full_b, m0, m1);
+        else if (mode == GEMM_NAME(A_COLS))
+            GEMM_NAME(tile_k)(R, GEMM_NAME(A_COLS), 0, acc0, acc1, a, ars, acs, b, ldb, k,
                               full_b, m0, m1);
         else
             GEMM_NAME(tile_k)(R, GEMM_NAME(A_STRIDED), 0, acc0, acc1, a, ars, acs, b, ldb, k,
@@ -520,7 +552,7 @@ PYNN_UNROLL16
 static int GEMM_NAME(by_rows)(const GEMM_ARGS *g)
 {
     return !g->bf16 && !g->b_trans &&
-           (g->m <= PYNN_GEMM_ROWS_MAX_M || (g->k <= PYNN_GEMM_ROWS_MAX_K && g->n > NR));
+           (g->m <= PYNN_GEMM_ROWS_MAX_M || (g->k <= PYNN_GEMM_ROWS_MAX_K && g->n >= NR));
 }
 
 /* This thread's share of a product run row by row: pieces of up to four
