@@ -342,6 +342,7 @@ enum {
     GEMM_NAME(A_STRIDED), /* A at run-time strides, B at a run-time ldb */
     GEMM_NAME(A_PACKED),  /* A packed: ars 1, acs MR */
     GEMM_NAME(A_ROWS_BP), /* A row-major in place (acs 1), B packed (ldb NR) */
+    GEMM_NAME(A_ROWS),    /* A row-major in place (acs 1), B in place, all NR columns */
     GEMM_NAME(A_COLS)     /* A = X^T in place (ars 1: a tile's rows side by side) */
 };
 
@@ -363,13 +364,16 @@ GEMM_NAME(tile_k)(const int R, const int mode, const int two, V *acc0, V *acc1, 
         acs = 1;
         ldb = NR;
         full_b = 1;
+    } else if (mode == GEMM_NAME(A_ROWS)) {
+        acs = 1;
+        full_b = 1;
     } else if (mode == GEMM_NAME(A_COLS)) {
         ars = 1;
     }
     /* two: both vectors of the panel; else the first alone (a panel at most VL
      * wide -- an output layer of 10 units -- whose second vector would only
      * multiply zeros: acc1 stays as it started) */
-    if (mode == GEMM_NAME(A_ROWS_BP)) {
+    if (mode == GEMM_NAME(A_ROWS_BP) || mode == GEMM_NAME(A_ROWS)) {
         /* rows 0..3 at a0 + 0, s, 2 s, s3 bytes and rows 4..7 at a4 = a0 + 4 s
          * the same way: two pointers and two byte strides, all in address
          * modes (scales 1 and 2), where R - 1 row offsets would not fit */
@@ -389,7 +393,7 @@ PYNN_UNROLL16
             }
             a0 += sizeof(T);
             a4 += sizeof(T);
-            b += NR;
+            b += ldb;
         }
     } else if (full_b) {
         for (size_t p = 0; p < k; p++) {
@@ -439,6 +443,7 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
     GEMM_NAME(prefetch_next)(g, i0, j0, p0, p1, bp != NULL);
     const int mode = ap ? GEMM_NAME(A_PACKED)
                      : bp && acs == 1 ? GEMM_NAME(A_ROWS_BP)
+                     : acs == 1 && full_b ? GEMM_NAME(A_ROWS)
                      : ars == 1       ? GEMM_NAME(A_COLS)
                                       : GEMM_NAME(A_STRIDED);
     if (cols > VL) {
@@ -450,6 +455,9 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
                               full_b, m0, m1);
         else if (mode == GEMM_NAME(A_COLS))
             GEMM_NAME(tile_k)(R, GEMM_NAME(A_COLS), 1, acc0, acc1, a, ars, acs, b, ldb, k,
+                              full_b, m0, m1);
+        else if (mode == GEMM_NAME(A_ROWS))
+            GEMM_NAME(tile_k)(R, GEMM_NAME(A_ROWS), 1, acc0, acc1, a, ars, acs, b, ldb, k,
                               full_b, m0, m1);
         else
             GEMM_NAME(tile_k)(R, GEMM_NAME(A_STRIDED), 1, acc0, acc1, a, ars, acs, b, ldb, k,
@@ -463,6 +471,9 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
                               full_b, m0, m1);
         else if (mode == GEMM_NAME(A_COLS))
             GEMM_NAME(tile_k)(R, GEMM_NAME(A_COLS), 0, acc0, acc1, a, ars, acs, b, ldb, k,
+                              full_b, m0, m1);
+        else if (mode == GEMM_NAME(A_ROWS))
+            GEMM_NAME(tile_k)(R, GEMM_NAME(A_ROWS), 0, acc0, acc1, a, ars, acs, b, ldb, k,
                               full_b, m0, m1);
         else
             GEMM_NAME(tile_k)(R, GEMM_NAME(A_STRIDED), 0, acc0, acc1, a, ars, acs, b, ldb, k,
@@ -1105,7 +1116,9 @@ static GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
     pl.kc = pl.nkb == 1 ? g->k : (g->k + pl.nkb - 1) / pl.nkb;
     /* packing B pays once a panel serves several row tiles; the arithmetic,
      * and so every result bit, is the same either way */
-    pl.packb = pl.mt >= PYNN_GEMM_PACKB_MIN_ROW_TILES || g->b_trans || g->bf16;
+    pl.packb = g->b_trans || g->bf16 || pl.mt >= PYNN_GEMM_PACKB_SMALL_MIN_ROW_TILES ||
+               (pl.mt >= PYNN_GEMM_PACKB_MIN_ROW_TILES &&
+                g->k * (size_t)g->ldb * sizeof(T) > PYNN_GEMM_INPLACE_B_BYTES);
     return pl;
 }
 
