@@ -378,7 +378,8 @@ GEMM_NAME(tile_k)(const int R, const int mode, const int two, V *acc0, V *acc1, 
          * the same way: two pointers and two byte strides, all in address
          * modes (scales 1 and 2), where R - 1 row offsets would not fit */
         const ptrdiff_t s = ars * (ptrdiff_t)sizeof(T), s3 = 3 * s;
-        const char *a0 = (const char *)a, *a4 = a0 + 4 * s;
+        /* (a4 only for R > 4: a row past a short tile may lie past A) */
+        const char *a0 = (const char *)a, *a4 = R > 4 ? a0 + 4 * s : a0;
         for (size_t p = 0; p < k; p++) {
             V b0 = V_LOAD(b), b1 = two ? V_LOAD(b + VL) : b0;
 PYNN_UNROLL16
