@@ -32,7 +32,7 @@ static pynn_status check_dense(size_t n, size_t n_in, size_t n_out)
  * {0}: GCC zeroes a struct of this size with `rep stos`, whose start-up takes
  * tens of cycles on AMD CPUs (several percent of a one-row training step, which
  * builds four of them); the copy is a few vector moves. */
-static const pynn_gemm_args no_args;
+static const pynn_gemm_args no_args = {0};
 
 /* out = act(x W + b);  x (n, n_in), W (n_in, n_out), b (n_out), out (n, n_out).
  * The bias and relu are fused into the product's epilogue; logistic, tanh,

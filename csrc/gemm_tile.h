@@ -95,8 +95,8 @@ GEMM_NAME(sgd_row)(T *wnew, T *vnew, V w0, V w1, V x0, V x1, V s, V nlr, V ws, i
  * the previous row's masked store to complete wherever rows lie closer than a
  * vector apart (an output layer of 10 units): the load overlaps the store's
  * whole extent, masked-off lanes included, and a masked store forwards
- * nothing.  Out of line: inlined into every tile, its extra live vectors made
- * the compiler spill inside the K loops. */
+ * nothing.  Called out of line (the two functions below): inlined into every
+ * tile, its extra live vectors made the compiler spill inside the K loops. */
 static PYNN_ALWAYS_INLINE void
 GEMM_NAME(epilogue_sgd_body)(const GEMM_ARGS *g, size_t i0, const int R, size_t j0,
                              const V *acc0, const V *acc1, size_t cols, MASK_T m0, MASK_T m1)
@@ -376,7 +376,9 @@ GEMM_NAME(tile_k)(const int R, const int mode, const int two, V *acc0, V *acc1, 
     if (mode == GEMM_NAME(A_ROWS_BP) || mode == GEMM_NAME(A_ROWS)) {
         /* rows 0..3 at a0 + 0, s, 2 s, s3 bytes and rows 4..7 at a4 = a0 + 4 s
          * the same way: two pointers and two byte strides, all in address
-         * modes (scales 1 and 2), where R - 1 row offsets would not fit */
+         * modes (scales 1 and 2), where R - 1 row offsets would not fit.  At
+         * most 8 rows: the float tiles' R (TILE_CASE, one_tile: an #error says
+         * so for every instance but AMX's, whose float tiles take 8 rows too) */
         const ptrdiff_t s = ars * (ptrdiff_t)sizeof(T), s3 = 3 * s;
         /* (a4 only for R > 4: a row past a short tile may lie past A) */
         const char *a0 = (const char *)a, *a4 = R > 4 ? a0 + 4 * s : a0;
@@ -559,8 +561,9 @@ PYNN_UNROLL16
 /* Whether the product runs row by row (see PYNN_GEMM_ROWS_MAX_M): not for
  * B^T (whose columns are read through the packing) nor in the bf16 mode
  * (whose operands are rounded in the packing); with many rows, only when a
- * pass covers two panels or more (a single, narrow panel per row costs more
- * in per-row setup than a tile's six rows do together). */
+ * pass covers one full panel or more (a narrow one, an output layer of 10
+ * units, would have each row's masked W store stall the next row's load: the
+ * tiles' epilogue reads all their W rows first). */
 static int GEMM_NAME(by_rows)(const GEMM_ARGS *g)
 {
     return !g->bf16 && !g->b_trans &&

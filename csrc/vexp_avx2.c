@@ -19,6 +19,7 @@
 #ifndef EXP_U
 #define EXP_U 4
 #endif
+_Static_assert(EXP_U >= 1 && EXP_U <= EXP_UMAX, "EXP_U vectors side by side: 1 to EXP_UMAX");
 
 /* exp of U vectors side by side: each step of the chain is taken for all U
  * before the next, so U independent chains are in flight at once (a single

@@ -4,7 +4,8 @@
  * (vector of VL lanes), VEXP_NAME(name) (name_f32, name_f64), the V_* vector
  * operations, V_LANES(count) (a mask of the first count lanes),
  * V_STORE_LANES(p, v, count), V_HMAX / V_HSUM (v's largest lane / pairwise
- * sum), V_EXP (exp lane by lane), S_EXP and S_FABS (one value).
+ * sum), V_EXP (exp lane by lane), V_EXPU(v, U) (exp of the U vectors v[0..U)
+ * side by side; the softmax takes EXP_U), S_EXP and S_FABS (one value).
  */
 
 /* a = softmax(a) row by row, max-subtracted: exp never sees a positive argument.

@@ -87,6 +87,25 @@ def test_exponential_activations_on_every_path(simd, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_gives_a_row_the_bits_it_gets_alone(simd, dtype):
+    """The x86 softmax takes the exponentials of a whole block of rows as one
+    array, in full vectors: a value's lane then depends on the rows before
+    it. Each row must still get the bits it gets alone, for every width (the
+    tail of a row, of the block) and batch size, NaN and infinite rows too."""
+    rng = np.random.default_rng(21)
+    for m in list(range(1, 20)) + [31, 32, 33, 64]:
+        for n in (1, 2, 3, 5, 8, 9, 17):
+            Z = (rng.standard_normal((n, m)) * rng.choice([0.1, 5, 80], (n, 1))).astype(dtype)
+            if n > 2:
+                Z[1, m // 2] = np.nan
+                Z[2, 0] = np.inf
+            block = ops.activation(Z, "softmax")
+            for r in range(n):
+                assert np.array_equal(ops.activation(Z[r:r + 1], "softmax")[0], block[r],
+                                      equal_nan=True), (m, n, r)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("act", ["identity", "relu", "logistic", "tanh", "softmax"])
 def test_dense_forward_on_every_path(simd, shape, act, dtype):
