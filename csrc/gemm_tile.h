@@ -427,6 +427,27 @@ PYNN_UNROLL16
     }
 }
 
+/* tile_k with the mode known at compile time in each instance (two: as for
+ * tile_k, a constant of the caller's). */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(tile_k_mode)(const int R, int mode, const int two, V *acc0, V *acc1, const T *a,
+                       ptrdiff_t ars, ptrdiff_t acs, const T *b, ptrdiff_t ldb, size_t k,
+                       int full_b, MASK_T m0, MASK_T m1)
+{
+#define TILE_K_IF(M)                                                                      \
+    if (mode == GEMM_NAME(M))                                                             \
+        GEMM_NAME(tile_k)(R, GEMM_NAME(M), two, acc0, acc1, a, ars, acs, b, ldb, k, full_b,  \
+                          m0, m1);                                                        \
+    else
+    TILE_K_IF(A_PACKED)
+    TILE_K_IF(A_ROWS_BP)
+    TILE_K_IF(A_COLS)
+    TILE_K_IF(A_ROWS)
+    GEMM_NAME(tile_k)(R, GEMM_NAME(A_STRIDED), two, acc0, acc1, a, ars, acs, b, ldb, k, full_b,
+                      m0, m1);
+#undef TILE_K_IF
+}
+
 /* An R x NR tile (R <= MR); cols < NR uses masked loads and stores. */
 static PYNN_ALWAYS_INLINE void
 GEMM_NAME(tile)(const int R, TILE_ARGS)
@@ -449,39 +470,10 @@ GEMM_NAME(tile)(const int R, TILE_ARGS)
                      : acs == 1 && full_b ? GEMM_NAME(A_ROWS)
                      : ars == 1       ? GEMM_NAME(A_COLS)
                                       : GEMM_NAME(A_STRIDED);
-    if (cols > VL) {
-        if (mode == GEMM_NAME(A_PACKED))
-            GEMM_NAME(tile_k)(R, GEMM_NAME(A_PACKED), 1, acc0, acc1, a, ars, acs, b, ldb, k,
-                              full_b, m0, m1);
-        else if (mode == GEMM_NAME(A_ROWS_BP))
-            GEMM_NAME(tile_k)(R, GEMM_NAME(A_ROWS_BP), 1, acc0, acc1, a, ars, acs, b, ldb, k,
-                              full_b, m0, m1);
-        else if (mode == GEMM_NAME(A_COLS))
-            GEMM_NAME(tile_k)(R, GEMM_NAME(A_COLS), 1, acc0, acc1, a, ars, acs, b, ldb, k,
-                              full_b, m0, m1);
-        else if (mode == GEMM_NAME(A_ROWS))
-            GEMM_NAME(tile_k)(R, GEMM_NAME(A_ROWS), 1, acc0, acc1, a, ars, acs, b, ldb, k,
-                              full_b, m0, m1);
-        else
-            GEMM_NAME(tile_k)(R, GEMM_NAME(A_STRIDED), 1, acc0, acc1, a, ars, acs, b, ldb, k,
-                              full_b, m0, m1);
-    } else {
-        if (mode == GEMM_NAME(A_PACKED))
-            GEMM_NAME(tile_k)(R, GEMM_NAME(A_PACKED), 0, acc0, acc1, a, ars, acs, b, ldb, k,
-                              full_b, m0, m1);
-        else if (mode == GEMM_NAME(A_ROWS_BP))
-            GEMM_NAME(tile_k)(R, GEMM_NAME(A_ROWS_BP), 0, acc0, acc1, a, ars, acs, b, ldb, k,
-                              full_b, m0, m1);
-        else if (mode == GEMM_NAME(A_COLS))
-            GEMM_NAME(tile_k)(R, GEMM_NAME(A_COLS), 0, acc0, acc1, a, ars, acs, b, ldb, k,
-                              full_b, m0, m1);
-        else if (mode == GEMM_NAME(A_ROWS))
-            GEMM_NAME(tile_k)(R, GEMM_NAME(A_ROWS), 0, acc0, acc1, a, ars, acs, b, ldb, k,
-                              full_b, m0, m1);
-        else
-            GEMM_NAME(tile_k)(R, GEMM_NAME(A_STRIDED), 0, acc0, acc1, a, ars, acs, b, ldb, k,
-                              full_b, m0, m1);
-    }
+    if (cols > VL)
+        GEMM_NAME(tile_k_mode)(R, mode, 1, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
+    else
+        GEMM_NAME(tile_k_mode)(R, mode, 0, acc0, acc1, a, ars, acs, b, ldb, k, full_b, m0, m1);
     GEMM_NAME(acc_finish)(R, g, i0, j0, cols, last, acc0, acc1, m0, m1);
 }
 
