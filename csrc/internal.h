@@ -190,12 +190,14 @@ typedef struct {
 /* Rows this many bytes apart map to the same L1 cache sets on x86 (4 KiB), so
  * a tile reading them unpacked would evict its own rows. */
 #define PYNN_GEMM_ALIAS_BYTES 4096
-/* Packing B's column panel pays once it serves at least this many row tiles,
- * or this many when all of B (k x ldb) exceeds PYNN_GEMM_INPLACE_B_BYTES: a
- * smaller B stays in L1 whole, read in place by fewer row tiles (a batch of 32
- * on 8-row tiles: 4), and a copy costs more than it saves; packing A once at
- * least this many column panels read it, over a K block at least this deep.
- * Results are bitwise the same either way. */
+/* Packing B's column panels pays once they serve PYNN_GEMM_PACKB_MIN_ROW_TILES
+ * row tiles or more where all of B (k x ldb) is larger than
+ * PYNN_GEMM_INPLACE_B_BYTES, and PYNN_GEMM_PACKB_SMALL_MIN_ROW_TILES or more
+ * where it is not: a B that small stays in L1 whole, and for a few row tiles
+ * (a batch of 32 on 8-row tiles: 4) the copy costs more than it saves.
+ * Packing A pays once at least PYNN_GEMM_PACKA_MIN_COL_PANELS column panels
+ * read it, over a K block at least PYNN_GEMM_PACKA_MIN_K deep.  Results are
+ * bitwise the same either way. */
 #define PYNN_GEMM_PACKB_MIN_ROW_TILES 3
 #define PYNN_GEMM_PACKB_SMALL_MIN_ROW_TILES 5
 #define PYNN_GEMM_INPLACE_B_BYTES 32768
