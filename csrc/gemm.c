@@ -285,10 +285,12 @@ size_t pynn__gemm_bpack_len(const pynn_gemm_args *g)
     }
 }
 
-size_t pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp, size_t room)
+size_t pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp, size_t room, size_t p0, size_t p1)
 {
     (void)bp;
     (void)room;
+    (void)p0;
+    (void)p1;
     if (g->bf16 || g->b_trans)
         return 0;
     /* (the path read again: room was sized by pynn__gemm_bpack_len on the
@@ -296,9 +298,9 @@ size_t pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp, size_t room)
     switch (PYNN_ISA_FLOAT(pynn__isa())) {
 #ifdef PYNN_X86_SIMD
     case PYNN_ISA_AVX512:
-        return pynn_gemm_bpack_len_avx512(g) <= room ? pynn_gemm_prepack_b_avx512(g, bp) : 0;
+        return pynn_gemm_bpack_len_avx512(g) <= room ? pynn_gemm_prepack_b_avx512(g, bp, p0, p1) : 0;
     case PYNN_ISA_AVX2:
-        return pynn_gemm_bpack_len_avx2(g) <= room ? pynn_gemm_prepack_b_avx2(g, bp) : 0;
+        return pynn_gemm_bpack_len_avx2(g) <= room ? pynn_gemm_prepack_b_avx2(g, bp, p0, p1) : 0;
 #endif
     default:
         return 0;

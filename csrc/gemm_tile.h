@@ -1243,15 +1243,16 @@ size_t GEMM_NAME(gemm_bpack_len)(const GEMM_ARGS *g)
     return (g->n + NR - 1) / NR * NR * g->k;
 }
 
-size_t GEMM_NAME(gemm_prepack_b)(const GEMM_ARGS *g, T *bp)
+size_t GEMM_NAME(gemm_prepack_b)(const GEMM_ARGS *g, T *bp, size_t p0, size_t p1)
 {
-    /* a row-major B only (the forward products' W; gemm.c), its rows in
-     * order, each spread over the panels: sequential loads (a panel at a
-     * time strides through B, which runs at a fraction of the speed) */
+    /* a row-major B only (the forward products' W; gemm.c), its rows [p0, p1)
+     * (a thread's share) in order, each spread over the panels: sequential
+     * loads (a panel at a time strides through B, which runs at a fraction of
+     * the speed) */
     size_t full = g->n / NR, cols = g->n - full * NR, stride = g->k * NR;
     MASK_T m0 = M_MAKE(cols < VL ? cols : VL);
     MASK_T m1 = M_MAKE(cols > VL ? cols - VL : 0);
-    for (size_t p = 0; p < g->k; p++) {
+    for (size_t p = p0; p < p1; p++) {
         const T *b = g->b + p * g->ldb;
         T *d = bp + p * NR;
         for (size_t jt = 0; jt < full; jt++, b += NR, d += stride) {

@@ -310,10 +310,14 @@ size_t pynn_gemm_bpack_len_avx2_f32(const pynn_gemm_args_f32 *g);
 size_t pynn_gemm_bpack_len_avx2_f64(const pynn_gemm_args_f64 *g);
 size_t pynn_gemm_bpack_len_avx512_f32(const pynn_gemm_args_f32 *g);
 size_t pynn_gemm_bpack_len_avx512_f64(const pynn_gemm_args_f64 *g);
-size_t pynn_gemm_prepack_b_avx2_f32(const pynn_gemm_args_f32 *g, float *bp);
-size_t pynn_gemm_prepack_b_avx2_f64(const pynn_gemm_args_f64 *g, double *bp);
-size_t pynn_gemm_prepack_b_avx512_f32(const pynn_gemm_args_f32 *g, float *bp);
-size_t pynn_gemm_prepack_b_avx512_f64(const pynn_gemm_args_f64 *g, double *bp);
+size_t pynn_gemm_prepack_b_avx2_f32(const pynn_gemm_args_f32 *g, float *bp, size_t p0,
+                                     size_t p1);
+size_t pynn_gemm_prepack_b_avx2_f64(const pynn_gemm_args_f64 *g, double *bp, size_t p0,
+                                     size_t p1);
+size_t pynn_gemm_prepack_b_avx512_f32(const pynn_gemm_args_f32 *g, float *bp, size_t p0,
+                                     size_t p1);
+size_t pynn_gemm_prepack_b_avx512_f64(const pynn_gemm_args_f64 *g, double *bp, size_t p0,
+                                     size_t p1);
 /* The bfloat16 mode's products in pairs (gemm_tile.h, GEMM_PAIRS): on
  * AVX512_BF16 (built where the compiler has it: PYNN_AVX512BF16_KERNEL).
  * Float only; only for args with bf16. */

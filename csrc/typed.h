@@ -133,11 +133,12 @@ void pynn__gemm_run(const pynn_gemm_args *g, const pynn_team *tm, int amode);
 void pynn__gemm_team(const pynn_gemm_args *g, const pynn_team *tm);
 /* B packed once for many products with the same B (prediction's blocks): the
  * room it takes on this path (0: the path reads B in place; bf16 products
- * always pack their own), and the packing, into bp, 64-byte aligned, with
- * room scalars there, which returns the panels' width (the products'
- * bpack_nr; 0: nothing packed, as when the room is too small). */
+ * always pack their own), and the packing of B's rows [p0, p1) (a thread's
+ * share; all of them: 0, k), into bp, 64-byte aligned, with room scalars
+ * there, which returns the panels' width (the products' bpack_nr; 0: nothing
+ * packed, as when the room is too small; p0 == p1 asks the width alone). */
 size_t pynn__gemm_bpack_len(const pynn_gemm_args *g);
-size_t pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp, size_t room);
+size_t pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp, size_t room, size_t p0, size_t p1);
 
 /* Room in the workspace for the products to pack A (layout.c): t for A = x^T
  * (weight gradients), r for A a batch of rows (forward and input gradients),

@@ -244,10 +244,28 @@ def test_predict_in_many_calls_gives_the_same_bits(monkeypatch, sparse, n_thread
         sp = pytest.importorskip("scipy.sparse")
         X = sp.csr_matrix(X)
     whole = m.predict_proba(X)
+    calls = []
+    real_predict = _base._sparse.predict
+
+    def counted(net, out, *args):
+        calls.append(out.shape[0])
+        return real_predict(net, out, *args)
+
+    monkeypatch.setattr(_base._sparse, "predict", counted)
+    monkeypatch.setattr(_base, "_PREDICT_CALL_SECONDS", 0)
     monkeypatch.setattr(_base, "_PREDICT_CALL_WORK", 1)  # a call per block
     assert np.array_equal(m.predict_proba(X), whole)
+    assert len(calls) > 1 and len(set(calls[:-1])) == 1 and sum(calls) == X.shape[0]
+    calls.clear()
     monkeypatch.setattr(_base, "_PREDICT_CALL_WORK", 40 * 30 * 777)  # odd sizes
     assert np.array_equal(m.predict_proba(X), whole)
+    assert len(calls) > 1 and sum(calls) == X.shape[0]
+    # calls that grow with the time the previous one took: the same bits
+    calls.clear()
+    monkeypatch.setattr(_base, "_PREDICT_CALL_SECONDS", 10.0)
+    monkeypatch.setattr(_base, "_PREDICT_CALL_WORK", 1)
+    assert np.array_equal(m.predict_proba(X), whole)
+    assert len(calls) > 1 and calls[1] > calls[0] and sum(calls) == X.shape[0]
 
 
 PREDICT_CHILD = textwrap.dedent(
