@@ -5,6 +5,7 @@ import platform
 from dataclasses import dataclass, field
 
 from cases import LEARNING_RATE
+from timing import ROUNDS
 
 
 @dataclass
@@ -38,8 +39,9 @@ def machine_lines(args, cores, versions, missing):
     lines += [f"{p}: unavailable ({missing[p]})" for p in args.peers if p in missing]
     if args.dtype == "bfloat16":
         lines += bf16_lines()
+    turns = "" if args.quick else f", the tools taking turns in {ROUNDS} rounds"
     lines += [f"epochs: {'quick' if args.quick else 'full'}, best of {args.repeats} "
-              f"timed run(s) after a warm-up, lr {LEARNING_RATE}"]
+              f"timed run(s) after a warm-up{turns}, lr {LEARNING_RATE}"]
     return lines
 
 

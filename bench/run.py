@@ -33,7 +33,8 @@ if _HERE not in sys.path:  # imported rather than run as a script
 
 import peers  # noqa: E402
 from cases import CASE_NAMES, CASES  # noqa: E402
-from timing import MIN_TOTAL_S, TIME_BUDGET_S, gemm_peak, pin_and_limit, time_task  # noqa: E402
+from timing import (MIN_TOTAL_S, ROUNDS, TIME_BUDGET_S, gemm_peak, pin_and_limit,  # noqa: E402
+                    time_in_rounds, warmed_task)
 
 PEER_NAMES = list(peers.PEERS)
 DTYPES = ["float32", "float64", "bfloat16"]
@@ -106,26 +107,34 @@ def load_peers(names, dtype, threads):
     return loaded, versions, missing
 
 
-def time_peer(peer, s, n, repeats, note="", min_total=MIN_TOTAL_S):
-    """The table row of `peer` on the setup `s` (n samples).  A failure is noted
-    in the row, except pynn's, which is raised."""
+def prepare_peer(peer, s, n, note=""):
+    """The table row of `peer` on the setup `s` (n samples) and its warmed call
+    to time (None where preparing it failed: noted in the row, except for
+    pynn, whose failure is raised)."""
     row = Row(peer.name, note=note)
     make = peer.predict if s.case.predict else peer.train
     try:
-        secs, row.runs = time_task(s.case, make(s), n, repeats, min_total)
+        return row, warmed_task(s.case, make(s), n)
     except Exception as exc:
         if peer.name == "pynn":
             raise
-        row.note = "; ".join(filter(None, [
-            note, f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"]))
-        print(f"  {peer.name}: {row.note}", flush=True)
-        return row
+        fail_row(row, exc)
+        return row, None
+
+
+def fail_row(row, exc):
+    row.note = "; ".join(filter(None, [
+        row.note, f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"]))
+    print(f"  {row.tool}: {row.note}", flush=True)
+
+
+def finish_row(row, s, n, secs, runs, repeats):
+    row.runs = runs
     row.samples_per_s = n / secs
     row.gflops = row.samples_per_s * s.case.flops_per_sample() / 1e9
-    if row.runs < repeats:
+    if runs < repeats:
         row.note = "; ".join(filter(None, [
-            note, f"best of {row.runs} (epoch over {TIME_BUDGET_S:g} s budget)"]))
-    return row
+            row.note, f"best of {runs} (epoch over {TIME_BUDGET_S:g} s budget)"]))
 
 
 def check_peer(peer, case, dtype, threads):
@@ -166,14 +175,30 @@ def run_case(case, args, loaded, missing):
     result = CaseResult(case, n, gemm_peak(*gemm, adt), gemm)  # numpy has no bfloat16
     name, description = case_title(result, args.dtype)
     print(f"\n== {name}: {description}", flush=True)
+    fns = {}
     for name in args.peers:
         if name in missing:
             result.rows.append(Row(name, note=f"unavailable ({missing[name]})"))
             continue
         peer = loaded[name]
         note = check_peer(peer, case, args.dtype, args.threads) if peer.check_result else ""
-        result.rows.append(time_peer(peer, s, n, args.repeats, note,
-                                     0.0 if args.quick else MIN_TOTAL_S))
+        row, fn = prepare_peer(peer, s, n, note)
+        result.rows.append(row)
+        if fn is not None:
+            fns[name] = fn
+    # every tool checked and warmed up first, then timed in turns (timing.ROUNDS)
+    timed = time_in_rounds(fns, args.repeats, rounds=1 if args.quick else ROUNDS,
+                           min_total=0.0 if args.quick else MIN_TOTAL_S)
+    for row in result.rows:
+        if row.tool not in timed:
+            continue
+        secs, runs, exc = timed[row.tool]
+        if exc is not None:
+            if row.tool == "pynn":
+                raise exc
+            fail_row(row, exc)
+        else:
+            finish_row(row, s, n, secs, runs, args.repeats)
     # other work on these cores shows as a GEMM rate that moved during the case
     after = gemm_peak(*gemm, adt)
     if not 0.8 < after / result.peak < 1.25:

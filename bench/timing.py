@@ -15,6 +15,12 @@ TIME_BUDGET_S = 3.0  # stop repeating a measurement once its runs took this long
 # The same rule for every tool.
 MIN_TOTAL_S = 1.0
 MAX_RUNS = 20
+# Each tool's runs of a case are spread over this many rounds, the tools taking
+# turns within a round (in reverse order every other round): a slow phase of a
+# shared host then slows a run of every tool of the case, not whichever tool
+# was being timed (the tools used to be timed one after another, pynn a minute
+# before JAX).  The budgets above hold for a tool's runs over all rounds.
+ROUNDS = 3
 
 
 def pin_and_limit(threads):
@@ -69,17 +75,50 @@ def best_time(fn, repeats, budget=TIME_BUDGET_S, min_total=MIN_TOTAL_S, max_runs
     return min(times), len(times)
 
 
-def time_task(case, task, n, repeats, min_total=MIN_TOTAL_S):
-    """Warm up (JIT compilation, caches, first-call costs), then time.
+def warmed_task(case, task, n):
+    """Warm up (JIT compilation, caches, first-call costs); returns the call to
+    time.
 
     Training warms up on the first tenth of the epoch (at least two batches),
     with the same batch shape as the timed epochs."""
     if case.predict:
         task()
-        return best_time(task, repeats, min_total=min_total)
+        return task
     warm = min(n, max(2 * case.batch, (n // 10) // case.batch * case.batch))
     task(warm)
-    return best_time(lambda: task(n), repeats, min_total=min_total)
+    return lambda: task(n)
+
+
+def time_in_rounds(fns, repeats, rounds=ROUNDS, budget=TIME_BUDGET_S, min_total=MIN_TOTAL_S,
+                   max_runs=MAX_RUNS):
+    """Times the warmed calls fns ({name: fn}) in turns (see ROUNDS): in each
+    round every tool takes its best_time share (repeats, min_total and max_runs
+    divided by the rounds, at least one run), until its runs took `budget`
+    seconds in all.  Returns {name: (best seconds, runs, None)}, or (None, runs,
+    exception) for a tool whose call raised (it takes no further turns)."""
+    names = list(fns)
+    share = max(1, -(-repeats // rounds))
+    best = {k: float("inf") for k in names}
+    runs = dict.fromkeys(names, 0)
+    spent = dict.fromkeys(names, 0.0)
+    failed = {}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            if name in failed or spent[name] >= budget:
+                continue
+            t0 = time.perf_counter()
+            try:
+                secs, calls = best_time(fns[name], share, budget=budget - spent[name],
+                                        min_total=min_total / rounds,
+                                        max_runs=max(1, -(-max_runs // rounds)))
+            except Exception as exc:  # noqa: BLE001 -- the caller decides
+                failed[name] = exc
+                continue
+            spent[name] += time.perf_counter() - t0
+            best[name] = min(best[name], secs)
+            runs[name] += calls
+    return {k: (None, runs[k], failed[k]) if k in failed else (best[k], runs[k], None)
+            for k in names}
 
 
 def gemm_peak(m, k, n, dtype, seconds=0.2):

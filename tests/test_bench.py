@@ -112,6 +112,50 @@ def bench_reference(monkeypatch):
     return module
 
 
+def _bench_timing(monkeypatch):
+    import importlib.util
+    monkeypatch.syspath_prepend(os.path.dirname(RUN))
+    spec = importlib.util.spec_from_file_location(
+        "bench_timing", os.path.join(os.path.dirname(RUN), "timing.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tools_are_timed_in_turns(monkeypatch):
+    """timing.time_in_rounds: every tool runs in every round, in the given order
+    and reversed every other round; a tool past its budget takes no more turns;
+    one that raises is reported and drops out; the best time is kept."""
+    timing = _bench_timing(monkeypatch)
+    calls = []
+    clock = [0.0]
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+
+    def tool(name, secs):
+        def fn():
+            calls.append(name)
+            clock[0] += secs.pop(0) if isinstance(secs, list) else secs
+        return fn
+
+    def broken():
+        calls.append("broken")
+        raise RuntimeError("no")
+
+    # (times in binary fractions: the fake clock's sums stay exact)
+    fns = {"a": tool("a", [0.375, 0.25, 0.3125]), "b": tool("b", 0.125),
+           "slow": tool("slow", 5.0),
+           "broken": broken}
+    got = timing.time_in_rounds(fns, repeats=3, rounds=3, budget=3.0, min_total=0.0,
+                                max_runs=20)
+    assert calls == ["a", "b", "slow", "broken",   # round 1 in order
+                     "b", "a",                     # round 2 reversed (slow: budget spent)
+                     "a", "b"]
+    assert got["a"] == (0.25, 3, None) and got["b"] == (0.125, 3, None)
+    assert got["slow"] == (5.0, 1, None)
+    best, runs, exc = got["broken"]
+    assert best is None and runs == 0 and isinstance(exc, RuntimeError)
+
+
 def test_round_bf16_is_round_to_nearest_even(bench_reference):
     import numpy as np
     r = bench_reference.round_bf16
