@@ -600,6 +600,98 @@ static void GEMM_NAME(row_run)(const GEMM_ARGS *g, const pynn_team *tm)
     }
 }
 
+#ifdef V_PERM2
+/* A product of one step (K = 1: an outer product, a one-row step's weight
+ * gradient) into a narrow W stored whole (n < NR, rows contiguous: an output
+ * layer of 10 units), applied by SGD: row by row, each row's masked W store
+ * stalled the next row's load, and tiles cost a call each.  W as one flat
+ * array instead: element f = i n + j in whole vectors, each from A and B
+ * vectors laid out by a permute (a group of G = VL / gcd(n, VL) rows fills P
+ * = n / gcd(n, VL) vectors exactly, in the same pattern in every group).  Each
+ * element is the tile's chain of one step, fma(a_i, b_j, 0), and sgd_row's
+ * epilogue: the same bits. */
+static int GEMM_NAME(outer_ok)(const GEMM_ARGS *g)
+{
+    return g->k == 1 && !g->bf16 && !g->b_trans && g->n > 0 && g->n < NR &&
+           g->epi == PYNN_EPI_SGD_W && (size_t)g->ldw == g->n;
+}
+
+static void GEMM_NAME(outer_run)(const GEMM_ARGS *g, const pynn_team *tm)
+{
+    const size_t n = g->n, m = g->m;
+    /* gcd(n, VL) = 2^sh, VL a power of two; shifts, not divisions (tens of
+     * cycles each, in a product of a few hundred) */
+    const unsigned lgv = VL == 16 ? 4 : VL == 8 ? 3 : VL == 4 ? 2 : 1;
+    unsigned sh = 0;
+    while (sh < lgv && ((n >> sh) & 1) == 0)
+        sh++;
+    const size_t G = (size_t)VL >> sh, P = n >> sh;
+    size_t q0 = 0, q1 = (m + G - 1) >> (lgv - sh);
+    if (tm->size > 1)
+        pynn__share(q1, tm, &q0, &q1);
+    if (q0 >= q1)
+        return;
+    /* lane l of pattern vector v, element e = v VL + l of a group: row e / n,
+     * column e - n (e / n), in vector arithmetic (e / n + 1 / 2n is at least
+     * 1 / 2n from an integer, far beyond the rounding of the division) */
+    V ri[NR - 1], ji[NR - 1], bp[NR - 1];
+    const V nv = V_SET1((T)n), half = V_SET1((T)0.5), iota = V_IOTA();
+    for (size_t v = 0; v < P; v++) {
+        V e = V_ADD(V_SET1((T)(v * VL)), iota);
+        V r = V_TRUNC(V_DIV(V_ADD(e, half), nv));
+        ri[v] = r;
+        ji[v] = V_SUB(e, V_MUL(r, nv));
+    }
+    /* B's row as two vectors (zeros past n), and each pattern of it */
+    {
+        V blo = V_MLOAD(g->b, M_MAKE(n < VL ? n : VL));
+        V bhi = V_MLOAD(g->b + VL, M_MAKE(n > VL ? n - VL : 0));
+        for (size_t v = 0; v < P; v++)
+            bp[v] = V_PERM2(blo, V_IDX_OF(ji[v]), bhi);
+    }
+    const V s = V_SET1(g->scale), nlr = V_SET1(-g->lr), ws = V_SET1(g->wscale), z = V_ZERO();
+    const int l2 = g->wscale != 0;
+    const T *a = g->a;
+    const ptrdiff_t a_rs = g->a_rs;
+    const T *w = g->w;
+    T *wnew = g->wnew, *vnew = g->vnew;
+    _Alignas(64) T ag[VL] = {0};
+    for (size_t q = q0; q < q1; q++) {
+        size_t i0 = q * G, rows = m - i0 < G ? m - i0 : G, f0 = i0 * n, left = rows * n;
+        V av;
+        if (a_rs == 1) {
+            /* (a masked load: the group's values stored one by one and read
+             * back as a vector would wait for the stores to complete) */
+            av = V_MLOAD(a + i0, M_MAKE(rows));
+        } else {
+            for (size_t r = 0; r < rows; r++)
+                ag[r] = a[(i0 + r) * a_rs];
+            av = V_LOAD(ag);
+        }
+        for (size_t v = 0; v < P && left > 0; v++) {
+            size_t f = f0 + v * VL, c = left < VL ? left : VL;
+            V x = V_FMA(V_PERM1(V_IDX_OF(ri[v]), av), bp[v], z);
+            MASK_T mk = M_MAKE(c);
+            V w0 = c == VL ? V_LOAD(w + f) : V_MLOAD(w + f, mk);
+            x = V_MUL(x, s);
+            if (l2)
+                x = V_ADD(x, V_MUL(w0, ws));
+            x = V_MUL(nlr, x);
+            if (c == VL) {
+                V_STORE(wnew + f, V_ADD(w0, x));
+                if (vnew)
+                    V_STORE(vnew + f, x);
+            } else {
+                V_MSTORE(wnew + f, mk, V_ADD(w0, x));
+                if (vnew)
+                    V_MSTORE(vnew + f, mk, x);
+            }
+            left -= c;
+        }
+    }
+}
+#endif
+
 /* Rounds count packed values to bfloat16 in place (g->bf16: the products of
  * the mixed-precision mode then multiply bfloat16 values exactly and
  * accumulate in float; only the float kernels ever get the flag). */
@@ -1131,6 +1223,10 @@ static int GEMM_NAME(apack_mode)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
     size_t block = pl->mt * MR * pl->kc;
     if (GEMM_NAME(by_rows)(g))
         return PYNN_APACK_NONE;
+#ifdef V_PERM2
+    if (GEMM_NAME(outer_ok)(g))
+        return PYNN_APACK_NONE;
+#endif
     if (g->bf16) {
         /* A is always packed, to be rounded: in the room if it holds a block
          * and the layout is one pack_a reads, else tile by tile */
@@ -1185,6 +1281,12 @@ int GEMM_NAME(gemm_pack)(const GEMM_ARGS *g, const pynn_team *tm)
  * started them, so nothing is shared between K blocks. */
 void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
 {
+#ifdef V_PERM2
+    if (GEMM_NAME(outer_ok)(g)) {
+        GEMM_NAME(outer_run)(g, tm);
+        return;
+    }
+#endif
     if (GEMM_NAME(by_rows)(g)) {
         GEMM_NAME(row_run)(g, tm);
         return;

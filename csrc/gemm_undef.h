@@ -34,3 +34,9 @@
 #undef AMX_LOAD
 #undef AMX_STORE
 #undef AMX_DP
+#undef V_DIV
+#undef V_TRUNC
+#undef V_IOTA
+#undef V_IDX_OF
+#undef V_PERM1
+#undef V_PERM2
