@@ -99,34 +99,28 @@ def test_bfloat16_peers_only_in_a_bfloat16_run(tmp_path):
         assert proc.returncode == 2 and "--dtype" in proc.stderr, proc.stderr
 
 
+def _bench_module(monkeypatch, name):
+    """bench/<name>.py with bench/ on the path, as run.py has it, under a module
+    name of its own (tests/reference.py is the tests' `reference`)."""
+    import importlib.util
+    monkeypatch.syspath_prepend(os.path.dirname(RUN))
+    spec = importlib.util.spec_from_file_location(
+        f"bench_{name}", os.path.join(os.path.dirname(RUN), f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture
 def bench_reference(monkeypatch):
-    """bench/reference.py with bench/ on the path, as run.py has it, under its own
-    module name: tests/reference.py is the tests' `reference`."""
-    import importlib.util
-    monkeypatch.syspath_prepend(os.path.dirname(RUN))
-    spec = importlib.util.spec_from_file_location(
-        "bench_reference", os.path.join(os.path.dirname(RUN), "reference.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _bench_timing(monkeypatch):
-    import importlib.util
-    monkeypatch.syspath_prepend(os.path.dirname(RUN))
-    spec = importlib.util.spec_from_file_location(
-        "bench_timing", os.path.join(os.path.dirname(RUN), "timing.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _bench_module(monkeypatch, "reference")
 
 
 def test_tools_are_timed_in_turns(monkeypatch):
     """timing.time_in_rounds: every tool runs in every round, in the given order
     and reversed every other round; a tool past its budget takes no more turns;
     one that raises is reported and drops out; the best time is kept."""
-    timing = _bench_timing(monkeypatch)
+    timing = _bench_module(monkeypatch, "timing")
     calls = []
     clock = [0.0]
     monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
