@@ -38,6 +38,7 @@
 #define V_DIV _mm512_div_pd
 #define V_TRUNC(x) _mm512_roundscale_pd((x), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
 #define V_IOTA() _mm512_setr_pd(0, 1, 2, 3, 4, 5, 6, 7)
+#define V_IDX_T __m512i
 #define V_IDX_OF(x) _mm512_cvtepi32_epi64(_mm512_cvttpd_epi32(x))
 #define V_PERM1(idx, v) _mm512_permutexvar_pd((idx), (v))
 #define V_PERM2(a, idx, b) _mm512_permutex2var_pd((a), (idx), (b))

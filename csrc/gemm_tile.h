@@ -16,7 +16,10 @@
  * The includer defines: T, V, VL (lanes), MR (rows per tile), GEMM_NAME,
  * MASK_T, V_ZERO, V_LOAD, V_STORE, V_BCAST, V_SET1, V_FMA(a,b,c)=a*b+c,
  * V_ADD, V_SUB, V_MUL, V_MAX, V_GT0_SELECT(a, x) = (a > 0 ? x : 0),
- * M_MAKE(count), V_MLOAD(p, m), V_MSTORE(p, m, v).
+ * M_MAKE(count), V_MLOAD(p, m), V_MSTORE(p, m, v); optionally, for the outer
+ * products (outer_run), V_DIV, V_TRUNC (toward zero), V_IOTA() (0, 1, ...),
+ * V_IDX_T and V_IDX_OF (whole-number lanes to permute indices), V_PERM1(idx,
+ * v) and V_PERM2(a, idx, b) (lane permutes of one and two vectors).
  */
 #include <stddef.h>
 #include "internal.h"
@@ -612,15 +615,16 @@ static void GEMM_NAME(row_run)(const GEMM_ARGS *g, const pynn_team *tm)
  * epilogue: the same bits. */
 static int GEMM_NAME(outer_ok)(const GEMM_ARGS *g)
 {
-    return g->k == 1 && !g->bf16 && !g->b_trans && g->n > 0 && g->n < NR &&
+    /* (a_rs 1: A = x^T of a dense x, the weight gradients' A) */
+    return g->k == 1 && !g->bf16 && !g->b_trans && g->n > 0 && g->n < NR && g->a_rs == 1 &&
            g->epi == PYNN_EPI_SGD_W && (size_t)g->ldw == g->n;
 }
 
 static void GEMM_NAME(outer_run)(const GEMM_ARGS *g, const pynn_team *tm)
 {
     const size_t n = g->n, m = g->m;
-    /* gcd(n, VL) = 2^sh, VL a power of two; shifts, not divisions (tens of
-     * cycles each, in a product of a few hundred) */
+    /* gcd(n, VL) = 2^sh, VL a power of two; shifts, not integer divisions
+     * (tens of cycles each, in a product of a few hundred cycles) */
     const unsigned lgv = VL == 16 ? 4 : VL == 8 ? 3 : VL == 4 ? 2 : 1;
     unsigned sh = 0;
     while (sh < lgv && ((n >> sh) & 1) == 0)
@@ -634,43 +638,33 @@ static void GEMM_NAME(outer_run)(const GEMM_ARGS *g, const pynn_team *tm)
     /* lane l of pattern vector v, element e = v VL + l of a group: row e / n,
      * column e - n (e / n), in vector arithmetic (e / n + 1 / 2n is at least
      * 1 / 2n from an integer, far beyond the rounding of the division) */
-    V ri[NR - 1], ji[NR - 1], bp[NR - 1];
-    const V nv = V_SET1((T)n), half = V_SET1((T)0.5), iota = V_IOTA();
-    for (size_t v = 0; v < P; v++) {
-        V e = V_ADD(V_SET1((T)(v * VL)), iota);
-        V r = V_TRUNC(V_DIV(V_ADD(e, half), nv));
-        ri[v] = r;
-        ji[v] = V_SUB(e, V_MUL(r, nv));
-    }
-    /* B's row as two vectors (zeros past n), and each pattern of it */
+    V_IDX_T ri[NR - 1];
+    V bp[NR - 1];
     {
-        V blo = V_MLOAD(g->b, M_MAKE(n < VL ? n : VL));
-        V bhi = V_MLOAD(g->b + VL, M_MAKE(n > VL ? n - VL : 0));
-        for (size_t v = 0; v < P; v++)
-            bp[v] = V_PERM2(blo, V_IDX_OF(ji[v]), bhi);
+        /* B's row as two vectors (zeros past n), and each pattern of it */
+        const V nv = V_SET1((T)n), half = V_SET1((T)0.5), iota = V_IOTA();
+        const V blo = V_MLOAD(g->b, M_MAKE(n < VL ? n : VL));
+        const V bhi = V_MLOAD(g->b + (n > VL ? VL : 0), M_MAKE(n > VL ? n - VL : 0));
+        for (size_t v = 0; v < P; v++) {
+            V e = V_ADD(V_SET1((T)(v * VL)), iota);
+            V r = V_TRUNC(V_DIV(V_ADD(e, half), nv));
+            ri[v] = V_IDX_OF(r);
+            bp[v] = V_PERM2(blo, V_IDX_OF(V_SUB(e, V_MUL(r, nv))), bhi);
+        }
     }
     const V s = V_SET1(g->scale), nlr = V_SET1(-g->lr), ws = V_SET1(g->wscale), z = V_ZERO();
     const int l2 = g->wscale != 0;
     const T *a = g->a;
-    const ptrdiff_t a_rs = g->a_rs;
     const T *w = g->w;
     T *wnew = g->wnew, *vnew = g->vnew;
-    _Alignas(64) T ag[VL] = {0};
     for (size_t q = q0; q < q1; q++) {
         size_t i0 = q * G, rows = m - i0 < G ? m - i0 : G, f0 = i0 * n, left = rows * n;
-        V av;
-        if (a_rs == 1) {
-            /* (a masked load: the group's values stored one by one and read
-             * back as a vector would wait for the stores to complete) */
-            av = V_MLOAD(a + i0, M_MAKE(rows));
-        } else {
-            for (size_t r = 0; r < rows; r++)
-                ag[r] = a[(i0 + r) * a_rs];
-            av = V_LOAD(ag);
-        }
+        /* the group's values of A (a_rs 1), in one masked load: stored one by
+         * one and read back as a vector, they would wait for the stores */
+        V av = V_MLOAD(a + i0, M_MAKE(rows));
         for (size_t v = 0; v < P && left > 0; v++) {
             size_t f = f0 + v * VL, c = left < VL ? left : VL;
-            V x = V_FMA(V_PERM1(V_IDX_OF(ri[v]), av), bp[v], z);
+            V x = V_FMA(V_PERM1(ri[v], av), bp[v], z);
             MASK_T mk = M_MAKE(c);
             V w0 = c == VL ? V_LOAD(w + f) : V_MLOAD(w + f, mk);
             x = V_MUL(x, s);

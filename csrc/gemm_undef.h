@@ -37,6 +37,7 @@
 #undef V_DIV
 #undef V_TRUNC
 #undef V_IOTA
+#undef V_IDX_T
 #undef V_IDX_OF
 #undef V_PERM1
 #undef V_PERM2

@@ -29,6 +29,7 @@
 #define V_DIV _mm512_div_ps
 #define V_TRUNC(x) _mm512_roundscale_ps((x), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
 #define V_IOTA() _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+#define V_IDX_T __m512i
 #define V_IDX_OF(x) _mm512_cvttps_epi32(x)
 #define V_PERM1(idx, v) _mm512_permutexvar_ps((idx), (v))
 #define V_PERM2(a, idx, b) _mm512_permutex2var_ps((a), (idx), (b))

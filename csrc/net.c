@@ -452,9 +452,8 @@ static void pack_weights(T *wpack, const size_t *wpack_off, const pynn_net *net,
         }
 }
 
-/* Rows go to a team's threads in runs of this many: a multiple of every float
- * path's tile height but AVX2's 6, so a thread's rows end in at most one short
- * tile, wherever the blocks end. */
+/* Rows go to a team's threads in runs of this many (a multiple of every float
+ * path's tile height but AVX2's 6): the shares differ by 16 rows at most. */
 #define PREDICT_ROW_GRAIN 16
 
 /* out = network(x) for n rows of x or of the CSR sx, in blocks of `batch` rows. */

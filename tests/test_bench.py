@@ -286,6 +286,6 @@ def test_syncs_counts_openmp_synchronizations(tmp_path):
         if row["chunks"] is not None:
             assert row["regions"] <= row["chunks"] + 1, row
         assert row["barriers"] <= 9 * steps + 1 + 7, row
-        # blocks of rows go to threads whole: in a region per core call, one
-        # barrier (the team packs the weights, then predicts)
+        # rows go to threads in shares, each in blocks of its own: in a region
+        # per core call, one barrier (the team packs the weights, then predicts)
         assert pred["regions"] >= 1 and pred["barriers"] <= pred["regions"], pred
