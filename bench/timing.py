@@ -49,20 +49,32 @@ def pin_and_limit(threads):
     return cores
 
 
+def _clock():
+    """The timer of every measurement (a function of its own, which the tests
+    replace)."""
+    return time.perf_counter()
+
+
 def best_time(fn, repeats, budget=TIME_BUDGET_S, min_total=MIN_TOTAL_S, max_runs=MAX_RUNS):
     """Best wall time of `repeats` calls of fn(), or more while the calls took
     less than `min_total` seconds in all (at most `max_runs`, and never fewer
     than `repeats` for that); stops early once the calls took `budget` seconds.
     Returns (seconds, calls made)."""
+    best, calls, _ = _best_time(fn, repeats, budget, min_total, max_runs)
+    return best, calls
+
+
+def _best_time(fn, repeats, budget, min_total, max_runs):
+    """best_time, and the calls' total time as a third value."""
     times = []
     gc.collect()
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
         while True:
-            t0 = time.perf_counter()
+            t0 = _clock()
             fn()
-            times.append(time.perf_counter() - t0)
+            times.append(_clock() - t0)
             total = sum(times)
             if total >= budget:
                 break
@@ -72,7 +84,7 @@ def best_time(fn, repeats, budget=TIME_BUDGET_S, min_total=MIN_TOTAL_S, max_runs
     finally:
         if gc_was_enabled:
             gc.enable()
-    return min(times), len(times)
+    return min(times), len(times), sum(times)
 
 
 def warmed_task(case, task, n):
@@ -90,12 +102,14 @@ def warmed_task(case, task, n):
 
 
 def time_in_rounds(fns, repeats, rounds=ROUNDS, budget=TIME_BUDGET_S, min_total=MIN_TOTAL_S,
-                   max_runs=MAX_RUNS):
+                   max_runs=MAX_RUNS, fatal=()):
     """Times the warmed calls fns ({name: fn}) in turns (see ROUNDS): in each
-    round every tool takes its best_time share (repeats, min_total and max_runs
-    divided by the rounds, at least one run), until its runs took `budget`
-    seconds in all.  Returns {name: (best seconds, runs, None)}, or (None, runs,
-    exception) for a tool whose call raised (it takes no further turns)."""
+    round every tool makes ceil(repeats / rounds) runs, or more while they took
+    under min_total / rounds seconds (at most ceil(max_runs / rounds)), until
+    its runs took `budget` seconds in all.  Returns {name: (best seconds, runs,
+    None)}, or (None, runs, exception) for a tool whose call raised (it takes
+    no further turns); the exception of a tool named in `fatal` is raised at
+    once."""
     names = list(fns)
     share = max(1, -(-repeats // rounds))
     best = {k: float("inf") for k in names}
@@ -106,15 +120,16 @@ def time_in_rounds(fns, repeats, rounds=ROUNDS, budget=TIME_BUDGET_S, min_total=
         for name in names if r % 2 == 0 else names[::-1]:
             if name in failed or spent[name] >= budget:
                 continue
-            t0 = time.perf_counter()
             try:
-                secs, calls = best_time(fns[name], share, budget=budget - spent[name],
-                                        min_total=min_total / rounds,
-                                        max_runs=max(1, -(-max_runs // rounds)))
+                secs, calls, total = _best_time(fns[name], share, budget - spent[name],
+                                                min_total / rounds,
+                                                max(1, -(-max_runs // rounds)))
             except Exception as exc:  # noqa: BLE001 -- the caller decides
+                if name in fatal:
+                    raise
                 failed[name] = exc
                 continue
-            spent[name] += time.perf_counter() - t0
+            spent[name] += total
             best[name] = min(best[name], secs)
             runs[name] += calls
     return {k: (None, runs[k], failed[k]) if k in failed else (best[k], runs[k], None)

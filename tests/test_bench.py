@@ -123,7 +123,7 @@ def test_tools_are_timed_in_turns(monkeypatch):
     timing = _bench_module(monkeypatch, "timing")
     calls = []
     clock = [0.0]
-    monkeypatch.setattr(timing.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(timing, "_clock", lambda: clock[0])
 
     def tool(name, secs):
         def fn():
@@ -148,6 +148,22 @@ def test_tools_are_timed_in_turns(monkeypatch):
     assert got["slow"] == (5.0, 1, None)
     best, runs, exc = got["broken"]
     assert best is None and runs == 0 and isinstance(exc, RuntimeError)
+    # a short task makes more runs a round while under min_total / rounds
+    calls.clear()
+    got = timing.time_in_rounds({"b": tool("b", 0.125)}, repeats=1, rounds=2, budget=3.0,
+                                min_total=1.0, max_runs=20)
+    assert calls == ["b"] * 8 and got["b"] == (0.125, 8, None)
+    # at most ceil(max_runs / rounds) a round
+    calls.clear()
+    timing.time_in_rounds({"b": tool("b", 0.125)}, repeats=1, rounds=3, budget=30.0,
+                          min_total=30.0, max_runs=5)
+    assert calls == ["b"] * 6
+    # a fatal tool's failure is raised at once, before the others' turns
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        timing.time_in_rounds({"broken": broken, "b": tool("b", 0.125)}, repeats=3,
+                              rounds=3, fatal=("broken",))
+    assert calls == ["broken"]
 
 
 def test_round_bf16_is_round_to_nearest_even(bench_reference):
