@@ -4,6 +4,23 @@
 #include "internal.h"
 #include "transpose_avx.h"
 
+/* Lane permutes for gemm_tile.h's outer products.  AVX2 permutes 32-bit lanes
+ * across the register (vpermps) from one source: two sources take two permutes
+ * and a blend on the index's bit 3; a double's lane j is the pair of 32-bit
+ * lanes 2j, 2j + 1. */
+static inline __m256 pynn_avx2_perm2_ps(__m256 a, __m256i idx, __m256 b)
+{
+    __m256 hi = _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7)));
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(a, idx), _mm256_permutevar8x32_ps(b, idx),
+                            hi);
+}
+
+static inline __m256i pynn_avx2_idx_pd(__m256d x)
+{
+    __m256i j = _mm256_slli_epi64(_mm256_cvtepi32_epi64(_mm256_cvttpd_epi32(x)), 1);
+    return _mm256_or_si256(j, _mm256_slli_epi64(_mm256_add_epi64(j, _mm256_set1_epi64x(1)), 32));
+}
+
 /* ---- float: 6 x 16 tiles ---- */
 #define T float
 #define V __m256
@@ -28,6 +45,13 @@
 #define V_MSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
 #define PACK_BT 8
 #define PACK_BT_BLOCK pynn_transpose8_f32
+#define V_DIV _mm256_div_ps
+#define V_TRUNC(x) _mm256_round_ps((x), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+#define V_IOTA() _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7)
+#define V_IDX_T __m256i
+#define V_IDX_OF(x) _mm256_cvttps_epi32(x)
+#define V_PERM1(idx, v) _mm256_permutevar8x32_ps((v), (idx))
+#define V_PERM2(a, idx, b) pynn_avx2_perm2_ps((a), (idx), (b))
 #include "gemm_tile.h"
 #include "gemm_undef.h"
 
@@ -55,5 +79,13 @@
 #define V_MSTORE(p, m, v) _mm256_maskstore_pd((p), (m), (v))
 #define PACK_BT 4
 #define PACK_BT_BLOCK pynn_transpose4_f64
+#define V_DIV _mm256_div_pd
+#define V_TRUNC(x) _mm256_round_pd((x), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC)
+#define V_IOTA() _mm256_setr_pd(0, 1, 2, 3)
+#define V_IDX_T __m256i
+#define V_IDX_OF(x) pynn_avx2_idx_pd(x)
+#define V_PERM1(idx, v) _mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(v), (idx)))
+#define V_PERM2(a, idx, b) \
+    _mm256_castps_pd(pynn_avx2_perm2_ps(_mm256_castpd_ps(a), (idx), _mm256_castpd_ps(b)))
 #include "gemm_tile.h"
 #include "gemm_undef.h"
