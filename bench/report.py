@@ -31,7 +31,7 @@ class CaseResult:
 def machine_lines(args, cores, versions, missing):
     """The lines that describe the machine, the tools and the run."""
     from pynn._platform import cpu_model
-    lines = [f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, load average "
+    lines = [f"CPU: {cpu_model()}{cpu_identity()}, {os.cpu_count()} logical cores, load average "
              f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} at the start",
              f"threads: {args.threads}, pinned to core(s) {cores or 'not pinned'}",
              f"python {platform.python_version()}, {platform.system()} {platform.release()}"]
@@ -43,6 +43,61 @@ def machine_lines(args, cores, versions, missing):
     lines += [f"epochs: {'quick' if args.quick else 'full'}, best of {args.repeats} "
               f"timed run(s) after a warm-up{turns}, lr {LEARNING_RATE}"]
     return lines
+
+
+def _amd_core(family, model):
+    """The AMD core generation of a family and model (None if not known here)."""
+    if family == 0x17:
+        return "Zen/Zen 2"
+    if family == 0x19:
+        return "Zen 4" if model in range(0x10, 0x20) or model in range(0x60, 0x80) or \
+            model in range(0xA0, 0xB0) else "Zen 3"
+    if family == 0x1A:
+        return "Zen 5"
+    return None
+
+
+def cpu_identity(cpuinfo="/proc/cpuinfo", caches="/sys/devices/system/cpu/cpu0/cache"):
+    """" (vendor family F model M, AMD's core generation; L1d, L2, L3 sizes)": what
+    tells the machines of different sessions apart, whose model names can be the
+    same ("AMD EPYC"); empty where neither is known."""
+    info = {}
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("vendor_id", "cpu family", "model") and key not in info:
+                    info[key] = value.strip()
+                if not line.strip() and info:
+                    break  # the first processor's block is enough
+    except OSError:
+        pass
+    parts = []
+    try:
+        family, model = int(info["cpu family"]), int(info["model"])
+        ident = f"{info.get('vendor_id', '?')} family {family} model {model}"
+        core = _amd_core(family, model) if info.get("vendor_id") == "AuthenticAMD" else None
+        parts.append(f"{ident}, {core}" if core else ident)
+    except (KeyError, ValueError):
+        pass
+    sizes = []
+    try:
+        for entry in sorted(os.listdir(caches)):
+            def read(name):
+                with open(os.path.join(caches, entry, name)) as f:
+                    return f.read().strip()
+            try:
+                level, kind, size = read("level"), read("type"), read("size")
+            except OSError:
+                continue
+            if kind in ("Data", "Unified"):
+                sizes.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
+    except OSError:
+        pass
+    if sizes:
+        parts.append(", ".join(sizes))
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def cpu_flags():

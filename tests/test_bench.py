@@ -116,6 +116,49 @@ def bench_reference(monkeypatch):
     return _bench_module(monkeypatch, "reference")
 
 
+def _fake_machine(tmp_path, vendor, family, model, caches):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    cpuinfo = tmp_path / "cpuinfo"
+    block = (f"processor\t: {{n}}\nvendor_id\t: {vendor}\ncpu family\t: {family}\n"
+             f"model\t\t: {model}\nmodel name\t: Some CPU\n\n")
+    # a second processor that disagrees: only the first block is read
+    cpuinfo.write_text(block.format(n=0) + block.format(n=1).replace(
+        f"model\t\t: {model}", "model\t\t: 999"))
+    cache = tmp_path / "cache"
+    for i, (level, kind, size) in enumerate(caches):
+        d = cache / f"index{i}"
+        d.mkdir(parents=True)
+        (d / "level").write_text(f"{level}\n")
+        (d / "type").write_text(f"{kind}\n")
+        (d / "size").write_text(f"{size}\n")
+    return str(cpuinfo), str(cache)
+
+
+def test_machine_line_tells_the_cpu_generation(monkeypatch, tmp_path):
+    """The bench's CPU line carries the vendor, family and model (AMD's core
+    generation named), and the data caches: the sessions' machines all call
+    themselves "AMD EPYC"."""
+    report = _bench_module(monkeypatch, "report")
+    caches = [(1, "Data", "32K"), (1, "Instruction", "32K"), (2, "Unified", "1024K"),
+              (3, "Unified", "32768K")]
+    for family, model, core in ((25, 17, "Zen 4"), (25, 1, "Zen 3"), (26, 2, "Zen 5"),
+                                (25, 0x61, "Zen 4"), (23, 49, "Zen/Zen 2")):
+        sub = tmp_path / f"{family}-{model}"
+        info, cache = _fake_machine(sub, "AuthenticAMD", family, model, caches)
+        assert report.cpu_identity(info, cache) == (
+            f" (AuthenticAMD family {family} model {model}, {core}; "
+            "L1d 32K, L2 1024K, L3 32768K)")
+    info, cache = _fake_machine(tmp_path / "intel", "GenuineIntel", 6, 143, caches[:1])
+    assert report.cpu_identity(info, cache) == " (GenuineIntel family 6 model 143; L1d 32K)"
+    assert report.cpu_identity(str(tmp_path / "none"), str(tmp_path / "none")) == ""
+    # and the line the run prints uses it
+    monkeypatch.setattr(report, "cpu_identity", lambda: " (X family 1 model 2)")
+
+    class Args:
+        threads, peers, dtype, quick, repeats = 1, ["pynn"], "float32", True, 1
+    assert " (X family 1 model 2), " in report.machine_lines(Args, [0], {}, {})[0]
+
+
 def test_tools_are_timed_in_turns(monkeypatch):
     """timing.time_in_rounds: every tool runs in every round, in the given order
     and reversed every other round; a tool past its budget takes no more turns;
