@@ -57,22 +57,34 @@ def _amd_core(family, model):
     return None
 
 
+def _cpuinfo(path="/proc/cpuinfo"):
+    """The first processor's fields in /proc/cpuinfo, {key: value} (empty where
+    there is none)."""
+    info = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    if info:
+                        break
+                    continue
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return info
+
+
+def _read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
 def cpu_identity(cpuinfo="/proc/cpuinfo", caches="/sys/devices/system/cpu/cpu0/cache"):
     """" (vendor family F model M, AMD's core generation; L1d, L2, L3 sizes)": what
     tells the machines of different sessions apart, whose model names can be the
     same ("AMD EPYC"); empty where neither is known."""
-    info = {}
-    try:
-        with open(cpuinfo) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("vendor_id", "cpu family", "model") and key not in info:
-                    info[key] = value.strip()
-                if not line.strip() and info:
-                    break  # the first processor's block is enough
-    except OSError:
-        pass
+    info = _cpuinfo(cpuinfo)
     parts = []
     try:
         family, model = int(info["cpu family"]), int(info["model"])
@@ -83,18 +95,17 @@ def cpu_identity(cpuinfo="/proc/cpuinfo", caches="/sys/devices/system/cpu/cpu0/c
         pass
     sizes = []
     try:
-        for entry in sorted(os.listdir(caches)):
-            def read(name):
-                with open(os.path.join(caches, entry, name)) as f:
-                    return f.read().strip()
-            try:
-                level, kind, size = read("level"), read("type"), read("size")
-            except OSError:
-                continue
-            if kind in ("Data", "Unified"):
-                sizes.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
+        entries = sorted(os.listdir(caches))
     except OSError:
-        pass
+        entries = []
+    for entry in entries:
+        d = os.path.join(caches, entry)
+        try:
+            level, kind, size = (_read(os.path.join(d, n)) for n in ("level", "type", "size"))
+        except OSError:
+            continue
+        if kind in ("Data", "Unified"):
+            sizes.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
     if sizes:
         parts.append(", ".join(sizes))
     return f" ({'; '.join(parts)})" if parts else ""
@@ -102,14 +113,7 @@ def cpu_identity(cpuinfo="/proc/cpuinfo", caches="/sys/devices/system/cpu/cpu0/c
 
 def cpu_flags():
     """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return set(_cpuinfo().get("flags", "").split())
 
 
 def bf16_lines():
