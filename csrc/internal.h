@@ -215,6 +215,26 @@ typedef struct {
  * and the hints would cost more than they save. */
 #define PYNN_GEMM_PREFETCH_MIN_K 32
 
+/* Plain gradient descent is fused into a layer's weight-gradient product
+ * (PYNN_EPI_SGD_W) only where its W is smaller than this.  A larger W costs
+ * the fused epilogue more than the separate update saves: its stores of each
+ * tile's W rows, a page apart, come after the tile's K loop has cycled the
+ * caches, while the separate pass streams W and the gradient in order.
+ * Measured on a Zen 4 (AVX-512, 1 MiB L2), one core and two: 784-1024-1024-10
+ * (3.1 and 4 MiB of float32 W) 1.04-1.06x faster with its two large layers
+ * apart, float64 1.04-1.13x; with the epilogue's W stores taken out (no
+ * update: timing only), fused was 1.04-1.06x faster instead.  Square layers
+ * of 1 and 2 MiB float32 (512, 724 units) fused 1.02-1.06x faster, of 2 MiB
+ * float64 (512) 1.03-1.04x slower; mnist-like float64 (1.5 MiB) fused
+ * 1.07x faster.  The bits are the same either way. */
+#define PYNN_SGD_FUSE_MAX_BYTES ((size_t)2 << 20)
+
+/* 1 if layer l's plain gradient descent is fused (elem: its W's element size). */
+static inline int pynn__sgd_fuses(const pynn_net *net, size_t l, size_t elem)
+{
+    return (size_t)net->units[l] * (size_t)net->units[l + 1] * elem < PYNN_SGD_FUSE_MAX_BYTES;
+}
+
 /* layout.c */
 pynn_status pynn__check_net(const pynn_net *net);
 /* csr: the layout for CSR input (no xb; marks instead, see layout.c) */

@@ -152,8 +152,9 @@ static pynn_sgd_fused sgd_of(T *upd, T *vel, T lr, const size_t *w_off, const si
  * grads then holds scratch for them; vel: NULL, or where their velocity
  * -(lr g) goes, laid out as params), if the loss is finite: every thread
  * adds it up itself first (the same bits), so none updates a weight of a step
- * whose loss is not.  The first layer on sparse input is left to the
- * optimizer (pynn__optim_step's fused_from).  A team then runs each layer's
+ * whose loss is not.  The first layer on sparse input, and a layer whose W
+ * is too large to gain (pynn__sgd_fuses), are left to the optimizer
+ * (pynn__optim_step).  A team then runs each layer's
  * weight gradient one phase later than its input gradient, which reads W:
  * phase l holds layer l's input gradient and layer l + 1's weight gradient
  * (and update), so no thread changes a W another may still read, with no sync
@@ -256,7 +257,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
             pynn__dense_bwd(NULL, grads + w_off[top], grads + b_off[top], delta,
                             layer_input(acts, net, n, x, top), params + w_off[top], NULL, n, nin,
                             nout, alpha, net->hidden, ap, ap ? ap->t[slot] : NULL, wm[top],
-                            upd ? &sgd : NULL, tm);
+                            upd && pynn__sgd_fuses(net, top, sizeof(T)) ? &sgd : NULL, tm);
             if (top > 0)
                 wm[top - 1] = PREPACK(top - 1, slot ^ 1);
             pynn__sync(tm);
@@ -280,7 +281,8 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
         pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, l);
         pynn__dense_bwd(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
                         params + w_off[l], l ? in : NULL, n, nin, nout, alpha, net->hidden,
-                        ap, ap ? ap->t[slot] : NULL, wmode, upd ? &sgd : NULL, tm);
+                        ap, ap ? ap->t[slot] : NULL, wmode,
+                        upd && pynn__sgd_fuses(net, l, sizeof(T)) ? &sgd : NULL, tm);
         /* the layer below's x^T, packed in this phase into the other room */
         if (l > 0)
             wmode = PREPACK(l - 1, slot ^ 1);

@@ -213,9 +213,10 @@ static void update_seg(double *part, T *p, T *a, T *b, const T *g, const pynn_op
  * opt_a is v (SGD) or m (Adam), opt_b Adam's v (unused by SGD).  When the L2
  * term needs it (opt->alpha > 0), each chunk of every W leaves its new sum of
  * squares in sq_parts (layout.c: the workspace's sq); after a sync,
- * pynn__optim_wsq adds them up.  Layers from fused_from on were updated by the
- * backward pass already (plain gradient descent, pynn__net_backward's upd):
- * only their sums of squares are taken, chunk by chunk as the update would.
+ * pynn__optim_wsq adds them up.  Layers from fused_from on whose update fuses
+ * (pynn__sgd_fuses) were updated by the backward pass already (plain gradient
+ * descent, pynn__net_backward's upd): only their sums of squares are taken,
+ * chunk by chunk as the update would.
  * vel: plain gradient descent keeps no velocity inside the step loop (see
  * sgd_seg) but in its last step, where vel = opt_a gets -lr g. */
 void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_net *net,
@@ -230,7 +231,7 @@ void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_
         size_t nw = (size_t)net->units[l] * (size_t)net->units[l + 1];
         size_t nb = (size_t)net->units[l + 1];
         size_t wo = w_off[l], bo = b_off[l];
-        if (l >= fused_from) {
+        if (l >= fused_from && pynn__sgd_fuses(net, l, sizeof(T))) {
             if (want_sq) {
                 size_t cs = chunk_size(nw), c0, c1;
                 pynn__share(chunk_count(nw, cs), tm, &c0, &c1);

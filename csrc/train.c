@@ -170,7 +170,8 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
         /* Plain gradient descent keeps no velocity in the loop: the call's
          * last step writes the one it leaves, -lr g, so opt_a ends as the
          * momentum form v <- 0 v - lr g would have left it.  It is applied by
-         * the backward pass as the gradients come out (the same bits; no pass
+         * the backward pass as the gradients come out where it fuses
+         * (pynn__sgd_fuses; the same bits either way; no pass
          * over the gradients after); a team runs each layer's weight gradient
          * a phase after its input gradient, which reads W (net.c). */
         int plain = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0;

@@ -4,7 +4,8 @@ writes W + v, v = -(lr dW)), and the last step of a call writes the velocity v
 it leaves.  It must give exactly the bits of the gradient and then the SGD
 step (the core's loss_grad, then sgd_update): weights, velocity and epoch
 losses (with the L2 term's sums of squares taken on the way), on every path,
-thread count, K blocking, input kind and mode."""
+thread count, K blocking, input kind and mode.  Layers whose W is 2 MiB or
+more are updated by the separate pass instead, with the same bits."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -61,6 +62,12 @@ CASES = {
     "team-sparse": (300, 64, 9, [40, 512, 64, 5], True, False),
     "team-deep-batch": (700, 300, 5, [40, 512, 64, 5], False, False),
     "team-bf16": (300, 64, 9, [40, 512, 64, 5], False, True),
+    # a W of 2 MiB or more is updated by the separate pass, not fused
+    # (internal.h: PYNN_SGD_FUSE_MAX_BYTES): a large layer between fused ones
+    # (768 x 768: 2.25 MiB of float32), and a large first layer (800 x 700)
+    "team-large-middle": (300, 64, 9, [40, 768, 768, 24, 5], False, False),
+    "team-large-first": (300, 64, 9, [800, 700, 5], False, False),
+    "team-large-bf16": (300, 64, 9, [40, 768, 768, 24, 5], False, True),
 }
 
 
