@@ -325,6 +325,17 @@ void pynn_gemm_run_avx2_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, in
 void pynn_gemm_run_avx2_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
 void pynn_gemm_run_avx512_f32(const pynn_gemm_args_f32 *g, const pynn_team *tm, int amode);
 void pynn_gemm_run_avx512_f64(const pynn_gemm_args_f64 *g, const pynn_team *tm, int amode);
+/* Adam's update of one chunk of the arena (adam_rows.h), per instruction set:
+ * optim.c's baseline build (_generic), optim_avx2.c, optim_avx512.c. */
+#define PYNN_ADAM_CHUNK_ARGS(T)                                                          \
+    (T *restrict p, T *restrict m, T *restrict v, const T *restrict g, size_t cnt, T lt, \
+     T c1, T c2, T d1, T d2, T e, double *restrict sq)
+void pynn_adam_chunk_generic_f32 PYNN_ADAM_CHUNK_ARGS(float);
+void pynn_adam_chunk_generic_f64 PYNN_ADAM_CHUNK_ARGS(double);
+void pynn_adam_chunk_avx2_f32 PYNN_ADAM_CHUNK_ARGS(float);
+void pynn_adam_chunk_avx2_f64 PYNN_ADAM_CHUNK_ARGS(double);
+void pynn_adam_chunk_avx512_f32 PYNN_ADAM_CHUNK_ARGS(float);
+void pynn_adam_chunk_avx512_f64 PYNN_ADAM_CHUNK_ARGS(double);
 /* B packed whole for the float products (gemm_tile.h: bpack_len scalars). */
 size_t pynn_gemm_bpack_len_avx2_f32(const pynn_gemm_args_f32 *g);
 size_t pynn_gemm_bpack_len_avx2_f64(const pynn_gemm_args_f64 *g);

@@ -12,31 +12,16 @@
 #include <math.h>
 #include "typed.h"
 
-/* Partial sums of squares kept per chunk: position i + u of a block of
- * SQ_LANES goes into lane u, the tail into lane 0.  Independent lanes let the
- * compiler vectorise the sum without reordering any one lane's additions. */
-#define SQ_LANES 8
-/* Segments are cut into chunks of pynn__chunk_size scalars (internal.h). */
+/* Segments are cut into chunks of pynn__chunk_size scalars (internal.h).
+ * SQ_LANES, BLOCKED_LOOP, SQ_ADD and Adam's update of a chunk: adam_rows.h,
+ * which optim_avx2.c and optim_avx512.c compile wider (the same bits). */
+#define ADAM_NAME(x) PYNN_TYPED(pynn_##x##_generic)
+#include "adam_rows.h"
 
 /* ---- the update rules ----------------------------------------------------------
  * The loops walk the arena in blocks of SQ_LANES; when want_sq, they also add
  * each updated value's square to sq[lane] (see SQ_LANES), the order chunk_sq
  * uses, so the L2 term of the next step costs no extra pass over the weights. */
-#define BLOCKED_LOOP(size, BODY)                                                 \
-    do {                                                                         \
-        size_t i_ = 0;                                                           \
-        for (; i_ + SQ_LANES <= (size); i_ += SQ_LANES)                          \
-            for (int u_ = 0; u_ < SQ_LANES; u_++) {                              \
-                const size_t i = i_ + u_, slot = (size_t)u_;                     \
-                BODY;                                                            \
-            }                                                                    \
-        for (; i_ < (size); i_++) {                                              \
-            const size_t i = i_, slot = 0;                                       \
-            BODY;                                                                \
-        }                                                                        \
-    } while (0)
-
-#define SQ_ADD(x) do { if (want_sq) sq[slot] += (double)(x) * (double)(x); } while (0)
 
 /* v <- momentum v - lr g;  p <- p + v  (Nesterov: p <- p + momentum v - lr g).
  * With momentum 0, v = -lr g exactly, so the old v is not read. */
@@ -75,30 +60,25 @@ static double adam_lr(double lr, double b1, double b2, uint64_t t)
     return lr * sqrt(1.0 - pow(b2, (double)t)) / (1.0 - pow(b1, (double)t));
 }
 
-/* m <- c1 m + d1 g;  v <- c2 v + d2 g^2;  p <- p - lt m / (sqrt(v) + e)
- * (c = beta, d = 1 - beta, lt the bias-corrected step size). */
-static PYNN_ALWAYS_INLINE void
-adam_seg(T *restrict p, T *restrict m, T *restrict v, const T *restrict g, size_t size, T lt,
-         T c1, T c2, T d1, T d2, T e, double *restrict sq, const int want_sq)
-{
-    BLOCKED_LOOP(size, {
-        m[i] = c1 * m[i] + d1 * g[i];
-        v[i] = c2 * v[i] + d2 * g[i] * g[i];
-        p[i] -= lt * m[i] / (T_SQRT(v[i]) + e);
-        SQ_ADD(p[i]);
-    });
-}
-
 /* One Adam step (t >= 1 counts this step); sq (NULL: not wanted) gets the squares. */
 static void adam(T *p, T *m, T *v, const T *g, size_t size, double lr, double b1, double b2,
                  double eps, uint64_t t, double *sq)
 {
     T lt = (T)adam_lr(lr, b1, b2, t), c1 = (T)b1, c2 = (T)b2, e = (T)eps;
     T d1 = (T)(1.0 - b1), d2 = (T)(1.0 - b2);
-    if (sq)
-        adam_seg(p, m, v, g, size, lt, c1, c2, d1, d2, e, sq, 1);
-    else
-        adam_seg(p, m, v, g, size, lt, c1, c2, d1, d2, e, NULL, 0);
+    switch (PYNN_ISA_FLOAT(pynn__isa())) {
+#ifdef PYNN_X86_SIMD
+    case PYNN_ISA_AVX512:
+        PYNN_TYPED(pynn_adam_chunk_avx512)(p, m, v, g, size, lt, c1, c2, d1, d2, e, sq);
+        return;
+    case PYNN_ISA_AVX2:
+        PYNN_TYPED(pynn_adam_chunk_avx2)(p, m, v, g, size, lt, c1, c2, d1, d2, e, sq);
+        return;
+#endif
+    default:
+        PYNN_TYPED(pynn_adam_chunk_generic)(p, m, v, g, size, lt, c1, c2, d1, d2, e, sq);
+        return;
+    }
 }
 
 #undef SQ_ADD

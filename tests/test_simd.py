@@ -405,3 +405,71 @@ def test_a_one_row_weight_gradient_is_exact(simd, dtype):
         _, dW, _ = ops.dense_backward(d, x, W, alpha=0.25)
         want = (x.T * d) * dtype(1.0) + W * dtype(0.25)
         assert np.array_equal(dW, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_update_gives_the_same_bits_on_every_path(dtype):
+    # Adam's loop is compiled per instruction set (optim_avx2.c, optim_avx512.c)
+    # and vectorised by the compiler: each element's multiply, add, square root
+    # and divide are correctly rounded, so every path must give the generic bits,
+    # tails of every length included
+    rng = np.random.default_rng(5)
+    before = _core.simd_path()
+    try:
+        for size in (1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 1000, 4099):
+            start = [rng.standard_normal(size).astype(dtype) for _ in range(3)]
+            start[2] = np.abs(start[2])  # v >= 0
+            grads = [rng.standard_normal(size).astype(dtype) for _ in range(4)]
+            got = {}
+            for path in PATHS:
+                _core.set_simd_path(path)
+                p, m, v = (a.copy() for a in start)
+                for t, g in enumerate(grads, 1):
+                    ops.adam_update(p, m, v, g, 0.01, 0.9, 0.999, 1e-8, t)
+                got[path] = (p, m, v)
+            for path in PATHS[1:]:
+                for a, b in zip(got["generic"], got[path]):
+                    assert np.array_equal(a, b), (size, path)
+    finally:
+        _core.set_simd_path(before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_steps_give_the_bits_of_gradient_then_update(simd, dtype):
+    # the step loop's Adam (with the L2 term's sums of squares kept, lane by
+    # lane, on the way: they make the next step's loss) against the core's
+    # loss_grad, which sums the squares afresh, then adam_update
+    from pynn import _sparse
+    # (alpha large: the L2 term dominates the loss, so its last bits show)
+    units, n, batch, steps, alpha, lr = [30, 48, 24, 5], 157, 20, 19, 100.0, 0.01
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, units[0])).astype(dtype)
+    Y = np.eye(5, dtype=dtype)[rng.integers(0, 5, n)]
+    net = _core.Net(units, _core.ACTIVATIONS["relu"], _core.ACTIVATIONS["softmax"],
+                    _core.LOSSES["categorical_cross_entropy"])
+    params = (0.3 * np.random.default_rng(3).standard_normal(net.n_params)).astype(dtype)
+    ws = np.zeros(_sparse.workspace_size(net, X, batch), dtype)
+    ref, m, v, grads = params.copy(), *(np.zeros_like(params) for _ in range(3))
+    ref_losses, acc, pos = [], 0.0, 0
+    for t in range(1, steps + 1):
+        rows = slice(pos, min(pos + batch, n))
+        loss = net.loss_grad(grads, ref, X[rows], Y[rows], alpha, ws, 1)
+        ops.adam_update(ref, m, v, grads, lr, 0.9, 0.999, 1e-8, t)
+        acc += loss * (rows.stop - rows.start)
+        pos = rows.stop
+        if pos == n:
+            ref_losses.append(acc / n)
+            acc, pos = 0.0, 0
+    p, a, b = params.copy(), np.zeros_like(params), np.zeros_like(params)
+    tr = _core.Trainer(net, p, np.zeros_like(params), a, b, _sparse.core_input(X), Y,
+                       np.arange(n, dtype=np.int64), ws, batch, False, 11)
+    tr.set_optimizer(_core.SOLVERS["adam"], lr, 0.0, False, 0.9, 0.999, 1e-8, alpha)
+    done, losses = 0, []
+    while done < steps:
+        k, loss, diverged = tr.run(steps - done, 1)
+        assert not diverged and k > 0
+        done += k
+        if loss is not None:
+            losses.append(loss)
+    assert np.array_equal(p, ref) and np.array_equal(a, m) and np.array_equal(b, v)
+    assert losses == ref_losses and len(losses) == 2

@@ -57,7 +57,7 @@ done
 # (CMakeLists.txt), and the x86-only ones.
 UNTYPED="dispatch layout rng names gemm_emu"
 TYPED="gemm act_loss dense sparse optim net train"
-X86_ONLY="gemm_avx2 gemm_avx512 vexp_avx2"
+X86_ONLY="gemm_avx2 gemm_avx512 vexp_avx2 optim_avx2 optim_avx512"
 # The build's flags for GCC and Clang (CMakeLists.txt), warnings as errors.
 FLAGS="-std=c11 -O3 -ffp-contract=off -fno-math-errno -Wall -Wextra -Werror -Wvla -Icsrc"
 
@@ -82,6 +82,8 @@ compile_core() {
     jobs+=("$cc $FLAGS $extra $simd -mavx2 -mfma -c csrc/gemm_avx2.c -o $dir/gemm_avx2.o")
     jobs+=("$cc $FLAGS $extra $simd -mavx2 -mfma -c csrc/vexp_avx2.c -o $dir/vexp_avx2.o")
     jobs+=("$cc $FLAGS $extra $simd -mavx512f -mavx2 -mfma -c csrc/gemm_avx512.c -o $dir/gemm_avx512.o")
+    jobs+=("$cc $FLAGS $extra $simd -mavx2 -mfma -c csrc/optim_avx2.c -o $dir/optim_avx2.o")
+    jobs+=("$cc $FLAGS $extra $simd -mavx512f -mavx2 -mfma -c csrc/optim_avx512.c -o $dir/optim_avx512.o")
   fi
   printf '%s\n' "${jobs[@]}" | xargs -P "$JOBS" -I{} sh -c '{} 2>&1' > "$dir/compile.log" || {
     cat "$dir/compile.log" >&2
