@@ -1,6 +1,6 @@
 /* optim_avx2.c -- Adam's update (adam_rows.h) for AVX2 (compiled with -mavx2
- * -mfma; only called after cpuid said the CPU and the OS support it): the loop of
- * optim.c's baseline build, vectorised wider, with the same bits. */
+ * -mfma; only called after cpuid said the CPU and the OS support it): the
+ * loop of optim.c's baseline build, vectorised wider, the same bits. */
 #include <math.h>
 #include "internal.h"
 

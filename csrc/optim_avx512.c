@@ -1,6 +1,6 @@
 /* optim_avx512.c -- Adam's update (adam_rows.h) for AVX-512F (compiled with
- * -mavx512f -mfma; only called after cpuid said the CPU and the OS support it): the loop of
- * optim.c's baseline build, vectorised wider, with the same bits. */
+ * -mavx512f -mfma; only called after cpuid said the CPU and the OS support
+ * it): the loop of optim.c's baseline build, vectorised wider, the same bits. */
 #include <math.h>
 #include "internal.h"
 
