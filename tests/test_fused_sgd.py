@@ -68,6 +68,7 @@ CASES = {
     "team-large-middle": (300, 64, 9, [40, 768, 768, 24, 5], False, False),
     "team-large-first": (300, 64, 9, [800, 700, 5], False, False),
     "team-large-bf16": (300, 64, 9, [40, 768, 768, 24, 5], False, True),
+    "team-large-sparse": (300, 64, 9, [40, 768, 768, 24, 5], True, False),
 }
 
 
