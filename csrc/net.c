@@ -298,16 +298,22 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
 
 /* 1 if any of the count values is NaN or infinite: all exponent bits set.  An
  * integer OR over the bits vectorises, unlike a test-and-branch per value
- * (also pynn's check of the data it is given to fit, from Python). */
+ * (also pynn's check of the data it is given to fit, and of the parameters
+ * after each epoch, from Python).  The exponent field plus its lowest bit
+ * reaches the sign bit exactly when the field is all ones, and never carries
+ * past it: an AND and an ADD per value, which the baseline's SSE2 has at 64
+ * bits too (a compare of 64-bit integers it has not: a float64 test by
+ * compare ran at a quarter of the float32 one's speed). */
 int pynn_any_nonfinite(const T *x, size_t count)
 {
+    const T_UINT exp_lsb = T_EXP_BITS & (T_UINT)(~T_EXP_BITS + 1u);
     T_UINT bad = 0;
     for (size_t i = 0; i < count; i++) {
         T_UINT u;
         memcpy(&u, x + i, sizeof u);
-        bad |= (T_UINT)((u & T_EXP_BITS) == T_EXP_BITS);
+        bad |= (u & T_EXP_BITS) + exp_lsb;
     }
-    return bad != 0;
+    return (int)(bad >> (sizeof(T_UINT) * 8 - 1));
 }
 
 /* Scanning 2^20 values (4-8 MB) or more, a second thread pays. */

@@ -874,6 +874,9 @@ def test_all_finite_finds_every_nan_and_infinity(dtype, n):
     nans = [np.nan, -np.nan, np.inf, -np.inf]
     if dtype == np.float32:
         nans.append(np.array(0x7F800001, np.uint32).view(np.float32))  # signalling NaN
+    else:
+        nans.append(np.array(0x7FF0000000000001, np.uint64).view(np.float64))
+        nans.append(np.array(0xFFF8000000000000, np.uint64).view(np.float64))
     for i in sorted({0, n // 2, n - 1, max(0, n - 2)}):
         for bad in nans:
             y = x.copy()
