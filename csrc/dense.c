@@ -109,16 +109,44 @@ static PYNN_ALWAYS_INLINE void bias_cols(T *db, const T *delta, size_t n, size_t
         db[j + c] = acc[c] * scale;
 }
 
+/* Many columns: BIAS_BLOCK at a time, the rows in order and each row's piece
+ * read sequentially, the sums in an array in L1.  (Strips of BIAS_COLS walk
+ * down the rows a whole row apart, each visit a new cache line that rows of
+ * 4 KiB multiples put in one cache set: a wide layer's 256 x 1024 float64
+ * delta was summed at ~3.5 GB/s, ~1% of its step.)  Each column is summed
+ * over the rows in the same order, from zero: the same bits. */
+#define BIAS_BLOCK 512
+static void bias_block(T *db, const T *delta, size_t n, size_t n_out, size_t j, size_t w,
+                       T scale)
+{
+    T acc[BIAS_BLOCK];
+    for (size_t c = 0; c < w; c++)
+        acc[c] = 0;
+    for (size_t k = 0; k < n; k++) {
+        const T *d = delta + k * n_out + j;
+        for (size_t c = 0; c < w; c++)
+            acc[c] += d[c];
+    }
+    for (size_t c = 0; c < w; c++)
+        db[j + c] = acc[c] * scale;
+}
+
 void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, size_t j1,
                      T scale)
 {
     size_t j = j0;
+    if (j1 - j0 > 4 * BIAS_COLS) {
+        for (; j < j1; j += BIAS_BLOCK)
+            bias_block(db, delta, n, n_out, j, j1 - j < BIAS_BLOCK ? j1 - j : BIAS_BLOCK, scale);
+        return;
+    }
     for (; j + BIAS_COLS <= j1; j += BIAS_COLS)
         bias_cols(db, delta, n, n_out, j, BIAS_COLS, scale); /* (w known: in registers) */
     if (j < j1)
         bias_cols(db, delta, n, n_out, j, j1 - j, scale);
 }
 #undef BIAS_COLS
+#undef BIAS_BLOCK
 
 /* The weight-gradient product dW = x^T delta / n + alpha W / n, packing A = x^T
  * into room (NULL: none); bf16: its operands rounded to bfloat16. */

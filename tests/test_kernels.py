@@ -469,6 +469,28 @@ def test_dense_backward_matches_numpy(shape, alpha, dtype):
 
 
 @dtypes
+@pytest.mark.parametrize("n_out", [10, 64, 65, 512, 513, 1100])
+def test_bias_gradient_is_the_row_ordered_sum_bit_for_bit(n_out, dtype):
+    """db[j] sums column j over the rows in order, from zero, then scales by
+    1/n: the same bits for any thread count, whether the columns are summed a
+    strip of registers at a time (few) or a block at a time over rows read
+    in order (many; blocks of 512 columns, so 513 and 1100 end in a partial
+    block)."""
+    rng = make_rng("bias_gradient_bits", n_out, dtype_id(dtype))
+    n, n_in = 37, 3
+    x, W, _ = make_dense_data(rng, n, n_in, n_out, dtype)
+    delta = (rng.standard_normal((n, n_out)) * 10.0 ** rng.integers(-3, 4, (n, n_out)))
+    delta = delta.astype(dtype)
+    acc = np.zeros(n_out, dtype)
+    for row in delta:
+        acc = acc + row
+    want = acc * dtype(1.0 / n)
+    for threads in (1, 2, 3):
+        _, _, db = ops.dense_backward(delta, x, W, need_dx=False, n_threads=threads)
+        np.testing.assert_array_equal(db, want, err_msg=f"{threads} threads")
+
+
+@dtypes
 @pytest.mark.parametrize("alpha", [0.0, 0.1])
 def test_dense_backward_without_dx(alpha, dtype):
     rng = make_rng("dense_backward_no_dx", alpha, dtype_id(dtype))
