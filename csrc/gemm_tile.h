@@ -1097,10 +1097,13 @@ static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, s
  * the panel it holds; abase: the block's packed A (NULL: A read in place).  B
  * packed whole (g->bpack, float products) is read there instead. */
 static PYNN_ALWAYS_INLINE void
+GEMM_NAME(tile_at)(const GEMM_ARGS *g, size_t it, size_t jt, size_t p0, size_t p1,
+                   const T *bp, const T *abase, T *own_a);
+
+static PYNN_ALWAYS_INLINE void
 GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p1, T *bbuf,
                     size_t *packed, const T *abase, T *own_a)
 {
-    int first = p0 == 0, last = p1 == g->k;
     const T *bp = bbuf;
     if (g->bpack && g->bpack_nr == NR && !g->bf16) {
         bp = g->bpack + (t / mt) * g->k * NR + p0 * NR;
@@ -1108,7 +1111,17 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p
         *packed = t / mt;
         GEMM_NAME(pack_b)(bbuf, g, (t / mt) * NR, p0, p1);
     }
-    size_t it = t % mt, jt = t / mt;
+    GEMM_NAME(tile_at)(g, t % mt, t / mt, p0, p1, bp, abase, own_a);
+}
+
+/* Tile (it, jt) over the K block [p0, p1): bp, B's panel packed (NULL: read
+ * in place); abase, the block's packed A (NULL: A in place, or own_a, room to
+ * pack the tile's own). */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(tile_at)(const GEMM_ARGS *g, size_t it, size_t jt, size_t p0, size_t p1,
+                   const T *bp, const T *abase, T *own_a)
+{
+    int first = p0 == 0, last = p1 == g->k;
     size_t i0 = it * MR, j0 = jt * NR;
     const T *ap = abase ? abase + it * (p1 - p0) * MR : NULL;
 #ifdef GEMM_PAIRS
@@ -1184,6 +1197,7 @@ GEMM_NAME(one_tile)(const GEMM_ARGS *g, size_t t, size_t mt, size_t p0, size_t p
 typedef struct {
     size_t mt, nt, tiles, nkb, kc;
     int packb;
+    size_t gp; /* panels per group, shallow B^T (0: column-panel-major) */
 } GEMM_NAME(plan_t);
 
 static GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
@@ -1201,6 +1215,20 @@ static GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
     pl.packb = g->b_trans || g->bf16 || pl.mt >= PYNN_GEMM_PACKB_SMALL_MIN_ROW_TILES ||
                (pl.mt >= PYNN_GEMM_PACKB_MIN_ROW_TILES &&
                 g->k * (size_t)g->ldb * sizeof(T) > PYNN_GEMM_INPLACE_B_BYTES);
+    /* A shallow B^T (the output layer's input gradient, K = its few units):
+     * column-panel-major, each tile's C and da rows are a step down a column,
+     * rows apart (a new line per row, in one cache set when rows lie 4 KiB
+     * multiples apart), and the product ran at half numpy's speed on a wide
+     * layer.  Instead groups of gp panels, packed together into the panel
+     * buffer, each run row tile by row tile across the group: C's rows are
+     * written along. */
+    pl.gp = 0;
+    if (g->b_trans && !g->bf16 && pl.nkb == 1 && pl.mt > 1 && pl.nt > 1 &&
+        4 * g->k <= (size_t)KC) {
+        pl.gp = (size_t)KC / g->k;
+        if (pl.gp > pl.nt)
+            pl.gp = pl.nt;
+    }
     return pl;
 }
 
@@ -1315,6 +1343,31 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
             abase = g->apack;
         }
         size_t packed = (size_t)-1;
+        if (pl.gp && amode == PYNN_APACK_NONE && t0 < t1) {
+            /* (one K block) tiles t0..t1-1 in the grouped order: group gi of
+             * panels jg.. jg + gw - 1, within it row tile it, panel jg + q */
+            size_t span = pl.mt * pl.gp, gi = t0 / span, r = t0 - gi * span;
+            size_t jg = gi * pl.gp, gw = pl.nt - jg < pl.gp ? pl.nt - jg : pl.gp;
+            size_t it = r / gw, q = r - it * gw, kc = p1 - p0;
+            for (size_t t = t0; t < t1; t++) {
+                if (packed != gi) {
+                    packed = gi;
+                    for (size_t u = 0; u < gw; u++)
+                        GEMM_NAME(pack_b)(bp + u * kc * NR, g, (jg + u) * NR, p0, p1);
+                }
+                GEMM_NAME(tile_at)(g, it, jg + q, p0, p1, bp + q * kc * NR, NULL, NULL);
+                if (++q == gw) {
+                    q = 0;
+                    if (++it == pl.mt) {
+                        it = 0;
+                        gi++;
+                        jg += pl.gp;
+                        gw = pl.nt - jg < pl.gp ? pl.nt - jg : pl.gp;
+                    }
+                }
+            }
+            continue;
+        }
         if (amode == PYNN_APACK_TILE) {
             _Alignas(64) T own_a[KC * MR];
             for (size_t t = t0; t < t1; t++)

@@ -393,6 +393,30 @@ def test_products_run_by_rows_give_the_bits_of_tiles(simd, dtype, act):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_shallow_input_gradient_gives_each_row_the_bits_it_gets_alone(simd, dtype):
+    """delta @ W^T with K = a few output units runs its tiles in groups of
+    column panels, row tile by row tile across a group (gemm_tile.h: pl.gp),
+    not panel by panel: each element's sum is the same chain either way.  A
+    row alone (one row tile: the plain order) gets the bits it gets in the
+    batch, for every thread count, for groups that end in a partial panel,
+    a narrow last group, and shares that start and end inside a group."""
+    rng = np.random.default_rng(13)
+    for k in (1, 3, 10, 26):
+        for n_in in (17, 100, 1025):
+            x = rng.standard_normal((37, n_in)).astype(dtype)
+            W = rng.standard_normal((n_in, k)).astype(dtype)
+            d = rng.standard_normal((37, k)).astype(dtype)
+            full = [ops.dense_backward(d, x, W, n_threads=t)[0] for t in (1, 2, 3)]
+            for t in (1, 2):
+                assert np.array_equal(full[t], full[0]), (k, n_in, t + 1)
+            for r in (0, 8, 9, 36):
+                alone = ops.dense_backward(d[r:r + 1], x[r:r + 1], W, n_threads=1)[0]
+                assert np.array_equal(alone[0], full[0][r]), (k, n_in, r)
+            want = d.astype(np.float64) @ W.astype(np.float64).T
+            np.testing.assert_allclose(full[0], want, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_one_row_weight_gradient_is_exact(simd, dtype):
     """With one row the weight gradient is x^T d + alpha W: each product of
     the chain's single step is rounded once, as NumPy's is, and the epilogue
