@@ -1200,7 +1200,7 @@ typedef struct {
     size_t gp; /* panels per group, shallow B^T (0: column-panel-major) */
 } GEMM_NAME(plan_t);
 
-static GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
+static PYNN_ALWAYS_INLINE GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
 {
     GEMM_NAME(plan_t) pl;
     pl.mt = (g->m + MR - 1) / MR;
