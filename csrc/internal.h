@@ -209,6 +209,9 @@ typedef struct {
  * epilogue would dwarf its K loop.  Bitwise the same results. */
 #define PYNN_GEMM_ROWS_MAX_M 2
 #define PYNN_GEMM_ROWS_MAX_K 4
+/* A one-row product with B^T of K up to this runs in scalar chains, unpacked
+ * (gemm_tile.h: rowt_run). */
+#define PYNN_GEMM_ROWT_MAX_K 16
 
 /* A tile prefetches what the next tiles need (gemm_tile.h) only for K blocks
  * at least this deep: shallower ones are too short to hide the fetches behind,

@@ -396,12 +396,14 @@ def test_products_run_by_rows_give_the_bits_of_tiles(simd, dtype, act):
 def test_a_shallow_input_gradient_gives_each_row_the_bits_it_gets_alone(simd, dtype):
     """delta @ W^T with K = a few output units runs its tiles in groups of
     column panels, row tile by row tile across a group (gemm_tile.h: pl.gp),
-    not panel by panel: each element's sum is the same chain either way.  A
-    row alone (one row tile: the plain order) gets the bits it gets in the
-    batch, for every thread count, for groups that end in a partial panel,
-    a narrow last group, and shares that start and end inside a group."""
+    not panel by panel; a row alone with K <= 16 runs in scalar chains
+    (rowt_run), with more as one row tile in the plain order: each element's
+    sum is the same chain every way.  A row alone gets the bits it gets in
+    the batch, for every thread count, for groups that end in a partial
+    panel, a narrow last group, and shares that start and end inside a
+    group."""
     rng = np.random.default_rng(13)
-    for k in (1, 3, 10, 26):
+    for k in (1, 3, 10, 16, 17, 26):
         for n_in in (17, 100, 1025):
             x = rng.standard_normal((37, n_in)).astype(dtype)
             W = rng.standard_normal((n_in, k)).astype(dtype)
