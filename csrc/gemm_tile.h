@@ -270,7 +270,10 @@ GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, si
         ni = 0;
         nj = j0 + NR;
     }
-    if (nj < g->n && (size_t)g->ldc >= far) {
+    /* (the grouped order of a shallow B^T, plan(): the next tile is this
+     * one's right neighbour, on the lines that follow these) */
+    int grouped = g->b_trans && !g->bf16 && 4 * g->k <= (size_t)KC && g->m > MR && g->n > NR;
+    if (!grouped && nj < g->n && (size_t)g->ldc >= far) {
         size_t rows = g->m - ni < MR ? g->m - ni : MR;
         size_t w = g->n - nj < NR ? g->n - nj : NR;
         for (size_t r = 0; r < rows; r++)
