@@ -511,6 +511,17 @@ GEMM_NAME(row_panels)(const int G, const int full, const GEMM_ARGS *g, size_t i0
     const V s = V_SET1(sgd ? g->scale : 0), nlr = V_SET1(sgd ? -g->lr : 0),
             ws = V_SET1(sgd ? g->wscale : 0);
     const int l2 = sgd && g->wscale != 0;
+    /* K = 1 (a one-row step's weight gradient, an outer product): B's row in
+     * registers for all the rows */
+    V bh0[4], bh1[4];
+    if (k == 1) {
+PYNN_UNROLL16
+        for (int q = 0; q < G; q++) {
+            const T *bq = bbase + (size_t)q * NR;
+            bh0[q] = full || q < G - 1 ? V_LOAD(bq) : V_MLOAD(bq, m0);
+            bh1[q] = full || q < G - 1 ? V_LOAD(bq + VL) : V_MLOAD(bq + VL, m1);
+        }
+    }
     for (size_t i = i0; i < i0 + rows; i++) {
         V acc0[4], acc1[4];
 PYNN_UNROLL16
@@ -520,6 +531,14 @@ PYNN_UNROLL16
         }
         const T *a = abase + i * a_rs;
         const T *b = bbase;
+        if (k == 1) {
+            V av = V_BCAST(a);
+PYNN_UNROLL16
+            for (int q = 0; q < G; q++) {
+                acc0[q] = V_FMA(av, bh0[q], acc0[q]);
+                acc1[q] = V_FMA(av, bh1[q], acc1[q]);
+            }
+        } else
         for (size_t p = 0; p < k; p++, a += a_cs, b += ldb) {
             V av = V_BCAST(a);
 PYNN_UNROLL16
