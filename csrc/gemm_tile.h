@@ -512,9 +512,11 @@ GEMM_NAME(row_panels)(const int G, const int full, const GEMM_ARGS *g, size_t i0
             ws = V_SET1(sgd ? g->wscale : 0);
     const int l2 = sgd && g->wscale != 0;
     /* K = 1 (a one-row step's weight gradient, an outer product): B's row in
-     * registers for all the rows */
+     * registers for all the rows (where they fit beside the accumulators: not
+     * four panels in AVX2's 16 registers) */
+    const int hoist = k == 1 && (G <= 3 || VL * sizeof(T) >= 64);
     V bh0[4], bh1[4];
-    if (k == 1) {
+    if (hoist) {
 PYNN_UNROLL16
         for (int q = 0; q < G; q++) {
             const T *bq = bbase + (size_t)q * NR;
@@ -531,7 +533,7 @@ PYNN_UNROLL16
         }
         const T *a = abase + i * a_rs;
         const T *b = bbase;
-        if (k == 1) {
+        if (hoist) {
             V av = V_BCAST(a);
 PYNN_UNROLL16
             for (int q = 0; q < G; q++) {
@@ -637,7 +639,7 @@ static void GEMM_NAME(row_run)(const GEMM_ARGS *g, const pynn_team *tm)
  * ns on a Zen 4, now 100-120 ns, float32 and float64). */
 static int GEMM_NAME(rowt_ok)(const GEMM_ARGS *g)
 {
-    return g->b_trans && !g->bf16 && g->m == 1 && g->k <= PYNN_GEMM_ROWT_MAX_K;
+    return g->b_trans && !g->bf16 && g->m == 1 && g->k > 0 && g->k <= PYNN_GEMM_ROWT_MAX_K;
 }
 
 #define ROWT_FMA(x, y, z) _Generic((z), float: fmaf, default: fma)((x), (y), (z))

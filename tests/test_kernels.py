@@ -477,7 +477,7 @@ def test_bias_gradient_is_the_row_ordered_sum_bit_for_bit(n_out, dtype):
     in order (many; blocks of 512 columns, so 513 and 1100 end in a partial
     block)."""
     rng = make_rng("bias_gradient_bits", n_out, dtype_id(dtype))
-    n, n_in = 37, 3
+    n, n_in = 37, 450  # (37 x 450 x n_out over 2^20 from 65 columns on: a team)
     x, W, _ = make_dense_data(rng, n, n_in, n_out, dtype)
     delta = (rng.standard_normal((n, n_out)) * 10.0 ** rng.integers(-3, 4, (n, n_out)))
     delta = delta.astype(dtype)

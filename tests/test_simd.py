@@ -137,13 +137,17 @@ def test_dense_backward_on_every_path(simd, shape, dtype):
     np.testing.assert_allclose(db, rdb, **tol)
 
 
+@pytest.mark.parametrize("rows", [37, 1])
 @pytest.mark.parametrize("hidden", ["relu", "tanh", "logistic"])
-def test_network_gradients_on_every_path(simd, hidden):
+def test_network_gradients_on_every_path(simd, hidden, rows):
+    # (one row: the input gradients through the 4-unit output layer run in
+    # scalar chains, rowt_run, with each hidden derivative in the epilogue)
     rng = np.random.default_rng(3)
     X = rng.standard_normal((37, 300))
     y = rng.integers(0, 4, 37)
     m = pynn.MLPClassifier((40, 19), activation=hidden, dtype="float64", max_iter=1,
                            tol=None, alpha=0.01, random_state=0, n_threads=1).fit(X, y)
+    X, y = X[:rows], y[:rows]
     loss, cg, ig = m.loss_and_gradients(X, y)
     Y = np.eye(4)[y]
     rloss, rcg, rig = reference.loss_and_gradients(m.coefs_, m.intercepts_, X, Y, hidden,
@@ -403,19 +407,21 @@ def test_a_shallow_input_gradient_gives_each_row_the_bits_it_gets_alone(simd, dt
     panel, a narrow last group, and shares that start and end inside a
     group."""
     rng = np.random.default_rng(13)
-    for k in (1, 3, 10, 16, 17, 26):
-        for n_in in (17, 100, 1025):
-            x = rng.standard_normal((37, n_in)).astype(dtype)
-            W = rng.standard_normal((n_in, k)).astype(dtype)
-            d = rng.standard_normal((37, k)).astype(dtype)
-            full = [ops.dense_backward(d, x, W, n_threads=t)[0] for t in (1, 2, 3)]
-            for t in (1, 2):
-                assert np.array_equal(full[t], full[0]), (k, n_in, t + 1)
-            for r in (0, 8, 9, 36):
-                alone = ops.dense_backward(d[r:r + 1], x[r:r + 1], W, n_threads=1)[0]
-                assert np.array_equal(alone[0], full[0][r]), (k, n_in, r)
-            want = d.astype(np.float64) @ W.astype(np.float64).T
-            np.testing.assert_allclose(full[0], want, **TOL[dtype])
+    # (a team only above 2^20 multiply-adds: the 300-row batches)
+    cases = [(k, n_in, 37) for k in (1, 3, 10, 16, 17, 26) for n_in in (17, 100, 1025)]
+    cases += [(k, 1025, 300) for k in (4, 10, 17, 26)]
+    for k, n_in, n in cases:
+        x = rng.standard_normal((n, n_in)).astype(dtype)
+        W = rng.standard_normal((n_in, k)).astype(dtype)
+        d = rng.standard_normal((n, k)).astype(dtype)
+        full = [ops.dense_backward(d, x, W, n_threads=t)[0] for t in (1, 2, 3)]
+        for t in (1, 2):
+            assert np.array_equal(full[t], full[0]), (k, n_in, t + 1)
+        for r in (0, 8, 9, n - 1):
+            alone = ops.dense_backward(d[r:r + 1], x[r:r + 1], W, n_threads=1)[0]
+            assert np.array_equal(alone[0], full[0][r]), (k, n_in, r)
+        want = d.astype(np.float64) @ W.astype(np.float64).T
+        np.testing.assert_allclose(full[0], want, **TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
