@@ -516,6 +516,11 @@ GEMM_NAME(row_panels)(const int G, const int full, const GEMM_ARGS *g, size_t i0
      * four panels in AVX2's 16 registers) */
     const int hoist = k == 1 && (G <= 3 || VL * sizeof(T) >= 64);
     V bh0[4], bh1[4];
+PYNN_UNROLL16
+    for (int q = 0; q < G; q++) {
+        bh0[q] = V_ZERO(); /* (unread unless hoisted; GCC cannot tell) */
+        bh1[q] = V_ZERO();
+    }
     if (hoist) {
 PYNN_UNROLL16
         for (int q = 0; q < G; q++) {
