@@ -46,6 +46,12 @@
 #else
 #define KC PYNN_GEMM_KC
 #endif
+/* A B^T this shallow (K at most a quarter of the smallest K block: an output
+ * layer's few units) runs its tiles in groups of panels (plan()).  A fixed
+ * bound, not KC's quarter: with AVX2's 512-deep blocks that took in a
+ * 128-unit layer's input gradient, which ran 8-14% slower grouped (mnist-like
+ * 128x128x256 against OpenBLAS's Haswell kernels, on a Zen 4). */
+#define GROUP_K_MAX ((size_t)PYNN_GEMM_KC_MIN / 4)
 #define TILE_ARGS const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols, size_t p0, \
                   size_t p1, int first, int last, const T *bp, const T *ap
 
@@ -272,7 +278,7 @@ GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, si
     }
     /* (the grouped order of a shallow B^T, plan(): the next tile is this
      * one's right neighbour, on the lines that follow these) */
-    int grouped = g->b_trans && !g->bf16 && 4 * g->k <= (size_t)KC && g->m > MR && g->n > NR;
+    int grouped = g->b_trans && !g->bf16 && g->k <= GROUP_K_MAX && g->m > MR && g->n > NR;
     if (!grouped && nj < g->n && (size_t)g->ldc >= far) {
         size_t rows = g->m - ni < MR ? g->m - ni : MR;
         size_t w = g->n - nj < NR ? g->n - nj : NR;
@@ -1312,7 +1318,7 @@ static PYNN_ALWAYS_INLINE GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
      * written along. */
     pl.gp = 0;
     if (g->b_trans && !g->bf16 && pl.nkb == 1 && pl.mt > 1 && pl.nt > 1 &&
-        4 * g->k <= (size_t)KC) {
+        g->k <= GROUP_K_MAX) {
         pl.gp = (size_t)KC / g->k;
         if (pl.gp > pl.nt)
             pl.gp = pl.nt;

@@ -23,6 +23,7 @@
 #undef PACK_BT
 #undef PACK_BT_BLOCK
 #undef GEMM_KC
+#undef GROUP_K_MAX
 #undef PV
 #undef P_LOAD
 #undef P_BCAST
