@@ -5,6 +5,9 @@ against numpy's matmul (OpenBLAS) of the same shapes and transposes, one thread.
     python bench/products.py                         # mnist-like and wide, float32 and float64
     python bench/products.py --dtype float64 --cases wide --json products.json
     PYNN_SIMD=amx python bench/products.py --dtype bfloat16   # the mixed-precision mode
+    PYNN_SIMD=avx2 OPENBLAS_CORETYPE=Haswell python bench/products.py
+        # on an AVX-512 CPU: pynn's AVX2 kernels against OpenBLAS's AVX2 ones (the
+        # like-for-like comparison of that path; the numpy line names the kernels)
 
 Per layer l (n_in -> n_out, batch B) a step runs
   forward   x @ W          (B x n_in) @ (n_in x n_out), + bias (and relu below the output)
