@@ -55,6 +55,15 @@
 #define TILE_ARGS const GEMM_ARGS *g, size_t i0, size_t j0, size_t cols, size_t p0, \
                   size_t p1, int first, int last, const T *bp, const T *ap
 
+/* 1 if the product runs in that grouped order: a shallow B^T (one K block, as
+ * 0 < K <= GROUP_K_MAX is) of more than one row tile and column panel.  The
+ * one rule plan() and prefetch_next() both follow. */
+static inline int GEMM_NAME(grouped)(const GEMM_ARGS *g)
+{
+    return g->b_trans && !g->bf16 && g->k > 0 && g->k <= GROUP_K_MAX && g->m > MR &&
+           g->n > NR;
+}
+
 /* Stores columns [0, cols) of a row from x0, x1: a vector whose lanes are all
  * valid is stored whole, one with none is skipped, and only the one straddling
  * the edge is masked (masked stores cost about ten cycles on AMD CPUs). */
@@ -278,8 +287,7 @@ GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, si
     }
     /* (the grouped order of a shallow B^T, plan(): the next tile is this
      * one's right neighbour, on the lines that follow these) */
-    int grouped = g->b_trans && !g->bf16 && g->k <= GROUP_K_MAX && g->m > MR && g->n > NR;
-    if (!grouped && nj < g->n && (size_t)g->ldc >= far) {
+    if (!GEMM_NAME(grouped)(g) && nj < g->n && (size_t)g->ldc >= far) {
         size_t rows = g->m - ni < MR ? g->m - ni : MR;
         size_t w = g->n - nj < NR ? g->n - nj : NR;
         for (size_t r = 0; r < rows; r++)
@@ -524,16 +532,10 @@ GEMM_NAME(row_panels)(const int G, const int full, const GEMM_ARGS *g, size_t i0
     V bh0[4], bh1[4];
 PYNN_UNROLL16
     for (int q = 0; q < G; q++) {
-        bh0[q] = V_ZERO(); /* (unread unless hoisted; GCC cannot tell) */
-        bh1[q] = V_ZERO();
-    }
-    if (hoist) {
-PYNN_UNROLL16
-        for (int q = 0; q < G; q++) {
-            const T *bq = bbase + (size_t)q * NR;
-            bh0[q] = full || q < G - 1 ? V_LOAD(bq) : V_MLOAD(bq, m0);
-            bh1[q] = full || q < G - 1 ? V_LOAD(bq + VL) : V_MLOAD(bq + VL, m1);
-        }
+        const T *bq = bbase + (size_t)q * NR;
+        /* (zero, unread, unless hoisted: GCC cannot tell) */
+        bh0[q] = !hoist ? V_ZERO() : full || q < G - 1 ? V_LOAD(bq) : V_MLOAD(bq, m0);
+        bh1[q] = !hoist ? V_ZERO() : full || q < G - 1 ? V_LOAD(bq + VL) : V_MLOAD(bq + VL, m1);
     }
     for (size_t i = i0; i < i0 + rows; i++) {
         V acc0[4], acc1[4];
@@ -1317,8 +1319,7 @@ static PYNN_ALWAYS_INLINE GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
      * buffer, each run row tile by row tile across the group: C's rows are
      * written along. */
     pl.gp = 0;
-    if (g->b_trans && !g->bf16 && pl.nkb == 1 && pl.mt > 1 && pl.nt > 1 &&
-        g->k <= GROUP_K_MAX) {
+    if (GEMM_NAME(grouped)(g)) {
         pl.gp = (size_t)KC / g->k;
         if (pl.gp > pl.nt)
             pl.gp = pl.nt;
