@@ -23,7 +23,13 @@ def interrupt_child(code, cwd, delay, timeout):
     """Run `code` in a fresh interpreter in `cwd` (outside the source tree, so the
     installed pynn is imported); once it prints READY, wait `delay` seconds and send
     SIGINT. The child must exit 0 and print a JSON object as its last line.
-    Returns (that object, the time the signal was sent)."""
+    Returns (that object, the time the signal was sent).
+
+    The child installs Python's own SIGINT handler first: a process started in
+    the background by a shell without job control (`(cmd &)`, nohup) inherits
+    SIGINT ignored, as does every interpreter it starts, and Python leaves it
+    ignored: the signal would be lost before pynn could handle it."""
+    code = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n" + code
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=cwd)
     try:
