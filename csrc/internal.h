@@ -186,6 +186,11 @@ typedef struct {
  * a multiple of PYNN_GEMM_PACK_WIDTH elements (512 doubles; 1024 floats are a
  * multiple too), the width the workspace reserves room for (layout.c). */
 #define PYNN_GEMM_PACK_ROWS 4096
+/* The tiles of a product of more rows than this run in chunks of about this
+ * many rows (gemm_tile.h: chunk_run). */
+#ifndef PYNN_GEMM_MC_ROWS
+#define PYNN_GEMM_MC_ROWS 256
+#endif
 #define PYNN_GEMM_PACK_WIDTH 512
 /* Rows this many bytes apart map to the same L1 cache sets on x86 (4 KiB), so
  * a tile reading them unpacked would evict its own rows. */

@@ -425,6 +425,68 @@ def test_a_shallow_input_gradient_gives_each_row_the_bits_it_gets_alone(simd, dt
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_of_many_rows_run_in_chunks_and_keep_each_rows_bits(simd, dtype):
+    """A product of more than 256 rows runs its row tiles in chunks of about
+    256 rows, each chunk column panel by column panel (gemm_tile.h:
+    chunk_run), so that a chunk's rows of A stay in cache while every panel
+    reads them.  Every tile is still computed, once: the values are the
+    reference's; every row alone gets the bits it gets in the batch; and a
+    team of two or three threads, whose shares start and end inside chunks,
+    gets one thread's bits.  The forward product, the input gradient
+    delta W^T, and the weight gradient x^T delta, whose rows are x's columns
+    (300: two chunks), over several K blocks (700 rows)."""
+    rng = np.random.default_rng(17)
+    for m, k, n in [(700, 300, 70), (530, 90, 300), (1100, 40, 33)]:
+        x = rng.standard_normal((m, k)).astype(dtype)
+        W = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
+        b = rng.standard_normal(n).astype(dtype)
+        d = rng.standard_normal((m, n)).astype(dtype)
+        fwd = [ops.dense_forward(x, W, b, "relu", n_threads=t) for t in (1, 2, 3)]
+        bwd = [ops.dense_backward(d, x, W, alpha=0.3, n_threads=t) for t in (1, 2, 3)]
+        for t in (1, 2):
+            assert np.array_equal(fwd[t], fwd[0]), (m, k, n, t + 1)
+            for got, want in zip(bwd[t], bwd[0]):
+                assert np.array_equal(got, want), (m, k, n, t + 1)
+        for r in range(m):
+            alone = ops.dense_forward(x[r:r + 1], W, b, "relu", n_threads=1)
+            assert np.array_equal(alone[0], fwd[0][r]), (m, k, n, r)
+            dx = ops.dense_backward(d[r:r + 1], x[r:r + 1], W, n_threads=1)[0]
+            assert np.array_equal(dx[0], bwd[0][0][r]), (m, k, n, r)
+        x64, W64, d64 = (a.astype(np.float64) for a in (x, W, d))
+        want = reference.dense_forward(x64, W64, b.astype(np.float64), "relu")
+        np.testing.assert_allclose(fwd[0], want, **TOL[dtype])
+        scale = np.sqrt(max(m, k, n))
+        tol = dict(rtol=TOL[dtype]["rtol"], atol=TOL[dtype]["atol"] * scale)
+        for got, want in zip(bwd[0], reference.dense_backward(d64, x64, W64, alpha=0.3)):
+            np.testing.assert_allclose(got, want, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_gradient_that_packs_a_in_chunks_gives_the_reference(simd, dtype):
+    """A full-batch gradient of 600 rows of 1024 inputs: the first layer's
+    forward packs its A (rows 4 KiB apart) and the weight gradient packs x^T
+    (1024 rows), a thread alone chunk by chunk before the chunk's tiles, a
+    team every block ahead.  Both give the NumPy reference, with the same
+    bits."""
+    rng = np.random.default_rng(19)
+    X = rng.standard_normal((600, 1024)).astype(dtype)
+    y = rng.integers(0, 3, 600)
+    m = pynn.MLPClassifier((130,), max_iter=1, tol=None, random_state=0, dtype=dtype,
+                           n_threads=1).fit(X[:50], y[:50])
+    l1, g1, i1 = m.loss_and_gradients(X, y)
+    l2, g2, i2 = m.set_params(n_threads=2).loss_and_gradients(X, y)
+    assert l1 == l2 and all(np.array_equal(a, b) for a, b in zip(g1 + i1, g2 + i2))
+    ref_loss, ref_g, ref_i = reference.loss_and_gradients(
+        [c.astype(np.float64) for c in m.coefs_], [b.astype(np.float64) for b in m.intercepts_],
+        X.astype(np.float64), np.eye(3)[y], "relu", "softmax", "categorical_cross_entropy",
+        m.alpha)
+    rtol = 1e-4 if dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(l1, ref_loss, rtol=rtol)
+    for got, want in zip(g1 + i1, ref_g + ref_i):
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_one_row_weight_gradient_is_exact(simd, dtype):
     """With one row the weight gradient is x^T d + alpha W: each product of
     the chain's single step is rounded once, as NumPy's is, and the epilogue
