@@ -1286,18 +1286,20 @@ static PYNN_ALWAYS_INLINE GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
     pl.mt = (g->m + MR - 1) / MR;
     pl.nt = (g->n + NR - 1) / NR;
     pl.tiles = pl.mt * pl.nt;
-    /* chunks of at most about PYNN_GEMM_MC_ROWS rows, of equal row tiles but
-     * the last (a 264-row product: 2 x 17 tiles of 8, not 32 and 1); up to
-     * that many rows (every tile height's whole tiles), one chunk */
-    pl.mc = pl.mt;
-    if (pl.mt > ((size_t)PYNN_GEMM_MC_ROWS + MR - 1) / MR) {
-        size_t chunks = (pl.mt * MR + PYNN_GEMM_MC_ROWS - 1) / PYNN_GEMM_MC_ROWS;
-        pl.mc = (pl.mt + chunks - 1) / chunks;
-    }
     pl.nkb = (g->k + KC - 1) / KC;
     /* (a division by a variable costs tens of cycles: skipped for one block,
      * the small products of an online step) */
     pl.kc = pl.nkb == 1 ? g->k : (g->k + pl.nkb - 1) / pl.nkb;
+    /* A K block of A over PYNN_GEMM_CHUNK_BYTES: the row tiles in chunks of
+     * at most about PYNN_GEMM_MC_ROWS rows, of equal row tiles but the last
+     * (4100 rows: 17 chunks of 31 tiles of 8 and one of 9, not 16 x 32 and
+     * 1); else one chunk */
+    pl.mc = pl.mt;
+    if (pl.mt * MR * pl.kc * sizeof(T) > PYNN_GEMM_CHUNK_BYTES &&
+        pl.mt > ((size_t)PYNN_GEMM_MC_ROWS + MR - 1) / MR) {
+        size_t chunks = (pl.mt * MR + PYNN_GEMM_MC_ROWS - 1) / PYNN_GEMM_MC_ROWS;
+        pl.mc = (pl.mt + chunks - 1) / chunks;
+    }
     /* packing B pays once a panel serves several row tiles; the arithmetic,
      * and so every result bit, is the same either way */
     pl.packb = g->b_trans || g->bf16 || pl.mt >= PYNN_GEMM_PACKB_SMALL_MIN_ROW_TILES ||
@@ -1369,8 +1371,9 @@ static int GEMM_NAME(apack_mode)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
  * column panel by column panel.  A chunk's rows of A (a K block of them) stay
  * in L2 while every panel reads them; without chunks, a product of thousands
  * of rows (a full-batch gradient) read all of A from memory once per column
- * panel, at 0.4-0.5x OpenBLAS's speed.  One chunk (up to PYNN_GEMM_MC_ROWS
- * rows: a training batch) is the column-panel-major order.  B's panel is
+ * panel, at 0.4-0.5x OpenBLAS's speed.  One chunk (A's K block within
+ * PYNN_GEMM_CHUNK_BYTES: a training batch, a weight gradient's 1024 rows) is
+ * the column-panel-major order.  B's panel is
  * packed (bbuf; NULL: read in place, or g->bpack's) once per panel and chunk;
  * solo: A packed into g->apack chunk by chunk (one thread alone); own_a: each
  * tile packs its own. */
@@ -1462,6 +1465,32 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
 #ifdef AMX_TILES
     AMX_CONFIG(); /* this thread's tile registers, for the whole product */
 #endif
+    if (pl.mc < pl.mt && amode != PYNN_APACK_TEAM_BLOCKS) {
+        /* chunk by chunk, every K block of a chunk's tiles before the next
+         * chunk's: the chunk's C rows stay in cache from block to block (a
+         * team packing A block by block has to go block by block, below) */
+        const size_t span = pl.mc * pl.nt;
+        for (size_t u0 = t0, u1; u0 < t1; u0 = u1) {
+            u1 = (u0 / span + 1) * span;
+            if (u1 > t1)
+                u1 = t1;
+            for (size_t kb = 0; kb < pl.nkb; kb++) {
+                size_t p0 = kb * pl.kc, p1 = g->k - p0 < pl.kc ? g->k : p0 + pl.kc;
+                const T *abase = amode == PYNN_APACK_SOLO   ? g->apack
+                                 : amode == PYNN_APACK_TEAM ? g->apack + kb * pl.mt * MR * pl.kc
+                                                            : NULL;
+                if (amode == PYNN_APACK_TILE)
+                    GEMM_NAME(chunk_run)(g, &pl, u0, u1, p0, p1, bp, NULL, own_a, 0);
+                else
+                    GEMM_NAME(chunk_run)(g, &pl, u0, u1, p0, p1, pl.packb ? bp : NULL, abase,
+                                         NULL, amode == PYNN_APACK_SOLO);
+            }
+        }
+#ifdef AMX_TILES
+        AMX_RELEASE();
+#endif
+        return;
+    }
     for (size_t kb = 0; kb < pl.nkb; kb++) {
         size_t p0 = kb * pl.kc, p1 = g->k - p0 < pl.kc ? g->k : p0 + pl.kc;
         const T *abase = NULL;

@@ -426,17 +426,17 @@ def test_a_shallow_input_gradient_gives_each_row_the_bits_it_gets_alone(simd, dt
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_products_of_many_rows_run_in_chunks_and_keep_each_rows_bits(simd, dtype):
-    """A product of more than 256 rows runs its row tiles in chunks of about
-    256 rows, each chunk column panel by column panel (gemm_tile.h:
-    chunk_run), so that a chunk's rows of A stay in cache while every panel
-    reads them.  Every tile is still computed, once: the values are the
-    reference's; every row alone gets the bits it gets in the batch; and a
-    team of two or three threads, whose shares start and end inside chunks,
-    gets one thread's bits.  The forward product, the input gradient
-    delta W^T, and the weight gradient x^T delta, whose rows are x's columns
-    (300: two chunks), over several K blocks (700 rows)."""
+    """A product whose K block of A is over 2 MiB (3000 rows of a 256-deep
+    block) runs its row tiles in chunks of about 256 rows, every K block of a
+    chunk, each column panel by column panel, before the next chunk
+    (gemm_tile.h: chunk_run), so that a chunk's rows of A and C stay in cache.
+    Every tile is still computed, once: the values are the reference's; every
+    row alone gets the bits it gets in the batch; and a team of two or three
+    threads, whose shares start and end inside chunks, gets one thread's
+    bits.  The forward product (x W) in chunks, then the input gradient
+    (delta W^T)."""
     rng = np.random.default_rng(17)
-    for m, k, n in [(700, 300, 70), (530, 90, 300), (1100, 40, 33)]:
+    for m, k, n in [(3000, 256, 90), (3000, 90, 256)]:
         x = rng.standard_normal((m, k)).astype(dtype)
         W = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
         b = rng.standard_normal(n).astype(dtype)
@@ -463,14 +463,13 @@ def test_products_of_many_rows_run_in_chunks_and_keep_each_rows_bits(simd, dtype
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_gradient_that_packs_a_in_chunks_gives_the_reference(simd, dtype):
-    """A full-batch gradient of 600 rows of 1024 inputs: the first layer's
-    forward packs its A (rows 4 KiB apart) and the weight gradient packs x^T
-    (1024 rows), a thread alone chunk by chunk before the chunk's tiles, a
-    team every block ahead.  Both give the NumPy reference, with the same
-    bits."""
+    """A full-batch gradient of 3000 rows of 1024 inputs: the first layer's
+    forward, in chunks, packs its A (rows 4 KiB apart), a thread alone chunk
+    by chunk before the chunk's tiles, a team every block ahead.  Both give
+    the NumPy reference, with the same bits."""
     rng = np.random.default_rng(19)
-    X = rng.standard_normal((600, 1024)).astype(dtype)
-    y = rng.integers(0, 3, 600)
+    X = rng.standard_normal((3000, 1024)).astype(dtype)
+    y = rng.integers(0, 3, 3000)
     m = pynn.MLPClassifier((130,), max_iter=1, tol=None, random_state=0, dtype=dtype,
                            n_threads=1).fit(X[:50], y[:50])
     l1, g1, i1 = m.loss_and_gradients(X, y)
