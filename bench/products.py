@@ -4,6 +4,9 @@ against numpy's matmul (OpenBLAS) of the same shapes and transposes, one thread.
 
     python bench/products.py                         # mnist-like and wide, float32 and float64
     python bench/products.py --dtype float64 --cases wide --json products.json
+    python bench/products.py --cases mnist-like --batch 20000
+        # the products of a full-batch gradient of 20,000 rows (what each L-BFGS
+        # evaluation runs), instead of a minibatch step's
     PYNN_SIMD=amx python bench/products.py --dtype bfloat16   # the mixed-precision mode
     PYNN_SIMD=avx2 OPENBLAS_CORETYPE=Haswell python bench/products.py
         # on an AVX-512 CPU: pynn's AVX2 kernels against OpenBLAS's AVX2 ones (the
@@ -27,6 +30,7 @@ ratio = numpy time / pynn time: above 1, pynn is faster.
 """
 # standard library only before pin_and_limit(): thread settings must precede numpy
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -57,6 +61,9 @@ def parse_args(argv=None):
                     choices=["float32", "float64", "bfloat16"],
                     help="bfloat16: the mixed-precision mode's products (float32 data and "
                          "sums, bfloat16 operands) against numpy's float32 matmul")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="rows per step instead of the case's batch (a full-batch "
+                         "gradient: the data set's rows)")
     ap.add_argument("--repeats", type=int, default=15, help="timings per product, best kept")
     ap.add_argument("--target-ms", type=float, default=4.0,
                     help="length of one timing (calls per timing chosen to fill it)")
@@ -70,6 +77,8 @@ def parse_args(argv=None):
         args.repeats, args.target_ms = 3, 1.0
     if args.repeats < 1 or args.target_ms <= 0:
         ap.error("--repeats must be >= 1 and --target-ms > 0")
+    if args.batch is not None and args.batch < 1:
+        ap.error("--batch must be >= 1")
     return args
 
 
@@ -272,8 +281,10 @@ def main(argv=None):
     results = []
     for dt in args.dtype:
         for name in args.cases:
-            res = measure(TRAINING[name], dt, args.repeats, args.target_ms / 1e3,
-                          args.clock == "cpu")
+            case = TRAINING[name]
+            if args.batch is not None:
+                case = dataclasses.replace(case, batch=args.batch)
+            res = measure(case, dt, args.repeats, args.target_ms / 1e3, args.clock == "cpu")
             results.append(res)
             print(markdown(res), flush=True)
     if args.json:

@@ -52,3 +52,29 @@ def test_quick_products_run(tmp_path, dtype):
     assert total["flop"] == 128 * (6 * (784 * 256 + 256 * 128 + 128 * 10) - 2 * 784 * 256)
     assert total["pynn_s"] == pytest.approx(sum(p["pynn_s"] for p in prods))
     assert total["ratio"] > 0 and total["pynn_gflops"] > 0
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs Linux affinity")
+def test_products_of_a_full_batch(tmp_path):
+    """--batch replaces the case's batch: the products of a gradient over that
+    many rows (3,000: the forward products run in chunks of rows)."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    out_json = tmp_path / "products.json"
+    proc = subprocess.run(
+        [sys.executable, PRODUCTS, "--quick", "--cases", "mnist-like", "--dtype", "float64",
+         "--batch", "3000", "--json", str(out_json)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert "batch 3000, float64" in proc.stdout
+    res = json.loads(out_json.read_text())["results"][0]
+    assert res["batch"] == 3000
+    assert [(p["name"], p["m"], p["k"], p["n"]) for p in res["products"]] == [
+        ("L1 x@W", 3000, 784, 256), ("L2 x@W", 3000, 256, 128), ("L3 x@W", 3000, 128, 10),
+        ("L3 x^T@d", 128, 3000, 10), ("L3 d@W^T", 3000, 10, 128),
+        ("L2 x^T@d", 256, 3000, 128), ("L2 d@W^T", 3000, 128, 256),
+        ("L1 x^T@d", 784, 3000, 256)]
+    assert all(p["pynn_s"] > 0 and p["ratio"] > 0 for p in res["products"])
+    bad = subprocess.run([sys.executable, PRODUCTS, "--batch", "0"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--batch must be >= 1" in bad.stderr
