@@ -23,6 +23,32 @@ MAX_RUNS = 20
 ROUNDS = 3
 
 
+def core_of(cpu):
+    """(package, core) of a logical CPU from sysfs, or None where it cannot be read."""
+    base = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
+    try:
+        with open(base + "physical_package_id") as fh:
+            pkg = int(fh.read())
+        with open(base + "core_id") as fh:
+            return pkg, int(fh.read())
+    except (OSError, ValueError):
+        return None
+
+
+def physical_first(cpus, core_of=core_of):
+    """The logical CPUs `cpus` ordered so that every physical core's first hardware
+    thread comes before any core's second (then third...), each group in CPU order.
+    A CPU whose core is unknown counts as a core of its own."""
+    seen, ranked = {}, []
+    for cpu in sorted(cpus):
+        key = core_of(cpu)
+        key = ("cpu", cpu) if key is None else key
+        rank = seen.get(key, 0)
+        seen[key] = rank + 1
+        ranked.append((rank, cpu))
+    return [cpu for _, cpu in sorted(ranked)]
+
+
 def pin_and_limit(threads):
     """Pin this process to `threads` cores and tell every library to use that
     many threads.  Returns the sorted list of cores."""
@@ -32,8 +58,11 @@ def pin_and_limit(threads):
             sys.exit(f"--threads {threads}: this process may only run on {len(allowed)} "
                      f"core(s) {allowed}")
         # one thread: the last allowed core, usually the quietest (core 0 takes
-        # most interrupts); several: the first ones
-        cores = allowed[-1:] if threads == 1 else allowed[:threads]
+        # most interrupts); several: the first ones, one per physical core before
+        # any core's second hardware thread (on a machine whose logical CPUs 0 and 1
+        # are one core's two threads, "the first four" would be two cores)
+        cores = allowed[-1:] if threads == 1 else sorted(
+            physical_first(allowed, core_of)[:threads])
         os.sched_setaffinity(0, cores)
     else:
         cores = []

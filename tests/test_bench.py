@@ -159,6 +159,22 @@ def test_machine_line_tells_the_cpu_generation(monkeypatch, tmp_path):
     assert " (X family 1 model 2), " in report.machine_lines(Args, [0], {}, {})[0]
 
 
+def test_several_threads_are_pinned_one_per_physical_core_first(monkeypatch):
+    """timing.physical_first: on a machine whose logical CPUs 2k and 2k+1 are one
+    core's two hardware threads, four threads take CPUs 0, 2, 4, 6 (four cores), and
+    only past the cores the second threads; unknown topology keeps CPU order."""
+    timing = _bench_module(monkeypatch, "timing")
+    smt_pairs = lambda cpu: (0, cpu // 2)                            # noqa: E731
+    order = timing.physical_first(range(8), smt_pairs)
+    assert order[:4] == [0, 2, 4, 6] and order[4:] == [1, 3, 5, 7]
+    # Linux's usual numbering, second threads after all cores: CPU order already
+    assert timing.physical_first(range(8), lambda c: (0, c % 4)) == list(range(8))
+    two_packages = lambda cpu: (cpu // 4, cpu % 2)                   # noqa: E731
+    assert timing.physical_first([5, 0, 1, 4], two_packages) == [0, 1, 4, 5]
+    assert timing.physical_first([3, 1, 2], lambda c: None) == [1, 2, 3]
+    assert timing.physical_first([0, 1, 2, 3], lambda c: (0, 0)) == [0, 1, 2, 3]
+
+
 def test_tools_are_timed_in_turns(monkeypatch):
     """timing.time_in_rounds: every tool runs in every round, in the given order
     and reversed every other round; a tool past its budget takes no more turns;
