@@ -252,14 +252,17 @@ static inline int pynn__sgd_fuses(const pynn_net *net, size_t l, size_t elem)
 
 /* layout.c */
 pynn_status pynn__check_net(const pynn_net *net);
-/* csr: the layout for CSR input (no xb; marks instead, see layout.c) */
+/* The workspace layouts' flags: CSR input (no xb; marks instead, see layout.c);
+ * a forward pass alone (predict: acts, z0 and apack_r, nothing for training). */
+#define PYNN__WS_CSR 1
+#define PYNN__WS_PREDICT 2
 pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch,
-                                   int csr);
+                                   int flags);
 /* The checks every whole-network entry point makes; fills the parameter
- * offsets (PYNN_MAX_LAYERS entries) and the workspace layout for batches of
- * `batch` rows, and checks that ws_len scalars hold it. */
+ * offsets (PYNN_MAX_LAYERS entries) and the workspace layout (flags PYNN__WS_*)
+ * for batches of `batch` rows, and checks that ws_len scalars hold it. */
 pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *lay,
-                               const pynn_net *net, size_t batch, size_t ws_len, int csr);
+                               const pynn_net *net, size_t batch, size_t ws_len, int flags);
 
 /* The threads a whole-network job on batches of `rows` rows is worth. */
 int pynn__net_threads(const pynn_net *net, size_t rows, int n_threads);

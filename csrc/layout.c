@@ -85,8 +85,11 @@ pynn_status pynn_param_count(size_t *count, const pynn_net *net)
  * and no packing room for the first layer's products, which are not GEMMs.
  */
 pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch,
-                                   int csr)
+                                   int flags)
 {
+    /* predict's layout (PYNN__WS_PREDICT) holds what a forward pass uses: acts,
+     * z0 and apack_r, every other part empty (0 scalars, at its place) */
+    int csr = (flags & PYNN__WS_CSR) != 0, fwd = (flags & PYNN__WS_PREDICT) != 0;
     pynn_status st = pynn__check_net(net);
     if (st != PYNN_OK)
         return st;
@@ -105,9 +108,12 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     int three = net->n_layers >= 3 && batch <= PYNN_GEMM_PACK_ROWS;
     size_t one;
     if (!pynn__mul(batch, sum, &acts) || !pynn__mul(batch, maxu, &one) ||
-        !pynn__mul(one, three ? 3 : 2, &delta) || !pynn__mul(batch, csr ? 0 : u0, &xb) ||
-        !pynn__mul(batch, (size_t)net->units[net->n_layers], &yb))
+        !pynn__mul(one, fwd ? 0 : three ? 3 : 2, &delta) ||
+        !pynn__mul(batch, csr || fwd ? 0 : u0, &xb) ||
+        !pynn__mul(batch, fwd ? 0 : (size_t)net->units[net->n_layers], &yb))
         return PYNN_ERR_OVERFLOW;
+    if (fwd)
+        one = 0;
     lay->bf16 = net->bf16;
     lay->acts = 0;
     lay->delta0 = acts;
@@ -138,7 +144,7 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
                 ? batch + (batch + PYNN_GEMM_KC_MIN - 1) / PYNN_GEMM_KC_MIN
                 : PYNN_GEMM_KC;
     /* twice: a phase packs the next layer's while its own is read (net.c) */
-    if (!pynn__mul(maxin, depth, &apack_t) || !pynn__mul(apack_t, 2, &apack_t))
+    if (!pynn__mul(maxin, depth, &apack_t) || !pynn__mul(apack_t, fwd ? 0 : 2, &apack_t))
         return PYNN_ERR_OVERFLOW;
     /* ... and products whose A is a batch of rows (m <= batch, K a layer's
      * width), packed only for some widths and batches (gemm_tile.h); with
@@ -165,30 +171,30 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
      * to align the first to 8 bytes in a workspace of floats (typed.h:
      * pynn__sq_parts) */
     size_t chunks = 0;
-    for (size_t l = 0; l < net->n_layers; l++) {
+    for (size_t l = 0; l < net->n_layers && !fwd; l++) {
         size_t w;
         if (!pynn__mul((size_t)net->units[l], (size_t)net->units[l + 1], &w))
             return PYNN_ERR_OVERFLOW;
         chunks += pynn__chunk_count(w);
     }
     lay->sq = total;
-    if (!pynn__add(total, 2 * chunks + 2, &total))
+    if (!pynn__add(total, fwd ? 0 : 2 * chunks + 2, &total))
         return PYNN_ERR_OVERFLOW;
     lay->marks = total;
-    if (csr && !pynn__add(total, u0 / 4 + 1, &total))
+    if (csr && !fwd && !pynn__add(total, u0 / 4 + 1, &total))
         return PYNN_ERR_OVERFLOW;
     lay->total = total;
     return PYNN_OK;
 }
 
-/* The total of the workspace layout for a dense (csr = 0) or CSR (csr = 1) input. */
-static pynn_status workspace_total(size_t *count, const pynn_net *net, size_t batch, int csr)
+/* The total of the workspace layout of `flags` (PYNN__WS_*: CSR input, predict). */
+static pynn_status workspace_total(size_t *count, const pynn_net *net, size_t batch, int flags)
 {
     if (count == NULL)
         return PYNN_ERR_ARG;
     *count = 0;
     pynn__ws_layout lay;
-    pynn_status st = pynn__workspace_layout(&lay, net, batch, csr);
+    pynn_status st = pynn__workspace_layout(&lay, net, batch, flags);
     if (st == PYNN_OK)
         *count = lay.total;
     return st;
@@ -201,7 +207,17 @@ pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch
 
 pynn_status pynn_workspace_size_csr(size_t *count, const pynn_net *net, size_t batch)
 {
-    return workspace_total(count, net, batch, 1);
+    return workspace_total(count, net, batch, PYNN__WS_CSR);
+}
+
+pynn_status pynn_predict_workspace_size(size_t *count, const pynn_net *net, size_t batch)
+{
+    return workspace_total(count, net, batch, PYNN__WS_PREDICT);
+}
+
+pynn_status pynn_predict_workspace_size_csr(size_t *count, const pynn_net *net, size_t batch)
+{
+    return workspace_total(count, net, batch, PYNN__WS_CSR | PYNN__WS_PREDICT);
 }
 
 /* A bound on the room every SIMD path's packing of the forward products'
@@ -225,9 +241,9 @@ pynn_status pynn_predict_pack_size(size_t *count, const pynn_net *net)
 }
 
 pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *lay,
-                               const pynn_net *net, size_t batch, size_t ws_len, int csr)
+                               const pynn_net *net, size_t batch, size_t ws_len, int flags)
 {
-    pynn_status st = pynn__workspace_layout(lay, net, batch, csr);
+    pynn_status st = pynn__workspace_layout(lay, net, batch, flags);
     if (st != PYNN_OK)
         return st;
     if (net->n_layers > PYNN_MAX_LAYERS)

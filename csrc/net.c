@@ -473,7 +473,8 @@ static pynn_status predict_rows(T *out, const pynn_net *net, const T *params, co
     pynn__ws_layout lay;
     if (out == NULL || params == NULL || (x == NULL && sx == NULL) || ws == NULL || n == 0)
         return PYNN_ERR_ARG;
-    pynn_status st = pynn__net_prologue(w_off, b_off, &lay, net, batch, ws_len, sx != NULL);
+    pynn_status st = pynn__net_prologue(w_off, b_off, &lay, net, batch, ws_len,
+                                        PYNN__WS_PREDICT | (sx != NULL ? PYNN__WS_CSR : 0));
     if (st == PYNN_OK)
         st = pynn__precision_ok(net);
     if (st != PYNN_OK)
@@ -593,7 +594,8 @@ static pynn_status loss_grad_rows(double *loss, T *grads, const pynn_net *net, c
     if (loss == NULL || grads == NULL || params == NULL || (x == NULL && sx == NULL) ||
         y == NULL || ws == NULL || n == 0 || !(alpha >= 0) || alpha == INFINITY)
         return PYNN_ERR_ARG;
-    pynn_status st = pynn__net_prologue(w_off, b_off, &lay, net, n, ws_len, sx != NULL);
+    pynn_status st = pynn__net_prologue(w_off, b_off, &lay, net, n, ws_len,
+                                        sx != NULL ? PYNN__WS_CSR : 0);
     if (st == PYNN_OK)
         st = pynn__precision_ok(net);
     if (st != PYNN_OK)

@@ -167,6 +167,12 @@ pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch
  * feature for the sparse weight gradient instead. */
 pynn_status pynn_workspace_size_csr(size_t *count, const pynn_net *net, size_t batch);
 
+/* Scalars of workspace per block that pynn_net_predict (and _csr) needs for
+ * blocks of at most `batch` rows: a forward pass's part of pynn_workspace_size
+ * (_csr), a fraction of it (a workspace sized for training does as well). */
+pynn_status pynn_predict_workspace_size(size_t *count, const pynn_net *net, size_t batch);
+pynn_status pynn_predict_workspace_size_csr(size_t *count, const pynn_net *net, size_t batch);
+
 /* Scalars that pynn_net_predict (and _csr) may take at the end of its
  * workspace, after the k workspaces of its blocks, to pack the weights for the
  * products once per call instead of once per block (the same bits). */
@@ -297,8 +303,9 @@ int pynn_any_nonfinite_threads_##SFX(const T *x, size_t count, int n_threads);  
                                                                                   \
 /* Forward pass of n rows through the whole network into out (n, n_outputs).    \
  * Rows are processed in blocks of `batch`; ws holds k times                    \
- * pynn_workspace_size(net, batch) scalars, and up to k blocks run in parallel; \
- * pynn_predict_pack_size(net) more, after them, pack the weights once.         \
+ * pynn_predict_workspace_size(net, batch) scalars, and up to k blocks run in   \
+ * parallel; pynn_predict_pack_size(net) more, after them, pack the weights     \
+ * once.                                                                        \
  * PYNN_ERR_NONFINITE if x holds a NaN or infinity (out is then unspecified).  */ \
 pynn_status pynn_net_predict_##SFX(T *out, const pynn_net *net, const T *params,  \
                                    const T *x, size_t n, T *ws, size_t ws_len,    \
@@ -328,7 +335,8 @@ pynn_status pynn_train_##SFX(pynn_train_result *result, pynn_train_state *state,
                              int n_threads);                                      \
                                                                                   \
 /* pynn_net_predict and pynn_net_loss_grad on n rows of CSR input (see          \
- * pynn_sparse_forward; ws sized by pynn_workspace_size_csr).                   */ \
+ * pynn_sparse_forward; ws sized by pynn_predict_workspace_size_csr and by       \
+ * pynn_workspace_size_csr).                                                    */ \
 pynn_status pynn_net_predict_csr_##SFX(T *out, const pynn_net *net,              \
                                        const T *params, const int64_t *indptr,    \
                                        const int64_t *indices, const T *data,     \

@@ -254,7 +254,8 @@ pynn_status pynn_train(pynn_train_result *result, pynn_train_state *state,
     if (st != PYNN_OK)
         return st;
     int csr = data->x == NULL;
-    st = pynn__net_prologue(w_off, b_off, &lay, net, data->batch_size, data->ws_len, csr);
+    st = pynn__net_prologue(w_off, b_off, &lay, net, data->batch_size, data->ws_len,
+                            csr ? PYNN__WS_CSR : 0);
     if (st != PYNN_OK || (st = pynn__precision_ok(net)) != PYNN_OK ||
         (st = pynn_param_count(&n_params, net)) != PYNN_OK)
         return st;

@@ -692,7 +692,12 @@ class NetworkBase(ParamsMixin):
         out = np.empty((n, self._layout.units[-1]), dtype=self._arena.dtype)
         # past the blocks' workspaces: room to pack the weights once per call
         pack = net.predict_pack_size() if n > block else 0
-        ws = np.empty(_sparse.workspace_size(net, X, block) * slots + pack,
+        # (predict's workspace, a forward pass's: under a quarter of training's
+        # for 784-256-128-10.  Sixteen threads' blocks of the training layout,
+        # 37 MB in float32, were over glibc's largest mmap threshold, 32 MiB: a
+        # fresh mapping every call, whose page faults took a third of a 16-thread
+        # prediction of 10,000 rows)
+        ws = np.empty(_sparse.predict_workspace_size(net, X, block) * slots + pack,
                       dtype=self._arena.dtype)
         # The core runs on rows [r0, r0 + step) per call, a fraction of a second of
         # work, so Ctrl-C between calls stops a long predict (the same bits: no row
@@ -757,7 +762,7 @@ class NetworkBase(ParamsMixin):
         params = np.concatenate([W.ravel(), b])
         out = np.empty((x.shape[0], W.shape[1]), dtype=W.dtype)
         batch = max(1, min(x.shape[0], 1024))
-        ws = np.empty(net.workspace_size(batch), dtype=W.dtype)
+        ws = np.empty(net.predict_workspace_size(batch), dtype=W.dtype)
         _sparse.predict(net, out, params, x, ws, batch, resolve_threads(self.n_threads))
         return out
 

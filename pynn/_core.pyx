@@ -91,6 +91,10 @@ cdef extern from "pynn.h" nogil:
     pynn_status pynn_param_offsets(size_t *w_off, size_t *b_off, const pynn_net *net) noexcept
     pynn_status pynn_workspace_size(size_t *count, const pynn_net *net, size_t batch) noexcept
     pynn_status pynn_workspace_size_csr(size_t *count, const pynn_net *net, size_t batch) noexcept
+    pynn_status pynn_predict_workspace_size(size_t *count, const pynn_net *net,
+                                            size_t batch) noexcept
+    pynn_status pynn_predict_workspace_size_csr(size_t *count, const pynn_net *net,
+                                                size_t batch) noexcept
     pynn_status pynn_predict_pack_size(size_t *count, const pynn_net *net) noexcept
     void pynn_rng_seed(uint64_t *state, uint64_t seed) noexcept
     void pynn_shuffle(int64_t *idx, size_t n, uint64_t *state) noexcept
@@ -579,6 +583,16 @@ cdef class Net:
         _check(pynn_workspace_size_csr(&count, &self.net, batch), "workspace")
         return count
 
+    def predict_workspace_size(self, size_t batch, bint csr=False):
+        """Workspace per block of `batch` rows of predict (predict_csr with csr):
+        a forward pass's part of workspace_size (workspace_size_csr)."""
+        cdef size_t count
+        if csr:
+            _check(pynn_predict_workspace_size_csr(&count, &self.net, batch), "workspace")
+        else:
+            _check(pynn_predict_workspace_size(&count, &self.net, batch), "workspace")
+        return count
+
     def predict_pack_size(self):
         """Scalars that predict and predict_csr may take past their blocks'
         workspaces to pack the weights once per call (the same bits)."""
@@ -603,7 +617,7 @@ cdef class Net:
         """out = network(x), computed in blocks of `batch` rows."""
         cdef pynn_status st
         cdef size_t n = x.shape[0]
-        cdef size_t need = self.workspace_size(batch)
+        cdef size_t need = self.predict_workspace_size(batch)
         self._check_params(params)
         _same((x.shape[1],), (self.units[0],), "x columns")
         _same((out.shape[0], out.shape[1]), (n, self.n_outputs), "out")
@@ -659,7 +673,7 @@ cdef class Net:
         _same((out.shape[0], out.shape[1]), (n, self.n_outputs), "out")
         if x.data.itemsize != sizeof(real):
             raise TypeError("x.data must have the dtype of params")
-        if <size_t>ws.shape[0] < self.workspace_size_csr(batch):
+        if <size_t>ws.shape[0] < self.predict_workspace_size(batch, True):
             raise ValueError("workspace too small")
         cdef const int64_t *ip = _i64(x.indptr)
         cdef const int64_t *ix = _i64(x.indices)

@@ -75,6 +75,11 @@ def workspace_size(net, X, batch):
     return net.workspace_size(batch)
 
 
+def predict_workspace_size(net, X, batch):
+    """Scalars of workspace per block of `batch` rows for predict on X."""
+    return net.predict_workspace_size(batch, isinstance(X, _core.CSR) or is_sparse(X))
+
+
 def predict(net, out, params, X, ws, batch, n_threads):
     """net.predict for dense X, net.predict_csr for sparse X."""
     if is_sparse(X):

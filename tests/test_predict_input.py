@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import pynn
+from pynn import _sparse
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +125,42 @@ def test_weights_packed_once_per_call_give_the_bits_of_per_block_packing(simd, d
         outs.append(out)
     assert np.array_equal(outs[0], outs[1])
     assert np.array_equal(outs[0], full)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_predict_runs_in_a_forward_pass_workspace(simd, dtype, sparse, n_threads):
+    """predict's workspace per block is a forward pass's (predict_workspace_size):
+    a fraction of training's, and two blocks' of it (with and without the room to
+    pack the weights) give the bits of training-sized blocks and of the estimator;
+    one scalar less is refused before the core runs."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((700, 70)).astype(np.float32)
+    y = rng.integers(0, 5, 700)
+    m = pynn.MLPClassifier((256, 64), max_iter=1, tol=None, random_state=0,
+                           dtype=dtype).fit(X[:200], y[:200])
+    adt = m._arena.dtype
+    X = X.astype(adt)
+    if sparse:
+        X[X < 0.5] = 0
+        X = sp.csr_matrix(X)
+    full = m.set_params(n_threads=n_threads).predict_proba(X)
+    net = m._make_net(None)
+    block = 128
+    fwd = net.predict_workspace_size(block, sparse)
+    train = net.workspace_size_csr(block) if sparse else net.workspace_size(block)
+    assert 0 < fwd < train / 2
+    xin = _sparse.core_input(X) if sparse else X
+    run = net.predict_csr if sparse else net.predict
+    for per_block in (fwd, train):
+        for pack in (0, net.predict_pack_size()):
+            out = np.empty((700, 5), dtype=adt)
+            # NaN-filled: a forward pass reading past its part would show
+            ws = np.full(per_block * 2 + pack, np.nan, dtype=adt)
+            run(out, m._arena, xin, ws, block, n_threads)
+            assert np.array_equal(out, full), (per_block, pack)
+    with pytest.raises(ValueError, match="workspace too small"):
+        run(np.empty((700, 5), dtype=adt), m._arena, xin, np.empty(fwd - 1, adt), block, 1)
