@@ -33,6 +33,7 @@ static void pynn__amx_config(void)
 #include "gemm_vocab_avx512_f32.h"
 #undef MR
 #define MR 16
+#define GEMM_KC 256 /* as the AVX512_BF16 pair kernels (gemm_avx512bf16.c) */
 #define GEMM_NAME(x) pynn_##x##_amx_f32
 #define AMX_TILES 1
 #define AMX_CONFIG() pynn__amx_config()

@@ -4,7 +4,7 @@
 #include "internal.h"
 #include "transpose_avx.h"
 
-/* ---- float: 8 x 32 tiles ---- */
+/* ---- float: 8 x 32 tiles, K blocks of PYNN_GEMM_KC (internal.h) ---- */
 #include "gemm_vocab_avx512_f32.h"
 #define GEMM_NAME(x) pynn_##x##_avx512_f32
 #include "gemm_tile.h"
@@ -15,7 +15,6 @@
 #define V __m512d
 #define VL 8
 #define MR 8
-#define GEMM_KC 256 /* a 256 x 32 float (x 16 double) B panel: 32 KiB, within L1 */
 #define GEMM_ARGS pynn_gemm_args_f64
 #define GEMM_NAME(x) pynn_##x##_avx512_f64
 #define MASK_T __mmask8

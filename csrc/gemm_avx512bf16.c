@@ -8,6 +8,7 @@
 #include "transpose_avx.h"
 
 #include "gemm_vocab_avx512_f32.h"
+#define GEMM_KC 256 /* a pair panel of 128 pair steps x 32 lanes: 16 KiB */
 #define GEMM_NAME(x) pynn_##x##_avx512bf16_f32
 #define PV __m512i
 #define P_LOAD(p) _mm512_loadu_si512((const void *)(p))

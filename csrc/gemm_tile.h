@@ -1271,8 +1271,8 @@ GEMM_NAME(tile_at)(const GEMM_ARGS *g, size_t it, size_t jt, size_t p0, size_t p
 }
 
 /* The blocking, a function of the shape alone (never of m's split or the team):
- * K in nkb equal blocks of kc <= KC (KC 256: 784 -> 4 x 196, not 3 x 256 + 16) so a
- * tile's A rows and B panel stay in L1. */
+ * K in nkb equal blocks of kc <= KC (KC 512: 784 -> 2 x 392, not 512 + 272; KC 256:
+ * 784 -> 4 x 196, not 3 x 256 + 16), so a tile's A rows and B panel stay close (L1, L2). */
 typedef struct {
     size_t mt, nt, tiles, nkb, kc;
     size_t mc; /* row tiles per chunk (gemm_run's order) */

@@ -1,11 +1,11 @@
 /* gemm_vocab_avx512_f32.h -- gemm_tile.h's vector vocabulary for float on
  * AVX-512F (gemm_avx512.c's float kernels, gemm_avx512bf16.c's bfloat16 pair
- * kernels); the includer names the instance (GEMM_NAME). */
+ * kernels); the includer names the instance (GEMM_NAME) and may set its K
+ * block (GEMM_KC). */
 #define T float
 #define V __m512
 #define VL 16
 #define MR 8
-#define GEMM_KC 256 /* a 256 x 32 float (x 16 double) B panel: 32 KiB, within L1 */
 #define GEMM_ARGS pynn_gemm_args_f32
 #define MASK_T __mmask16
 #define V_ZERO() _mm512_setzero_ps()

@@ -37,7 +37,8 @@ def test_an_unknown_or_unsupported_path_is_refused():
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
 # m: 1 row, a partial row tile, several tiles (B is then packed); k: 1, odd, and more
-# than one 256-deep block (the chain continues across blocks); n: partial and full panels
+# than one K block (the chain continues across blocks: the float kernels' blocks are at
+# most 512 deep, the bfloat16 pair kernels' 256); n: partial and full panels
 SHAPES = [(1, 1, 1), (1, 64, 32), (5, 3, 7), (13, 300, 17), (40, 257, 33), (64, 600, 129),
           (7, 520, 48)]
 
