@@ -364,3 +364,46 @@ def test_syncs_counts_openmp_synchronizations(tmp_path):
         # rows go to threads in shares, each in blocks of its own: in a region
         # per core call, one barrier (the team packs the weights, then predicts)
         assert pred["regions"] >= 1 and pred["barriers"] <= pred["regions"], pred
+
+
+def test_siblings_tells_a_shared_core_from_a_core_of_its_own(monkeypatch):
+    """bench/siblings.py's verdicts: CPU 1 halves CPU 0's speed and its own when
+    both are busy (the two hardware threads of one core), CPU 2 leaves both
+    alone; one of the pair slowed (a busy host, not a sibling) is no verdict of
+    sharing.  All CPUs at once near half speed: half as many cores."""
+    sib = _bench_module(monkeypatch, "siblings")
+    assert sib.parse_cpus("0-3,8, 10-11") == [0, 1, 2, 3, 8, 10, 11]
+    alone = {0: 100.0, 1: 98.0, 2: 102.0, 3: 100.0}
+    pairs = {1: {0: 52.0, 1: 50.0}, 2: {0: 99.0, 2: 101.0}, 3: {0: 97.0, 3: 60.0}}
+    verdicts = sib.pair_verdicts(0, alone, pairs, shared=0.75)
+    assert [(j, s) for j, _, _, s in verdicts] == [(1, True), (2, False), (3, False)]
+    j, r0, rj, _ = verdicts[0]
+    assert abs(r0 - 0.52) < 1e-12 and abs(rj - 50 / 98) < 1e-12
+    lines = sib.summary(0, verdicts, [0.5, 0.52, 0.49, 0.55])
+    assert "shares its core with CPU(s) 1:" in lines[0] and "51%" in lines[0]
+    assert "median 51%" in lines[1] and "half as many physical cores" in lines[1]
+    lines = sib.summary(0, [v for v in verdicts if v[0] != 1], [1.0, 0.98, 1.01])
+    assert lines[0].startswith("no CPU slowed CPU 0 down")
+    assert "one physical core per CPU" in lines[1]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs Linux affinity")
+def test_siblings_run_is_one_command(tmp_path):
+    """bench/siblings.py runs its three phases on the CPUs it may use and prints a
+    row per CPU (speed alone > 0) and what it found."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    script = os.path.join(os.path.dirname(RUN), "siblings.py")
+    proc = subprocess.run(
+        [sys.executable, script, "--seconds", "0.05", "--cpus", ",".join(map(str, cpus))],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out = proc.stdout
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{out}\n{proc.stderr}"
+    rows = re.findall(r"^\| (\d+) \| ([\d,]+) \|", out, re.M)
+    assert [int(c) for c, _ in rows] == cpus, out
+    assert all(float(v.replace(",", "")) > 0 for _, v in rows), out
+    if len(cpus) > 1:
+        assert re.search(r"^- (CPU \d+ shares|no CPU slowed)", out, re.M), out
+        assert re.search(r"^- all 2 CPUs at once: median \d+%", out, re.M), out
+    bad = subprocess.run([sys.executable, script, "--cpus", "100000"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "not among the CPUs" in bad.stderr
