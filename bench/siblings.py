@@ -89,7 +89,8 @@ class Pool:
             parent, child = ctx.Pipe()
             p = ctx.Process(target=worker, args=(cpu, child), daemon=True)
             p.start()
-            self.conns[cpu], self.procs = parent, self.procs + [p]
+            self.conns[cpu] = parent
+            self.procs.append(p)
         for conn in self.conns.values():
             if conn.recv() != "ready":
                 raise RuntimeError("a worker did not start")

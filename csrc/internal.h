@@ -169,12 +169,13 @@ typedef struct {
 
 /* The matrix product splits K into blocks of at most this many (gemm_tile.h;
  * a kernel may use smaller blocks, down to PYNN_GEMM_KC_MIN: the bfloat16 pair
- * kernels, AVX512_BF16's and AMX's, keep 256); a packed block of A, m x PYNN_GEMM_KC, lives in the
- * workspace (apack).  The AVX-512 float kernels take 512 too, though a B panel
- * 512 deep (32 floats or 16 doubles wide: 64 KiB) does not fit L1: on a Zen 4
- * their forward and input-gradient products of 1024-wide layers ran 2-6%
- * faster than with 256 (half the K blocks: half the round trips of C's partial
- * sums and the tile starts), the wide fit 1.7% (float32) and 3-5% (float64). */
+ * kernels, AVX512_BF16's and AMX's, keep 256); a packed block of A,
+ * m x PYNN_GEMM_KC, lives in the workspace (apack).  The AVX-512 float kernels
+ * take 512 too, though a B panel 512 deep (32 floats or 16 doubles wide: 64 KiB)
+ * does not fit L1: on a Zen 4 their forward and input-gradient products of
+ * 1024-wide layers ran 2-6% faster than with 256 (half the K blocks: half the
+ * round trips of C's partial sums and the tile starts), the wide fit 1.7%
+ * (float32) and 3-5% (float64). */
 #define PYNN_GEMM_KC 512
 #define PYNN_GEMM_KC_MIN 256
 /* B packed whole (pynn__gemm_prepack_b): the widest panel of any path (NR =

@@ -105,15 +105,13 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     }
     size_t acts, delta, xb, yb, total;
     size_t u0 = (size_t)net->units[0];
-    int three = net->n_layers >= 3 && batch <= PYNN_GEMM_PACK_ROWS;
-    size_t one;
-    if (!pynn__mul(batch, sum, &acts) || !pynn__mul(batch, maxu, &one) ||
-        !pynn__mul(one, fwd ? 0 : three ? 3 : 2, &delta) ||
+    int three = !fwd && net->n_layers >= 3 && batch <= PYNN_GEMM_PACK_ROWS;
+    size_t one; /* a delta buffer (none for a forward pass) */
+    if (!pynn__mul(batch, sum, &acts) || !pynn__mul(batch, fwd ? 0 : maxu, &one) ||
+        !pynn__mul(one, three ? 3 : 2, &delta) ||
         !pynn__mul(batch, csr || fwd ? 0 : u0, &xb) ||
         !pynn__mul(batch, fwd ? 0 : (size_t)net->units[net->n_layers], &yb))
         return PYNN_ERR_OVERFLOW;
-    if (fwd)
-        one = 0;
     lay->bf16 = net->bf16;
     lay->acts = 0;
     lay->delta0 = acts;
