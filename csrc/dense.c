@@ -40,14 +40,18 @@ static const pynn_gemm_args no_args = {0};
  * its share of the rows once the product is whole.  ap (NULL: none) is room
  * for the product to pack x; wpack (NULL: none) W packed whole by
  * pynn__gemm_prepack_b for this product; z0 (NULL: none) where each row's
- * first pre-activation goes. */
+ * first pre-activation goes; x_next (NULL: none) the next product's x, its
+ * rows at x_next_idx if not NULL, fetched into cache as this one runs (the
+ * product's a_next: a hint). */
 void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_t n_in,
                      size_t n_out, pynn_activation act, const pynn_apack *ap,
-                     const T *wpack, T *z0, const pynn_team *tm)
+                     const T *wpack, T *z0, const T *x_next, const int64_t *x_next_idx,
+                     const pynn_team *tm)
 {
     pynn_gemm_args g = no_args;
     g.m = n; g.n = n_out; g.k = n_in;
     g.a = x; g.a_rs = (ptrdiff_t)n_in; g.a_cs = 1;
+    g.a_next = x_next; g.a_next_idx = x_next_idx;
     if (ap) {
         g.apack = ap->r; g.apack_len = ap->r_len; g.bf16 = ap->bf16;
     }
@@ -80,13 +84,13 @@ pynn_status pynn_dense_forward(T *out, const T *x, const T *W, const T *b, size_
 #pragma omp parallel num_threads(nt)
         {
             pynn_team tm = pynn__team_me();
-            pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, NULL, NULL, &tm);
+            pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, NULL, NULL, NULL, NULL, &tm);
         }
         return PYNN_OK;
     }
 #endif
     pynn_team solo = pynn__solo();
-    pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, NULL, NULL, &solo);
+    pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, NULL, NULL, NULL, NULL, &solo);
     return PYNN_OK;
 }
 

@@ -1192,6 +1192,30 @@ static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, s
     }
 }
 
+/* The next product's A (g->a_next, the same strides; its rows at a_next_idx
+ * if given): the lines of rows [i0, i0 + rows) in the K block [p0, p1), this
+ * tile's share of them, the jt-th of the block's column panels' (every tile
+ * fetches a piece, so the fetches are spread over the whole product: issued
+ * in bursts between the products, they hid a third to a half of the wait at
+ * most).  Into L2: into L1 they cost this product's own operands.  A hint: no
+ * result depends on it.  Out of line (inlined into every tile loop, it cost
+ * the one-row steps 3%). */
+static PYNN_NOINLINE_HINT void GEMM_NAME(prefetch_a_next)(const GEMM_ARGS *g, size_t i0,
+                                                          size_t rows, size_t jt, size_t p0,
+                                                          size_t p1)
+{
+    size_t nt = (g->n + NR - 1) / NR;
+    for (size_t r = 0; r < rows; r++) {
+        size_t row = g->a_next_idx ? (size_t)g->a_next_idx[i0 + r] : i0 + r;
+        const char *p = (const char *)(g->a_next + row * (size_t)g->a_rs + p0);
+        uintptr_t s = (uintptr_t)p & ~(uintptr_t)(PYNN_GEMM_LINE - 1),
+                  e = (uintptr_t)(p + (p1 - p0) * sizeof(T) - 1);
+        size_t lines = (size_t)(e - s) / PYNN_GEMM_LINE + 1;
+        for (size_t l = lines * jt / nt; l < lines * (jt + 1) / nt; l++)
+            PYNN_PREFETCH_L2((const char *)(s + l * PYNN_GEMM_LINE));
+    }
+}
+
 /* Tile (it, jt) over the K block [p0, p1): bp, B's panel packed (NULL: read
  * in place); abase, the block's packed A (NULL: A in place, or own_a, room to
  * pack the tile's own); [cr0, cr1), the rows of its chunk (gemm_run's order,
@@ -1213,6 +1237,8 @@ GEMM_NAME(tile_at)(const GEMM_ARGS *g, size_t it, size_t jt, size_t p0, size_t p
     }
     size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
     size_t cols = g->n - j0 < NR ? g->n - j0 : NR;
+    if (g->a_next && g->a_cs == 1)
+        GEMM_NAME(prefetch_a_next)(g, i0, rows, jt, p0, p1);
 #ifdef GEMM_PAIRS
     if (g->bf16) {
         /* pairs: B always packed (the mode sets packb), A packed in the

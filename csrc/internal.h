@@ -49,12 +49,34 @@
 #define PYNN_NOINLINE
 #endif
 
+/* A function out of line that only prefetches (a hint): GCC's interprocedural
+ * analysis counts a prefetch as no effect, takes such a function for one
+ * without any and drops the calls to it; noipa keeps them. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8 && !defined(PYNN_NO_GNUC_EXT)
+#define PYNN_NOINLINE_HINT __attribute__((noinline, noipa))
+#else
+#define PYNN_NOINLINE_HINT PYNN_NOINLINE
+#endif
+
 /* "Unroll the next loop 16 times" (the SIMD tiles; Clang takes GCC's spelling;
  * those loops have constant counts and are unrolled anyway, the hint insists). */
 #if defined(__GNUC__) || defined(__clang__)
 #define PYNN_UNROLL16 _Pragma("GCC unroll 16")
 #else
 #define PYNN_UNROLL16
+#endif
+
+/* A hint to fetch the cache line holding *p into L2, not L1 (T1): for data
+ * read a step later (a training step's next batch), which fetched into L1
+ * would push out what this step reads.  No fault, and no result depends on it;
+ * MSVC on x86-64 has SSE's intrinsic; elsewhere without GCC's builtin, none. */
+#if PYNN_GNUC
+#define PYNN_PREFETCH_L2(p) __builtin_prefetch((const void *)(p), 0, 2)
+#elif defined(_MSC_VER) && !defined(__clang__) && defined(PYNN_X86_SIMD)
+#include <xmmintrin.h>
+#define PYNN_PREFETCH_L2(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)
+#else
+#define PYNN_PREFETCH_L2(p) ((void)(p))
 #endif
 
 /* Relaxed loads and stores of the int flags shared between threads (dispatch.c,
@@ -307,6 +329,11 @@ typedef enum {
                               /* updated (= w), NULL or the velocity       */ \
         const T *da; ptrdiff_t ldda;                                             \
         T *apack; size_t apack_len; /* NULL, or room to pack A (scalars)      */ \
+        const T *a_next; /* NULL, or the A of the next product of this shape  */ \
+                         /* (a training step's next batch): a hint, fetched */ \
+                         /* into cache as this one runs (A rows: a_cs 1)     */ \
+        const int64_t *a_next_idx; /* NULL, or its row i is a_next's row    */ \
+                         /* a_next_idx[i] (a shuffled batch, to be gathered) */ \
         int n_threads;                                                           \
         int bf16; /* 1: A and B rounded to bfloat16 as they are packed (both  */ \
                   /* always are; float only, see pynn_net.bf16)              */ \

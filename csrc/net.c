@@ -46,6 +46,8 @@ pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay)
     ap.wpack_off = NULL;
     ap.wpack_nr = 0;
     ap.z0 = NULL;
+    ap.x_next = NULL;
+    ap.x_next_idx = NULL;
     return ap;
 }
 
@@ -72,7 +74,8 @@ void pynn__net_forward(T *acts, const pynn_net *net, const T *params, const size
             pynn__dense_fwd(out, in, params + w_off[l], params + b_off[l], n, nin, nout, act, ap,
                             ap && ap->wpack && ap->wpack_off[l] != SIZE_MAX
                                 ? ap->wpack + ap->wpack_off[l] : NULL,
-                            ap && l == 0 ? ap->z0 : NULL, tm);
+                            ap && l == 0 ? ap->z0 : NULL, ap && l == 0 ? ap->x_next : NULL,
+                            ap && l == 0 ? ap->x_next_idx : NULL, tm);
         pynn__sync(tm);
         in = out;
         out += n * nout;

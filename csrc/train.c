@@ -99,6 +99,28 @@ static batch_view next_batch(T *xb, T *yb, const pynn_train_data *d, size_t pos,
     return b;
 }
 
+/* Hints for the shuffled next batch's targets and sample weights (label or y
+ * rows, at random places: each a miss of its own as the batch is gathered),
+ * fetched while this step's backward pass runs (each thread its share); its
+ * rows of X are fetched by the first product (pynn_apack.x_next). */
+static PYNN_ALWAYS_INLINE void prefetch_targets(const pynn_train_data *d, const int64_t *idx,
+                                                size_t rows, size_t m, const pynn_team *tm)
+{
+    size_t r0, r1;
+    pynn__share(rows, tm, &r0, &r1);
+    for (size_t r = r0; r < r1; r++) {
+        size_t i = (size_t)idx[r];
+        if (d->labels)
+            PYNN_PREFETCH_L2(d->labels + i);
+        if (d->y) {
+            PYNN_PREFETCH_L2(d->y + i * m);
+            PYNN_PREFETCH_L2(d->y + i * m + m - 1);
+        }
+        if (d->sw)
+            PYNN_PREFETCH_L2(d->sw + i);
+    }
+}
+
 /* What every thread of the team shares: the run's fixed inputs and the loop
  * state, which thread 0 alone writes (each thread keeps its own copy of the
  * loop counters, updated alike, so no sync is needed to read them). */
@@ -183,7 +205,17 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
                 sl->status = PYNN_ERR_NONFINITE_INPUT; /* before any of the step */
             break;
         }
+        /* The next batch of this epoch, if as long as this one: the first
+         * product fetches its rows of X into cache as it runs (a hint).  Read
+         * in place, it would otherwise come from memory as the next step's
+         * first product reads it (the streams of a tile's rows are too short
+         * for the hardware prefetcher); gathered, as the update copies it. */
+        int more = data->x && data->n - pos - b.rows >= b.rows;
+        ap.x_next = !more ? NULL : data->shuffle ? data->x : data->x + (pos + b.rows) * nin;
+        ap.x_next_idx = more && data->shuffle ? data->order + pos + b.rows : NULL;
         pynn__net_forward(acts, net, params, sl->w_off, sl->b_off, b.x, sx, b.rows, 1, &ap, tm);
+        if (ap.x_next_idx)
+            prefetch_targets(data, ap.x_next_idx, b.rows, m, tm);
         if (ap.z0 && pynn_any_nonfinite(ap.z0, b.rows) &&
             pynn_any_nonfinite(b.x, b.rows * nin)) {
             if (lead)

@@ -151,6 +151,8 @@ typedef struct {
     const size_t *wpack_off; /* layer l's from wpack + wpack_off[l] (SIZE_MAX: none) */
     size_t wpack_nr;      /* ... in panels this wide (pynn_gemm_args.bpack_nr) */
     T *z0;                /* NULL, or room for the first layer's z0 (pynn_gemm_args) */
+    const T *x_next;      /* NULL, or the next batch's rows (the first layer's a_next) */
+    const int64_t *x_next_idx; /* NULL, or x_next's rows, to be gathered (a_next_idx) */
 } pynn_apack;
 
 /* The network's precision is one this core runs: bf16 products only on the
@@ -175,7 +177,8 @@ void pynn__output_delta_rows(T *delta, const T *y_hat, const T *y, size_t n, siz
 /* dense.c: one layer, forward and backward (see there for the math) */
 void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_t n_in,
                      size_t n_out, pynn_activation act, const pynn_apack *ap,
-                     const T *wpack, T *z0, const pynn_team *tm);
+                     const T *wpack, T *z0, const T *x_next, const int64_t *x_next_idx,
+                     const pynn_team *tm);
 /* Plain gradient descent fused into a layer's backward pass: its W and b,
  * updated in place, and NULL or where the velocity -(lr g) goes. */
 typedef struct {
