@@ -71,12 +71,43 @@ uint64_t pynn_rng_bounded(uint64_t s[4], uint64_t bound)
     return high;
 }
 
+/* Draws of the Fisher-Yates shuffle made this many swaps ahead of their own:
+ * each swap's partner lies at a random place, so for an index array past the
+ * caches every swap waited on memory (a 1,000,000-row epoch's shuffle took
+ * ~0.1 s on a Zen 4, a quarter of a small network's epoch); drawn ahead, it is
+ * fetched while the swaps before it run.  The draws are the same, in the same
+ * order: the same shuffle, bit for bit. */
+#define SHUFFLE_AHEAD 32
+
+/* A hint to fetch the line holding *p for writing (no fault; none without
+ * GCC's builtin or SSE's intrinsic). */
+#if PYNN_GNUC
+#define PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
+#elif defined(_MSC_VER) && !defined(__clang__) && defined(PYNN_X86_SIMD)
+#define PREFETCH_W(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#else
+#define PREFETCH_W(p) ((void)(p))
+#endif
+
 void pynn_shuffle(int64_t *idx, size_t n, uint64_t s[4])
 {
     if (idx == NULL || n < 2)
         return;
+    /* ahead[i % SHUFFLE_AHEAD]: the partner drawn for position i, i = n-1 down
+     * to 1, each drawn SHUFFLE_AHEAD positions early (the first ones at once) */
+    size_t ahead[SHUFFLE_AHEAD];
+    size_t next = n - 1; /* the next position to draw for (0: none left) */
+    for (; next > 0 && n - 1 - next < SHUFFLE_AHEAD; next--) {
+        ahead[next % SHUFFLE_AHEAD] = (size_t)pynn_rng_bounded(s, (uint64_t)next + 1);
+        PREFETCH_W(idx + ahead[next % SHUFFLE_AHEAD]);
+    }
     for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)pynn_rng_bounded(s, (uint64_t)i + 1);
+        size_t j = ahead[i % SHUFFLE_AHEAD];
+        if (next > 0) {
+            ahead[next % SHUFFLE_AHEAD] = (size_t)pynn_rng_bounded(s, (uint64_t)next + 1);
+            PREFETCH_W(idx + ahead[next % SHUFFLE_AHEAD]);
+            next--;
+        }
         int64_t t = idx[i];
         idx[i] = idx[j];
         idx[j] = t;
