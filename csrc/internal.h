@@ -252,6 +252,14 @@ typedef struct {
  * (gemm_tile.h: rowt_run). */
 #define PYNN_GEMM_ROWT_MAX_K 16
 
+/* A training step's first product fetches the next batch's rows into L2 as it
+ * runs (pynn_gemm_args.a_next) only for a batch of at most this many bytes:
+ * one of 32-200 rows of 64 values ran 12-14% faster per step on a Zen 4 (its
+ * rows, 8 lines each, came from memory as the product read them), 32 rows of
+ * 784 values (200 KiB) neither faster nor slower; a larger one would not sit
+ * in L2 beside the batch being read (512 KiB L2 on a Zen 3). */
+#define PYNN_NEXT_BATCH_MAX_BYTES ((size_t)256 << 10)
+
 /* A tile prefetches what the next tiles need (gemm_tile.h) only for K blocks
  * at least this deep: shallower ones are too short to hide the fetches behind,
  * and the hints would cost more than they save. */

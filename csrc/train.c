@@ -205,12 +205,14 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
                 sl->status = PYNN_ERR_NONFINITE_INPUT; /* before any of the step */
             break;
         }
-        /* The next batch of this epoch, if as long as this one: the first
-         * product fetches its rows of X into cache as it runs (a hint).  Read
-         * in place, it would otherwise come from memory as the next step's
-         * first product reads it (the streams of a tile's rows are too short
-         * for the hardware prefetcher); gathered, as the update copies it. */
-        int more = data->x && data->n - pos - b.rows >= b.rows;
+        /* The next batch of this epoch, if as long as this one and not large
+         * (PYNN_NEXT_BATCH_MAX_BYTES): the first product fetches its rows of X
+         * into cache as it runs (a hint).  Read in place, it would otherwise
+         * come from memory as the next step's first product reads it (the
+         * streams of a tile's rows are too short for the hardware prefetcher);
+         * gathered, as the update copies it. */
+        int more = data->x && data->n - pos - b.rows >= b.rows &&
+                   b.rows * nin * sizeof(T) <= PYNN_NEXT_BATCH_MAX_BYTES;
         ap.x_next = !more ? NULL : data->shuffle ? data->x : data->x + (pos + b.rows) * nin;
         ap.x_next_idx = more && data->shuffle ? data->order + pos + b.rows : NULL;
         pynn__net_forward(acts, net, params, sl->w_off, sl->b_off, b.x, sx, b.rows, 1, &ap, tm);
