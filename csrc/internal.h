@@ -66,16 +66,23 @@
 #define PYNN_UNROLL16
 #endif
 
-/* A hint to fetch the cache line holding *p into L2, not L1 (T1): for data
- * read a step later (a training step's next batch), which fetched into L1
- * would push out what this step reads.  No fault, and no result depends on it;
- * MSVC on x86-64 has SSE's intrinsic; elsewhere without GCC's builtin, none. */
+/* Hints to fetch the cache line holding *p (no fault; no result depends on
+ * them): _R to be read and _W to be written, into every level; _L2 into L2,
+ * not L1 (T1), for data read a step later (a training step's next batch),
+ * which fetched into L1 would push out what this step reads.  MSVC on x86-64
+ * has SSE's intrinsic (no write hint); elsewhere without GCC's builtin, none. */
 #if PYNN_GNUC
+#define PYNN_PREFETCH_R(p) __builtin_prefetch((const void *)(p), 0, 3)
+#define PYNN_PREFETCH_W(p) __builtin_prefetch((const void *)(p), 1, 3)
 #define PYNN_PREFETCH_L2(p) __builtin_prefetch((const void *)(p), 0, 2)
 #elif defined(_MSC_VER) && !defined(__clang__) && defined(PYNN_X86_SIMD)
 #include <xmmintrin.h>
+#define PYNN_PREFETCH_R(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+#define PYNN_PREFETCH_W(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
 #define PYNN_PREFETCH_L2(p) _mm_prefetch((const char *)(p), _MM_HINT_T1)
 #else
+#define PYNN_PREFETCH_R(p) ((void)(p))
+#define PYNN_PREFETCH_W(p) ((void)(p))
 #define PYNN_PREFETCH_L2(p) ((void)(p))
 #endif
 

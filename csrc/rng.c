@@ -79,17 +79,6 @@ uint64_t pynn_rng_bounded(uint64_t s[4], uint64_t bound)
  * shuffle, bit for bit. */
 #define SHUFFLE_AHEAD 32
 
-/* A hint to fetch the line holding *p, to be written (no fault; a plain fetch
- * where the target has no write hint; none without GCC's builtin or SSE's
- * intrinsic). */
-#if PYNN_GNUC
-#define PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
-#elif defined(_MSC_VER) && !defined(__clang__) && defined(PYNN_X86_SIMD)
-#define PREFETCH_W(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
-#else
-#define PREFETCH_W(p) ((void)(p))
-#endif
-
 void pynn_shuffle(int64_t *idx, size_t n, uint64_t s[4])
 {
     if (idx == NULL || n < 2)
@@ -100,13 +89,13 @@ void pynn_shuffle(int64_t *idx, size_t n, uint64_t s[4])
     size_t next = n - 1; /* the next position to draw for (0: none left) */
     for (; next > 0 && n - 1 - next < SHUFFLE_AHEAD; next--) {
         ahead[next % SHUFFLE_AHEAD] = (size_t)pynn_rng_bounded(s, (uint64_t)next + 1);
-        PREFETCH_W(idx + ahead[next % SHUFFLE_AHEAD]);
+        PYNN_PREFETCH_W(idx + ahead[next % SHUFFLE_AHEAD]);
     }
     for (size_t i = n - 1; i > 0; i--) {
         size_t j = ahead[i % SHUFFLE_AHEAD];
         if (next > 0) {
             ahead[next % SHUFFLE_AHEAD] = (size_t)pynn_rng_bounded(s, (uint64_t)next + 1);
-            PREFETCH_W(idx + ahead[next % SHUFFLE_AHEAD]);
+            PYNN_PREFETCH_W(idx + ahead[next % SHUFFLE_AHEAD]);
             next--;
         }
         int64_t t = idx[i];

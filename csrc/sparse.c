@@ -17,9 +17,6 @@
  */
 #include <math.h>
 #include <string.h>
-#if defined(_MSC_VER) && !defined(__clang__) && defined(PYNN_X86_SIMD)
-#include <xmmintrin.h> /* _mm_prefetch (before typed.h defines T) */
-#endif
 #include "typed.h"
 
 /* Columns per parallel piece of the gradient: one 64-byte cache line, so two
@@ -32,26 +29,16 @@
 #define PREFETCH_AHEAD 8
 
 /* Ask for the n_out values at w (one row of W or dW) to be brought to cache
- * (a hint: no result depends on it).  MSVC on x86-64 has SSE's prefetch (no
- * write hint); elsewhere without GCC's builtin, no prefetch. */
+ * (a hint: no result depends on it; internal.h's PYNN_PREFETCH_*). */
 static inline void prefetch_row(const T *w, size_t n_out, int for_write)
 {
-#if PYNN_GNUC
     const char *c = (const char *)w;
     for (size_t k = 0; k < n_out * sizeof(T); k += 64) {
         if (for_write)
-            __builtin_prefetch(c + k, 1, 3);
+            PYNN_PREFETCH_W(c + k);
         else
-            __builtin_prefetch(c + k, 0, 3);
+            PYNN_PREFETCH_R(c + k);
     }
-#elif defined(_MSC_VER) && !defined(__clang__) && defined(PYNN_X86_SIMD)
-    const char *c = (const char *)w;
-    (void)for_write;
-    for (size_t k = 0; k < n_out * sizeof(T); k += 64)
-        _mm_prefetch(c + k, _MM_HINT_T0);
-#else
-    (void)w; (void)n_out; (void)for_write;
-#endif
 }
 
 /* The CSR row of batch row r. */
