@@ -13,8 +13,10 @@ one epoch of exactly --steps minibatches and counts the calls made from pynn's
 core on the main thread:
 
   regions   parallel regions started (GOMP_parallel and the other region starts)
-  barriers  team barriers (GOMP_barrier, GOMP_loop_end, ...): the main thread
-            takes part in every barrier of its team, so its calls count each once
+  barriers  team barriers: libgomp's (GOMP_barrier, GOMP_loop_end, ...; the main
+            thread takes part in every barrier of its team, so its calls count
+            each once) and the core's own (pynn_team_barriers(), which the shim
+            cannot see: a spin-then-futex barrier, csrc/dispatch.c)
   syncs     2 x regions (a fork and a join each) + barriers
 
 All divided by the steps (prediction: by the predict_proba calls).  The counts
@@ -226,9 +228,15 @@ class Counter:
         self.names = [lib.gomp_count_name(i).decode() for i in range(n)]
         self.kinds = [KINDS[lib.gomp_count_kind(i)] for i in range(n)]
         self.buf = (ctypes.c_long * (4 * n))()
+        self.core_barriers = None  # the core's own barrier count (set_range)
 
     def set_range(self, path):
         """Count as pynn's only the calls returning into the mapped file `path`."""
+        import ctypes
+        core = ctypes.CDLL(path)  # already loaded: the same copy
+        self.core_barriers = getattr(core, "pynn_team_barriers", None)
+        if self.core_barriers is not None:
+            self.core_barriers.restype = ctypes.c_uint64
         lo, hi, real = None, None, os.path.realpath(path)
         with open("/proc/self/maps", encoding="utf-8") as fh:
             for line in fh:
@@ -243,8 +251,11 @@ class Counter:
     def measure(self, fn):
         """Run fn() between a reset and a snapshot; the summary of what pynn's core
         called on the main thread, and {entry point: calls} from elsewhere."""
+        own = self.core_barriers
         self.lib.gomp_count_reset()
+        before = own() if own else 0
         fn()
+        after = own() if own else 0
         self.lib.gomp_count_snapshot(self.buf, len(self.buf))
         c = list(self.buf)
         out = {"regions": 0, "barriers": 0, "other": 0, "serial_regions": 0,
@@ -258,6 +269,8 @@ class Counter:
                 out["entry_points"][name] = {"main": core_main, "all_threads": core_all}
             if kind != "serial" and everywhere - core_all:
                 outside[name] = everywhere - core_all
+        out["core_barriers"] = after - before
+        out["barriers"] += after - before
         out["syncs"] = 2 * out["regions"] + out["barriers"]
         return out, outside
 

@@ -81,9 +81,11 @@ pynn_status pynn_dense_forward(T *out, const T *x, const T *W, const T *b, size_
     (void)nt;
 #ifdef _OPENMP
     if (nt > 1) {
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
 #pragma omp parallel num_threads(nt)
         {
-            pynn_team tm = pynn__team_me();
+            pynn_team tm = pynn__team_me(&bar);
             pynn__dense_fwd(out, x, W, b, n, n_in, n_out, act, NULL, NULL, NULL, NULL, NULL, &tm);
         }
         return PYNN_OK;
@@ -313,9 +315,11 @@ pynn_status pynn_dense_backward(T *dx, T *dW, T *db, const T *delta, const T *x,
     (void)nt;
 #ifdef _OPENMP
     if (nt > 1) {
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
 #pragma omp parallel num_threads(nt)
         {
-            pynn_team tm = pynn__team_me();
+            pynn_team tm = pynn__team_me(&bar);
             pynn__dense_bwd(dx, dW, db, delta, x, W, NULL, n, n_in, n_out, alpha,
                             PYNN_ACT_IDENTITY, NULL, NULL, -1, NULL, &tm);
         }

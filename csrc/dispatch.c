@@ -309,11 +309,103 @@ int pynn__bf16_pairs(void)
     return isa == PYNN_ISA_AVX512_BF16 ? 1 : isa == PYNN_ISA_AMX ? 3 : 0;
 }
 
-/* A barrier of the calling thread's team (internal.h: pynn__sync).  Orphaned:
- * the region is opened by the job's entry point, and every thread of its team
- * reaches the same sequence of barriers. */
-void pynn__barrier(void)
+/* The team's barrier (internal.h: pynn__sync, pynn_tbar).
+ *
+ * With PYNN_TBAR, a counter and a generation: each thread reads the
+ * generation, then adds itself to the counter (acquire-release: its writes
+ * before the barrier go with it); the last to arrive resets the counter and
+ * moves the generation on (release: everything the team wrote), and the others
+ * wait until they read the new generation (acquire).  Nobody touches the
+ * counter of the next barrier before it has read the new generation, which is
+ * stored after the reset.  Waiting: PYNN_TBAR_SPINS polls with a pause between,
+ * then sleep on the generation's futex (so a thread left waiting long, on a
+ * loaded machine or a thread of the team descheduled, gives its core away, as
+ * libgomp's barrier does after its own spin).  Sleepers are counted before the
+ * last look at the generation, and the releaser looks at the count after
+ * storing it, both sequentially consistent: either the sleeper sees the new
+ * generation or the releaser sees the sleeper and wakes it (and futex_wait
+ * returns at once if the generation moved before it sleeps).
+ * OMP_WAIT_POLICY=passive: no spin, as libgomp. */
+#if PYNN_TBAR
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <limits.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define PYNN_CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define PYNN_CPU_RELAX() __asm__ __volatile__("yield" ::: "memory")
+#else
+#define PYNN_CPU_RELAX() ((void)0)
+#endif
+
+/* Polls before sleeping: about 0.1-0.3 ms (a pause is 40-140 cycles). */
+#define PYNN_TBAR_SPINS 4096
+
+/* -1: not read yet; else the polls before sleeping */
+static int g_tbar_spins = -1;
+
+static int tbar_spins(void)
 {
+    int s = PYNN_LOAD_INT(&g_tbar_spins);
+    if (s < 0) {
+        const char *p = getenv("OMP_WAIT_POLICY");
+        s = p && (strcmp(p, "passive") == 0 || strcmp(p, "PASSIVE") == 0) ? 0 : PYNN_TBAR_SPINS;
+        PYNN_STORE_INT(&g_tbar_spins, s);
+    }
+    return s;
+}
+
+static void tbar_wait(pynn_tbar *b, unsigned g)
+{
+    for (int i = tbar_spins(); i > 0; i--) {
+        if (__atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) != g)
+            return;
+        PYNN_CPU_RELAX();
+    }
+    __atomic_add_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&b->gen, __ATOMIC_SEQ_CST) == g)
+        syscall(SYS_futex, &b->gen, FUTEX_WAIT_PRIVATE, g, NULL, NULL, 0);
+    __atomic_sub_fetch(&b->sleepers, 1, __ATOMIC_SEQ_CST);
+}
+
+static uint64_t g_tbar_passed = 0;
+
+static void tbar_pass(pynn_tbar *b, int size, int first)
+{
+    if (first)
+        __atomic_add_fetch(&g_tbar_passed, 1, __ATOMIC_RELAXED);
+    unsigned g = __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&b->arrived, 1, __ATOMIC_ACQ_REL) < size) {
+        tbar_wait(b, g);
+        return;
+    }
+    __atomic_store_n(&b->arrived, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->gen, g + 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&b->sleepers, __ATOMIC_SEQ_CST))
+        syscall(SYS_futex, &b->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+#endif
+
+uint64_t pynn_team_barriers(void)
+{
+#if PYNN_TBAR
+    return __atomic_load_n(&g_tbar_passed, __ATOMIC_RELAXED);
+#else
+    return 0;
+#endif
+}
+
+void pynn__barrier(const pynn_team *tm)
+{
+#if PYNN_TBAR
+    if (tm->bar) {
+        tbar_pass(tm->bar, tm->size, tm->id == 0);
+        return;
+    }
+#endif
+    (void)tm;
 #ifdef _OPENMP
 #pragma omp barrier
 #endif

@@ -142,9 +142,11 @@ void pynn_gemm_generic(const pynn_gemm_args *g)
     (void)nt;
 #ifdef _OPENMP
     if (nt > 1) {
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
 #pragma omp parallel num_threads(nt)
         {
-            pynn_team tm = pynn__team_me();
+            pynn_team tm = pynn__team_me(&bar);
             generic_run(g, &tm);
         }
         return;

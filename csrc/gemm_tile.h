@@ -1619,9 +1619,11 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
         nth = (int)pl.tiles;
 #ifdef _OPENMP
     if (nth > 1) {
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
 #pragma omp parallel num_threads(nth)
         {
-            pynn_team tm = pynn__team_me();
+            pynn_team tm = pynn__team_me(&bar);
             int mode = GEMM_NAME(gemm_pack)(g, &tm);
             if (mode == PYNN_APACK_TEAM)
                 pynn__sync(&tm);

@@ -329,9 +329,11 @@ int pynn_any_nonfinite_threads(const T *x, size_t count, int n_threads)
 #ifdef _OPENMP
     if (nt > 1) {
         int bad = 0;
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
 #pragma omp parallel num_threads(nt) reduction(| : bad)
         {
-            pynn_team tm = pynn__team_me();
+            pynn_team tm = pynn__team_me(&bar);
             size_t i0, i1;
             pynn__share(count, &tm, &i0, &i1);
             bad |= pynn_any_nonfinite(x + i0, i1 - i0);
@@ -516,9 +518,11 @@ static pynn_status predict_rows(T *out, const pynn_net *net, const T *params, co
          * `batch` rows, each block on one thread.  Every row is computed the
          * same way in any block, so the bits do not depend on this choice. */
         pynn__team(nt);
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
 #pragma omp parallel num_threads(nt) reduction(| : bad)
         {
-            pynn_team tm = pynn__team_me(), solo = pynn__solo();
+            pynn_team tm = pynn__team_me(&bar), solo = pynn__solo();
             T *slot = ws + (size_t)tm.id * lay.total;
             pynn_apack ap = APACK_OF(slot);
             pack_weights(wpack, wpack_off, net, params, w_off, &tm);
@@ -536,9 +540,11 @@ static pynn_status predict_rows(T *out, const pynn_net *net, const T *params, co
     /* one workspace (or one block): the team shares each block's products */
     nt = pynn__net_threads(net, n < batch ? n : batch, n_threads);
     if (nt > 1) {
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
 #pragma omp parallel num_threads(nt)
         {
-            pynn_team tm = pynn__team_me();
+            pynn_team tm = pynn__team_me(&bar);
             pynn_apack ap = APACK_OF(ws);
             int mine = 0;
             pack_weights(wpack, wpack_off, net, params, w_off, &tm);
@@ -621,9 +627,11 @@ static pynn_status loss_grad_rows(double *loss, T *grads, const pynn_net *net, c
     (void)nt;
 #ifdef _OPENMP
     if (nt > 1) {
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
 #pragma omp parallel num_threads(nt)
         {
-            pynn_team tm = pynn__team_me();
+            pynn_team tm = pynn__team_me(&bar);
             LOSS_GRAD(&tm);
         }
         return PYNN_OK;

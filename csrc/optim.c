@@ -198,8 +198,9 @@ static void update_seg(double *part, T *p, T *a, T *b, const T *g, const pynn_op
  * descent, pynn__net_backward's upd): only their sums of squares are taken,
  * chunk by chunk as the update would.
  * vel: plain gradient descent keeps no velocity inside the step loop (see
- * sgd_seg) but in its last step, where vel = opt_a gets -lr g. */
-void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_net *net,
+ * sgd_seg) but in its last step, where vel = opt_a gets -lr g.
+ * Returns whether it wrote anything (0: every layer fused and no alpha). */
+int pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_net *net,
                       const pynn_optim *opt, uint64_t t, const size_t *w_off,
                       const size_t *b_off, double *sq_parts, size_t fused_from, T *vel,
                       const pynn_team *tm)
@@ -207,11 +208,13 @@ void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_
     int want_sq = opt->alpha > 0;
     T *a = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0 ? vel : opt_a;
     T *b = opt->solver == PYNN_SOLVER_ADAM ? opt_b : NULL;
+    int wrote = 0;
     for (size_t l = 0; l < net->n_layers; l++) {
         size_t nw = (size_t)net->units[l] * (size_t)net->units[l + 1];
         size_t nb = (size_t)net->units[l + 1];
         size_t wo = w_off[l], bo = b_off[l];
         if (l >= fused_from && pynn__sgd_fuses(net, l, sizeof(T))) {
+            wrote |= want_sq;
             if (want_sq) {
                 size_t cs = chunk_size(nw), c0, c1;
                 pynn__share(chunk_count(nw, cs), tm, &c0, &c1);
@@ -226,7 +229,9 @@ void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_
         update_seg(NULL, params + bo, a ? a + bo : NULL, b ? b + bo : NULL, grads + bo, opt, t,
                    nb, tm);
         sq_parts += pynn__chunk_count(nw);
+        wrote = 1;
     }
+    return wrote;
 }
 
 /* The sum of squared weights a step left in sq_parts: chunk sums added in chunk

@@ -225,6 +225,11 @@ int pynn_forked(void);
 /* Run on one thread from now on, as a forked child does. */
 void pynn_mark_forked(void);
 int pynn_has_openmp(void);
+/* Barriers the core's own team barrier has passed in this process (counted
+ * once per barrier, by each team's first thread), for bench/syncs.py: the
+ * syncs a step makes that libgomp does not see.  0 where the core uses the
+ * OpenMP barrier (not Linux, or not GCC/Clang). */
+uint64_t pynn_team_barriers(void);
 
 /* ---- typed API: declared for float (_f32) and double (_f64) --------------- */
 

@@ -242,9 +242,11 @@ pynn_status pynn_sparse_forward(T *out, const int64_t *indptr, const int64_t *in
     (void)nt;
 #ifdef _OPENMP
     if (nt > 1) {
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
 #pragma omp parallel num_threads(nt)
         {
-            pynn_team tm = pynn__team_me();
+            pynn_team tm = pynn__team_me(&bar);
             pynn__sparse_fwd(out, &x, W, b, n, n_out, act, &tm);
         }
         return PYNN_OK;
@@ -272,9 +274,11 @@ pynn_status pynn_sparse_backward(T *dW, T *db, const T *delta, const int64_t *in
     (void)nt;
 #ifdef _OPENMP
     if (nt > 1) {
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
 #pragma omp parallel num_threads(nt)
         {
-            pynn_team tm = pynn__team_me();
+            pynn_team tm = pynn__team_me(&bar);
             pynn__sparse_wgrad(dW, db, delta, &x, W, n, n_in, n_out, alpha, NULL, &tm);
         }
         return PYNN_OK;

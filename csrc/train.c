@@ -238,8 +238,9 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
         }
         if (opt->solver == PYNN_SOLVER_ADAM)
             t += 1;
-        pynn__optim_step(params, data->opt_a, data->opt_b, grads, net, opt, t, sl->w_off,
-                         sl->b_off, sq_parts, fuse ? (sx ? 1 : 0) : net->n_layers, vel, tm);
+        int wrote = pynn__optim_step(params, data->opt_a, data->opt_b, grads, net, opt, t,
+                                     sl->w_off, sl->b_off, sq_parts,
+                                     fuse ? (sx ? 1 : 0) : net->n_layers, vel, tm);
         steps++;
         size_t rows = b.rows;
         pos += rows;
@@ -249,7 +250,11 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
         gathered = steps < sl->max_steps && pos != data->n && data->shuffle;
         if (gathered)
             b = next_batch(ws + lay->xb, ws + lay->yb, data, pos, nin, m, tm);
-        pynn__sync(tm);
+        /* The step's last sync, unless its last phase wrote nothing: the
+         * backward pass ends with one, after which no thread reads what the
+         * next step writes before its own first sync (the forward's) */
+        if (gathered || wrote)
+            pynn__sync(tm);
         if (lead) {
             if (opt->alpha > 0)
                 sl->wsq = pynn__optim_wsq(net, sq_parts);
@@ -317,9 +322,11 @@ pynn_status pynn_train(pynn_train_result *result, pynn_train_state *state,
     (void)nt;
 #ifdef _OPENMP
     if (nt > 1) {
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
 #pragma omp parallel num_threads(nt)
         {
-            pynn_team tm = pynn__team_me();
+            pynn_team tm = pynn__team_me(&bar);
             run_steps(&sl, &tm);
         }
     } else

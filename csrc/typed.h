@@ -223,9 +223,11 @@ static inline double *pynn__sq_parts(T *ws, const pynn__ws_layout *lay)
 
 /* optim.c: sum of squared weights (the L2 term), one optimizer step over the
  * arena by a team (leaving the chunks' sums of squares for pynn__optim_wsq
- * when opt->alpha > 0). */
+ * when opt->alpha > 0); returns 0 when it had nothing to do (every layer's
+ * update fused into the backward pass, no sums of squares wanted), so no sync
+ * need follow it. */
 double pynn__weight_sq(const pynn_net *net, const T *params, const size_t *w_off);
-void pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_net *net,
+int pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_net *net,
                       const pynn_optim *opt, uint64_t t, const size_t *w_off,
                       const size_t *b_off, double *sq_parts, size_t fused_from, T *vel,
                       const pynn_team *tm);
