@@ -181,6 +181,14 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     lay->marks = total;
     if (csr && !fwd && !pynn__add(total, u0 / 4 + 1, &total))
         return PYNN_ERR_OVERFLOW;
+    /* one double per row of a batch, its loss (two scalars each, and two more
+     * to align them: typed.h, pynn__row_loss) */
+    size_t rl;
+    if (!pynn__mul(batch, fwd ? 0 : 2, &rl) || !pynn__add(rl, fwd ? 0 : 2, &rl))
+        return PYNN_ERR_OVERFLOW;
+    lay->rowloss = total;
+    if (!pynn__add(total, rl, &total))
+        return PYNN_ERR_OVERFLOW;
     lay->total = total;
     return PYNN_OK;
 }
@@ -252,9 +260,9 @@ pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *la
 }
 
 /* The team a whole-network job on batches of `rows` rows is worth: its largest
- * layer decides (pynn__threads_for); 1 for a small network, whose every
- * product is cheaper than waking threads. */
-int pynn__net_threads(const pynn_net *net, size_t rows, int n_threads)
+ * layer decides (pynn__threads_for, or min_work for the bar); 1 for a small
+ * network, whose every product is cheaper than waking threads. */
+static int net_threads(const pynn_net *net, size_t rows, int n_threads, size_t min_work)
 {
     size_t widest = 0, outs = 0;
     for (size_t l = 0; l < net->n_layers; l++) {
@@ -267,5 +275,18 @@ int pynn__net_threads(const pynn_net *net, size_t rows, int n_threads)
     size_t work;
     if (!pynn__mul(rows, widest, &work))
         work = (size_t)-1;
-    return pynn__threads_for(n_threads, work, rows * outs / 64 + 1);
+    if (work < min_work)
+        return 1;
+    return pynn__threads_for(n_threads, work < PYNN_PAR_MIN_WORK ? PYNN_PAR_MIN_WORK : work,
+                             rows * outs / 64 + 1);
+}
+
+int pynn__net_threads(const pynn_net *net, size_t rows, int n_threads)
+{
+    return net_threads(net, rows, n_threads, PYNN_PAR_MIN_WORK);
+}
+
+int pynn__train_threads(const pynn_net *net, size_t rows, int n_threads)
+{
+    return net_threads(net, rows, n_threads, PYNN_TRAIN_PAR_MIN_WORK);
 }

@@ -102,17 +102,10 @@ static double sw_total(const T *sw, const int64_t *sw_idx, size_t n)
     return total;
 }
 
-/* The weighted loss of n rows of m outputs (see above). */
-static double weighted_loss(const T *yh, const T *y, const T *sw, const int64_t *sw_idx,
-                            size_t n, size_t m, pynn_loss kind, double alpha, double wsq)
+/* The weighted loss of n rows (see above) from the sum of their weighted
+ * losses w_r l_r and of their weights. */
+static double weighted_loss(double wloss, double total, size_t n, double alpha, double wsq)
 {
-    double total = 0, wloss = 0;
-    for (size_t r = 0; r < n; r++) {
-        double w = sw_of(sw, sw_idx, r);
-        total += w;
-        if (w != 0)
-            wloss += w * pynn__loss_sum(yh + r * m, y + r * m, m, kind);
-    }
     double loss = total > 0 ? wloss / total : 0;
     if (total > 0) {
         if (alpha > 0)
@@ -170,7 +163,8 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,
                           const int64_t *sw_idx, size_t n, double alpha, double wsq,
-                          double *shared, T *upd, T *vel, T lr, const pynn_team *tm)
+                          double *rowloss, double *shared, T *upd, T *vel, T lr,
+                          const pynn_team *tm)
 {
     size_t L = net->n_layers;
     size_t m = (size_t)net->units[L];
@@ -187,6 +181,13 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
             pynn__activate_rows(a_last + r0 * m, r1 - r0, m, net->output);
         pynn__output_delta_rows(d0 + r0 * m, a_last + r0 * m, y + r0 * m, r1 - r0, m,
                                 net->output, net->loss);
+        /* each row's loss (weighted: w_r l_r, 0 for a row of weight 0), added
+         * up in row order after the sync below whatever the team */
+        for (size_t r = r0; r < r1; r++) {
+            double w = sw ? sw_of(sw, sw_idx, r) : 1;
+            rowloss[r] = w == 0 ? 0.0
+                         : w * pynn__loss_sum(a_last + r * m, y + r * m, m, net->loss);
+        }
     }
     if (sw) {
         double total = sw_total(sw, sw_idx, n);
@@ -216,16 +217,18 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
                                ap->t[slot], ap->t_len, ap->bf16, tm) : -1)
     int wmode = PREPACK(L - 1, 0);
     pynn__sync(tm);
-    /* thread 0 adds up the loss during the first layer's phase (the bits of a
-     * sum in one order, whatever the team); with upd, every thread does */
+    /* thread 0 adds up the rows' losses during the first layer's phase (in row
+     * order: the same bits whatever the team); with upd, every thread does */
     if (tm->id == 0 || upd) {
-        double loss;
+        double sum = 0, loss;
+        for (size_t r = 0; r < n; r++)
+            sum += rowloss[r];
         if (sw == NULL) {
-            loss = pynn__loss_sum(a_last, y, n * m, net->loss) / (double)n;
+            loss = sum / (double)n;
             if (alpha_loss > 0)
                 loss += 0.5 * alpha_loss * wsq / (double)n;
         } else {
-            loss = weighted_loss(a_last, y, sw, sw_idx, n, m, net->loss, alpha_loss, wsq);
+            loss = weighted_loss(sum, sw_total(sw, sw_idx, n), n, alpha_loss, wsq);
         }
         if (tm->id == 0)
             *shared = loss;
@@ -619,7 +622,8 @@ static pynn_status loss_grad_rows(double *loss, T *grads, const pynn_net *net, c
         pynn__net_forward(acts, net, params, w_off, b_off, x, sx, n, 1, &ap, (tm));         \
         double l_ = pynn__net_backward(grads, ws + lay.delta0, ws + lay.delta1, NULL, &ap, acts, \
                                        net, params, w_off, b_off, x, sx, NULL, y, sw, NULL, \
-                                       n, alpha, wsq, &shared, NULL, NULL, 0, (tm));        \
+                                       n, alpha, wsq, pynn__row_loss(ws, &lay), &shared,    \
+                                       NULL, NULL, 0, (tm));                                \
         if ((tm)->id == 0)                                                                  \
             *loss = l_;                                                                     \
     } while (0)

@@ -228,7 +228,8 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
                                          lay->delta2 ? ws + lay->delta2 : NULL, &ap, acts,
                                          net, params, sl->w_off, sl->b_off, b.x, sx,
                                          sl->marks, b.y, b.sw, b.sw_idx, b.rows, opt->alpha,
-                                         lead ? sl->wsq : 0, &sl->shared,
+                                         lead ? sl->wsq : 0, pynn__row_loss(ws, lay),
+                                         &sl->shared,
                                          fuse ? params : NULL, fuse ? vel : NULL,
                                          (T)opt->learning_rate, tm);
         if (!isfinite(loss)) {
@@ -318,7 +319,7 @@ pynn_status pynn_train(pynn_train_result *result, pynn_train_state *state,
         memset(sl.marks, 2, (size_t)net->units[0]);
     /* the L2 term's sum of squares, kept current by the optimizer's loop */
     sl.wsq = opt->alpha > 0 ? pynn__weight_sq(net, data->params, w_off) : 0;
-    int nt = max_steps > 0 ? pynn__net_threads(net, data->batch_size, n_threads) : 1;
+    int nt = max_steps > 0 ? pynn__train_threads(net, data->batch_size, n_threads) : 1;
     (void)nt;
 #ifdef _OPENMP
     if (nt > 1) {

@@ -221,6 +221,13 @@ static inline double *pynn__sq_parts(T *ws, const pynn__ws_layout *lay)
     return (double *)((p + 7) & ~(uintptr_t)7);
 }
 
+/* The rows' losses in the workspace ws (layout.c; net.c: pynn__net_backward). */
+static inline double *pynn__row_loss(T *ws, const pynn__ws_layout *lay)
+{
+    uintptr_t p = (uintptr_t)(ws + lay->rowloss);
+    return (double *)((p + 7) & ~(uintptr_t)7);
+}
+
 /* optim.c: sum of squared weights (the L2 term), one optimizer step over the
  * arena by a team (leaving the chunks' sums of squares for pynn__optim_wsq
  * when opt->alpha > 0); returns 0 when it had nothing to do (every layer's
@@ -244,7 +251,8 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
                           const size_t *b_off, const T *x, const pynn_csr *sx,
                           unsigned char *marks, const T *y, const T *sw,
                           const int64_t *sw_idx, size_t n, double alpha, double wsq,
-                          double *shared, T *upd, T *vel, T lr, const pynn_team *tm);
+                          double *rowloss, double *shared, T *upd, T *vel, T lr,
+                          const pynn_team *tm);
 /* The packing room of a workspace (net.c). */
 pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay);
 

@@ -31,6 +31,12 @@ _CHUNK_SECONDS = 0.05
 _BACKUP_SECONDS = 0.5
 # With n_threads=None, the thread counts tried are measured again this often.
 _REPROBE_SECONDS = 2.0
+# With n_threads given, one thread is tried too where a step takes less than
+# this (ChunkPlanner): the team's barriers are then a share of the step worth
+# measuring against; a longer step is all work (a 784-256-128-10 step of 128
+# rows takes ~0.7 ms on two cores of a Zen 4, and a 1-thread probe would
+# cost a fit of 0.2 s about 3%).
+_SOLO_PROBE_STEP_SECONDS = 50e-6
 # Training buffers up to this size stay with the model between fit calls; larger
 # ones are released when a call ends (a big model should not hold 3x its size).
 _SCRATCH_KEEP_BYTES = 256 << 20
@@ -181,7 +187,14 @@ class ChunkPlanner:
     count is chosen by measurement: the core's results are bitwise the same for
     any count, so it may switch at will.  On a machine whose cores are busy with
     other work, OpenMP teams can run many times slower than one thread; short
-    probes every ``_REPROBE_SECONDS`` keep the faster choice."""
+    probes every ``_REPROBE_SECONDS`` keep the faster choice.  With n_threads
+    given (more than one), one thread is measured too once a step proves shorter
+    than ``_SOLO_PROBE_STEP_SECONDS``: such a step syncs its team several times
+    in a few microseconds, the one place where one thread can win on a machine
+    that is not otherwise busy (n_threads is a most, as everywhere in pynn).
+    The most threads stay the choice unless fewer run ``_TEAM_EDGE`` times as
+    fast, by two measurements of the team: one slow chunk of a team (a
+    descheduled thread) does not send a fit to one thread for good."""
 
     # a probe runs a quarter of a chunk
     _PROBE_SHARE = 4
@@ -189,15 +202,20 @@ class ChunkPlanner:
     _SHORT_SECONDS = 0.002
     # most steps a chunk may ask for
     _MAX_STEPS = 1 << 30
+    # fewer threads are chosen only when this much faster than the most
+    _TEAM_EDGE = 1.15
 
     def __init__(self, n_threads):
+        self.solo_probe = False
         if n_threads:
             self.options = [_core.threads(n_threads)]
+            self.solo_probe = self.options[0] > 1
         else:
             most = _core.max_threads()
             self.options = [most, 1] if most > 1 else [1]
         self.rate = {}   # steps per second, per thread count
         self.when = {}   # when that rate was measured
+        self.seen = {}   # measurements long enough to time, per thread count
 
     def next(self):
         """(threads, steps) for the next chunk."""
@@ -209,7 +227,12 @@ class ChunkPlanner:
                 # a probe at this option's last speed (or the best known)
                 rate = self.rate.get(o) or max((self.rate[k] for k in known), default=0.0)
                 return o, max(1, int(rate * _CHUNK_SECONDS / self._PROBE_SHARE))
-        best = max(self.options, key=lambda o: self.rate[o])
+        most = max(self.options)
+        best = max(self.options,
+                   key=lambda o: self.rate[o] * (self._TEAM_EDGE if o == most else 1.0))
+        if best != most and self.seen.get(most, 0) < 2:
+            # the team measured slow once: once more before it is dropped
+            return most, max(1, int(self.rate[most] * _CHUNK_SECONDS / self._PROBE_SHARE))
         return best, max(1, min(int(self.rate[best] * _CHUNK_SECONDS), self._MAX_STEPS))
 
     def record(self, threads, steps, elapsed):
@@ -221,6 +244,11 @@ class ChunkPlanner:
         self.rate[threads] = steps / elapsed
         # a short first measurement counts as stale: the next probe measures again
         self.when[threads] = -1e9 if short else time.perf_counter()
+        if not short:
+            self.seen[threads] = self.seen.get(threads, 0) + 1
+        if self.solo_probe and not short and elapsed < steps * _SOLO_PROBE_STEP_SECONDS:
+            self.solo_probe = False
+            self.options.append(1)
 
 
 def divergence_message(learning_rate_init):
