@@ -192,9 +192,11 @@ class ChunkPlanner:
     than ``_SOLO_PROBE_STEP_SECONDS``: such a step syncs its team several times
     in a few microseconds, the one place where one thread can win on a machine
     that is not otherwise busy (n_threads is a most, as everywhere in pynn).
-    The most threads stay the choice unless fewer run ``_TEAM_EDGE`` times as
-    fast, by two measurements of the team: one slow chunk of a team (a
-    descheduled thread) does not send a fit to one thread for good."""
+    A thread count's speed is the better of its last two measurements, and the
+    most threads stay the choice unless fewer run ``_TEAM_EDGE`` times as fast
+    after the team was measured twice: one slow chunk of a team (a thread
+    descheduled for a while) does not send a fit to one thread for good, two in
+    a row do."""
 
     # a probe runs a quarter of a chunk
     _PROBE_SHARE = 4
@@ -216,6 +218,7 @@ class ChunkPlanner:
         self.rate = {}   # steps per second, per thread count
         self.when = {}   # when that rate was measured
         self.seen = {}   # measurements long enough to time, per thread count
+        self.last = {}   # the latest of those
 
     def next(self):
         """(threads, steps) for the next chunk."""
@@ -241,11 +244,17 @@ class ChunkPlanner:
         short = elapsed < self._SHORT_SECONDS
         if short and threads in self.rate:
             return
-        self.rate[threads] = steps / elapsed
+        rate = steps / elapsed
+        if short:
+            self.rate[threads] = rate
+        else:
+            seen = self.seen.get(threads, 0)
+            last = self.last.get(threads)
+            self.rate[threads] = rate if last is None else max(rate, last)
+            self.last[threads] = rate
+            self.seen[threads] = seen + 1
         # a short first measurement counts as stale: the next probe measures again
         self.when[threads] = -1e9 if short else time.perf_counter()
-        if not short:
-            self.seen[threads] = self.seen.get(threads, 0) + 1
         if self.solo_probe and not short and elapsed < steps * _SOLO_PROBE_STEP_SECONDS:
             self.solo_probe = False
             self.options.append(1)

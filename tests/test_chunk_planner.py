@@ -75,3 +75,14 @@ def test_threads_not_given_measure_the_most_and_one(two_cpus):
     assert p.next() == (2, 1)
     p.record(2, 50, 0.010)
     assert p.next()[0] == 1               # then one thread, whatever the step's length
+
+
+def test_one_slow_team_chunk_is_not_a_verdict_two_in_a_row_are(two_cpus):
+    p = ChunkPlanner(2)
+    p.record(2, 1000, 0.010)              # 100k steps/s
+    p.record(1, 1000, 1000 / 0.9e5)       # one thread: 90k
+    assert p.next()[0] == 2
+    p.record(2, 1000, 0.020)              # a slow chunk (50k): the better of the last two
+    assert p.next() == (2, steps_for(_training._CHUNK_SECONDS, 1e5))
+    p.record(2, 1000, 0.020)              # slow again: one thread from now on
+    assert p.next() == (1, steps_for(_training._CHUNK_SECONDS, 0.9e5))
