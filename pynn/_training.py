@@ -148,6 +148,10 @@ class TrainingBuffers:
     grads: np.ndarray
     ws: np.ndarray
     snapshots: Tuple[np.ndarray, np.ndarray]
+    # the thread counts' measured speeds (ChunkPlanner), for the next fit call
+    # of the same threads and batch size: a partial_fit loop or repeated warm
+    # starts measure again every _REPROBE_SECONDS, not at every call
+    planner: Optional["ChunkPlanner"] = None
 
     @classmethod
     def reuse_or_new(cls, old, arena, ws_size):
@@ -207,7 +211,8 @@ class ChunkPlanner:
     # fewer threads are chosen only when this much faster than the most
     _TEAM_EDGE = 1.15
 
-    def __init__(self, n_threads):
+    def __init__(self, n_threads, key=None):
+        self.key = key   # what the speeds were measured for
         self.solo_probe = False
         if n_threads:
             self.options = [_core.threads(n_threads)]
@@ -318,7 +323,10 @@ class TrainingRun(_Run):
         loss or the weights become NaN or infinite."""
         cfg, arena = self.config, self.arena
         trainer = self._start()
-        planner = ChunkPlanner(cfg.n_threads)
+        key = (cfg.n_threads, cfg.batch_size, _sparse.is_sparse(self.X))
+        planner = self.buffers.planner
+        if planner is None or planner.key != key:
+            planner = self.buffers.planner = ChunkPlanner(cfg.n_threads, key)
         # n_iter_ counts the epochs of this call, as in scikit-learn (loss_curve_
         # keeps every epoch)
         curves.n_iter_ = 0

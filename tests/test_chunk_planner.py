@@ -86,3 +86,24 @@ def test_one_slow_team_chunk_is_not_a_verdict_two_in_a_row_are(two_cpus):
     assert p.next() == (2, steps_for(_training._CHUNK_SECONDS, 1e5))
     p.record(2, 1000, 0.020)              # slow again: one thread from now on
     assert p.next() == (1, steps_for(_training._CHUNK_SECONDS, 0.9e5))
+
+
+def test_the_speeds_measured_stay_with_the_model_for_its_next_fit():
+    """A partial_fit loop (or repeated warm starts) keeps its planner, so its thread
+    counts are measured again every _REPROBE_SECONDS, not at every call; another
+    batch size or thread count starts afresh."""
+    import numpy as np
+
+    import pynn
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((200, 8)), rng.integers(0, 3, 200)
+    m = pynn.MLPClassifier((16,), batch_size=20, n_threads=2, random_state=0)
+    m.partial_fit(X, y, classes=[0, 1, 2])
+    planner = m._scratch.planner
+    assert isinstance(planner, ChunkPlanner) and planner.rate
+    m.partial_fit(X, y)
+    assert m._scratch.planner is planner
+    m.set_params(batch_size=40)
+    m.partial_fit(X, y)
+    assert m._scratch.planner is not planner and m._scratch.planner.key[1] == 40
