@@ -277,6 +277,7 @@ static int net_threads(const pynn_net *net, size_t rows, int n_threads, size_t m
         work = (size_t)-1;
     if (work < min_work)
         return 1;
+    /* (over min_work: pynn__threads_for's own bar, PYNN_PAR_MIN_WORK, is met) */
     return pynn__threads_for(n_threads, work < PYNN_PAR_MIN_WORK ? PYNN_PAR_MIN_WORK : work,
                              rows * outs / 64 + 1);
 }

@@ -366,8 +366,14 @@ def test_syncs_counts_openmp_synchronizations(tmp_path):
         if sys.platform.startswith("linux"):
             assert 0 < row["core_barriers"] <= row["barriers"], row
         # rows go to threads in shares, each in blocks of its own: in a region
-        # per core call, one barrier (the team packs the weights, then predicts)
-        assert pred["regions"] >= 1 and pred["barriers"] <= pred["regions"], pred
+        # per core call, one barrier (the team packs the weights, then predicts);
+        # the calls' sizes follow their timing (pynn._base grows them toward
+        # _PREDICT_CALL_SECONDS), and a last call of one block shares its
+        # products instead, a barrier per layer more (a loaded machine split
+        # 10,000 rows into 3 calls, 6 barriers): never per K block or product
+        layers = 3
+        assert pred["regions"] >= 1, pred
+        assert pred["barriers"] <= pred["regions"] + layers, pred
 
 
 def test_siblings_tells_a_shared_core_from_a_core_of_its_own(monkeypatch):
