@@ -528,19 +528,27 @@ static inline int pynn__team(int nt)
  * than pynn_threads allows (processors; one in a child forked after a team ran).
  * The thread count never changes a result bit (every kernel's summation order
  * is fixed), only the speed. */
-static inline int pynn__threads_for(int n_threads, size_t work, size_t parallel_items)
+static inline int pynn__threads_over(int n_threads, size_t work, size_t min_work,
+                                     size_t parallel_items)
 {
 #ifdef _OPENMP
-    if (work < PYNN_PAR_MIN_WORK || parallel_items < 2)
+    if (work < min_work || parallel_items < 2)
         return 1;
     int nt = pynn_threads(n_threads);
     if ((size_t)nt > parallel_items)
         nt = (int)parallel_items;
     return pynn__team(nt < 1 ? 1 : nt);
 #else
-    (void)n_threads; (void)work; (void)parallel_items;
+    (void)n_threads; (void)work; (void)min_work; (void)parallel_items;
     return 1;
 #endif
+}
+
+/* ... with the bar of a single kernel, PYNN_PAR_MIN_WORK (pynn__threads_over:
+ * any bar, as a chunk of training steps has its own). */
+static inline int pynn__threads_for(int n_threads, size_t work, size_t parallel_items)
+{
+    return pynn__threads_over(n_threads, work, PYNN_PAR_MIN_WORK, parallel_items);
 }
 
 #endif

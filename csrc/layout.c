@@ -260,7 +260,7 @@ pynn_status pynn__net_prologue(size_t *w_off, size_t *b_off, pynn__ws_layout *la
 }
 
 /* The team a whole-network job on batches of `rows` rows is worth: its largest
- * layer decides (pynn__threads_for, or min_work for the bar); 1 for a small
+ * layer decides (pynn__threads_over, with the bar min_work); 1 for a small
  * network, whose every product is cheaper than waking threads. */
 static int net_threads(const pynn_net *net, size_t rows, int n_threads, size_t min_work)
 {
@@ -275,11 +275,7 @@ static int net_threads(const pynn_net *net, size_t rows, int n_threads, size_t m
     size_t work;
     if (!pynn__mul(rows, widest, &work))
         work = (size_t)-1;
-    if (work < min_work)
-        return 1;
-    /* (over min_work: pynn__threads_for's own bar, PYNN_PAR_MIN_WORK, is met) */
-    return pynn__threads_for(n_threads, work < PYNN_PAR_MIN_WORK ? PYNN_PAR_MIN_WORK : work,
-                             rows * outs / 64 + 1);
+    return pynn__threads_over(n_threads, work, min_work, rows * outs / 64 + 1);
 }
 
 int pynn__net_threads(const pynn_net *net, size_t rows, int n_threads)

@@ -189,8 +189,9 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
                          : w * pynn__loss_sum(a_last + r * m, y + r * m, m, net->loss);
         }
     }
+    double sw_sum = sw ? sw_total(sw, sw_idx, n) : 0; /* the rows' total weight */
     if (sw) {
-        double total = sw_total(sw, sw_idx, n);
+        double total = sw_sum;
         double scale = total > 0 ? (double)n / total : 0;
         for (size_t r = r0; r < r1; r++) {
             T f = (T)(sw_of(sw, sw_idx, r) * scale);
@@ -228,7 +229,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
             if (alpha_loss > 0)
                 loss += 0.5 * alpha_loss * wsq / (double)n;
         } else {
-            loss = weighted_loss(sum, sw_total(sw, sw_idx, n), n, alpha_loss, wsq);
+            loss = weighted_loss(sum, sw_sum, n, alpha_loss, wsq);
         }
         if (tm->id == 0)
             *shared = loss;
