@@ -53,6 +53,10 @@ CASES = {
     "one-row": (40, 1, 45, [30, 48, 24, 5], False, False),
     "one-row-narrow": (40, 1, 45, [12, 4, 12, 16, 20, 10, 13, 31, 8, 7, 1, 5], False, False),
     "sparse": (157, 20, 19, [30, 48, 24, 5], True, False),
+    # an output layer of 5 units over 150 inputs: its weight gradient and
+    # update run as tiles laid across W's rows, the last one partial
+    # (gemm_tile.h: narrow_run)
+    "narrow-output": (157, 20, 19, [30, 150, 5], False, False),
     "deep-batch": (700, 300, 5, [40, 48, 24, 5], False, False),
     "bf16": (157, 20, 19, [30, 48, 24, 5], False, True),
     "team": (300, 64, 9, [40, 512, 64, 5], False, False),

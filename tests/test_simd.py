@@ -426,6 +426,55 @@ def test_a_shallow_input_gradient_gives_each_row_the_bits_it_gets_alone(simd, dt
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_narrow_products_give_each_column_the_bits_of_a_wide_one(simd, dtype):
+    """A product of at most 12 columns (an output layer of a few units) runs as
+    tiles laid across its rows, every lane a row (gemm_tile.h: narrow_run),
+    wherever a panel would leave lanes idle: the weight gradient with A = x^T
+    read in place, the forward product from a transposed copy of x's rows, 128
+    steps of K at a time.  Each element is still its chain along K from zero:
+    a column gets the bits it gets inside a product of 32 columns, which runs
+    as panels, for every width, partial row tiles, several K blocks of the
+    copy, both epilogues (bias and activation; the gradient's scale and L2
+    term) and one to three threads; and a row of the forward alone gets the
+    bits it gets in the batch."""
+    rng = np.random.default_rng(23)
+    # (rows, inputs): forward m x k x n, weight gradient k x m x n
+    shapes = [(200, 150), (129, 70), (33, 300), (64, 64)]
+    for n in range(1, 13):
+        for m, k in shapes:
+            x = rng.standard_normal((m, k)).astype(dtype)
+            W = (rng.standard_normal((k, 32)) / np.sqrt(k)).astype(dtype)
+            b = rng.standard_normal(32).astype(dtype)
+            d = rng.standard_normal((m, 32)).astype(dtype)
+            Wn, bn, dn = W[:, :n].copy(), b[:n].copy(), d[:, :n].copy()
+            for act in ("identity", "relu", "logistic"):
+                wide = ops.dense_forward(x, W, b, act)
+                got = ops.dense_forward(x, Wn, bn, act)
+                assert np.array_equal(got, wide[:, :n]), (n, m, k, act)
+            for r in (0, m - 1):
+                alone = ops.dense_forward(x[r:r + 1], Wn, bn, "relu")
+                assert np.array_equal(alone[0], ops.dense_forward(x, Wn, bn, "relu")[r])
+            _, dW_wide, db_wide = ops.dense_backward(d, x, W, alpha=0.3, need_dx=False)
+            _, dW, db = ops.dense_backward(dn, x, Wn, alpha=0.3, need_dx=False)
+            assert np.array_equal(dW, dW_wide[:, :n]), (n, m, k)
+            assert np.array_equal(db, db_wide[:n]), (n, m, k)
+            want = x.astype(np.float64).T @ dn.astype(np.float64) / m + 0.3 / m * Wn
+            np.testing.assert_allclose(dW, want, rtol=TOL[dtype]["rtol"],
+                                       atol=TOL[dtype]["atol"] * np.sqrt(m))
+    # a team (over 2^20 multiply-adds), its shares ending inside tiles' runs
+    for n in (1, 3, 10):
+        x = rng.standard_normal((5000, 300)).astype(dtype)
+        W = rng.standard_normal((300, n)).astype(dtype)
+        b = rng.standard_normal(n).astype(dtype)
+        d = rng.standard_normal((5000, n)).astype(dtype)
+        fwd = [ops.dense_forward(x, W, b, "relu", n_threads=t) for t in (1, 2, 3)]
+        bwd = [ops.dense_backward(d, x, W, alpha=0.1, need_dx=False, n_threads=t)[1]
+               for t in (1, 2, 3)]
+        for t in (1, 2):
+            assert np.array_equal(fwd[t], fwd[0]) and np.array_equal(bwd[t], bwd[0]), (n, t)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_products_of_many_rows_run_in_chunks_and_keep_each_rows_bits(simd, dtype):
     """A product whose K block of A is over 2 MiB (3000 rows of a 256-deep
     block) runs its row tiles in chunks of about 256 rows, every K block of a
