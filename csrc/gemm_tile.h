@@ -809,6 +809,10 @@ static void GEMM_NAME(outer_run)(const GEMM_ARGS *g, const pynn_team *tm)
 #define NARROW_NV(N) ((N) * 4 <= (int)NARROW_REGS ? 4 : (N) * 2 <= (int)NARROW_REGS ? 2 : 1)
 #define NARROW_KC 128
 
+static PYNN_NOINLINE_HINT void GEMM_NAME(prefetch_a_next)(const GEMM_ARGS *g, size_t i0,
+                                                          size_t rows, size_t jt, size_t p0,
+                                                          size_t p1);
+
 static int GEMM_NAME(narrow_ok)(const GEMM_ARGS *g)
 {
     size_t n = g->n;
@@ -878,6 +882,93 @@ PYNN_UNROLL16
     }
 }
 
+/* Whether a narrow tile's rows are written as one flat run of C (ldc = n, and
+ * W's rows as packed for the weight-gradient epilogues): whole vectors, not a
+ * masked store per row (about ten cycles each on AMD CPUs). */
+static int GEMM_NAME(narrow_flat)(const GEMM_ARGS *g)
+{
+    size_t n = g->n;
+    switch (g->epi) {
+    case PYNN_EPI_NONE:
+    case PYNN_EPI_BIAS:
+        return (size_t)g->ldc == n;
+    case PYNN_EPI_SCALE_W:
+        return (size_t)g->ldc == n && (g->wscale == 0 || (size_t)g->ldw == n);
+    case PYNN_EPI_SGD_W:
+        return (size_t)g->ldw == n;
+    default:
+        return 0;
+    }
+}
+
+/* The flat epilogue of `cnt` values of a narrow tile from row i0 (fb: its
+ * rows side by side, n values each): element by element what the tiles'
+ * epilogue does (same operations, same order), the bias by its pattern along
+ * the run (bpat: bias[e % n] for one period of VL / gcd(n, VL) vectors, P of
+ * them). */
+static void GEMM_NAME(narrow_flat_epi)(const GEMM_ARGS *g, const T *fb, size_t i0,
+                                       size_t rows, const T *bpat, size_t P)
+{
+    const size_t n = g->n, cnt = rows * n, e0 = i0 * n;
+    const int epi = g->epi;
+    const V s = V_SET1(g->scale), ws = V_SET1(g->wscale), nlr = V_SET1(-g->lr);
+    const int l2 = g->wscale != 0, relu = g->act == PYNN_ACT_RELU;
+    const T *w = g->w ? g->w + e0 : NULL;
+    T *c = epi == PYNN_EPI_SGD_W ? NULL : g->c + e0;
+    T *wnew = epi == PYNN_EPI_SGD_W ? g->wnew + e0 : NULL;
+    T *vnew = epi == PYNN_EPI_SGD_W && g->vnew ? g->vnew + e0 : NULL;
+    if (epi == PYNN_EPI_BIAS && g->z0)
+        for (size_t r = 0; r < rows; r++)
+            g->z0[i0 + r] = fb[r * n] + g->bias[0];
+    size_t pv = 0;
+    for (size_t q = 0; q < cnt; q += VL) {
+        const size_t left = cnt - q;
+        const int whole = left >= VL;
+        const MASK_T mk = M_MAKE(whole ? VL : left);
+#define NLOAD(p) (whole ? V_LOAD(p) : V_MLOAD((p), mk))
+#define NSTORE(p, v)                                                                     \
+    do {                                                                                 \
+        if (whole)                                                                       \
+            V_STORE((p), (v));                                                           \
+        else                                                                             \
+            V_MSTORE((p), mk, (v));                                                      \
+    } while (0)
+        V x = NLOAD(fb + q);
+        switch (epi) {
+        case PYNN_EPI_BIAS:
+            x = V_ADD(x, V_LOAD(bpat + pv * VL));
+            if (++pv == P)
+                pv = 0;
+            if (relu)
+                x = V_MAX(x, V_ZERO());
+            NSTORE(c + q, x);
+            break;
+        case PYNN_EPI_SCALE_W:
+            x = V_MUL(x, s);
+            if (l2)
+                x = V_ADD(x, V_MUL(NLOAD(w + q), ws));
+            NSTORE(c + q, x);
+            break;
+        case PYNN_EPI_SGD_W: {
+            V w0 = NLOAD(w + q);
+            x = V_MUL(x, s);
+            if (l2)
+                x = V_ADD(x, V_MUL(w0, ws));
+            x = V_MUL(nlr, x);
+            NSTORE(wnew + q, V_ADD(w0, x));
+            if (vnew)
+                NSTORE(vnew + q, x);
+            break;
+        }
+        default:
+            NSTORE(c + q, x);
+            break;
+        }
+#undef NLOAD
+#undef NSTORE
+    }
+}
+
 /* Tiles t0..t1-1 of N columns (N = g->n). */
 static PYNN_ALWAYS_INLINE void
 GEMM_NAME(narrow_tiles)(const int N, const GEMM_ARGS *g, size_t t0, size_t t1)
@@ -885,13 +976,29 @@ GEMM_NAME(narrow_tiles)(const int N, const GEMM_ARGS *g, size_t t0, size_t t1)
     const int NVV = NARROW_NV(N);
     const size_t rm = (size_t)NVV * VL, m = g->m, k = g->k;
     const ptrdiff_t ars = g->a_rs, acs = g->a_cs, ldb = g->ldb;
-    const int in_place = ars == 1;
+    const int in_place = ars == 1, flat = GEMM_NAME(narrow_flat)(g);
+    /* the tile's rows: N values each, side by side (flat), else NR apart */
+    const size_t ld = flat ? (size_t)N : NR;
     _Alignas(64) T buf[NARROW_KC * 4 * VL];
     _Alignas(64) T sums[(size_t)N * 4 * VL];
-    _Alignas(64) T rowv[4 * VL * NR];
-    /* the lanes past column N stay zero */
-    for (size_t q = 0; q < rm * NR; q++)
-        rowv[q] = 0;
+    _Alignas(64) T rows_buf[4 * VL * NR];
+    /* the bias along a flat run: a period of P vectors */
+    size_t P = 1;
+    _Alignas(64) T bpat[NARROW_N_MAX * VL];
+    if (flat && g->epi == PYNN_EPI_BIAS) {
+        size_t gcd = (size_t)N, b = VL;
+        while (b) {
+            size_t r = gcd % b;
+            gcd = b;
+            b = r;
+        }
+        P = (size_t)N / gcd;
+        for (size_t e = 0, j = 0; e < P * VL; e++) {
+            bpat[e] = g->bias[j];
+            if (++j == (size_t)N)
+                j = 0;
+        }
+    }
     MASK_T c0 = M_MAKE(N < VL ? N : VL), c1 = M_MAKE(N > VL ? N - VL : 0);
     for (size_t t = t0; t < t1; t++) {
         const size_t i0 = t * rm, rows = m - i0 < rm ? m - i0 : rm;
@@ -912,36 +1019,50 @@ PYNN_UNROLL16
         } else {
             for (size_t p0 = 0; p0 < k; p0 += NARROW_KC) {
                 size_t kc = k - p0 < NARROW_KC ? k - p0 : NARROW_KC;
+                /* (a training step's first product: the next batch's rows, a
+                 * hint spread over the tiles and blocks, as tile_at does) */
+                if (g->a_next)
+                    GEMM_NAME(prefetch_a_next)(g, i0, rows, 0, p0, p0 + kc);
                 GEMM_NAME(narrow_pack)(buf, rm, g->a + (ptrdiff_t)i0 * ars + p0, ars, rows, kc);
                 /* (the packed rows are all there, zeros past the last) */
                 GEMM_NAME(narrow_k)(N, NVV, acc, buf, (ptrdiff_t)rm, g->b + (ptrdiff_t)p0 * ldb,
                                     ldb, kc, 1, am);
             }
         }
-        /* the sums to rows: column j of row r at rowv[r NR + j] */
+        /* the sums to rows: column j of row r at rows_buf[r ld + j], square
+         * blocks transposed in registers, the edges one by one */
 PYNN_UNROLL16
         for (int j = 0; j < N; j++)
 PYNN_UNROLL16
             for (int v = 0; v < NVV; v++)
                 V_STORE(sums + (size_t)j * rm + (size_t)v * VL, acc[j][v]);
+        size_t jb = 0, rb = 0;
+#ifdef PACK_BT
+        jb = (size_t)N / PACK_BT * PACK_BT;
+        rb = rows / PACK_BT * PACK_BT;
+        for (size_t j = 0; j < jb; j += PACK_BT)
+            for (size_t r = 0; r < rb; r += PACK_BT)
+                PACK_BT_BLOCK(rows_buf + r * ld + j, ld, sums + j * rm + r, rm);
+#endif
         for (size_t r = 0; r < rows; r++)
-PYNN_UNROLL16
-            for (int j = 0; j < N; j++)
-                rowv[r * NR + (size_t)j] = sums[(size_t)j * rm + r];
-        if (g->epi == PYNN_EPI_SGD_W) {
+            for (size_t j = r < rb ? jb : 0; j < (size_t)N; j++)
+                rows_buf[r * ld + j] = sums[j * rm + r];
+        if (flat) {
+            GEMM_NAME(narrow_flat_epi)(g, rows_buf, i0, rows, bpat, P);
+        } else if (g->epi == PYNN_EPI_SGD_W) {
             for (size_t r0 = 0; r0 < rows; r0 += MR) {
                 int R = rows - r0 < MR ? (int)(rows - r0) : MR;
                 V x0[MR], x1[MR];
                 for (int r = 0; r < R; r++) {
-                    x0[r] = V_LOAD(rowv + (r0 + (size_t)r) * NR);
-                    x1[r] = V_LOAD(rowv + (r0 + (size_t)r) * NR + VL);
+                    x0[r] = V_MLOAD(rows_buf + (r0 + (size_t)r) * NR, c0);
+                    x1[r] = V_MLOAD(rows_buf + (r0 + (size_t)r) * NR + VL, c1);
                 }
                 GEMM_NAME(epilogue_sgd_rows)(g, i0 + r0, R, 0, x0, x1, (size_t)N, c0, c1);
             }
         } else {
             for (size_t r = 0; r < rows; r++)
-                GEMM_NAME(epilogue)(g, i0 + r, 0, V_LOAD(rowv + r * NR),
-                                    V_LOAD(rowv + r * NR + VL), (size_t)N, c0, c1);
+                GEMM_NAME(epilogue)(g, i0 + r, 0, V_MLOAD(rows_buf + r * NR, c0),
+                                    V_MLOAD(rows_buf + r * NR + VL, c1), (size_t)N, c0, c1);
         }
     }
 }
