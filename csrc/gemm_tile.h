@@ -801,9 +801,11 @@ static void GEMM_NAME(outer_run)(const GEMM_ARGS *g, const pynn_team *tm)
  * is read down columns: in place where A's rows are side by side (a_rs 1:
  * the weight gradient's x^T), else from a transposed copy of the tile's rows,
  * NARROW_KC steps at a time (the sums stay in registers across those
- * blocks).  The sums then go through a small buffer to rows, and each row
- * gets the tiles' epilogue (the SGD one every W row read first, as tiles do).
- * Only where a panel would leave a quarter of its lanes idle or more. */
+ * blocks).  The sums then go, transposed, to the tile's rows side by side,
+ * and the epilogue runs along that flat run of C (and W), element by element
+ * the tiles' operations.  Only where a panel would leave a quarter of its
+ * lanes idle or more (3/8 when A has to be transposed), and C's rows lie side
+ * by side (narrow_flat). */
 #define NARROW_N_MAX 12
 #define NARROW_REGS ((size_t)VL * sizeof(T) >= 64 ? 24 : 12)
 #define NARROW_NV(N) ((N) * 4 <= (int)NARROW_REGS ? 4 : (N) * 2 <= (int)NARROW_REGS ? 2 : 1)
@@ -812,6 +814,26 @@ static void GEMM_NAME(outer_run)(const GEMM_ARGS *g, const pynn_team *tm)
 static PYNN_NOINLINE_HINT void GEMM_NAME(prefetch_a_next)(const GEMM_ARGS *g, size_t i0,
                                                           size_t rows, size_t jt, size_t p0,
                                                           size_t p1);
+
+/* Whether C's rows (and W's, for the weight-gradient epilogues) lie side by
+ * side, n values each, as one flat run: a narrow tile's epilogue then runs
+ * along it in whole vectors, not a masked store per row (about ten cycles
+ * each on AMD CPUs).  (Every product of the networks has them so.) */
+static int GEMM_NAME(narrow_flat)(const GEMM_ARGS *g)
+{
+    size_t n = g->n;
+    switch (g->epi) {
+    case PYNN_EPI_NONE:
+    case PYNN_EPI_BIAS:
+        return (size_t)g->ldc == n;
+    case PYNN_EPI_SCALE_W:
+        return (size_t)g->ldc == n && (g->wscale == 0 || (size_t)g->ldw == n);
+    case PYNN_EPI_SGD_W:
+        return (size_t)g->ldw == n;
+    default:
+        return 0;
+    }
+}
 
 static int GEMM_NAME(narrow_ok)(const GEMM_ARGS *g)
 {
@@ -828,7 +850,7 @@ static int GEMM_NAME(narrow_ok)(const GEMM_ARGS *g)
     if (g->a_rs == 1 ? 4 * n > 3 * lanes : 8 * n > 5 * lanes)
         return 0;
     size_t rm = (size_t)NARROW_NV((int)n) * VL;
-    return g->m >= rm;
+    return g->m >= rm && GEMM_NAME(narrow_flat)(g);
 }
 
 /* buf[p rm + r] = A(i0 + r, p0 + p) for the tile's rows (zero past `rows`),
@@ -879,25 +901,6 @@ PYNN_UNROLL16
         }
         a += acs;
         b += ldb;
-    }
-}
-
-/* Whether a narrow tile's rows are written as one flat run of C (ldc = n, and
- * W's rows as packed for the weight-gradient epilogues): whole vectors, not a
- * masked store per row (about ten cycles each on AMD CPUs). */
-static int GEMM_NAME(narrow_flat)(const GEMM_ARGS *g)
-{
-    size_t n = g->n;
-    switch (g->epi) {
-    case PYNN_EPI_NONE:
-    case PYNN_EPI_BIAS:
-        return (size_t)g->ldc == n;
-    case PYNN_EPI_SCALE_W:
-        return (size_t)g->ldc == n && (g->wscale == 0 || (size_t)g->ldw == n);
-    case PYNN_EPI_SGD_W:
-        return (size_t)g->ldw == n;
-    default:
-        return 0;
     }
 }
 
@@ -976,16 +979,14 @@ GEMM_NAME(narrow_tiles)(const int N, const GEMM_ARGS *g, size_t t0, size_t t1)
     const int NVV = NARROW_NV(N);
     const size_t rm = (size_t)NVV * VL, m = g->m, k = g->k;
     const ptrdiff_t ars = g->a_rs, acs = g->a_cs, ldb = g->ldb;
-    const int in_place = ars == 1, flat = GEMM_NAME(narrow_flat)(g);
-    /* the tile's rows: N values each, side by side (flat), else NR apart */
-    const size_t ld = flat ? (size_t)N : NR;
+    const int in_place = ars == 1;
     _Alignas(64) T buf[NARROW_KC * 4 * VL];
     _Alignas(64) T sums[(size_t)N * 4 * VL];
-    _Alignas(64) T rows_buf[4 * VL * NR];
+    _Alignas(64) T flat[(size_t)N * 4 * VL];
     /* the bias along a flat run: a period of P vectors */
     size_t P = 1;
     _Alignas(64) T bpat[NARROW_N_MAX * VL];
-    if (flat && g->epi == PYNN_EPI_BIAS) {
+    if (g->epi == PYNN_EPI_BIAS) {
         size_t gcd = (size_t)N, b = VL;
         while (b) {
             size_t r = gcd % b;
@@ -999,7 +1000,6 @@ GEMM_NAME(narrow_tiles)(const int N, const GEMM_ARGS *g, size_t t0, size_t t1)
                 j = 0;
         }
     }
-    MASK_T c0 = M_MAKE(N < VL ? N : VL), c1 = M_MAKE(N > VL ? N - VL : 0);
     for (size_t t = t0; t < t1; t++) {
         const size_t i0 = t * rm, rows = m - i0 < rm ? m - i0 : rm;
         const int full = rows == rm;
@@ -1029,8 +1029,8 @@ PYNN_UNROLL16
                                     ldb, kc, 1, am);
             }
         }
-        /* the sums to rows: column j of row r at rows_buf[r ld + j], square
-         * blocks transposed in registers, the edges one by one */
+        /* the sums to the tile's flat run: column j of row r at flat[r N + j],
+         * square blocks transposed in registers, the edges one by one */
 PYNN_UNROLL16
         for (int j = 0; j < N; j++)
 PYNN_UNROLL16
@@ -1042,28 +1042,12 @@ PYNN_UNROLL16
         rb = rows / PACK_BT * PACK_BT;
         for (size_t j = 0; j < jb; j += PACK_BT)
             for (size_t r = 0; r < rb; r += PACK_BT)
-                PACK_BT_BLOCK(rows_buf + r * ld + j, ld, sums + j * rm + r, rm);
+                PACK_BT_BLOCK(flat + r * N + j, (size_t)N, sums + j * rm + r, rm);
 #endif
         for (size_t r = 0; r < rows; r++)
             for (size_t j = r < rb ? jb : 0; j < (size_t)N; j++)
-                rows_buf[r * ld + j] = sums[j * rm + r];
-        if (flat) {
-            GEMM_NAME(narrow_flat_epi)(g, rows_buf, i0, rows, bpat, P);
-        } else if (g->epi == PYNN_EPI_SGD_W) {
-            for (size_t r0 = 0; r0 < rows; r0 += MR) {
-                int R = rows - r0 < MR ? (int)(rows - r0) : MR;
-                V x0[MR], x1[MR];
-                for (int r = 0; r < R; r++) {
-                    x0[r] = V_MLOAD(rows_buf + (r0 + (size_t)r) * NR, c0);
-                    x1[r] = V_MLOAD(rows_buf + (r0 + (size_t)r) * NR + VL, c1);
-                }
-                GEMM_NAME(epilogue_sgd_rows)(g, i0 + r0, R, 0, x0, x1, (size_t)N, c0, c1);
-            }
-        } else {
-            for (size_t r = 0; r < rows; r++)
-                GEMM_NAME(epilogue)(g, i0 + r, 0, V_MLOAD(rows_buf + r * NR, c0),
-                                    V_MLOAD(rows_buf + r * NR + VL, c1), (size_t)N, c0, c1);
-        }
+                flat[r * N + j] = sums[j * rm + r];
+        GEMM_NAME(narrow_flat_epi)(g, flat, i0, rows, bpat, P);
     }
 }
 
