@@ -981,8 +981,8 @@ GEMM_NAME(narrow_tiles)(const int N, const GEMM_ARGS *g, size_t t0, size_t t1)
     const ptrdiff_t ars = g->a_rs, acs = g->a_cs, ldb = g->ldb;
     const int in_place = ars == 1;
     _Alignas(64) T buf[NARROW_KC * 4 * VL];
-    _Alignas(64) T sums[(size_t)N * 4 * VL];
-    _Alignas(64) T flat[(size_t)N * 4 * VL];
+    _Alignas(64) T sums[NARROW_N_MAX * 4 * VL];
+    _Alignas(64) T flat[NARROW_N_MAX * 4 * VL];
     /* the bias along a flat run: a period of P vectors */
     size_t P = 1;
     _Alignas(64) T bpat[NARROW_N_MAX * VL];
