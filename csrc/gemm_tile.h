@@ -952,17 +952,11 @@ static void GEMM_NAME(narrow_flat_epi)(const GEMM_ARGS *g, const T *fb, size_t i
                 x = V_ADD(x, V_MUL(NLOAD(w + q), ws));
             NSTORE(c + q, x);
             break;
-        case PYNN_EPI_SGD_W: {
-            V w0 = NLOAD(w + q);
-            x = V_MUL(x, s);
-            if (l2)
-                x = V_ADD(x, V_MUL(w0, ws));
-            x = V_MUL(nlr, x);
-            NSTORE(wnew + q, V_ADD(w0, x));
-            if (vnew)
-                NSTORE(vnew + q, x);
+        case PYNN_EPI_SGD_W:
+            /* (the tiles' SGD row on one vector: the second stays unstored) */
+            GEMM_NAME(sgd_row)(wnew + q, vnew ? vnew + q : NULL, NLOAD(w + q), V_ZERO(), x,
+                               V_ZERO(), s, nlr, ws, l2, whole ? VL : left, mk, mk);
             break;
-        }
         default:
             NSTORE(c + q, x);
             break;
