@@ -234,6 +234,24 @@ int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *r
     return pynn__gemm_pack(&g, tm);
 }
 
+int pynn__dense_wgrad_tiled(size_t n, size_t n_in, size_t n_out)
+{
+    pynn_gemm_args g;
+    wgrad_args(&g, NULL, NULL, NULL, NULL, n, n_in, n_out, 0, NULL, 0, 0);
+    g.epi = PYNN_EPI_SGD_W;
+    return pynn__gemm_tiled(&g) != 0;
+}
+
+int pynn__dense_fwd_packs_w(size_t n, size_t n_in, size_t n_out)
+{
+    pynn_gemm_args g = no_args;
+    g.m = n; g.n = n_out; g.k = n_in;
+    g.a_rs = (ptrdiff_t)n_in; g.a_cs = 1;
+    g.ldb = (ptrdiff_t)n_out; g.ldc = (ptrdiff_t)n_out;
+    g.epi = PYNN_EPI_BIAS;
+    return pynn__gemm_tiled(&g) == 2;
+}
+
 /* Inverts  z = x W + b  (mean over n rows):
  *   dW = x^T delta / n + alpha W / n        (x^T read through strides, no copy)
  *   db = sum_k delta_k / n
@@ -269,6 +287,8 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
         g.lr = sgd->lr;
         g.wnew = sgd->w;
         g.vnew = sgd->vw;
+        /* (the caller asked for it only where the tiles run it: checked) */
+        g.wpack = sgd->wpack && pynn__gemm_tiled(&g) ? sgd->wpack : NULL;
     }
     int gmode = wmode >= 0 ? wmode : pynn__gemm_pack(&g, tm);
     int hmode = dx ? pynn__gemm_pack(&h, tm) : PYNN_APACK_NONE;

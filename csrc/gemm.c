@@ -287,6 +287,22 @@ size_t pynn__gemm_bpack_len(const pynn_gemm_args *g)
     }
 }
 
+int pynn__gemm_tiled(const pynn_gemm_args *g)
+{
+    if (g->bf16)
+        return 0;
+    switch (PYNN_ISA_FLOAT(pynn__isa())) {
+#ifdef PYNN_X86_SIMD
+    case PYNN_ISA_AVX512:
+        return pynn_gemm_tiled_avx512(g);
+    case PYNN_ISA_AVX2:
+        return pynn_gemm_tiled_avx2(g);
+#endif
+    default:
+        return 0;
+    }
+}
+
 size_t pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp, size_t room, size_t p0, size_t p1)
 {
     (void)bp;

@@ -91,11 +91,12 @@ GEMM_NAME(load_row)(const T *c, V *x0, V *x1, size_t cols, MASK_T m0, MASK_T m1)
 
 /* PYNN_EPI_SGD_W's epilogue of one row's NR columns: the gradient as SCALE_W
  * forms it from the sums x0, x1 (s: scale, ws: wscale, used if l2), then
- * v = -(lr g) (nlr = -lr: the same bits) and w + v into wnew, v into vnew
+ * v = -(lr g) (nlr = -lr: the same bits) and w + v into wnew, and into wpk
+ * (unless NULL: the row's place in the packed copy, g->wpack), v into vnew
  * (unless NULL), as the SGD step does; C is not written.  w0, w1: W's values,
  * loaded by the caller. */
 static PYNN_ALWAYS_INLINE void
-GEMM_NAME(sgd_row)(T *wnew, T *vnew, V w0, V w1, V x0, V x1, V s, V nlr, V ws, int l2,
+GEMM_NAME(sgd_row)(T *wnew, T *vnew, T *wpk, V w0, V w1, V x0, V x1, V s, V nlr, V ws, int l2,
                    size_t cols, MASK_T m0, MASK_T m1)
 {
     x0 = V_MUL(x0, s);
@@ -106,7 +107,11 @@ GEMM_NAME(sgd_row)(T *wnew, T *vnew, V w0, V w1, V x0, V x1, V s, V nlr, V ws, i
     }
     x0 = V_MUL(nlr, x0);
     x1 = V_MUL(nlr, x1);
-    GEMM_NAME(store_row)(wnew, V_ADD(w0, x0), V_ADD(w1, x1), cols, m0, m1);
+    w0 = V_ADD(w0, x0);
+    w1 = V_ADD(w1, x1);
+    GEMM_NAME(store_row)(wnew, w0, w1, cols, m0, m1);
+    if (wpk)
+        GEMM_NAME(store_row)(wpk, w0, w1, cols, m0, m1);
     if (vnew)
         GEMM_NAME(store_row)(vnew, x0, x1, cols, m0, m1);
 }
@@ -126,6 +131,8 @@ GEMM_NAME(epilogue_sgd_body)(const GEMM_ARGS *g, size_t i0, const int R, size_t 
     const size_t ldw = (size_t)g->ldw, off = i0 * ldw + j0;
     const T *w = g->w + off;
     T *wnew = g->wnew + off, *vnew = g->vnew ? g->vnew + off : NULL;
+    /* (the packed copy: panel j0 / NR over the m rows, NR scalars a row) */
+    T *wpk = g->wpack ? g->wpack + j0 * g->m + i0 * NR : NULL;
     const V s = V_SET1(g->scale), nlr = V_SET1(-g->lr), ws = V_SET1(g->wscale);
     const int l2 = g->wscale != 0;
     V w0[MR], w1[MR];
@@ -135,8 +142,8 @@ PYNN_UNROLL16
 PYNN_UNROLL16
     for (int r = 0; r < R; r++) {
         size_t o = (size_t)r * ldw;
-        GEMM_NAME(sgd_row)(wnew + o, vnew ? vnew + o : NULL, w0[r], w1[r], acc0[r], acc1[r],
-                           s, nlr, ws, l2, cols, m0, m1);
+        GEMM_NAME(sgd_row)(wnew + o, vnew ? vnew + o : NULL, wpk ? wpk + (size_t)r * NR : NULL,
+                           w0[r], w1[r], acc0[r], acc1[r], s, nlr, ws, l2, cols, m0, m1);
     }
 }
 
@@ -281,6 +288,9 @@ GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, si
             else
                 GEMM_NAME(prefetch_row)(g->w + (i0 + r) * g->ldw + j0, w);
         }
+        /* ... and the rows of W's packed copy it writes (one run of them) */
+        if (g->epi == PYNN_EPI_SGD_W && g->wpack)
+            GEMM_NAME(prefetch_row)(g->wpack + j0 * g->m + i0 * NR, rows * NR);
     }
     size_t ni = i0 + MR, nj = j0;
     if (ni >= cr1) {
@@ -580,7 +590,7 @@ PYNN_UNROLL16
                 const size_t jq = off + (size_t)q * NR, c = full || q < G - 1 ? NR : last_cols;
                 V w0, w1;
                 GEMM_NAME(load_row)(wbase + jq, &w0, &w1, c, m0, m1);
-                GEMM_NAME(sgd_row)(wnbase + jq, vnbase ? vnbase + jq : NULL, w0, w1, acc0[q],
+                GEMM_NAME(sgd_row)(wnbase + jq, vnbase ? vnbase + jq : NULL, NULL, w0, w1, acc0[q],
                                    acc1[q], s, nlr, ws, l2, c, m0, m1);
             }
             continue;
@@ -954,7 +964,7 @@ static void GEMM_NAME(narrow_flat_epi)(const GEMM_ARGS *g, const T *fb, size_t i
             break;
         case PYNN_EPI_SGD_W:
             /* (the tiles' SGD row on one vector: the second stays unstored) */
-            GEMM_NAME(sgd_row)(wnew + q, vnew ? vnew + q : NULL, NLOAD(w + q), V_ZERO(), x,
+            GEMM_NAME(sgd_row)(wnew + q, vnew ? vnew + q : NULL, NULL, NLOAD(w + q), V_ZERO(), x,
                                V_ZERO(), s, nlr, ws, l2, whole ? VL : left, mk, mk);
             break;
         default:
@@ -1441,6 +1451,7 @@ static void GEMM_NAME(pack_a_tile)(T *restrict dst, const GEMM_ARGS *g, size_t i
         }
 }
 
+#define PACKA_GROUP 4
 static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t p0,
                                    size_t p1)
 {
@@ -1465,7 +1476,20 @@ static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, s
     /* A = X^T: tile by tile, MR values from each step's row of X.  (Step by
      * step across all tiles would write as many streams as tiles, a K block
      * apart: 4 KiB for 128 steps of 8 floats, all in one L1 set.) */
-    for (size_t it = it0; it < it1; it++) {
+    size_t it = it0;
+    for (; it + PACKA_GROUP <= it1 && (it + PACKA_GROUP) * MR <= g->m; it += PACKA_GROUP) {
+        T *dst = g->apack + it * kc * MR;
+        const T *src = g->a + p0 * g->a_cs + it * MR;
+        for (size_t p = 0; p < kc; p++, src += g->a_cs, dst += MR) {
+            if (it + 2 * PACKA_GROUP <= it1)
+                for (size_t q = 0; q < PACKA_GROUP * MR * sizeof(T); q += PYNN_GEMM_LINE)
+                    PYNN_GEMM_PREFETCH((const char *)(src + PACKA_GROUP * MR) + q);
+PYNN_UNROLL16
+            for (int u = 0; u < PACKA_GROUP; u++)
+                memcpy(dst + (size_t)u * kc * MR, src + u * MR, MR * sizeof(T));
+        }
+    }
+    for (; it < it1; it++) {
         T *dst = g->apack + it * kc * MR;
         size_t i0 = it * MR;
         const T *src = g->a + p0 * g->a_cs + i0;
@@ -1869,6 +1893,23 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
 }
 
 #ifndef GEMM_PAIRS
+/* How gemm_run runs the product: 0 by another kernel than the tiles (row by
+ * row, narrow, outer products...), 1 by the tiles, reading B in place, 2 by
+ * the tiles, reading B packed (panel by panel, or g->bpack whole).  Only a
+ * product of 2 reads a prepacked B, and only one of 1 or 2 with
+ * PYNN_EPI_SGD_W writes g->wpack.  Float products only. */
+int GEMM_NAME(gemm_tiled)(const GEMM_ARGS *g)
+{
+#ifdef V_PERM2
+    if (GEMM_NAME(outer_ok)(g))
+        return 0;
+#endif
+    if (GEMM_NAME(by_rows)(g) || GEMM_NAME(rowt_ok)(g) || GEMM_NAME(narrow_ok)(g))
+        return 0;
+    GEMM_NAME(plan_t) pl = GEMM_NAME(plan)(g);
+    return pl.packb ? 2 : 1;
+}
+
 /* B packed whole, for a B that many products read (prediction's blocks): each
  * column panel over all of K, panel jt from jt * k * NR on, its K block
  * [p0, p1) from p0 * NR within -- what one_tile packs for a panel and a K

@@ -226,6 +226,7 @@ typedef struct {
     size_t sq;               /* one double per optimizer chunk of every W (in pairs of scalars) */
     size_t marks;
     size_t rowloss;          /* one double per row of a batch: its loss (in pairs of scalars) */
+    size_t wpk;              /* room for copies of W packed for the forward products (train.c) */
     size_t total;
     int bf16;                /* the net's bf16: the products round their operands */
 } pynn__ws_layout;
@@ -379,6 +380,10 @@ typedef enum {
         T scale, wscale; const T *w; ptrdiff_t ldw;                              \
         T lr; T *wnew, *vnew; /* PYNN_EPI_SGD_W: step size, the weights      */ \
                               /* updated (= w), NULL or the velocity       */ \
+        T *wpack; /* PYNN_EPI_SGD_W: NULL, or the updated weights also into   */ \
+                  /* this copy of W packed for the forward products (the  */ \
+                  /* layout pynn__gemm_prepack_b gives, over m rows); only */ \
+                  /* for a product pynn__gemm_tiled runs on the tiles       */ \
         const T *da; ptrdiff_t ldda;                                             \
         T *apack; size_t apack_len; /* NULL, or room to pack A (scalars)      */ \
         const T *a_next; /* NULL, or the A of the next product of this shape  */ \
@@ -451,6 +456,11 @@ size_t pynn_gemm_prepack_b_avx512_f32(const pynn_gemm_args_f32 *g, float *bp, si
                                      size_t p1);
 size_t pynn_gemm_prepack_b_avx512_f64(const pynn_gemm_args_f64 *g, double *bp, size_t p0,
                                      size_t p1);
+/* How the float products run (gemm_tile.h: gemm_tiled). */
+int pynn_gemm_tiled_avx2_f32(const pynn_gemm_args_f32 *g);
+int pynn_gemm_tiled_avx2_f64(const pynn_gemm_args_f64 *g);
+int pynn_gemm_tiled_avx512_f32(const pynn_gemm_args_f32 *g);
+int pynn_gemm_tiled_avx512_f64(const pynn_gemm_args_f64 *g);
 /* The bfloat16 mode's products in pairs (gemm_tile.h, GEMM_PAIRS): on
  * AVX512_BF16 (built where the compiler has it: PYNN_AVX512BF16_KERNEL).
  * Float only; only for args with bf16. */

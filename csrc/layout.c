@@ -189,6 +189,27 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     lay->rowloss = total;
     if (!pynn__add(total, rl, &total))
         return PYNN_ERR_OVERFLOW;
+    /* room for a copy of each W that plain gradient descent may update in its
+     * weight gradient's epilogue (pynn__sgd_fuses, for the smaller float
+     * elements: float64 fuses fewer), packed for the forward products: train.c
+     * keeps the copy current, so that no step packs W again.  As
+     * pynn_predict_pack_size, for these layers; none for bf16 products (they
+     * round as they pack) nor for the first layer of CSR input. */
+    size_t wpk = 0;
+    for (size_t l = csr ? 1 : 0; l < net->n_layers && !fwd && !net->bf16; l++) {
+        if (!pynn__sgd_fuses(net, l, sizeof(float)))
+            continue;
+        size_t cols = ((size_t)net->units[l + 1] + PYNN_BPACK_NR_MAX - 1) / PYNN_BPACK_NR_MAX *
+                      PYNN_BPACK_NR_MAX, w;
+        if (!pynn__mul((size_t)net->units[l], cols, &w) || !pynn__add(wpk, w, &wpk) ||
+            !pynn__add(wpk, PYNN_BPACK_ALIGN, &wpk))
+            return PYNN_ERR_OVERFLOW;
+    }
+    if (wpk && !pynn__add(wpk, PYNN_BPACK_ALIGN, &wpk))
+        return PYNN_ERR_OVERFLOW;
+    lay->wpk = total;
+    if (!pynn__add(total, wpk, &total))
+        return PYNN_ERR_OVERFLOW;
     lay->total = total;
     return PYNN_OK;
 }

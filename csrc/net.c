@@ -43,6 +43,7 @@ pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay)
     ap.r_len = lay->sq - lay->apack_r;
     ap.bf16 = lay->bf16;
     ap.wpack = NULL;
+    ap.wpack_w = NULL;
     ap.wpack_off = NULL;
     ap.wpack_nr = 0;
     ap.z0 = NULL;
@@ -119,7 +120,7 @@ static double weighted_loss(double wloss, double total, size_t n, double alpha, 
 /* Plain gradient descent for layer l fused into its backward pass (none
  * without upd): its W and b in upd, its velocity in vel (NULL: none). */
 static pynn_sgd_fused sgd_of(T *upd, T *vel, T lr, const size_t *w_off, const size_t *b_off,
-                             size_t l)
+                             size_t l, const pynn_apack *ap)
 {
     pynn_sgd_fused sgd = {0};
     if (upd) {
@@ -128,6 +129,9 @@ static pynn_sgd_fused sgd_of(T *upd, T *vel, T lr, const size_t *w_off, const si
         sgd.vw = vel ? vel + w_off[l] : NULL;
         sgd.vb = vel ? vel + b_off[l] : NULL;
         sgd.lr = lr;
+        /* (and W's packed copy, where train.c keeps one current) */
+        if (ap && ap->wpack_w && ap->wpack_off[l] != SIZE_MAX)
+            sgd.wpack = ap->wpack_w + ap->wpack_off[l];
     }
     return sgd;
 }
@@ -260,7 +264,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
                     pynn__sparse_marks_done(marks, nin, n, alpha);
                 break;
             }
-            pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, top);
+            pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, top, ap);
             pynn__dense_bwd(NULL, grads + w_off[top], grads + b_off[top], delta,
                             layer_input(acts, net, n, x, top), params + w_off[top], NULL, n, nin,
                             nout, alpha, net->hidden, ap, ap ? ap->t[slot] : NULL, wm[top],
@@ -285,7 +289,7 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
                 pynn__sparse_marks_done(marks, nin, n, alpha);
             continue;
         }
-        pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, l);
+        pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, l, ap);
         pynn__dense_bwd(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
                         params + w_off[l], l ? in : NULL, n, nin, nout, alpha, net->hidden,
                         ap, ap ? ap->t[slot] : NULL, wmode,

@@ -139,6 +139,57 @@ typedef struct {
     pynn_status status;
 } step_loop;
 
+/* The weights packed for the forward products (pynn__gemm_prepack_b), once
+ * per call, in the workspace's room for them (layout.c), for the layers
+ * whose plain gradient descent fuses into the weight gradient and whose
+ * forward product and weight gradient on batches of `rows` rows both run on
+ * the tiles: the weight gradient's epilogue then writes each updated weight
+ * into the copy as well (pynn_gemm_args.wpack), and no step's forward packs W
+ * again (the copy holds W's values: the same bits).  Layer l's copy from
+ * wp + off[l] (SIZE_MAX: none), in panels *nr wide; the team shares the
+ * packing by rows and syncs.  NULL: no layer has one. */
+static T *train_wpack(size_t *off, size_t *nr, const pynn_net *net, const T *params,
+                      const size_t *w_off, T *room, int csr, size_t rows, int fuse,
+                      const pynn_team *tm)
+{
+    size_t total = 0;
+    T *wp = (T *)(((uintptr_t)room + 63) & ~(uintptr_t)63);
+    int any = 0;
+    *nr = 0;
+    for (size_t l = 0; l < net->n_layers; l++) {
+        size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
+        off[l] = SIZE_MAX;
+        /* (the layers the room was laid out for, in its order) */
+        if ((l == 0 && csr) || net->bf16 || !pynn__sgd_fuses(net, l, sizeof(float)))
+            continue;
+        pynn_gemm_args g = {0};
+        g.k = nin;
+        g.n = nout;
+        g.b = params + w_off[l];
+        g.ldb = (ptrdiff_t)nout;
+        size_t len = pynn__gemm_bpack_len(&g), at = total;
+        total += (len + PYNN_BPACK_ALIGN - 1) / PYNN_BPACK_ALIGN * PYNN_BPACK_ALIGN;
+        if (!fuse || len == 0 || !pynn__sgd_fuses(net, l, sizeof(T)) ||
+            !pynn__dense_fwd_packs_w(rows, nin, nout) || !pynn__dense_wgrad_tiled(rows, nin, nout))
+            continue;
+        /* (no rows: the panels' width alone) */
+        size_t got = pynn__gemm_prepack_b(&g, wp + at, len, 0, 0);
+        if (got == 0 || (*nr && got != *nr))
+            continue;
+        *nr = got;
+        off[l] = at;
+        size_t p0, p1;
+        pynn__share(nin, tm, &p0, &p1);
+        if (p0 < p1)
+            pynn__gemm_prepack_b(&g, wp + at, len, p0, p1);
+        any = 1;
+    }
+    if (!any)
+        return NULL;
+    pynn__sync(tm);
+    return wp;
+}
+
 /* The step loop, run by every thread of the team (or by one thread alone).
  * A step on the batch's rows xb, yb:
  *   gather:    the shuffled batch's rows (each thread its share; sync) --
@@ -174,6 +225,12 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
     /* this thread's copies of the loop counters */
     size_t pos = sl->state->pos, steps = 0;
     uint64_t t = sl->state->t;
+    /* W packed for the forward products, kept current by the fused SGD */
+    size_t wpk_off[PYNN_MAX_LAYERS], full = data->batch_size;
+    ap.wpack = ap.wpack_w = train_wpack(
+        wpk_off, &ap.wpack_nr, net, params, sl->w_off, ws + lay->wpk, data->x == NULL, full,
+        opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0, tm);
+    ap.wpack_off = wpk_off;
     batch_view b;
     int gathered = 0; /* b's rows were gathered during the previous step's update */
     while (steps < sl->max_steps) {
@@ -197,6 +254,13 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
          * over the gradients after); a team runs each layer's weight gradient
          * a phase after its input gradient, which reads W (net.c). */
         int plain = opt->solver == PYNN_SOLVER_SGD && opt->momentum == 0;
+        /* a layer whose weight gradient on this batch's rows does not run on
+         * the tiles would leave its packed copy behind W: none from here on */
+        for (size_t l = 0; ap.wpack && l < net->n_layers; l++)
+            if (wpk_off[l] != SIZE_MAX &&
+                !pynn__dense_wgrad_tiled(b.rows, (size_t)net->units[l],
+                                         (size_t)net->units[l + 1]))
+                wpk_off[l] = SIZE_MAX;
         int last = steps + 1 >= sl->max_steps || pos + b.rows >= data->n;
         T *vel = plain && last ? data->opt_a : NULL;
         int fuse = plain;

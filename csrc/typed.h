@@ -94,6 +94,9 @@
 #define pynn_gemm_bpack_len_avx512 PYNN_TYPED(pynn_gemm_bpack_len_avx512)
 #define pynn_gemm_prepack_b_avx2 PYNN_TYPED(pynn_gemm_prepack_b_avx2)
 #define pynn_gemm_prepack_b_avx512 PYNN_TYPED(pynn_gemm_prepack_b_avx512)
+#define pynn_gemm_tiled_avx2 PYNN_TYPED(pynn_gemm_tiled_avx2)
+#define pynn_gemm_tiled_avx512 PYNN_TYPED(pynn_gemm_tiled_avx512)
+#define pynn__gemm_tiled PYNN_TYPED(pynn__gemm_tiled)
 #define pynn__gemm_bpack_len PYNN_TYPED(pynn__gemm_bpack_len)
 #define pynn__gemm_prepack_b PYNN_TYPED(pynn__gemm_prepack_b)
 #define pynn__gemm_pack PYNN_TYPED(pynn__gemm_pack)
@@ -111,6 +114,8 @@
 #define pynn__dense_bwd PYNN_TYPED(pynn__dense_bwd)
 #define pynn_sgd_fused PYNN_TYPED(pynn_sgd_fused)
 #define pynn__dense_wgrad_pack PYNN_TYPED(pynn__dense_wgrad_pack)
+#define pynn__dense_wgrad_tiled PYNN_TYPED(pynn__dense_wgrad_tiled)
+#define pynn__dense_fwd_packs_w PYNN_TYPED(pynn__dense_fwd_packs_w)
 #define pynn__dense_igrad PYNN_TYPED(pynn__dense_igrad)
 #define pynn__dense_igrad_rows PYNN_TYPED(pynn__dense_igrad_rows)
 #define pynn__bias_grad PYNN_TYPED(pynn__bias_grad)
@@ -138,6 +143,9 @@ void pynn__gemm_team(const pynn_gemm_args *g, const pynn_team *tm);
  * there, which returns the panels' width (the products' bpack_nr; 0: nothing
  * packed, as when the room is too small; p0 == p1 asks the width alone). */
 size_t pynn__gemm_bpack_len(const pynn_gemm_args *g);
+/* How the product runs on this path (gemm_tile.h: gemm_tiled; 0 on the
+ * portable and the bf16 kernels, which read no prepacked B). */
+int pynn__gemm_tiled(const pynn_gemm_args *g);
 size_t pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp, size_t room, size_t p0, size_t p1);
 
 /* Room in the workspace for the products to pack A (layout.c): t for A = x^T
@@ -148,6 +156,8 @@ typedef struct {
     size_t t_len, r_len;
     int bf16;             /* the net's bf16: round A and B to bfloat16 as they are packed */
     const T *wpack;       /* NULL, or the weights packed for the forward products, */
+    T *wpack_w;           /* ... the same room, for the training steps' fused SGD to
+                           * keep current (NULL: not; train.c) */
     const size_t *wpack_off; /* layer l's from wpack + wpack_off[l] (SIZE_MAX: none) */
     size_t wpack_nr;      /* ... in panels this wide (pynn_gemm_args.bpack_nr) */
     T *z0;                /* NULL, or room for the first layer's z0 (pynn_gemm_args) */
@@ -184,6 +194,8 @@ void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_
 typedef struct {
     T *w, *b, *vw, *vb;
     T lr;
+    T *wpack; /* NULL, or W's packed copy to keep current (pynn_gemm_args.wpack;
+               * only where pynn__dense_wgrad_tiled) */
 } pynn_sgd_fused;
 void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                      const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
@@ -191,6 +203,11 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
                      const pynn_sgd_fused *sgd, const pynn_team *tm);
 void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, size_t j1,
                      T scale);
+/* Whether the weight gradient of n rows with its fused SGD runs on the tiles
+ * (so it can keep a packed copy of W current), and whether the forward product
+ * of n rows runs on them packing W (so it gains from a prepacked one). */
+int pynn__dense_wgrad_tiled(size_t n, size_t n_in, size_t n_out);
+int pynn__dense_fwd_packs_w(size_t n, size_t n_in, size_t n_out);
 int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
                            size_t room_len, int bf16, const pynn_team *tm);
 void pynn__dense_igrad(T *dx, const T *delta, const T *W, const T *da, size_t n, size_t n_in,

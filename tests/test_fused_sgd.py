@@ -58,6 +58,12 @@ CASES = {
     # (gemm_tile.h: narrow_run)
     "narrow-output": (157, 20, 19, [30, 150, 5], False, False),
     "deep-batch": (700, 300, 5, [40, 48, 24, 5], False, False),
+    # batches of enough rows that the forward products pack W: the weight
+    # gradient's epilogue keeps a packed copy of each W current for them
+    # (train.c: train_wpack), panels partial at 200 and 72 units; the last
+    # batch of each epoch is one row, whose weight gradients run row by row
+    # and so leave the copies behind (no later step of the call reads them)
+    "packed-w": (129, 64, 9, [40, 200, 72, 5], False, False),
     "bf16": (157, 20, 19, [30, 48, 24, 5], False, True),
     "team": (300, 64, 9, [40, 512, 64, 5], False, False),
     "team-4-layers": (300, 64, 9, [40, 512, 64, 48, 5], False, False),
