@@ -1451,6 +1451,7 @@ static void GEMM_NAME(pack_a_tile)(T *restrict dst, const GEMM_ARGS *g, size_t i
         }
 }
 
+/* X^T's row tiles packed this many at a time (below) */
 #define PACKA_GROUP 4
 static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, size_t p0,
                                    size_t p1)
@@ -1473,9 +1474,14 @@ static void GEMM_NAME(pack_a_copy)(const GEMM_ARGS *g, size_t it0, size_t it1, s
         }
         return;
     }
-    /* A = X^T: tile by tile, MR values from each step's row of X.  (Step by
-     * step across all tiles would write as many streams as tiles, a K block
-     * apart: 4 KiB for 128 steps of 8 floats, all in one L1 set.) */
+    /* A = X^T: PACKA_GROUP tiles at a time, their MR values each from each
+     * step's row of X (a line or two: one tile at a time, each line was
+     * fetched by two or four tiles, each time a miss, as the hardware does
+     * not follow rows this far apart), the next group's lines fetched ahead;
+     * then the rest tile by tile.  (Step by step across all tiles would write
+     * as many streams as tiles, a K block apart: 4 KiB for 128 steps of 8
+     * floats, all in one L1 set.)  Measured on a Zen 4: the mnist-like float64
+     * step 2,534-2,551 -> 2,523-2,532 us, float32 within its noise. */
     size_t it = it0;
     for (; it + PACKA_GROUP <= it1 && (it + PACKA_GROUP) * MR <= g->m; it += PACKA_GROUP) {
         T *dst = g->apack + it * kc * MR;
@@ -1990,6 +1996,7 @@ void GEMM_NAME(gemm)(const GEMM_ARGS *g)
 #undef GEMM_PAIRS
 #endif
 #undef TILE_ARGS
+#undef PACKA_GROUP
 #undef NR
 #undef KC
 #undef NARROW_N_MAX
