@@ -236,6 +236,8 @@ int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *r
 
 int pynn__dense_wgrad_tiled(size_t n, size_t n_in, size_t n_out)
 {
+    /* (pynn__gemm_tiled reads the shape, strides, epilogue and bf16 only: the
+     * operands, the L2 term and the packing room do not change the kernel) */
     pynn_gemm_args g;
     wgrad_args(&g, NULL, NULL, NULL, NULL, n, n_in, n_out, 0, NULL, 0, 0);
     g.epi = PYNN_EPI_SGD_W;
@@ -287,7 +289,12 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
         g.lr = sgd->lr;
         g.wnew = sgd->w;
         g.vnew = sgd->vw;
-        /* (the caller asked for it only where the tiles run it: checked) */
+        /* (the caller asks for it only where the tiles run the product: train.c
+         * drops a layer's copy for any step where pynn__dense_wgrad_tiled,
+         * which builds these same arguments, says otherwise.  Checked here too,
+         * so that another kernel is never handed a copy it would not write;
+         * were the two ever to disagree, later forwards would read stale
+         * weights: test_fused_sgd's bit-for-bit cases would fail.) */
         g.wpack = sgd->wpack && pynn__gemm_tiled(&g) ? sgd->wpack : NULL;
     }
     int gmode = wmode >= 0 ? wmode : pynn__gemm_pack(&g, tm);
