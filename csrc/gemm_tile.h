@@ -305,7 +305,9 @@ GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, si
         for (size_t r = 0; r < rows; r++)
             GEMM_NAME(prefetch_row)(g->c + (ni + r) * g->ldc + nj, w);
     }
-    if (deep && packed && j0 + NR < g->n && (g->b_trans || (size_t)g->ldb >= far)) {
+    /* (not where B comes packed whole, g->bpack: nothing packs the next panel) */
+    if (deep && packed && !(g->bpack && g->bpack_nr == NR && !g->bf16) && j0 + NR < g->n &&
+        (g->b_trans || (size_t)g->ldb >= far)) {
         size_t mt = (cr1 - cr0 + MR - 1) / MR, it = (i0 - cr0) / MR, kc = p1 - p0;
         size_t jn = g->n - (j0 + NR) < NR ? g->n - (j0 + NR) : NR;
         if (!g->b_trans) {
