@@ -84,6 +84,18 @@ pynn_status pynn_param_count(size_t *count, const pynn_net *net)
  *          which rows of the first layer's weight gradient hold something
  * and no packing room for the first layer's products, which are not GEMMs.
  */
+/* Room (scalars) to pack layer l's W for the forward products on any SIMD
+ * path, 64-byte aligned: panels of at most PYNN_BPACK_NR_MAX columns over its
+ * inputs, and PYNN_BPACK_ALIGN to align it; 0 on overflow. */
+static size_t wpack_room(const pynn_net *net, size_t l)
+{
+    size_t cols = ((size_t)net->units[l + 1] + PYNN_BPACK_NR_MAX - 1) / PYNN_BPACK_NR_MAX *
+                  PYNN_BPACK_NR_MAX, w;
+    if (!pynn__mul((size_t)net->units[l], cols, &w) || !pynn__add(w, PYNN_BPACK_ALIGN, &w))
+        return 0;
+    return w;
+}
+
 pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch,
                                    int flags)
 {
@@ -192,17 +204,15 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     /* room for a copy of each W that plain gradient descent may update in its
      * weight gradient's epilogue (pynn__sgd_fuses, for the smaller float
      * elements: float64 fuses fewer), packed for the forward products: train.c
-     * keeps the copy current, so that no step packs W again.  As
-     * pynn_predict_pack_size, for these layers; none for bf16 products (they
-     * round as they pack) nor for the first layer of CSR input. */
+     * keeps the copy current, so that no step packs W again.  wpack_room per
+     * layer, as pynn_predict_pack_size; none for bf16 products (they round as
+     * they pack) nor for the first layer of CSR input. */
     size_t wpk = 0;
     for (size_t l = csr ? 1 : 0; l < net->n_layers && !fwd && !net->bf16; l++) {
         if (!pynn__sgd_fuses(net, l, sizeof(float)))
             continue;
-        size_t cols = ((size_t)net->units[l + 1] + PYNN_BPACK_NR_MAX - 1) / PYNN_BPACK_NR_MAX *
-                      PYNN_BPACK_NR_MAX, w;
-        if (!pynn__mul((size_t)net->units[l], cols, &w) || !pynn__add(wpk, w, &wpk) ||
-            !pynn__add(wpk, PYNN_BPACK_ALIGN, &wpk))
+        size_t w = wpack_room(net, l);
+        if (w == 0 || !pynn__add(wpk, w, &wpk))
             return PYNN_ERR_OVERFLOW;
     }
     if (wpk && !pynn__add(wpk, PYNN_BPACK_ALIGN, &wpk))
@@ -257,10 +267,8 @@ pynn_status pynn_predict_pack_size(size_t *count, const pynn_net *net)
     *count = 0;
     size_t total = PYNN_BPACK_ALIGN;
     for (size_t l = 0; l < net->n_layers; l++) {
-        size_t cols = ((size_t)net->units[l + 1] + PYNN_BPACK_NR_MAX - 1) /
-                      PYNN_BPACK_NR_MAX * PYNN_BPACK_NR_MAX, w;
-        if (!pynn__mul((size_t)net->units[l], cols, &w) || !pynn__add(total, w, &total) ||
-            !pynn__add(total, PYNN_BPACK_ALIGN, &total))
+        size_t w = wpack_room(net, l);
+        if (w == 0 || !pynn__add(total, w, &total))
             return PYNN_ERR_OVERFLOW;
     }
     *count = total;

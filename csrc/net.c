@@ -408,8 +408,8 @@ static pynn_apack predict_apack(T *slot, const pynn__ws_layout *lay, const pynn_
 }
 
 /* The forward product of layer l, as far as packing its W goes. */
-static pynn_gemm_args forward_product(const pynn_net *net, const T *params, const size_t *w_off,
-                                      size_t l)
+pynn_gemm_args pynn__forward_product(const pynn_net *net, const T *params,
+                                     const size_t *w_off, size_t l)
 {
     pynn_gemm_args g = {0};
     g.k = (size_t)net->units[l];
@@ -434,7 +434,7 @@ static void plan_weights(T **wpack, size_t *nr, size_t *wpack_off, const pynn_ne
     *wpack = NULL;
     *nr = 0;
     for (size_t l = 0; l < net->n_layers; l++) {
-        pynn_gemm_args g = forward_product(net, params, w_off, l);
+        pynn_gemm_args g = pynn__forward_product(net, params, w_off, l);
         size_t len = l == 0 && csr ? 0 : pynn__gemm_bpack_len(&g);
         room[l] = (len + PYNN_BPACK_ALIGN - 1) / PYNN_BPACK_ALIGN * PYNN_BPACK_ALIGN;
         wpack_off[l] = len ? total : SIZE_MAX;
@@ -446,7 +446,7 @@ static void plan_weights(T **wpack, size_t *nr, size_t *wpack_off, const pynn_ne
     T *wp = (T *)(((uintptr_t)tail + 63) & ~(uintptr_t)63);
     for (size_t l = 0; l < net->n_layers; l++)
         if (wpack_off[l] != SIZE_MAX) {
-            pynn_gemm_args g = forward_product(net, params, w_off, l);
+            pynn_gemm_args g = pynn__forward_product(net, params, w_off, l);
             /* (no rows: the width alone; every layer in the panels of the
              * first: one path) */
             size_t got = pynn__gemm_prepack_b(&g, wp + wpack_off[l], room[l], 0, 0);
@@ -465,7 +465,7 @@ static void pack_weights(T *wpack, const size_t *wpack_off, const pynn_net *net,
         return;
     for (size_t l = 0; l < net->n_layers; l++)
         if (wpack_off[l] != SIZE_MAX) {
-            pynn_gemm_args g = forward_product(net, params, w_off, l);
+            pynn_gemm_args g = pynn__forward_product(net, params, w_off, l);
             size_t p0, p1;
             pynn__share(g.k, tm, &p0, &p1);
             if (p0 < p1)

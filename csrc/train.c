@@ -162,11 +162,7 @@ static T *train_wpack(size_t *off, size_t *nr, const pynn_net *net, const T *par
         /* (the layers the room was laid out for, in its order) */
         if ((l == 0 && csr) || net->bf16 || !pynn__sgd_fuses(net, l, sizeof(float)))
             continue;
-        pynn_gemm_args g = {0};
-        g.k = nin;
-        g.n = nout;
-        g.b = params + w_off[l];
-        g.ldb = (ptrdiff_t)nout;
+        pynn_gemm_args g = pynn__forward_product(net, params, w_off, l);
         size_t len = pynn__gemm_bpack_len(&g), at = total;
         total += (len + PYNN_BPACK_ALIGN - 1) / PYNN_BPACK_ALIGN * PYNN_BPACK_ALIGN;
         if (!fuse || len == 0 || !pynn__sgd_fuses(net, l, sizeof(T)) ||

@@ -124,6 +124,7 @@
 #define pynn__net_forward PYNN_TYPED(pynn__net_forward)
 #define pynn__net_backward PYNN_TYPED(pynn__net_backward)
 #define pynn__apack_of PYNN_TYPED(pynn__apack_of)
+#define pynn__forward_product PYNN_TYPED(pynn__forward_product)
 #define pynn__sparse_fwd PYNN_TYPED(pynn__sparse_fwd)
 #define pynn__sparse_wgrad PYNN_TYPED(pynn__sparse_wgrad)
 #define pynn__sparse_marks_done PYNN_TYPED(pynn__sparse_marks_done)
@@ -207,6 +208,9 @@ void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, s
  * (so it can keep a packed copy of W current), and whether the forward product
  * of n rows runs on them packing W (so it gains from a prepacked one). */
 int pynn__dense_wgrad_tiled(size_t n, size_t n_in, size_t n_out);
+/* Layer l's forward product's B (W) as pynn__gemm_prepack_b reads it (net.c). */
+pynn_gemm_args pynn__forward_product(const pynn_net *net, const T *params,
+                                     const size_t *w_off, size_t l);
 int pynn__dense_fwd_packs_w(size_t n, size_t n_in, size_t n_out);
 int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
                            size_t room_len, int bf16, const pynn_team *tm);
