@@ -9,6 +9,9 @@
  */
 #include <math.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include "typed.h"
 
 /* Layer l's cached output (l = 0: the first hidden layer) inside acts, for a
@@ -676,4 +679,189 @@ pynn_status pynn_net_loss_grad_csr(double *loss, T *grads, const pynn_net *net,
     pynn_csr sx = {indptr, indices, data, NULL};
     return loss_grad_rows(loss, grads, net, params, NULL, &sx, y, sw, n, alpha, ws, ws_len,
                           n_threads);
+}
+
+/* ---- finiteness proven by bounds ------------------------------------------------
+ * (the largest finite T; the largest pre-activation whose exp and exp of its
+ * negation are finite normal numbers) */
+#ifdef T_IS_FLOAT
+#define BOUND_T_MAX FLT_MAX
+#define BOUND_EXP_Z_MAX 80.0
+#else
+#define BOUND_T_MAX DBL_MAX
+#define BOUND_EXP_Z_MAX 700.0
+#endif
+/*
+ * The largest |x_i| of count values (as a double), +inf if any is NaN or
+ * infinite: the magnitudes' bit patterns (sign cleared) order as the values do,
+ * and NaN's and infinity's lie above every finite one's. */
+static double max_abs(const T *x, size_t count)
+{
+    /* (blocks that stay in L1 between the check for NaN and infinity and the
+     * maximum; SSE2's max instructions where there are -- the compiler keeps
+     * "v > top ? v : top" scalar -- in four lanes of two registers) */
+    T top = 0;
+    for (size_t i0 = 0; i0 < count; i0 += 4096) {
+        size_t len = count - i0 < 4096 ? count - i0 : 4096, i = 0;
+        const T *b = x + i0;
+        if (pynn_any_nonfinite(b, len))
+            return INFINITY;
+#if defined(__SSE2__)
+#ifdef T_IS_FLOAT
+        const __m128 sign = _mm_set1_ps(-0.0f);
+        __m128 m0 = _mm_setzero_ps(), m1 = m0;
+        for (; i + 8 <= len; i += 8) {
+            m0 = _mm_max_ps(m0, _mm_andnot_ps(sign, _mm_loadu_ps(b + i)));
+            m1 = _mm_max_ps(m1, _mm_andnot_ps(sign, _mm_loadu_ps(b + i + 4)));
+        }
+        float lanes[4];
+        _mm_storeu_ps(lanes, _mm_max_ps(m0, m1));
+        for (int j = 0; j < 4; j++)
+            top = lanes[j] > top ? lanes[j] : top;
+#else
+        const __m128d sign = _mm_set1_pd(-0.0);
+        __m128d m0 = _mm_setzero_pd(), m1 = m0;
+        for (; i + 4 <= len; i += 4) {
+            m0 = _mm_max_pd(m0, _mm_andnot_pd(sign, _mm_loadu_pd(b + i)));
+            m1 = _mm_max_pd(m1, _mm_andnot_pd(sign, _mm_loadu_pd(b + i + 2)));
+        }
+        double lanes[2];
+        _mm_storeu_pd(lanes, _mm_max_pd(m0, m1));
+        for (int j = 0; j < 2; j++)
+            top = lanes[j] > top ? lanes[j] : top;
+#endif
+#endif
+        for (; i < len; i++) {
+            T v = b[i] < 0 ? -b[i] : b[i];
+            top = v > top ? v : top;
+        }
+    }
+    return (double)top;
+}
+
+/* Where an activation's outputs lie, given that its inputs lie within +-z: the
+ * bound on |act(z)| and on |act'| (-1: not an activation the bounds cover). */
+static double act_bound(pynn_activation act, double z)
+{
+    switch (act) {
+    case PYNN_ACT_IDENTITY:
+    case PYNN_ACT_RELU:
+        return z;
+    case PYNN_ACT_LOGISTIC:
+    case PYNN_ACT_TANH:
+    case PYNN_ACT_SOFTMAX:
+    case PYNN_ACT_STEP:
+        return 1;
+    case PYNN_ACT_EXP:
+        return exp(z);
+    }
+    return -1;
+}
+
+static double act_slope(pynn_activation act)
+{
+    switch (act) {
+    case PYNN_ACT_IDENTITY:
+    case PYNN_ACT_RELU:
+    case PYNN_ACT_TANH:
+        return 1;
+    case PYNN_ACT_LOGISTIC:
+        return 0.25;
+    default:
+        return -1;
+    }
+}
+
+/* Whether pynn_net_loss_grad at params, without sample weights, gives a finite
+ * loss and finite gradients on every set of n rows whose inputs lie within
+ * +-xmax and targets within +-ymax: 1 if bounds on every value the pass
+ * computes (pre-activations, activations, deltas, the weight gradients' sums
+ * before their 1/n, the loss) prove it, 0 if they do not (the pass must be run
+ * to tell), -1 if params itself holds a NaN or infinity.  One pass over params.
+ * The bounds hold for exact arithmetic; each layer's carries a 1/64 margin
+ * and each must stay 2^16 below the largest finite T, far more than the
+ * rounding of any sum of the pass could add. */
+int pynn_finite_bound(const pynn_net *net, const T *params, double xmax, double ymax,
+                      double alpha, size_t n)
+{
+    size_t w_off[PYNN_MAX_LAYERS], b_off[PYNN_MAX_LAYERS];
+    if (net == NULL || params == NULL || n == 0 || pynn_param_offsets(w_off, b_off, net) != PYNN_OK)
+        return 0;
+    size_t L = net->n_layers;
+    double wmax[PYNN_MAX_LAYERS], bmax[PYNN_MAX_LAYERS];
+    int bad = 0;
+    for (size_t l = 0; l < L; l++) {
+        size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
+        wmax[l] = max_abs(params + w_off[l], nin * nout);
+        bmax[l] = max_abs(params + b_off[l], nout);
+        bad |= isinf(wmax[l]) || isinf(bmax[l]);
+    }
+    if (bad)
+        return -1;
+    const double lim = (double)BOUND_T_MAX / 65536.0, slack = 1 + 1.0 / 64;
+    if (!(xmax >= 0 && xmax <= lim && ymax >= 0 && ymax <= lim && alpha >= 0 && alpha <= lim))
+        return 0;
+    /* forward: a[l] bounds layer l's inputs, z its pre-activations */
+    double a[PYNN_MAX_LAYERS + 1], z = 0;
+    a[0] = xmax;
+    for (size_t l = 0; l < L; l++) {
+        z = (a[l] * wmax[l] * (double)net->units[l] + bmax[l]) * slack;
+        if (!(z <= lim))
+            return 0;
+        pynn_activation act = l + 1 < L ? net->hidden : net->output;
+        if (l + 1 < L && act_slope(act) < 0)
+            return 0; /* (not a hidden activation) */
+        a[l + 1] = act_bound(act, z) * slack;
+        if (!(a[l + 1] >= 0 && a[l + 1] <= lim))
+            return 0;
+    }
+    /* the loss and the output delta: the pairs whose delta is yhat - y, and the
+     * squared losses after any output the bounds cover */
+    double yh = a[L], d;
+    pynn_activation out = net->output;
+    int fused = (out == PYNN_ACT_SOFTMAX && net->loss == PYNN_LOSS_CATEGORICAL_CE) ||
+                (out == PYNN_ACT_LOGISTIC && net->loss == PYNN_LOSS_BINARY_CE) ||
+                (out == PYNN_ACT_IDENTITY && net->loss == PYNN_LOSS_HALF_SQUARED) ||
+                (out == PYNN_ACT_EXP && net->loss == PYNN_LOSS_HALF_POISSON) ||
+                out == PYNN_ACT_STEP;
+    double m = (double)net->units[L];
+    if (net->loss == PYNN_LOSS_HALF_SQUARED || net->loss == PYNN_LOSS_SQUARED) {
+        double e = yh + ymax;
+        /* (summed in double over every output of every row) */
+        if (!(e * e * m * (double)n <= 1e300))
+            return 0;
+        if (fused)
+            d = e;
+        else if (act_slope(out) >= 0)
+            d = 2 * e * act_slope(out); /* dl/dyhat times act' */
+        else
+            return 0;
+    } else if (net->loss == PYNN_LOSS_HALF_POISSON && out == PYNN_ACT_EXP) {
+        /* yhat = exp(z) >= exp(-z) stays a normal number, so y log(y / yhat)
+         * is finite */
+        if (!(z <= BOUND_EXP_Z_MAX))
+            return 0;
+        d = yh + ymax;
+    } else if (fused) {
+        d = yh + ymax; /* the cross-entropies: logs of p clipped to [eps, 1 - eps] */
+    } else {
+        return 0;
+    }
+    /* backward: d bounds the deltas of layer l's outputs; the weight gradient's
+     * sum over n rows comes before its 1/n, and the L2 term's alpha W / n */
+    double pen = 0;
+    for (size_t l = L; l-- > 0;) {
+        d *= slack;
+        if (!(d * (double)n <= lim && a[l] * d * (double)n <= lim && alpha * wmax[l] <= lim))
+            return 0;
+        pen += alpha * wmax[l] * wmax[l] * (double)net->units[l] * (double)net->units[l + 1];
+        if (l > 0) {
+            /* (the input gradient's sums come before their act') */
+            d *= wmax[l] * (double)net->units[l + 1];
+            if (!(d <= lim))
+                return 0;
+            d *= act_slope(net->hidden);
+        }
+    }
+    return pen / (double)n <= 1e300;
 }

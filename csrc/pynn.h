@@ -324,6 +324,12 @@ pynn_status pynn_net_loss_grad_##SFX(double *loss, T *grads, const pynn_net *net
                                      const T *sw, size_t n, double alpha, T *ws,  \
                                      size_t ws_len, int n_threads);               \
                                                                                   \
+/* Whether pynn_net_loss_grad at params (sw NULL) is finite on any n rows whose  \
+ * inputs lie within +-xmax and targets within +-ymax, proven by bounds: 1 if   \
+ * proven, 0 if not (run it to tell), -1 if params holds a NaN or infinity.   */ \
+int pynn_finite_bound_##SFX(const pynn_net *net, const T *params, double xmax,   \
+                            double ymax, double alpha, size_t n);                \
+                                                                                  \
 /* The step loop.  Runs minibatch steps over the data's n rows until the        \
  * current epoch ends or max_steps steps were taken; sw (NULL: all 1) holds the   \
  * rows' sample weights, applied per batch.  order is reshuffled (shuffle != 0)  \

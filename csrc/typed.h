@@ -72,6 +72,7 @@
 #define pynn_adam_update PYNN_TYPED(pynn_adam_update)
 #define pynn_net_predict PYNN_TYPED(pynn_net_predict)
 #define pynn_any_nonfinite PYNN_TYPED(pynn_any_nonfinite)
+#define pynn_finite_bound PYNN_TYPED(pynn_finite_bound)
 #define pynn_any_nonfinite_threads PYNN_TYPED(pynn_any_nonfinite_threads)
 #define pynn_net_loss_grad PYNN_TYPED(pynn_net_loss_grad)
 #define pynn_train PYNN_TYPED(pynn_train)

@@ -132,6 +132,8 @@ cdef extern from "pynn.h" nogil:
     int pynn_any_nonfinite_f64(const double *x, size_t count) noexcept
     int pynn_any_nonfinite_threads_f32(const float *x, size_t count, int n_threads) noexcept
     int pynn_any_nonfinite_threads_f64(const double *x, size_t count, int n_threads) noexcept
+    int pynn_finite_bound_f32(const pynn_net *net, const float *params, double xmax, double ymax, double alpha, size_t n) noexcept
+    int pynn_finite_bound_f64(const pynn_net *net, const double *params, double xmax, double ymax, double alpha, size_t n) noexcept
     pynn_status pynn_net_predict_f32(float *out, const pynn_net *net, const float *params, const float *x, size_t n, float *ws, size_t ws_len, size_t batch, int nt) noexcept
     pynn_status pynn_net_predict_f64(double *out, const pynn_net *net, const double *params, const double *x, size_t n, double *ws, size_t ws_len, size_t batch, int nt) noexcept
     pynn_status pynn_net_loss_grad_f32(double *loss, float *grads, const pynn_net *net, const float *params, const float *x, const float *y, const float *sw, size_t n, double alpha, float *ws, size_t ws_len, int nt) noexcept
@@ -631,6 +633,21 @@ cdef class Net:
                 st = pynn_net_predict_f64(&out[0, 0], &self.net, &params[0], &x[0, 0], n,
                                           &ws[0], ws.shape[0], batch, n_threads)
         _check(st, "predict")
+
+    def finite_bound(self, const real[::1] params not None, double xmax, double ymax,
+                     double alpha, size_t n):
+        """1 if loss_grad at params (no sample weights) is finite on any n rows
+        whose inputs lie within +-xmax and targets within +-ymax, as bounds
+        prove; 0 if they do not (run it to tell); -1 if params holds a NaN or
+        infinity (one pass over params)."""
+        cdef int r
+        self._check_params(params)
+        with nogil:
+            if real is float:
+                r = pynn_finite_bound_f32(&self.net, &params[0], xmax, ymax, alpha, n)
+            else:
+                r = pynn_finite_bound_f64(&self.net, &params[0], xmax, ymax, alpha, n)
+        return r
 
     def loss_grad(self, real[::1] grads not None, const real[::1] params not None,
                   const real[:, ::1] x not None, const real[:, ::1] y not None,
