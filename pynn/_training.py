@@ -27,8 +27,12 @@ from .exceptions import ConvergenceWarning, DivergenceError, OutputOverflow, skl
 # A chunk of training steps in C lasts about this long, so Ctrl-C (handled by
 # Python between chunks) takes effect well within half a second.
 _CHUNK_SECONDS = 0.05
-# Snapshots of the weights for recovery from divergence are taken this often.
+# Snapshots of the weights for recovery from divergence are taken this often,
+# and no more often than every _BACKUP_COST_RATIO times what the last one took
+# (a copy of the weights and a check: a network of tens of MB would otherwise
+# spend a share of a percent of its fit on them).
 _BACKUP_SECONDS = 0.5
+_BACKUP_COST_RATIO = 500
 # With n_threads=None, the thread counts tried are measured again this often.
 _REPROBE_SECONDS = 2.0
 # With n_threads given, one thread is tried too where a step takes less than
@@ -309,11 +313,14 @@ class TrainingRun(_Run):
     # early stopping only: the loss or the validation score became NaN or
     # infinite; the fit ends with the weights that scored best, as scikit-learn's
     diverged: bool = field(default=False, init=False)
-    # Two snapshots of the weights, taken every _BACKUP_SECONDS at a chunk's
-    # start while they are finite: on divergence the model goes back to the
-    # newest one a finite-loss step has started from, instead of keeping NaN
-    # or infinite weights.
+    # Two snapshots of the weights, taken every _backup_every seconds
+    # (_BACKUP_SECONDS or more) at a chunk's start while they are finite: on
+    # divergence the model goes back to the newest one a finite-loss step has
+    # started from, instead of keeping NaN or infinite weights.  _spare: the
+    # second buffer until the first snapshot after the call's start needs it.
     _good: Tuple[np.ndarray, np.ndarray] = field(default=None, init=False)  # type: ignore
+    _spare: Optional[np.ndarray] = field(default=None, init=False)
+    _backup_every: float = field(default=_BACKUP_SECONDS, init=False)
     _steps_since_backup: int = field(default=0, init=False)
     _last_backup: float = field(default=0.0, init=False)
 
@@ -385,10 +392,14 @@ class TrainingRun(_Run):
         # the step count lives in the optimizer state; the core advances it
         trainer.t = opt.t
         trainer.check_x = self.check_x
-        self._good = buf.snapshots
-        for snap in self._good:
-            np.copyto(snap, arena)
+        # both snapshots start as the weights at the call's start: one copy,
+        # the second buffer kept spare until the first backup needs it
+        t0 = time.perf_counter()
+        np.copyto(buf.snapshots[0], arena)
+        self._good, self._spare = (buf.snapshots[0], buf.snapshots[0]), buf.snapshots[1]
         self._steps_since_backup, self._last_backup = 0, time.perf_counter()
+        self._backup_every = max(_BACKUP_SECONDS,
+                                 _BACKUP_COST_RATIO * (self._last_backup - t0))
         return trainer
 
     def _epoch(self, trainer, planner, progress):
@@ -399,10 +410,13 @@ class TrainingRun(_Run):
         epoch_loss = None
         while epoch_loss is None:
             t0 = time.perf_counter()
-            if t0 - self._last_backup > _BACKUP_SECONDS and all_finite(arena):
-                self._good = (self._good[1], self._good[0])
-                np.copyto(self._good[0], arena)
+            if t0 - self._last_backup > self._backup_every and all_finite(arena):
+                older = self._spare if self._good[1] is self._good[0] else self._good[1]
+                self._good = (older, self._good[0])
+                np.copyto(older, arena)
                 self._steps_since_backup, self._last_backup = 0, t0
+                self._backup_every = max(_BACKUP_SECONDS,
+                                         _BACKUP_COST_RATIO * (time.perf_counter() - t0))
             nt, chunk = planner.next()
             t0 = time.perf_counter()
             steps, epoch_loss, diverged = trainer.run(chunk, nt)

@@ -904,6 +904,49 @@ def test_divergence_leaves_finite_predictions(unscaled_digits, target, lr, dtype
     assert np.isfinite(out).all(), "the model's predictions are NaN or infinite"
 
 
+@pytest.mark.parametrize("backups", [True, False])
+@pytest.mark.parametrize("lr,chunks", [(1e10, 4), (1e4, 10)])
+def test_divergence_goes_back_to_the_snapshot_before(monkeypatch, unscaled_digits, lr, chunks,
+                                                     backups):
+    """Chunks of one step, snapshots taken at every chunk (as long fits take
+    them every half second) or never (a short fit): a divergence puts back the
+    weights the last finite-loss step started from -- the chunk before the one
+    whose loss was not finite -- or, with no snapshot since, the call's
+    starting weights (both snapshots hold them then: one copy, the second
+    buffer kept spare until a backup needs it)."""
+    import pynn._training as training
+    if backups:
+        monkeypatch.setattr(training, "_BACKUP_SECONDS", -1.0)
+        monkeypatch.setattr(training, "_BACKUP_COST_RATIO", 0)
+    starts = []
+    real_next = training.ChunkPlanner.next
+
+    def one_step(self):
+        nt, _ = real_next(self)
+        return nt, 1
+
+    monkeypatch.setattr(training.ChunkPlanner, "next", one_step)
+    real_run = training.TrainingRun._epoch
+
+    def recording(self, trainer, planner, progress):
+        real = planner.next
+        planner.next = lambda: (starts.append(self.arena.copy()), real())[1]
+        try:
+            return real_run(self, trainer, planner, progress)
+        finally:
+            del planner.next
+
+    monkeypatch.setattr(training.TrainingRun, "_epoch", recording)
+    X, y = unscaled_digits
+    m = MLPRegressor((16,), solver="sgd", learning_rate_init=lr, random_state=0, n_threads=1,
+                     max_iter=3, dtype="float64", batch_size=20)
+    with pytest.raises(pynn.DivergenceError):
+        quiet(m.fit, X, y)
+    assert len(starts) == chunks
+    want = starts[-2] if backups else starts[0]
+    assert np.array_equal(m._arena, want)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("lr", [1e-2, 1.0, 1e2, 1e4, 1e6])
 def test_fit_never_silently_returns_nan(unscaled_digits, lr, dtype):
