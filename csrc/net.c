@@ -842,7 +842,8 @@ int pynn_finite_bound(const pynn_net *net, const T *params, double xmax, double 
         if (!(z <= BOUND_EXP_Z_MAX))
             return 0;
         d = yh + ymax;
-    } else if (fused) {
+    } else if (fused && (net->loss == PYNN_LOSS_BINARY_CE ||
+                         net->loss == PYNN_LOSS_CATEGORICAL_CE)) {
         d = yh + ymax; /* the cross-entropies: logs of p clipped to [eps, 1 - eps] */
     } else {
         return 0;

@@ -161,6 +161,23 @@ def test_inputs_or_alpha_beyond_the_bounds_are_not_proven():
         assert net.finite_bound(params, xmax, ymax, alpha, 2) == 0
 
 
+@pytest.mark.parametrize("out,loss", [("step", "half_poisson_deviance"),
+                                      ("identity", "half_poisson_deviance"),
+                                      ("exp", "half_squared_error"),
+                                      ("identity", "binary_cross_entropy"),
+                                      ("softmax", "half_squared_error")])
+def test_pairs_the_bounds_do_not_cover_are_not_proven(out, loss):
+    """A Poisson loss of an output that can be 0 (log(y / 0)), and pairs whose
+    delta the bounds do not follow: never proven, whatever the weights.  (The
+    step output's Poisson loss is infinite on these rows.)"""
+    net = _core.Net((5, 4, 3), ACT["relu"], ACT[out], LOSS[loss])
+    params = np.full(net.n_params, 1e-3)
+    X, Y = np.ones((2, 5)), np.full((2, 3), 0.5)
+    assert net.finite_bound(params, 1.0, 1.0, 0.0, 2) == 0
+    if out == "step":
+        assert not _finite(net, -params, X, Y, 0.0)
+
+
 def test_a_fit_ends_by_the_bounds_not_the_pass(monkeypatch):
     """An ordinary fit's final check is settled by the bounds: the loss and
     gradient pass does not run (the wide network's pass cost ~1.4% of a fit
