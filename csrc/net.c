@@ -9,7 +9,7 @@
  */
 #include <math.h>
 #include <string.h>
-#if defined(__SSE2__)
+#if defined(PYNN_X86_SIMD) && defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 #include "typed.h"
@@ -698,7 +698,8 @@ pynn_status pynn_net_loss_grad_csr(double *loss, T *grads, const pynn_net *net,
 static double max_abs(const T *x, size_t count)
 {
     /* (blocks that stay in L1 between the check for NaN and infinity and the
-     * maximum; SSE2's max instructions where there are -- the compiler keeps
+     * maximum; SSE2's max instructions in x86-64 builds with SIMD kernels (the
+     * portable-only build takes no intrinsics) -- the compiler keeps
      * "v > top ? v : top" scalar -- in four lanes of two registers) */
     T top = 0;
     for (size_t i0 = 0; i0 < count; i0 += 4096) {
@@ -706,7 +707,7 @@ static double max_abs(const T *x, size_t count)
         const T *b = x + i0;
         if (pynn_any_nonfinite(b, len))
             return INFINITY;
-#if defined(__SSE2__)
+#if defined(PYNN_X86_SIMD) && defined(__SSE2__)
 #ifdef T_IS_FLOAT
         const __m128 sign = _mm_set1_ps(-0.0f);
         __m128 m0 = _mm_setzero_ps(), m1 = m0;
