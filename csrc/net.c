@@ -695,42 +695,50 @@ pynn_status pynn_net_loss_grad_csr(double *loss, T *grads, const pynn_net *net,
  * The largest |x_i| of count values (as a double), +inf if any is NaN or
  * infinite: the magnitudes' bit patterns (sign cleared) order as the values do,
  * and NaN's and infinity's lie above every finite one's. */
+/* (max_abs's SSE2 vocabulary, T's four floats or two doubles to a register) */
+#if defined(PYNN_X86_SIMD) && defined(__SSE2__)
+#ifdef T_IS_FLOAT
+#define MAXV __m128
+#define MAXV_LANES 4
+#define MAXV_SET1(v) _mm_set1_ps((float)(v))
+#define MAXV_MAX _mm_max_ps
+#define MAXV_ANDNOT _mm_andnot_ps
+#define MAXV_LOAD _mm_loadu_ps
+#define MAXV_STORE _mm_storeu_ps
+#else
+#define MAXV __m128d
+#define MAXV_LANES 2
+#define MAXV_SET1(v) _mm_set1_pd(v)
+#define MAXV_MAX _mm_max_pd
+#define MAXV_ANDNOT _mm_andnot_pd
+#define MAXV_LOAD _mm_loadu_pd
+#define MAXV_STORE _mm_storeu_pd
+#endif
+#endif
+
 static double max_abs(const T *x, size_t count)
 {
     /* (blocks that stay in L1 between the check for NaN and infinity and the
      * maximum; SSE2's max instructions in x86-64 builds with SIMD kernels (the
      * portable-only build takes no intrinsics) -- the compiler keeps
-     * "v > top ? v : top" scalar -- in four lanes of two registers) */
+     * "v > top ? v : top" scalar -- in two registers' lanes) */
     T top = 0;
     for (size_t i0 = 0; i0 < count; i0 += 4096) {
         size_t len = count - i0 < 4096 ? count - i0 : 4096, i = 0;
         const T *b = x + i0;
         if (pynn_any_nonfinite(b, len))
             return INFINITY;
-#if defined(PYNN_X86_SIMD) && defined(__SSE2__)
-#ifdef T_IS_FLOAT
-        const __m128 sign = _mm_set1_ps(-0.0f);
-        __m128 m0 = _mm_setzero_ps(), m1 = m0;
-        for (; i + 8 <= len; i += 8) {
-            m0 = _mm_max_ps(m0, _mm_andnot_ps(sign, _mm_loadu_ps(b + i)));
-            m1 = _mm_max_ps(m1, _mm_andnot_ps(sign, _mm_loadu_ps(b + i + 4)));
+#ifdef MAXV_LANES
+        const MAXV sign = MAXV_SET1(-0.0);
+        MAXV m0 = MAXV_SET1(0.0), m1 = m0;
+        for (; i + 2 * MAXV_LANES <= len; i += 2 * MAXV_LANES) {
+            m0 = MAXV_MAX(m0, MAXV_ANDNOT(sign, MAXV_LOAD(b + i)));
+            m1 = MAXV_MAX(m1, MAXV_ANDNOT(sign, MAXV_LOAD(b + i + MAXV_LANES)));
         }
-        float lanes[4];
-        _mm_storeu_ps(lanes, _mm_max_ps(m0, m1));
-        for (int j = 0; j < 4; j++)
+        T lanes[MAXV_LANES];
+        MAXV_STORE(lanes, MAXV_MAX(m0, m1));
+        for (int j = 0; j < MAXV_LANES; j++)
             top = lanes[j] > top ? lanes[j] : top;
-#else
-        const __m128d sign = _mm_set1_pd(-0.0);
-        __m128d m0 = _mm_setzero_pd(), m1 = m0;
-        for (; i + 4 <= len; i += 4) {
-            m0 = _mm_max_pd(m0, _mm_andnot_pd(sign, _mm_loadu_pd(b + i)));
-            m1 = _mm_max_pd(m1, _mm_andnot_pd(sign, _mm_loadu_pd(b + i + 2)));
-        }
-        double lanes[2];
-        _mm_storeu_pd(lanes, _mm_max_pd(m0, m1));
-        for (int j = 0; j < 2; j++)
-            top = lanes[j] > top ? lanes[j] : top;
-#endif
 #endif
         for (; i < len; i++) {
             T v = b[i] < 0 ? -b[i] : b[i];
@@ -741,7 +749,8 @@ static double max_abs(const T *x, size_t count)
 }
 
 /* Where an activation's outputs lie, given that its inputs lie within +-z: the
- * bound on |act(z)| and on |act'| (-1: not an activation the bounds cover). */
+ * bound on |act(z)| (act_bound) and on |act'| (act_slope; -1: not an
+ * activation the bounds cover). */
 static double act_bound(pynn_activation act, double z)
 {
     switch (act) {
