@@ -192,6 +192,37 @@ static int detect_isas(void)
     return isas;
 }
 
+/* The L1 data cache's size in KiB, from cpuid: Intel's deterministic cache
+ * leaf (4), AMD's L1 leaf (0x80000005); 0 where neither says. */
+static int detect_l1d_kib(void)
+{
+    uint32_t r[4];
+    x86_cpuid(r, 0, 0);
+    uint32_t top = r[0];
+    const int intel = r[1] == 0x756e6547u; /* "Genu" (GenuineIntel) */
+    const int amd = r[1] == 0x68747541u;   /* "Auth" (AuthenticAMD) */
+    if (intel && top >= 4) {
+        for (uint32_t i = 0; i < 16; i++) {
+            x86_cpuid(r, 4, i);
+            uint32_t type = r[0] & 31u, level = (r[0] >> 5) & 7u;
+            if (type == 0)
+                break;
+            if (level == 1 && (type == 1 || type == 3)) { /* data or unified */
+                size_t ways = (r[1] >> 22) + 1, parts = ((r[1] >> 12) & 0x3ffu) + 1;
+                size_t line = (r[1] & 0xfffu) + 1, sets = (size_t)r[2] + 1;
+                return (int)(ways * parts * line * sets >> 10);
+            }
+        }
+        return 0;
+    }
+    x86_cpuid(r, 0x80000000u, 0);
+    if (amd && r[0] >= 0x80000005u) {
+        x86_cpuid(r, 0x80000005u, 0);
+        return (int)(r[2] >> 24);
+    }
+    return 0;
+}
+
 /* detect_isas(), once; -1 until then. */
 static int g_isas = -1;
 
@@ -285,6 +316,42 @@ pynn_status pynn_simd_set(int isa)
         return PYNN_ERR_UNSUPPORTED;
     PYNN_STORE_INT(&g_isa, isa);
     return PYNN_OK;
+}
+
+/* The L1 data cache the products block for (KiB): -1 until read from the CPU
+ * (0 where it cannot be: not x86, or cpuid does not say). */
+static int g_l1d_kib = -1;
+
+static int l1d_kib(void)
+{
+    int v = PYNN_LOAD_INT(&g_l1d_kib);
+    if (v < 0) {
+        v = 0;
+#ifdef PYNN_X86_SIMD
+        v = detect_l1d_kib();
+#endif
+        PYNN_STORE_INT(&g_l1d_kib, v);
+    }
+    return v;
+}
+
+int pynn_gemm_l1d_kib(int kib)
+{
+    int before = l1d_kib();
+    if (kib >= 0)
+        PYNN_STORE_INT(&g_l1d_kib, kib);
+    return before;
+}
+
+_Static_assert(PYNN_GEMM_KC == 512 && PYNN_GEMM_KC_MIN == 256,
+               "pynn__gemm_kc_shift returns their log2");
+
+unsigned pynn__gemm_kc_shift(size_t panel_row_bytes)
+{
+    size_t l1 = (size_t)l1d_kib() << 10;
+    if (l1 >= ((size_t)48 << 10) && 3 * PYNN_GEMM_KC * panel_row_bytes > 2 * l1)
+        return 8;
+    return 9;
 }
 
 /* The emulation of a pair kernel the bfloat16 products run on (tests;

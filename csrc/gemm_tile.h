@@ -1634,7 +1634,13 @@ static PYNN_ALWAYS_INLINE GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
     pl.mt = (g->m + MR - 1) / MR;
     pl.nt = (g->n + NR - 1) / NR;
     pl.tiles = pl.mt * pl.nt;
+#ifdef GEMM_KC
     pl.nkb = (g->k + KC - 1) / KC;
+#else
+    /* (KC, PYNN_GEMM_KC, or half of it on a CPU with a large L1: internal.h) */
+    const unsigned ks = pynn__gemm_kc_shift(NR * sizeof(T));
+    pl.nkb = (g->k + ((size_t)1 << ks) - 1) >> ks;
+#endif
     /* (a division by a variable costs tens of cycles: skipped for one block,
      * the small products of an online step) */
     pl.kc = pl.nkb == 1 ? g->k : (g->k + pl.nkb - 1) / pl.nkb;

@@ -107,6 +107,7 @@ cdef extern from "pynn.h" nogil:
     pynn_status pynn_simd_set(int isa) noexcept
     const char *pynn_simd_name(int isa) noexcept
     int pynn_bf16_emulation(int on) noexcept
+    int pynn_gemm_l1d_kib(int kib) noexcept
     const char *pynn_activation_name(int act) noexcept
     const char *pynn_loss_name(int loss) noexcept
     const char *pynn_solver_name(int solver) noexcept
@@ -270,6 +271,15 @@ def set_bf16_emulation(kind):
     if kind not in _BF16_EMULATIONS:
         raise ValueError(f"kind must be one of {_BF16_EMULATIONS}, got {kind!r}")
     return _BF16_EMULATIONS[pynn_bf16_emulation(_BF16_EMULATIONS.index(kind))]
+
+
+def gemm_l1d_kib(kib=None):
+    """The L1 data cache size (KiB) the matrix products choose their K blocks
+    by, as read from the CPU (0: unknown).  For tests, ``kib`` sets another
+    (the results are the same bits either way); returns the value before."""
+    if kib is not None and (not isinstance(kib, int) or kib < 0):
+        raise ValueError(f"kib must be a whole number >= 0, got {kib!r}")
+    return pynn_gemm_l1d_kib(-1 if kib is None else kib)
 
 
 def has_openmp():

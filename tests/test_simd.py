@@ -216,6 +216,60 @@ def test_a_row_predicts_the_same_alone_and_in_any_batch(simd, dtype):
     assert np.array_equal(m.predict_proba(X[3:300]), full[3:300])
 
 
+@pytest.fixture
+def l1d_restored():
+    before = _core.gemm_l1d_kib()
+    yield before
+    _core.gemm_l1d_kib(before)
+
+
+def test_the_l1_size_the_products_block_for_is_read_and_set(l1d_restored):
+    detected = l1d_restored
+    assert isinstance(detected, int) and 0 <= detected <= 4096
+    assert _core.gemm_l1d_kib(64) == detected
+    assert _core.gemm_l1d_kib() == 64
+    for bad in (-1, 2.5, "48"):
+        with pytest.raises(ValueError, match="kib"):
+            _core.gemm_l1d_kib(bad)
+    assert _core.gemm_l1d_kib() == 64
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_k_blocks_chosen_for_a_large_l1_give_the_same_bits(simd, dtype, l1d_restored):
+    """On a CPU with a large L1 data cache (48 KiB or more) the float products
+    block K in at most 256 instead of 512 where a 512-deep panel would not fit
+    it (internal.h: pynn__gemm_kc_shift).  A tile's sum runs in the same order
+    either way (partial sums parked in C exactly): every product of a layer,
+    and a whole fit on two threads, give the same bits with the L1 taken for
+    32 KiB (512-deep blocks) and for 64 KiB (256-deep on the AVX-512 paths and
+    AVX2's float64), and the values are the reference's."""
+    shapes = [(64, 600, 129), (40, 784, 256), (256, 1100, 48), (9, 513, 33)]
+    X, y = _threaded_problem(dtype)
+    X = np.hstack([X, X[:, :400] * 0.5])  # 700 inputs: 2 blocks or 3
+    runs = []
+    for kib in (32, 64):
+        _core.gemm_l1d_kib(kib)
+        out = []
+        for m, k, n in shapes:
+            r = np.random.default_rng(m * k + n)
+            x = r.standard_normal((m, k)).astype(dtype)
+            W = (r.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
+            b = r.standard_normal(n).astype(dtype)
+            d = r.standard_normal((m, n)).astype(dtype)
+            out.append(ops.dense_forward(x, W, b, "relu", n_threads=1))
+            want = reference.dense_forward(*(a.astype(np.float64) for a in (x, W, b)), "relu")
+            np.testing.assert_allclose(out[-1], want, **TOL[dtype])
+            out.extend(ops.dense_backward(d, x, W, alpha=0.1, n_threads=2))
+            out.append(ops.dense_forward(d, W.T.copy(), np.zeros(k, dtype), "identity"))
+        fit = pynn.MLPClassifier((300,), solver="adam", batch_size=128, max_iter=2, tol=None,
+                                 random_state=0, dtype=str(np.dtype(dtype)),
+                                 n_threads=2).fit(X, y)
+        out.extend(fit.coefs_ + fit.intercepts_)
+        runs.append(out)
+    for a, b in zip(*runs):
+        assert np.array_equal(a, b)
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_parallel_optimizer_update_is_bitwise_the_same(simd, solver):
     # 1100 x 256 weights: the update and its L2 sum of squares run in chunks on
