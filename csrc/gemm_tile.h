@@ -382,6 +382,14 @@ enum {
     GEMM_NAME(A_COLS)     /* A = X^T in place (ars 1: a tile's rows side by side) */
 };
 
+/* The K loops of full-panel tiles unrolled PYNN_GEMM_K_UNROLL times (internal.h) */
+#if defined(__GNUC__) || defined(__clang__)
+#define KUNROLL_PRAGMA_(x) _Pragma(#x)
+#define KUNROLL_PRAGMA_N(n) KUNROLL_PRAGMA_(GCC unroll n)
+#define KUNROLL_PRAGMA(n) KUNROLL_PRAGMA_N(n)
+#else
+#define KUNROLL_PRAGMA(n)
+#endif
 /* The K loop of an R x NR tile: A's values of step p at a + p acs + r ars,
  * B's at b + p ldb (full_b: every column there).  The strides the mode fixes
  * are constants: with all of them known only at run time the loop needs R - 1
@@ -418,6 +426,7 @@ GEMM_NAME(tile_k)(const int R, const int mode, const int two, V *acc0, V *acc1, 
         const ptrdiff_t s = ars * (ptrdiff_t)sizeof(T), s3 = 3 * s;
         /* (a4 only for R > 4: a row past a short tile may lie past A) */
         const char *a0 = (const char *)a, *a4 = R > 4 ? a0 + 4 * s : a0;
+        KUNROLL_PRAGMA(PYNN_GEMM_K_UNROLL)
         for (size_t p = 0; p < k; p++) {
             V b0 = V_LOAD(b), b1 = two ? V_LOAD(b + VL) : b0;
 PYNN_UNROLL16
@@ -435,6 +444,7 @@ PYNN_UNROLL16
             b += ldb;
         }
     } else if (full_b) {
+        KUNROLL_PRAGMA(PYNN_GEMM_K_UNROLL)
         for (size_t p = 0; p < k; p++) {
             V b0 = V_LOAD(b), b1 = two ? V_LOAD(b + VL) : b0;
 PYNN_UNROLL16
