@@ -240,8 +240,8 @@ SIMD_PATHS = tuple(_names(pynn_simd_name))
 def simd_path():
     """The SIMD path the core runs: 'generic', 'avx2', 'avx512', 'avx512_bf16'
     or 'amx' (the last two: AVX-512 kernels with the bfloat16 mode's products
-    on AVX512_BF16 or on AMX tiles; avx512_bf16 is the default where the CPU
-    has it, amx only when asked for, with PYNN_SIMD or set_simd_path)."""
+    on AVX512_BF16 or on AMX tiles; the default is the best the CPU has, amx
+    where it has the tiles, else avx512_bf16 where it has that)."""
     return SIMD_PATHS[pynn_simd_get()]
 
 

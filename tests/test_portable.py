@@ -56,8 +56,8 @@ def _expected_paths():
 
 
 def _default(supported):
-    """The path a new process takes: the best, amx aside (opt-in)."""
-    return [p for p in supported if p != "amx"][-1]
+    """The path a new process takes: the best (amx where the CPU has it)."""
+    return supported[-1]
 
 
 def _simd_path_in_child(tmp_path, forced=None):
