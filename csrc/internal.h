@@ -244,24 +244,25 @@ typedef struct {
 #define PYNN_GEMM_KC_MIN 256
 /* ... and where a panel PYNN_GEMM_KC deep (panel_row_bytes per step of K)
  * would fill more than two thirds of a large L1 data cache (48 KiB or more:
- * Intel's Golden Cove and later, AMD's Zen 5), blocks of at most
+ * Intel's cores since Ice Lake, AMD's Zen 5), blocks of at most
  * PYNN_GEMM_KC_MIN, so that the panel stays in L1 beside the tiles' streams of
- * A: on an Intel Xeon with AVX-512 (2 MiB L2, 48 KiB L1D) the 1024-wide
- * layers' forward products ran 5-17% faster in float64 and 4-14% in float32
- * (the wide step's products 0.84x -> 0.88x OpenBLAS's time in float64, 0.95x
- * -> 0.99x in float32), the AVX2 kernels' float64 ones 0.86x -> 0.90x.  The log2 of the block's largest depth
- * (a shift: the plan divides by it), the same for every call in a process; the
- * blocking never changes a result's bits (gemm_tile.h: partial sums are parked
- * in C exactly). */
+ * A.  On an Intel Xeon with AVX-512 (48 KiB L1D, 2 MiB L2) the 1024-wide
+ * layers' forward products ran 5-17% faster in float64 and 4-14% in float32;
+ * the wide step's products went from 0.84x to 0.88x OpenBLAS's speed in
+ * float64 and from 0.95x to 0.99x in float32, the AVX2 kernels' float64 ones
+ * from 0.86x to 0.90x.  Returns the log2 of the block's largest depth (a shift:
+ * the plan divides by it), the same for every call in a process.  The blocking
+ * never changes a result's bits (gemm_tile.h: partial sums are parked in C
+ * exactly). */
 unsigned pynn__gemm_kc_shift(size_t panel_row_bytes);
 /* The tiles' K loops (gemm_tile.h: tile_k, full panels) unrolled this many
  * steps: the pointer updates, the count and the branch then come once per 4
- * steps instead of every step.  On an Intel Xeon (AVX-512), where those
- * scalar operations share ports with the vector FMAs, the wide step's products
- * ran 0.88x -> 0.93-0.96x OpenBLAS's time in float64 (a wide fit's step
- * 7-10% faster) and 0.99x -> 1.01x in float32, the AVX2 kernels' 0.81x ->
- * 0.84-0.86x (float64); 2 gave less, 8 no more.  The order of every sum is
- * unchanged: the same bits. */
+ * steps instead of every step.  On an Intel Xeon (AVX-512), where those scalar
+ * operations share ports with the vector FMAs, the wide step's products went
+ * from 0.88x to 0.93-0.96x OpenBLAS's speed in float64 (the bench's wide case
+ * 4-7% faster) and from 0.99x to 1.01x in float32, the AVX2 kernels' float64
+ * ones from 0.81x to 0.84-0.86x; 2 gave less, 8 no more (and twice the code).
+ * The order of every sum is unchanged: the same bits. */
 #ifndef PYNN_GEMM_K_UNROLL
 #define PYNN_GEMM_K_UNROLL 4
 #endif
