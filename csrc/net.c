@@ -691,10 +691,6 @@ pynn_status pynn_net_loss_grad_csr(double *loss, T *grads, const pynn_net *net,
 #define BOUND_T_MAX DBL_MAX
 #define BOUND_EXP_Z_MAX 700.0
 #endif
-/*
- * The largest |x_i| of count values (as a double), +inf if any is NaN or
- * infinite: the magnitudes' bit patterns (sign cleared) order as the values do,
- * and NaN's and infinity's lie above every finite one's. */
 /* (max_abs's SSE2 vocabulary, T's four floats or two doubles to a register) */
 #if defined(PYNN_X86_SIMD) && defined(__SSE2__)
 #ifdef T_IS_FLOAT
@@ -716,6 +712,10 @@ pynn_status pynn_net_loss_grad_csr(double *loss, T *grads, const pynn_net *net,
 #endif
 #endif
 
+/*
+ * The largest |x_i| of count values (as a double), +inf if any is NaN or
+ * infinite: the magnitudes' bit patterns (sign cleared) order as the values do,
+ * and NaN's and infinity's lie above every finite one's. */
 static double max_abs(const T *x, size_t count)
 {
     /* (blocks that stay in L1 between the check for NaN and infinity and the

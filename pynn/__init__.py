@@ -39,9 +39,10 @@ _locate_core()
 def _honour_simd_env():
     """Apply PYNN_SIMD the forgiving way.  The core reads the variable itself but
     only matches 'generic', 'avx2', 'avx512', 'avx512_bf16' or 'amx' exactly
-    and otherwise, silently, runs the best path the CPU has; here ' AVX2 ' means avx2 too, and a value
-    that cannot be honoured (empty, unknown, or a path this CPU cannot run)
-    gives a RuntimeWarning that names the path used instead."""
+    and otherwise, silently, runs the best path the CPU has; here ' AVX2 '
+    means avx2 too, and a value that cannot be honoured (empty, unknown, or a
+    path this CPU cannot run) gives a RuntimeWarning that names the path used
+    instead."""
     value = _os.environ.get("PYNN_SIMD")
     if value is None:
         return
