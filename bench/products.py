@@ -91,6 +91,13 @@ def apack_len(case):
     return rows * max(case.units)
 
 
+def bwhole_len(m, k, n):
+    """Scalars of room to pack a weight gradient's B (delta, k x n) whole, as the
+    training workspace gives it (csrc/layout.c): for layers of more than 256
+    inputs (m), n rounded up to 32 columns times k, and 16 to align; 0: none."""
+    return (n + 31) // 32 * 32 * k + 16 if m > 256 else 0
+
+
 def products(case):
     """[(layer, kind, name, m, k, n)] of one training step, in the order a step runs them."""
     out = []
@@ -145,6 +152,7 @@ def time_product(np, core, kind, m, k, n, dtype, relu, room, repeats, target_s, 
     bf16: pynn runs the mixed-precision product, checked against numpy's on
     rounded operands, and timed against numpy's float32 one."""
     mm = np.matmul
+    extra = {}
     if kind == "forward":
         x = rng.standard_normal((m, k)).astype(dtype)
         W = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
@@ -158,6 +166,9 @@ def time_product(np, core, kind, m, k, n, dtype, relu, room, repeats, target_s, 
         W = rng.standard_normal((m, n)).astype(dtype)
         c = np.empty((m, n), dtype)
         args = (1, c, x, d, W.ravel(), room, 0, 0.0)
+        bw = bwhole_len(m, k, n)
+        if bw and not bf16:
+            extra = {"bwhole": np.empty(bw, dtype)}
         npa, npb = x.T, d
     else:  # igrad: m = batch, k = n_out, n = n_in
         d = rng.standard_normal((m, k)).astype(dtype)
@@ -171,7 +182,7 @@ def time_product(np, core, kind, m, k, n, dtype, relu, room, repeats, target_s, 
     clock = time.thread_time if cpu_time else time.perf_counter
 
     def run_pynn(calls):
-        return core._product_time(*args, calls, 1, 1, cpu_time, bf16)
+        return core._product_time(*args, calls, 1, 1, cpu_time, bf16, **extra)
 
     def run_numpy(calls):
         t0 = clock()

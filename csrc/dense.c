@@ -279,6 +279,10 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
     pynn_gemm_args g;
     wgrad_args(&g, dW, delta, x, W, n, n_in, n_out, alpha, ap ? wroom : NULL,
                ap ? ap->t_len : 0, ap ? ap->bf16 : 0);
+    if (ap) {
+        g.bwhole = ap->bw;
+        g.bwhole_len = ap->bw_len;
+    }
     pynn_gemm_args h;
     if (dx)
         igrad_args(&h, dx, delta, W, da, n, n_in, n_out, dact, ap);

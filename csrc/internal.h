@@ -227,6 +227,7 @@ typedef struct {
     size_t marks;
     size_t rowloss;          /* one double per row of a batch: its loss (in pairs of scalars) */
     size_t wpk;              /* room for copies of W packed for the forward products (train.c) */
+    size_t bw;               /* room to pack a weight gradient's delta whole (gemm_tile.h) */
     size_t total;
     int bf16;                /* the net's bf16: the products round their operands */
 } pynn__ws_layout;
@@ -290,6 +291,13 @@ unsigned pynn__gemm_kc_shift(size_t panel_row_bytes);
 #endif
 #ifndef PYNN_GEMM_CHUNK_BYTES
 #define PYNN_GEMM_CHUNK_BYTES ((size_t)2 << 20)
+#endif
+/* ... and, where B can be packed whole once (pynn_gemm_args.bwhole:
+ * gemm_tile.h, bwhole_run; the training steps' weight gradients), from this
+ * size of A's K block on: chunks then cost no packing, and a chunk's A stays
+ * in L2 (256 KiB: half of a Zen 3's) while every panel streams it. */
+#ifndef PYNN_GEMM_CHUNK_BYTES_BW
+#define PYNN_GEMM_CHUNK_BYTES_BW ((size_t)256 << 10)
 #endif
 #define PYNN_GEMM_PACK_WIDTH 512
 /* Rows this many bytes apart map to the same L1 cache sets on x86 (4 KiB), so
@@ -410,6 +418,8 @@ typedef enum {
                   /* for a product pynn__gemm_tiled runs on the tiles       */ \
         const T *da; ptrdiff_t ldda;                                             \
         T *apack; size_t apack_len; /* NULL, or room to pack A (scalars)      */ \
+        T *bwhole; size_t bwhole_len; /* NULL, or room to pack B whole for a  */ \
+                         /* product run in chunks of rows (gemm_tile.h)     */ \
         const T *a_next; /* NULL, or the A of the next product of this shape  */ \
                          /* (a training step's next batch): a hint, fetched */ \
                          /* into cache as this one runs (A rows: a_cs 1)     */ \

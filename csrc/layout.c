@@ -79,6 +79,8 @@ pynn_status pynn_param_count(size_t *count, const pynn_net *net)
  *                                  layer: the check of dense input (net.c, train.c)
  *   apack_t, apack_r  room for the products to pack A (gemm_tile.h), see below
  *   sq     the optimizer's partial sums of squares, one double per chunk of a W
+ *   rowloss, wpk  (below)
+ *   bw     room to pack a weight gradient's delta whole (below)
  * and for CSR input (csr != 0) no xb and no z0 (rows are read in place; sparse.c) but
  *   marks  u_0 bytes, in u_0 / 4 + 1 scalars (a scalar has at least 4 bytes):
  *          which rows of the first layer's weight gradient hold something
@@ -219,6 +221,27 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
         return PYNN_ERR_OVERFLOW;
     lay->wpk = total;
     if (!pynn__add(total, wpk, &total))
+        return PYNN_ERR_OVERFLOW;
+    /* room to pack B = delta whole, batch x n_out in panels of at most
+     * PYNN_BPACK_NR_MAX columns, for the weight gradients of more input rows
+     * than a chunk (gemm_tile.h: they run in chunks of rows, and every chunk
+     * reads every panel): the widest such layer's, and PYNN_BPACK_ALIGN to
+     * align it.  None for bf16 products (they round as they pack) nor beyond
+     * PYNN_GEMM_PACK_ROWS rows (a full-batch gradient). */
+    size_t bw = 0;
+    for (size_t l = csr ? 1 : 0; l < net->n_layers && !fwd && !net->bf16 &&
+                                 batch <= PYNN_GEMM_PACK_ROWS; l++) {
+        if ((size_t)net->units[l] <= PYNN_GEMM_MC_ROWS)
+            continue;
+        size_t cols = ((size_t)net->units[l + 1] + PYNN_BPACK_NR_MAX - 1) / PYNN_BPACK_NR_MAX *
+                      PYNN_BPACK_NR_MAX, w;
+        if (!pynn__mul(cols, batch, &w) || !pynn__add(w, PYNN_BPACK_ALIGN, &w))
+            return PYNN_ERR_OVERFLOW;
+        if (w > bw)
+            bw = w;
+    }
+    lay->bw = total;
+    if (!pynn__add(total, bw, &total))
         return PYNN_ERR_OVERFLOW;
     lay->total = total;
     return PYNN_OK;

@@ -44,6 +44,8 @@ pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay)
     ap.t[1] = ap.t[0] + ap.t_len;
     ap.r = ws + lay->apack_r;
     ap.r_len = lay->sq - lay->apack_r;
+    ap.bw = ws + lay->bw;
+    ap.bw_len = lay->total - lay->bw;
     ap.bf16 = lay->bf16;
     ap.wpack = NULL;
     ap.wpack_w = NULL;

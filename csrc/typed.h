@@ -156,6 +156,8 @@ size_t pynn__gemm_prepack_b(const pynn_gemm_args *g, T *bp, size_t room, size_t 
 typedef struct {
     T *t[2], *r;          /* t: two, so a phase can pack the next layer's ahead */
     size_t t_len, r_len;
+    T *bw;                /* room to pack a weight gradient's B (delta) whole */
+    size_t bw_len;
     int bf16;             /* the net's bf16: round A and B to bfloat16 as they are packed */
     const T *wpack;       /* NULL, or the weights packed for the forward products, */
     T *wpack_w;           /* ... the same room, for the training steps' fused SGD to

@@ -934,6 +934,8 @@ cdef extern from "internal.h" nogil:
         Py_ssize_t ldda
         float *apack
         size_t apack_len
+        float *bwhole
+        size_t bwhole_len
         int n_threads
         int bf16
     ctypedef struct pynn_gemm_args_f64:
@@ -954,6 +956,8 @@ cdef extern from "internal.h" nogil:
         Py_ssize_t ldda
         double *apack
         size_t apack_len
+        double *bwhole
+        size_t bwhole_len
         int n_threads
         int bf16
     void pynn__gemm_f32(const pynn_gemm_args_f32 *g)
@@ -970,14 +974,16 @@ def _net_threads(Net net, size_t rows, int n_threads):
 def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not None,
                   const real[:, ::1] b not None, const real[::1] aux, real[::1] apack,
                   int act, double alpha, int number, int repeat, int n_threads,
-                  bint cpu_time=False, bint bf16=False):
+                  bint cpu_time=False, bint bf16=False, real[::1] bwhole=None):
     """kind 0: c = act(a @ b + aux)              forward, a = x (n, n_in), b = W
        kind 1: c = a^T @ b / n + alpha/n * aux  weight gradient, a = x, b = delta,
                                                  aux = W (flattened)
        kind 2: c = (a @ b^T) * act'(aux)         input gradient, a = delta, b = W,
                                                  aux = the layer input (flattened)
                                                  or None (plain product)
-    apack: packing room (None: none), as the training workspace gives.
+    apack: packing room (None: none), as the training workspace gives;
+    bwhole: room to pack B whole (None: none), as the workspace gives the
+    weight gradients.
     cpu_time: time with this thread's CPU clock (one thread only: not counting
     the time the thread waited for the core), else with the monotonic clock.
     bf16: the bfloat16 mode's product (float only)."""
@@ -992,6 +998,8 @@ def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not No
     if aux is not None:
         auxp = &aux[0]
     cdef real *app = NULL if apack is None else &apack[0]
+    cdef size_t bwl = 0 if bwhole is None else <size_t>bwhole.shape[0]
+    cdef real *bwp = NULL if bwhole is None else &bwhole[0]
     cdef double best = 1e300, dt, t0
     cdef int i, r
     import time
@@ -1037,6 +1045,7 @@ def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not No
         g32.w, g32.ldw = (auxp if kind == 1 else NULL), <Py_ssize_t>n
         g32.da, g32.ldda = (auxp if kind == 2 else NULL), <Py_ssize_t>n
         g32.apack, g32.apack_len = app, apl
+        g32.bwhole, g32.bwhole_len = bwp, bwl
         g32.n_threads = n_threads
         g32.bf16 = 1 if bf16 else 0
     else:
@@ -1050,6 +1059,7 @@ def _product_time(int kind, real[:, ::1] c not None, const real[:, ::1] a not No
         g64.w, g64.ldw = (auxp if kind == 1 else NULL), <Py_ssize_t>n
         g64.da, g64.ldda = (auxp if kind == 2 else NULL), <Py_ssize_t>n
         g64.apack, g64.apack_len = app, apl
+        g64.bwhole, g64.bwhole_len = bwp, bwl
         g64.n_threads = n_threads
     for r in range(repeat):
         t0 = clock()

@@ -269,6 +269,35 @@ def test_k_blocks_chosen_for_a_large_l1_give_the_same_bits(simd, dtype, l1d_rest
         assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_gradients_with_delta_packed_whole_give_the_same_bits(simd, dtype):
+    """A weight gradient x^T delta of more rows than a chunk (256) runs in
+    chunks of rows with delta packed whole into the workspace's room, each
+    thread packing and running its own column panels (gemm_tile.h: bwhole_run).
+    With the room and without it (panel by panel), on 1, 2 and 3 threads, the
+    product gives the same bits, and the values are numpy's.  Shapes: one and
+    several K blocks (k, the batch, up to 700), partial panels and row tiles."""
+    shapes = [(600, 300, 130), (1030, 64, 200), (520, 700, 96), (777, 128, 257)]
+    room = np.empty(1100 * 720, dtype)
+    for m, k, n in shapes:
+        r = np.random.default_rng(m + k + n)
+        x = r.standard_normal((k, m)).astype(dtype)
+        d = r.standard_normal((k, n)).astype(dtype)
+        W = r.standard_normal((m, n)).astype(dtype)
+        outs = []
+        for bw in (None, np.empty((n + 31) // 32 * 32 * k + 16, dtype)):
+            for nt in (1, 2, 3):
+                c = np.full((m, n), np.nan, dtype)
+                _core._product_time(1, c, x, d, W.ravel(), room, 0, 0.5, 1, 1, nt,
+                                    bwhole=bw)
+                outs.append(c)
+        want = (x.astype(np.float64).T @ d + 0.5 * W) / k
+        np.testing.assert_allclose(outs[0], want, rtol=1e-4 if dtype == np.float32 else 1e-11,
+                                   atol=1e-5 if dtype == np.float32 else 1e-12)
+        for other in outs[1:]:
+            assert np.array_equal(other, outs[0])
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_parallel_optimizer_update_is_bitwise_the_same(simd, solver):
     # 1100 x 256 weights: the update and its L2 sum of squares run in chunks on
