@@ -17,7 +17,8 @@ Per layer l (n_in -> n_out, batch B) a step runs
   wgrad     x^T @ delta    (n_in x B) @ (B x n_out),    / B (+ the L2 term)
   igrad     delta @ W^T    (B x n_out) @ (n_out x n_in), * relu'(x)   (layers > 0 only)
 pynn's product runs exactly as in training (dense.c's strides and epilogues, the
-packing room of the training workspace) through a private timing hook that calls
+packing rooms of the training workspace: A's, and the weight gradients' room to
+pack delta whole) through a private timing hook that calls
 the C kernel `number` times in a row; numpy runs np.matmul(a, b, out=c) with
 transposed views, which OpenBLAS takes without copying.  Both are best-of-R,
 measured in turns so that slow phases of the machine hit both, on the thread's
