@@ -17,8 +17,8 @@ Per layer l (n_in -> n_out, batch B) a step runs
   wgrad     x^T @ delta    (n_in x B) @ (B x n_out),    / B (+ the L2 term)
   igrad     delta @ W^T    (B x n_out) @ (n_out x n_in), * relu'(x)   (layers > 0 only)
 pynn's product runs exactly as in training (dense.c's strides and epilogues, the
-packing rooms of the training workspace: A's, and the weight gradients' room to
-pack delta whole) through a private timing hook that calls
+packing rooms of the training workspace: A's, and B's whole for products of
+more than 256 rows) through a private timing hook that calls
 the C kernel `number` times in a row; numpy runs np.matmul(a, b, out=c) with
 transposed views, which OpenBLAS takes without copying.  Both are best-of-R,
 measured in turns so that slow phases of the machine hit both, on the thread's
@@ -93,9 +93,11 @@ def apack_len(case):
 
 
 def bwhole_len(m, k, n):
-    """Scalars of room to pack a weight gradient's B (delta, k x n) whole, as the
-    training workspace gives it (csrc/layout.c): for layers of more than 256
-    inputs (m), n rounded up to 32 columns times k, and 16 to align; 0: none."""
+    """Scalars of room to pack a product's B (k x n) whole, as the training
+    workspace gives it (csrc/layout.c) to products of more than 256 rows (m):
+    weight gradients of layers of more than 256 inputs (B = delta), forward
+    products and input gradients of batches of more than 256 rows (B = W, W^T):
+    n rounded up to 32 columns times k, and 16 to align; 0: none."""
     return (n + 31) // 32 * 32 * k + 16 if m > 256 else 0
 
 
@@ -167,9 +169,6 @@ def time_product(np, core, kind, m, k, n, dtype, relu, room, repeats, target_s, 
         W = rng.standard_normal((m, n)).astype(dtype)
         c = np.empty((m, n), dtype)
         args = (1, c, x, d, W.ravel(), room, 0, 0.0)
-        bw = bwhole_len(m, k, n)
-        if bw and not bf16:
-            extra = {"bwhole": np.empty(bw, dtype)}
         npa, npb = x.T, d
     else:  # igrad: m = batch, k = n_out, n = n_in
         d = rng.standard_normal((m, k)).astype(dtype)
@@ -179,6 +178,8 @@ def time_product(np, core, kind, m, k, n, dtype, relu, room, repeats, target_s, 
         args = (2, c, d, W, xin.ravel(), room, ACT_RELU, 0.0)
         npa, npb = d, W.T
     cn = np.empty((m, n), dtype)
+    if bwhole_len(m, k, n) and not bf16:
+        extra = {"bwhole": np.empty(bwhole_len(m, k, n), dtype)}
 
     clock = time.thread_time if cpu_time else time.perf_counter
 

@@ -54,6 +54,7 @@ void pynn__dense_fwd(T *out, const T *x, const T *W, const T *b, size_t n, size_
     g.a_next = x_next; g.a_next_idx = x_next_idx;
     if (ap) {
         g.apack = ap->r; g.apack_len = ap->r_len; g.bf16 = ap->bf16;
+        g.bwhole = ap->bw2; g.bwhole_len = ap->bw2_len;
     }
     g.b = W; g.ldb = (ptrdiff_t)n_out; g.bpack = wpack; g.bpack_nr = ap ? ap->wpack_nr : 0;
     g.c = out; g.ldc = (ptrdiff_t)n_out;
@@ -187,6 +188,7 @@ static void igrad_args(pynn_gemm_args *h, T *dx, const T *delta, const T *W, con
     h->da = da; h->ldda = (ptrdiff_t)n_in;
     if (ap) {
         h->apack = ap->r; h->apack_len = ap->r_len; h->bf16 = ap->bf16;
+        h->bwhole = ap->bw2; h->bwhole_len = ap->bw2_len;
     }
 }
 

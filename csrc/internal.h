@@ -228,6 +228,7 @@ typedef struct {
     size_t rowloss;          /* one double per row of a batch: its loss (in pairs of scalars) */
     size_t wpk;              /* room for copies of W packed for the forward products (train.c) */
     size_t bw;               /* room to pack a weight gradient's delta whole (gemm_tile.h) */
+    size_t bw2;              /* ... and W or W^T for a forward or input gradient of many rows */
     size_t total;
     int bf16;                /* the net's bf16: the products round their operands */
 } pynn__ws_layout;
@@ -293,8 +294,9 @@ unsigned pynn__gemm_kc_shift(size_t panel_row_bytes);
 #define PYNN_GEMM_CHUNK_BYTES ((size_t)2 << 20)
 #endif
 /* ... and, where B can be packed whole once (pynn_gemm_args.bwhole:
- * gemm_tile.h, bwhole_run; the training steps' weight gradients), from this
- * size of A's K block on: chunks then cost no packing, and a chunk's A stays
+ * gemm_tile.h, bwhole_run; the training steps' weight gradients of layers of
+ * many inputs, and their forward products and input gradients of batches of
+ * many rows), from this size of A's K block on: chunks then cost no packing, and a chunk's A stays
  * in L2 (256 KiB: half of a Zen 3's) while every panel streams it. */
 #ifndef PYNN_GEMM_CHUNK_BYTES_BW
 #define PYNN_GEMM_CHUNK_BYTES_BW ((size_t)256 << 10)

@@ -81,21 +81,27 @@ pynn_status pynn_param_count(size_t *count, const pynn_net *net)
  *   sq     the optimizer's partial sums of squares, one double per chunk of a W
  *   rowloss, wpk  (below)
  *   bw     room to pack a weight gradient's delta whole (below)
+ *   bw2    room to pack W (or W^T) whole for products of many rows (below)
  * and for CSR input (csr != 0) no xb and no z0 (rows are read in place; sparse.c) but
  *   marks  u_0 bytes, in u_0 / 4 + 1 scalars (a scalar has at least 4 bytes):
  *          which rows of the first layer's weight gradient hold something
  * and no packing room for the first layer's products, which are not GEMMs.
  */
-/* Room (scalars) to pack layer l's W for the forward products on any SIMD
+/* Room (scalars) to pack a k x n matrix whole for the products on any SIMD
  * path, 64-byte aligned: panels of at most PYNN_BPACK_NR_MAX columns over its
- * inputs, and PYNN_BPACK_ALIGN to align it; 0 on overflow. */
-static size_t wpack_room(const pynn_net *net, size_t l)
+ * k rows, and PYNN_BPACK_ALIGN to align it; 0 on overflow. */
+static size_t panels_room(size_t k, size_t n)
 {
-    size_t cols = ((size_t)net->units[l + 1] + PYNN_BPACK_NR_MAX - 1) / PYNN_BPACK_NR_MAX *
-                  PYNN_BPACK_NR_MAX, w;
-    if (!pynn__mul((size_t)net->units[l], cols, &w) || !pynn__add(w, PYNN_BPACK_ALIGN, &w))
+    size_t cols = (n + PYNN_BPACK_NR_MAX - 1) / PYNN_BPACK_NR_MAX * PYNN_BPACK_NR_MAX, w;
+    if (!pynn__mul(k, cols, &w) || !pynn__add(w, PYNN_BPACK_ALIGN, &w))
         return 0;
     return w;
+}
+
+/* ... layer l's W, for its forward products. */
+static size_t wpack_room(const pynn_net *net, size_t l)
+{
+    return panels_room((size_t)net->units[l], (size_t)net->units[l + 1]);
 }
 
 pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, size_t batch,
@@ -222,26 +228,45 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     lay->wpk = total;
     if (!pynn__add(total, wpk, &total))
         return PYNN_ERR_OVERFLOW;
-    /* room to pack B = delta whole, batch x n_out in panels of at most
-     * PYNN_BPACK_NR_MAX columns, for the weight gradients of more input rows
-     * than a chunk (gemm_tile.h: they run in chunks of rows, and every chunk
-     * reads every panel): the widest such layer's, and PYNN_BPACK_ALIGN to
-     * align it.  None for bf16 products (they round as they pack) nor beyond
+    /* room to pack B = delta whole (batch x n_out, panels_room) for the
+     * weight gradients of more input rows than a chunk (gemm_tile.h: they run
+     * in chunks of rows, and every chunk reads every panel): the widest such
+     * layer's.  None for bf16 products (they round as they pack) nor beyond
      * PYNN_GEMM_PACK_ROWS rows (a full-batch gradient). */
     size_t bw = 0;
     for (size_t l = csr ? 1 : 0; l < net->n_layers && !fwd && !net->bf16 &&
                                  batch <= PYNN_GEMM_PACK_ROWS; l++) {
         if ((size_t)net->units[l] <= PYNN_GEMM_MC_ROWS)
             continue;
-        size_t cols = ((size_t)net->units[l + 1] + PYNN_BPACK_NR_MAX - 1) / PYNN_BPACK_NR_MAX *
-                      PYNN_BPACK_NR_MAX, w;
-        if (!pynn__mul(cols, batch, &w) || !pynn__add(w, PYNN_BPACK_ALIGN, &w))
+        size_t w = panels_room(batch, (size_t)net->units[l + 1]);
+        if (w == 0)
             return PYNN_ERR_OVERFLOW;
         if (w > bw)
             bw = w;
     }
     lay->bw = total;
     if (!pynn__add(total, bw, &total))
+        return PYNN_ERR_OVERFLOW;
+    /* ... and room to pack B whole for the forward products (B = W: n_in x n_out)
+     * and input gradients (B = W^T: n_out x n_in) of batches of more rows than
+     * a chunk, which run in chunks the same way: the largest W, its columns
+     * rounded up either way.  Apart from bw: a phase of the backward pass runs
+     * one layer's weight gradient and another's (or the same's) input gradient
+     * at once. */
+    size_t bw2 = 0;
+    for (size_t l = csr ? 1 : 0; l < net->n_layers && !fwd && !net->bf16 &&
+                                 batch > PYNN_GEMM_MC_ROWS; l++) {
+        size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
+        size_t a = panels_room(nin, nout), b = panels_room(nout, nin);
+        if (a == 0 || b == 0)
+            return PYNN_ERR_OVERFLOW;
+        if (b > a)
+            a = b;
+        if (a > bw2)
+            bw2 = a;
+    }
+    lay->bw2 = total;
+    if (!pynn__add(total, bw2, &total))
         return PYNN_ERR_OVERFLOW;
     lay->total = total;
     return PYNN_OK;

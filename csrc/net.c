@@ -45,7 +45,9 @@ pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay)
     ap.r = ws + lay->apack_r;
     ap.r_len = lay->sq - lay->apack_r;
     ap.bw = ws + lay->bw;
-    ap.bw_len = lay->total - lay->bw;
+    ap.bw_len = lay->bw2 - lay->bw;
+    ap.bw2 = ws + lay->bw2;
+    ap.bw2_len = lay->total - lay->bw2;
     ap.bf16 = lay->bf16;
     ap.wpack = NULL;
     ap.wpack_w = NULL;

@@ -158,6 +158,8 @@ typedef struct {
     size_t t_len, r_len;
     T *bw;                /* room to pack a weight gradient's B (delta) whole */
     size_t bw_len;
+    T *bw2;               /* ... and a forward's or input gradient's (W, W^T): apart, */
+    size_t bw2_len;       /* as one phase runs a weight and an input gradient */
     int bf16;             /* the net's bf16: round A and B to bfloat16 as they are packed */
     const T *wpack;       /* NULL, or the weights packed for the forward products, */
     T *wpack_w;           /* ... the same room, for the training steps' fused SGD to

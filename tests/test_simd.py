@@ -298,6 +298,70 @@ def test_weight_gradients_with_delta_packed_whole_give_the_same_bits(simd, dtype
             assert np.array_equal(other, outs[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tall_forward_and_input_gradients_with_w_packed_whole_give_the_same_bits(simd, dtype):
+    """A forward product x W + b (relu) and an input gradient delta W^T of more
+    rows than a chunk (a batch over 256) run in chunks with W (W^T) packed
+    whole into the workspace's second room, the same way: with the room and
+    without, on 1, 2 and 3 threads, the same bits, and numpy's values."""
+    room = np.empty(1100 * 1100, dtype)
+    relu = 3  # (the core's activation code; the input gradient's: none, plain delta W^T)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    for kind, m, k, n in [(0, 600, 300, 130), (0, 1030, 700, 96), (2, 777, 257, 200),
+                          (2, 520, 640, 72)]:
+        r = np.random.default_rng(m + k + n)
+        a = r.standard_normal((m, k)).astype(dtype)
+        if kind == 0:
+            b = (r.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
+            aux = r.standard_normal(n).astype(dtype)
+            want = np.maximum(a.astype(np.float64) @ b + aux, 0)
+        else:
+            b = r.standard_normal((n, k)).astype(dtype)
+            aux = None
+            want = a.astype(np.float64) @ b.T
+        outs = []
+        for bw in (None, np.empty((n + 31) // 32 * 32 * k + 16, dtype)):
+            for nt in (1, 2, 3):
+                c = np.full((m, n), np.nan, dtype)
+                _core._product_time(kind, c, a, b, aux, room, relu if kind == 0 else 0, 0.0, 1, 1,
+                                    nt, bwhole=bw)
+                outs.append(c)
+        np.testing.assert_allclose(outs[0], want, **tol)
+        for other in outs[1:]:
+            assert np.array_equal(other, outs[0])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_batch_of_many_rows_trains_bitwise_the_same_for_any_thread_count(simd, dtype):
+    """Batches of 512 rows: every product of the step has more rows than a
+    chunk, and runs in chunks with its B packed whole (the workspace's rooms):
+    the same weights on 1, 2 and 3 threads, and the values of a fit whose
+    batches are under a chunk's rows (256, its products panel by panel) after
+    the same single step."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((1024, 600)).astype(dtype)
+    y = rng.integers(0, 5, 1024)
+    fits = [pynn.MLPClassifier((384, 256), solver="sgd", momentum=0.0, batch_size=512,
+                               max_iter=2, tol=None, shuffle=False, random_state=0, dtype=dtype,
+                               n_threads=nt).fit(X, y) for nt in (1, 2, 3)]
+    for other in fits[1:]:
+        assert other.loss_curve_ == fits[0].loss_curve_
+        for a, b in zip(fits[0].coefs_ + fits[0].intercepts_, other.coefs_ + other.intercepts_):
+            assert np.array_equal(a, b)
+    # one step on all 512 rows equals one step of the plain reference
+    one = pynn.MLPClassifier((384, 256), solver="sgd", momentum=0.0, batch_size=512,
+                             max_iter=1, tol=None, shuffle=False, random_state=0, dtype=dtype,
+                             n_threads=2)
+    ref = pynn.MLPClassifier((384, 256), solver="sgd", momentum=0.0, batch_size=512,
+                             max_iter=1, tol=None, shuffle=False, random_state=0,
+                             dtype="float64", n_threads=1)
+    one.fit(X[:512], y[:512])
+    ref.fit(X[:512].astype(np.float64), y[:512])
+    tol = dict(rtol=2e-3, atol=2e-5) if dtype == "float32" else dict(rtol=1e-9, atol=1e-12)
+    for a, b in zip(one.coefs_ + one.intercepts_, ref.coefs_ + ref.intercepts_):
+        np.testing.assert_allclose(a, b, **tol)
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_parallel_optimizer_update_is_bitwise_the_same(simd, solver):
     # 1100 x 256 weights: the update and its L2 sum of squares run in chunks on
