@@ -1628,6 +1628,15 @@ GEMM_NAME(tile_at)(const GEMM_ARGS *g, size_t it, size_t jt, size_t p0, size_t p
     }
 }
 
+/* Row tiles per chunk when mt row tiles run in chunks of at most about
+ * PYNN_GEMM_MC_ROWS rows, of equal row tiles but the last (4100 rows: 17
+ * chunks of 31 tiles of 8 and one of 9, not 16 x 32 and 1). */
+static inline size_t GEMM_NAME(chunk_tiles)(size_t mt)
+{
+    size_t chunks = (mt * MR + PYNN_GEMM_MC_ROWS - 1) / PYNN_GEMM_MC_ROWS;
+    return (mt + chunks - 1) / chunks;
+}
+
 /* The blocking, a function of the shape alone (never of m's split or the team):
  * K in nkb equal blocks of kc <= KC (KC 512: 784 -> 2 x 392, not 512 + 272; KC 256:
  * 784 -> 4 x 196, not 3 x 256 + 16), so a tile's A rows and B panel stay close (L1, L2). */
@@ -1654,16 +1663,12 @@ static PYNN_ALWAYS_INLINE GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
     /* (a division by a variable costs tens of cycles: skipped for one block,
      * the small products of an online step) */
     pl.kc = pl.nkb == 1 ? g->k : (g->k + pl.nkb - 1) / pl.nkb;
-    /* A K block of A over PYNN_GEMM_CHUNK_BYTES: the row tiles in chunks of
-     * at most about PYNN_GEMM_MC_ROWS rows, of equal row tiles but the last
-     * (4100 rows: 17 chunks of 31 tiles of 8 and one of 9, not 16 x 32 and
-     * 1); else one chunk */
+    /* A K block of A over PYNN_GEMM_CHUNK_BYTES: the row tiles in chunks
+     * (chunk_tiles); else one chunk */
     pl.mc = pl.mt;
     if (pl.mt * MR * pl.kc * sizeof(T) > PYNN_GEMM_CHUNK_BYTES &&
-        pl.mt > ((size_t)PYNN_GEMM_MC_ROWS + MR - 1) / MR) {
-        size_t chunks = (pl.mt * MR + PYNN_GEMM_MC_ROWS - 1) / PYNN_GEMM_MC_ROWS;
-        pl.mc = (pl.mt + chunks - 1) / chunks;
-    }
+        pl.mt > ((size_t)PYNN_GEMM_MC_ROWS + MR - 1) / MR)
+        pl.mc = GEMM_NAME(chunk_tiles)(pl.mt);
     /* packing B pays once a panel serves several row tiles; the arithmetic,
      * and so every result bit, is the same either way */
     pl.packb = g->b_trans || g->bf16 || pl.mt >= PYNN_GEMM_PACKB_SMALL_MIN_ROW_TILES ||
@@ -1818,9 +1823,7 @@ static void GEMM_NAME(bwhole_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *p
     pynn__share(pl->nt, tm, &j0, &j1);
     if (j0 >= j1)
         return;
-    const size_t mt = pl->mt, k = g->k;
-    const size_t chunks = (mt * MR + PYNN_GEMM_MC_ROWS - 1) / PYNN_GEMM_MC_ROWS;
-    const size_t mc = (mt + chunks - 1) / chunks;
+    const size_t mt = pl->mt, k = g->k, mc = GEMM_NAME(chunk_tiles)(mt);
     T *bw = (T *)(((uintptr_t)g->bwhole + 63) & ~(uintptr_t)63);
     GEMM_ARGS h = *g; /* (B packed whole: the tiles fetch no next panel) */
     h.bpack = bw;
