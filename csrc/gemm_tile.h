@@ -390,6 +390,17 @@ enum {
 #else
 #define KUNROLL_PRAGMA(n)
 #endif
+/* Row r's value of a K step whose A rows lie s bytes apart in place: rows
+ * 0..3 at a0 + 0, s, 2 s, s3 and rows 4..7 at a4 the same way (tile_k's
+ * A_ROWS modes, tri_k's). */
+static PYNN_ALWAYS_INLINE const T *GEMM_NAME(row_at)(const char *a0, const char *a4,
+                                                     ptrdiff_t s, ptrdiff_t s3, int r)
+{
+    const char *q = r < 4 ? a0 : a4;
+    const int rr = r & 3;
+    return (const T *)(rr == 0 ? q : rr == 1 ? q + s : rr == 2 ? q + 2 * s : q + s3);
+}
+
 /* The K loop of an R x NR tile: A's values of step p at a + p acs + r ars,
  * B's at b + p ldb (full_b: every column there).  The strides the mode fixes
  * are constants: with all of them known only at run time the loop needs R - 1
@@ -431,10 +442,7 @@ GEMM_NAME(tile_k)(const int R, const int mode, const int two, V *acc0, V *acc1, 
             V b0 = V_LOAD(b), b1 = two ? V_LOAD(b + VL) : b0;
 PYNN_UNROLL16
             for (int r = 0; r < R; r++) {
-                const char *q = r < 4 ? a0 : a4;
-                const int rr = r & 3;
-                V av = V_BCAST((const T *)(rr == 0 ? q : rr == 1 ? q + s : rr == 2 ? q + 2 * s
-                                                                             : q + s3));
+                V av = V_BCAST(GEMM_NAME(row_at)(a0, a4, s, s3, r));
                 acc0[r] = V_FMA(av, b0, acc0[r]);
                 if (two)
                     acc1[r] = V_FMA(av, b1, acc1[r]);
@@ -1784,6 +1792,276 @@ static void GEMM_NAME(chunk_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
     }
 }
 
+#ifdef GEMM_TRI
+/* ---- tiles three vectors wide ----
+ * A tile of MR rows x TRI_W = 3 VL columns, across a packed panel of B and
+ * half the next: 3 MR sums (24 of AVX-512's 32 registers), and per step of K
+ * three vectors of B and MR broadcasts of A for 3 MR FMAs, where an NR-wide
+ * tile loads two vectors and MR broadcasts for 2 MR FMAs (0.46 loads per FMA
+ * instead of 0.63).  Two such tiles cover a group of three panels: read from
+ * B packed whole where it is (W prepacked, bwhole_run), else packed group by
+ * group (tri_run).  On an Intel Xeon (AVX-512, 48 KiB L1, one core) the wide
+ * step's five float64 products ran 4-9% faster (a model of the forward
+ * product, B prepacked: 87 -> 97 GFLOP/s, where 12-row and 6 x 4-vector tiles
+ * gained nothing), the wide fit 5-9%, prediction 6-8%; float32's forward
+ * products and input gradients 2-5%, its weight gradients in bwhole_run 1-2%
+ * slower (so not there: GEMM_TRI_WHOLE, float64 only).  Only with K blocks of
+ * at most PYNN_GEMM_KC_MIN (a large L1: tri_ok); not measured on a 32 KiB
+ * L1, where the groups' 512-deep blocks would not fit.  Columns past the last
+ * whole group and a last row tile of fewer than MR rows run as NR-wide tiles.
+ * Every element is the same chain of FMAs over the same K blocks, parked in C
+ * the same way, with the same epilogue: the same bits. */
+#if MR != 8
+#error "the three-vector tiles (GEMM_TRI) take 8 rows"
+#endif
+#define TRI_W (3 * VL)
+
+/* The K loop: B's vectors at b, b + o1, b + o2 (two panels, NR apart each
+ * step); A packed (A_PACKED) or its rows in place, ars apart (A_ROWS_BP, with
+ * tile_k's addressing: two row pointers and two byte strides). */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(tri_k)(const int mode, V *x, V *y, V *z, const T *a, ptrdiff_t ars, const T *b,
+                 ptrdiff_t o1, ptrdiff_t o2, size_t k)
+{
+    if (mode == GEMM_NAME(A_PACKED)) {
+        KUNROLL_PRAGMA(PYNN_GEMM_K_UNROLL)
+        for (size_t p = 0; p < k; p++) {
+            V b0 = V_LOAD(b), b1 = V_LOAD(b + o1), b2 = V_LOAD(b + o2);
+PYNN_UNROLL16
+            for (int r = 0; r < MR; r++) {
+                V av = V_BCAST(a + r);
+                x[r] = V_FMA(av, b0, x[r]);
+                y[r] = V_FMA(av, b1, y[r]);
+                z[r] = V_FMA(av, b2, z[r]);
+            }
+            a += MR;
+            b += NR;
+        }
+    } else {
+        const ptrdiff_t s = ars * (ptrdiff_t)sizeof(T), s3 = 3 * s;
+        const char *a0 = (const char *)a, *a4 = a0 + 4 * s;
+        KUNROLL_PRAGMA(PYNN_GEMM_K_UNROLL)
+        for (size_t p = 0; p < k; p++) {
+            V b0 = V_LOAD(b), b1 = V_LOAD(b + o1), b2 = V_LOAD(b + o2);
+PYNN_UNROLL16
+            for (int r = 0; r < MR; r++) {
+                V av = V_BCAST(GEMM_NAME(row_at)(a0, a4, s, s3, r));
+                x[r] = V_FMA(av, b0, x[r]);
+                y[r] = V_FMA(av, b1, y[r]);
+                z[r] = V_FMA(av, b2, z[r]);
+            }
+            a0 += sizeof(T);
+            a4 += sizeof(T);
+            b += NR;
+        }
+    }
+}
+
+/* Hints for a tile at (i0, c0): its epilogue's operand rows (as prefetch_next's
+ * (0)) and the C rows of the next tile (ni, nc; nc >= n: none), as
+ * prefetch_next's (1).  No result changes. */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(tri_prefetch)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, size_t p1,
+                        size_t ni, size_t nc)
+{
+    const size_t far = PYNN_GEMM_ALIAS_BYTES / sizeof(T);
+    if (p1 - p0 < PYNN_GEMM_PREFETCH_MIN_K && (size_t)g->ldc < far)
+        return;
+    if (p1 == g->k && (g->epi == PYNN_EPI_DACT || (g->epi == PYNN_EPI_SCALE_W && g->wscale != 0)))
+        for (size_t r = 0; r < MR; r++)
+            GEMM_NAME(prefetch_row)(g->epi == PYNN_EPI_DACT ? g->da + (i0 + r) * g->ldda + c0
+                                                           : g->w + (i0 + r) * g->ldw + c0,
+                                    TRI_W);
+    if (nc < g->n && (size_t)g->ldc >= far) {
+        size_t rows = g->m - ni < MR ? g->m - ni : MR;
+        for (size_t r = 0; r < rows; r++)
+            GEMM_NAME(prefetch_row)(g->c + (ni + r) * g->ldc + nc, TRI_W);
+    }
+}
+
+/* A tile's sums over one K block, parked in C (c, ldc apart): started from
+ * zero (first) or from those parked there.  Out of line, one function per
+ * mode: inlined into the loops with their epilogues, the compiler kept half
+ * of the 24 sums on the stack through the K loop (0.73x the NR-wide tiles). */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(tri_kern)(const int mode, const T *a, ptrdiff_t ars, const T *b, ptrdiff_t o1,
+                    ptrdiff_t o2, size_t k, T *c, size_t ldc, int first)
+{
+    V x[MR], y[MR], z[MR];
+PYNN_UNROLL16
+    for (int r = 0; r < MR; r++) {
+        if (first) {
+            x[r] = V_ZERO();
+            y[r] = V_ZERO();
+            z[r] = V_ZERO();
+        } else {
+            x[r] = V_LOAD(c + r * ldc);
+            y[r] = V_LOAD(c + r * ldc + VL);
+            z[r] = V_LOAD(c + r * ldc + NR);
+        }
+    }
+    GEMM_NAME(tri_k)(mode, x, y, z, a, ars, b, o1, o2, k);
+PYNN_UNROLL16
+    for (int r = 0; r < MR; r++) {
+        V_STORE(c + r * ldc, x[r]);
+        V_STORE(c + r * ldc + VL, y[r]);
+        V_STORE(c + r * ldc + NR, z[r]);
+    }
+}
+
+static PYNN_NOINLINE void GEMM_NAME(tri_kern_packed)(const T *a, const T *b, ptrdiff_t o1,
+                                                     ptrdiff_t o2, size_t k, T *c, size_t ldc,
+                                                     int first)
+{
+    GEMM_NAME(tri_kern)(GEMM_NAME(A_PACKED), a, 1, b, o1, o2, k, c, ldc, first);
+}
+
+static PYNN_NOINLINE void GEMM_NAME(tri_kern_rows)(const T *a, ptrdiff_t ars, const T *b,
+                                                   ptrdiff_t o1, ptrdiff_t o2, size_t k, T *c,
+                                                   size_t ldc, int first)
+{
+    GEMM_NAME(tri_kern)(GEMM_NAME(A_ROWS_BP), a, ars, b, o1, o2, k, c, ldc, first);
+}
+
+/* One tile of MR rows from i0, TRI_W columns from c0, over the K block
+ * [p0, p1): B's vectors at b, b + o1, b + o2 (tri_k), A's packed rows at ap
+ * (NULL: in place, a_cs 1); after the last block, the epilogue on the sums
+ * read back from C (exactly what was parked). */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(tri_tile)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, size_t p1,
+                    const T *b, ptrdiff_t o1, ptrdiff_t o2, const T *ap, size_t ni, size_t nc)
+{
+    T *c = g->c + i0 * g->ldc + c0;
+    GEMM_NAME(tri_prefetch)(g, i0, c0, p0, p1, ni, nc);
+    if (ap)
+        GEMM_NAME(tri_kern_packed)(ap, b, o1, o2, p1 - p0, c, (size_t)g->ldc, p0 == 0);
+    else
+        GEMM_NAME(tri_kern_rows)(g->a + i0 * g->a_rs + p0, g->a_rs, b, o1, o2, p1 - p0, c,
+                                 (size_t)g->ldc, p0 == 0);
+    if (p1 == g->k) {
+        const MASK_T all = M_MAKE(VL), none = M_MAKE(0);
+        for (size_t r = 0; r < MR; r++) {
+            const T *cr = c + r * g->ldc;
+            V x = V_LOAD(cr), y = V_LOAD(cr + VL), z = V_LOAD(cr + NR);
+            GEMM_NAME(epilogue)(g, i0 + r, c0, x, y, NR, all, all);
+            GEMM_NAME(epilogue)(g, i0 + r, c0 + NR, z, V_ZERO(), VL, all, none);
+        }
+    }
+}
+
+/* Whether a product whose B is packed runs in three-vector tiles: float
+ * products but the fused SGD's (whose packed copy of W is laid out in NR-wide
+ * panels), K blocks of at most PYNN_GEMM_KC_MIN, at least one whole group and
+ * row tile, A packed or row-major, and four groups or more a thread (the team
+ * shares the groups, not the tiles: bwhole_run, tri_run). */
+static int GEMM_NAME(tri_ok)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
+                             const pynn_team *tm, int amode)
+{
+    if (g->bf16 || g->epi == PYNN_EPI_SGD_W || pl->gp || g->m < MR || g->n / NR < 3 ||
+        pl->kc > PYNN_GEMM_KC_MIN)
+        return 0;
+    if (!(amode == PYNN_APACK_SOLO || amode == PYNN_APACK_TEAM ||
+          (amode == PYNN_APACK_NONE && g->a_cs == 1)))
+        return 0;
+    return (pl->nt + 2) / 3 >= 4 * (size_t)tm->size;
+}
+
+/* The tiles of panels [j0, j1) (j0 a multiple of 3), row tiles [ib, ie), over
+ * the K block [p0, p1), B's packed panels at bb (panel j0's block) and ps
+ * apart: each group of three whole panels as two columns of three-vector
+ * tiles (and the NR-wide tiles of a short last row tile), the panels past the
+ * last whole group as NR-wide tiles. */
+static void GEMM_NAME(tri_block)(const GEMM_ARGS *g, size_t j0, size_t j1, size_t ib, size_t ie,
+                                 size_t p0, size_t p1, const T *abase, size_t cr0, size_t cr1,
+                                 const T *bb, size_t ps)
+{
+    const size_t whole = g->n / NR, kc = p1 - p0;
+#define TRI_B(jt) (bb + ((jt) - j0) * ps)
+    const size_t ief = ie * MR > g->m ? ie - 1 : ie; /* the row tiles of MR rows */
+    const int pf = g->a_next && g->a_cs == 1;
+    for (size_t jg = j0; jg < j1; jg += 3) {
+        if (jg + 3 > whole || jg + 3 > j1) {
+            for (size_t jt = jg; jt < j1; jt++)
+                for (size_t it = ib; it < ie; it++)
+                    GEMM_NAME(tile_at)(g, it, jt, p0, p1, TRI_B(jt), abase, NULL, cr0, cr1);
+            break;
+        }
+        for (int t = 0; t < 2; t++) {
+            const size_t c0 = jg * NR + (size_t)t * TRI_W;
+            /* the first: panel jg and the lower half of jg + 1; the second:
+             * the upper half of jg + 1 and panel jg + 2 */
+            const T *b = t == 0 ? TRI_B(jg) : TRI_B(jg + 1) + VL;
+            const ptrdiff_t o1 = t == 0 ? VL : (ptrdiff_t)ps - VL, o2 = (ptrdiff_t)ps;
+            for (size_t it = ib; it < ief; it++) {
+                const size_t i0 = it * MR;
+                if (pf) {
+                    for (size_t jt = jg + (size_t)t * 2; jt < jg + 2 + (size_t)t; jt++)
+                        GEMM_NAME(prefetch_a_next)(g, i0, MR, jt, p0, p1);
+                }
+                size_t ni = i0 + MR, nc = c0;
+                if (it + 1 == ief) {
+                    ni = ib * MR;
+                    nc = c0 + TRI_W;
+                }
+                GEMM_NAME(tri_tile)(g, i0, c0, p0, p1, b, o1, o2,
+                                    abase ? abase + it * kc * MR : NULL, ni, nc);
+            }
+        }
+        for (size_t it = ief; it < ie; it++)
+            for (size_t jt = jg; jt < jg + 3; jt++)
+                GEMM_NAME(tile_at)(g, it, jt, p0, p1, TRI_B(jt), abase, NULL, cr0, cr1);
+    }
+#undef TRI_B
+}
+
+/* The product in three-vector tiles where B is packed panel by panel (a
+ * batch's forward product, an input gradient): each thread takes a run of
+ * groups of three panels, and for each chunk of rows and K block packs a
+ * group's panels together into buf (3 kc NR) and runs its tiles (tri_block).
+ * On an Intel Xeon (one core, float64) a model of the forward product of a
+ * 1024-wide layer ran 88 -> 92-94 GFLOP/s.  The same tiles, K blocks and
+ * packed values as gemm_run's order: the same bits. */
+static void GEMM_NAME(tri_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
+                               const pynn_team *tm, int amode, T *buf)
+{
+    size_t j0, j1;
+    pynn__share((pl->nt + 2) / 3, tm, &j0, &j1);
+    j0 *= 3;
+    j1 = 3 * j1 < pl->nt ? 3 * j1 : pl->nt;
+    if (j0 >= j1)
+        return;
+    const size_t mt = pl->mt, k = g->k, mc = pl->mc;
+    for (size_t ib = 0; ib < mt; ib += mc) {
+        size_t ie = mt - ib < mc ? mt : ib + mc;
+        size_t cr0 = ib * MR, cr1 = ie == mt ? g->m : ie * MR;
+        for (size_t kb = 0; kb < pl->nkb; kb++) {
+            size_t p0 = kb * pl->kc, p1 = k - p0 < pl->kc ? k : p0 + pl->kc, kc = p1 - p0;
+            const T *abase = amode == PYNN_APACK_SOLO   ? g->apack
+                             : amode == PYNN_APACK_TEAM ? g->apack + kb * mt * MR * pl->kc
+                                                        : NULL;
+            if (amode == PYNN_APACK_SOLO)
+                GEMM_NAME(pack_a)(g, ib, ie, p0, p1);
+            for (size_t jg = j0; jg < j1; jg += 3) {
+                size_t je = j1 - jg < 3 ? j1 : jg + 3;
+                for (size_t jt = jg; jt < je; jt++)
+                    GEMM_NAME(pack_b)(buf + (jt - jg) * kc * NR, g, jt * NR, p0, p1);
+                GEMM_NAME(tri_block)(g, jg, je, ib, ie, p0, p1, abase, cr0, cr1, buf, kc * NR);
+            }
+        }
+    }
+}
+#else
+static inline int GEMM_NAME(tri_ok)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
+                                    const pynn_team *tm, int amode)
+{
+    (void)g;
+    (void)pl;
+    (void)tm;
+    (void)amode;
+    return 0;
+}
+#endif
+
 /* Whether the product runs in chunks of rows with B packed whole into
  * g->bwhole, each thread its own column panels (bwhole_run): where B is packed
  * panel by panel and A's K block is over PYNN_GEMM_CHUNK_BYTES_BW (it would
@@ -1817,18 +2095,25 @@ static int GEMM_NAME(bwhole_ok)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
  * 0.95-0.97x.  The tiles, their K blocks and the packed
  * values are those of gemm_run's order: the same bits. */
 static void GEMM_NAME(bwhole_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
-                                  const pynn_team *tm, int amode)
+                                  const pynn_team *tm, int amode, int tri, int prepacked)
 {
     size_t j0, j1;
-    pynn__share(pl->nt, tm, &j0, &j1);
+    if (tri) {
+        /* groups of three panels (two columns of three-vector tiles) */
+        pynn__share((pl->nt + 2) / 3, tm, &j0, &j1);
+        j0 *= 3;
+        j1 = 3 * j1 < pl->nt ? 3 * j1 : pl->nt;
+    } else {
+        pynn__share(pl->nt, tm, &j0, &j1);
+    }
     if (j0 >= j1)
         return;
     const size_t mt = pl->mt, k = g->k, mc = GEMM_NAME(chunk_tiles)(mt);
-    T *bw = (T *)(((uintptr_t)g->bwhole + 63) & ~(uintptr_t)63);
+    T *bw = prepacked ? (T *)g->bpack : (T *)(((uintptr_t)g->bwhole + 63) & ~(uintptr_t)63);
     GEMM_ARGS h = *g; /* (B packed whole: the tiles fetch no next panel) */
     h.bpack = bw;
     h.bpack_nr = NR;
-    for (size_t kb = 0; kb < pl->nkb; kb++) {
+    for (size_t kb = 0; kb < pl->nkb && !prepacked; kb++) {
         size_t p0 = kb * pl->kc, p1 = k - p0 < pl->kc ? k : p0 + pl->kc;
         for (size_t jt = j0; jt < j1; jt++)
             GEMM_NAME(pack_b)(bw + jt * k * NR + p0 * NR, g, jt * NR, p0, p1);
@@ -1843,6 +2128,13 @@ static void GEMM_NAME(bwhole_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *p
                                                         : NULL;
             if (amode == PYNN_APACK_SOLO)
                 GEMM_NAME(pack_a)(g, ib, ie, p0, p1);
+#ifdef GEMM_TRI
+            if (tri) {
+                GEMM_NAME(tri_block)(&h, j0, j1, ib, ie, p0, p1, abase, cr0, cr1,
+                                     bw + j0 * k * NR + p0 * NR, k * NR);
+                continue;
+            }
+#endif
             for (size_t jt = j0; jt < j1; jt++) {
                 const T *bp = bw + jt * k * NR + p0 * NR;
                 for (size_t it = ib; it < ie; it++)
@@ -1898,14 +2190,35 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
     }
     GEMM_NAME(plan_t) pl = GEMM_NAME(plan)(g);
     if (GEMM_NAME(bwhole_ok)(g, &pl, tm, amode)) {
-        GEMM_NAME(bwhole_run)(g, &pl, tm, amode);
+#ifdef GEMM_TRI_WHOLE
+        GEMM_NAME(bwhole_run)(g, &pl, tm, amode, GEMM_NAME(tri_ok)(g, &pl, tm, amode), 0);
+#else
+        GEMM_NAME(bwhole_run)(g, &pl, tm, amode, 0, 0);
+#endif
         return;
     }
+    /* B packed whole already (W for the forward products): the three-vector
+     * tiles where they run, in bwhole_run's order */
+    if (g->bpack && g->bpack_nr == NR && !g->bf16 && pl.packb &&
+        GEMM_NAME(tri_ok)(g, &pl, tm, amode)) {
+        GEMM_NAME(bwhole_run)(g, &pl, tm, amode, 1, 1);
+        return;
+    }
+#ifdef GEMM_TRI
+    /* (room for a group of three panels too, tri_run: K blocks of at most
+     * PYNN_GEMM_KC_MIN, tri_ok) */
+    _Alignas(64) T bp[KC * NR > 3 * PYNN_GEMM_KC_MIN * NR ? KC * NR : 3 * PYNN_GEMM_KC_MIN * NR];
+    if (pl.packb && GEMM_NAME(tri_ok)(g, &pl, tm, amode)) {
+        GEMM_NAME(tri_run)(g, &pl, tm, amode, bp);
+        return;
+    }
+#else
+    _Alignas(64) T bp[KC * NR];
+#endif
     size_t t0, t1;
     pynn__share(pl.tiles, tm, &t0, &t1);
     if (t0 >= t1 && amode != PYNN_APACK_TEAM_BLOCKS)
         return;
-    _Alignas(64) T bp[KC * NR];
     _Alignas(64) T own_a[KC * MR]; /* (PYNN_APACK_TILE) */
 #ifdef AMX_TILES
     AMX_CONFIG(); /* this thread's tile registers, for the whole product */

@@ -24,6 +24,9 @@
 #undef PACK_BT_BLOCK
 #undef GEMM_KC
 #undef GROUP_K_MAX
+#undef GEMM_TRI
+#undef GEMM_TRI_WHOLE
+#undef TRI_W
 #undef PV
 #undef P_LOAD
 #undef P_BCAST

@@ -331,6 +331,68 @@ def test_tall_forward_and_input_gradients_with_w_packed_whole_give_the_same_bits
             assert np.array_equal(other, outs[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
+    """On the AVX-512 paths, with K blocks of at most 256 (a large L1), products
+    whose B is packed run in tiles three vectors wide, two to a group of three
+    column panels (gemm_tile.h: tri_run; bwhole_run for float64's weight
+    gradients with delta packed whole and for W prepacked).  With the L1 taken
+    for 32 KiB (512-deep blocks, the same bits: test above) they run in NR-wide
+    tiles.  Forward products with bias and ReLU (A packed, A in place), weight
+    gradients (with and without the room for delta) and input gradients with
+    the ReLU derivative, on 1, 2 and 3 threads, with a partial last row tile,
+    panels past the last whole group and a partial last panel: the same bits
+    both ways, and numpy's values; so do a fit on 1 and 2 threads and its
+    predictions (W packed whole), a row alone and in the batch."""
+    relu = 3  # (the core's activation code)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+    room = np.empty(1100 * 1100, dtype)
+    r = np.random.default_rng(3)
+    cases = []
+    for kind, m, k, n in [(0, 67, 512, 1100), (0, 300, 700, 600), (0, 33, 1024, 1100),
+                          (1, 600, 300, 1100), (1, 47, 96, 1000), (2, 67, 1100, 512),
+                          (2, 130, 600, 700)]:
+        a = r.standard_normal((m, k) if kind != 1 else (k, m)).astype(dtype)
+        if kind == 0:
+            b = (r.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
+            aux = r.standard_normal(n).astype(dtype)
+            want = np.maximum(a.astype(np.float64) @ b + aux, 0)
+        elif kind == 1:
+            b = r.standard_normal((k, n)).astype(dtype)
+            aux = r.standard_normal(m * n).astype(dtype)
+            want = (a.astype(np.float64).T @ b + 0.5 * aux.reshape(m, n)) / k
+        else:
+            b = r.standard_normal((n, k)).astype(dtype)
+            aux = r.standard_normal(m * n).astype(dtype)
+            want = (a.astype(np.float64) @ b.T) * (aux.reshape(m, n) > 0)
+        cases.append((kind, m, k, n, a, b, aux, want))
+    X, y = _threaded_problem(dtype)
+    runs = []
+    for kib in (64, 32):
+        _core.gemm_l1d_kib(kib)
+        out = []
+        for kind, m, k, n, a, b, aux, want in cases:
+            rooms = (None, np.empty((n + 31) // 32 * 32 * k + 16, dtype)) if kind == 1 else (None,)
+            for bw in rooms:
+                for nt in (1, 2, 3):
+                    c = np.full((m, n), np.nan, dtype)
+                    _core._product_time(kind, c, a, b, aux, room, relu if kind != 1 else 0,
+                                        0.5 if kind == 1 else 0.0, 1, 1, nt, bwhole=bw)
+                    np.testing.assert_allclose(c, want, **tol)
+                    out.append(c)
+        for nt in (1, 2):
+            fit = pynn.MLPClassifier((1100,), batch_size=64, max_iter=1, tol=None,
+                                     random_state=0, dtype=str(np.dtype(dtype)),
+                                     n_threads=nt).fit(X, y)
+            p = fit.predict_proba(X)
+            for i in (0, 9, 300):
+                assert np.array_equal(fit.predict_proba(X[i:i + 1]), p[i:i + 1])
+            out.extend(fit.coefs_ + fit.intercepts_ + [p])
+        runs.append(out)
+    for one, other in zip(*runs):
+        assert np.array_equal(one, other)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_batch_of_many_rows_trains_bitwise_the_same_for_any_thread_count(simd, dtype):
     """Batches of 512 rows: every product of the step has more rows than a
