@@ -7,22 +7,20 @@
 /* ---- float: 8 x 32 tiles, K blocks of PYNN_GEMM_KC (internal.h) ---- */
 #include "gemm_vocab_avx512_f32.h"
 #define GEMM_NAME(x) pynn_##x##_avx512_f32
-/* three-vector tiles (gemm_tile.h) where B is packed panel by panel or
- * prepacked, not in bwhole_run's weight gradients: there, on an Intel Xeon,
- * 1-2% slower in float32 (float64 gains: below) */
-#define GEMM_TRI 1
+/* (no three-vector tiles, gemm_tile.h: on an Intel Xeon a wide float32 fit
+ * ran ~2% faster with them on one core but 5% slower on two threads, and the
+ * weight gradients 1-2% slower) */
 #include "gemm_tile.h"
 #include "gemm_undef.h"
 
-/* ---- double: 8 x 16 tiles ---- */
+/* ---- double: 8 x 16 tiles, and 8 x 24 ---- */
 #define T double
 #define V __m512d
 #define VL 8
 #define MR 8
 #define GEMM_ARGS pynn_gemm_args_f64
 #define GEMM_NAME(x) pynn_##x##_avx512_f64
-#define GEMM_TRI 1       /* three-vector tiles (gemm_tile.h) ... */
-#define GEMM_TRI_WHOLE 1 /* ... in bwhole_run's weight gradients too */
+#define GEMM_TRI 1 /* three-vector tiles (gemm_tile.h) */
 #define MASK_T __mmask8
 #define V_ZERO() _mm512_setzero_pd()
 #define V_LOAD(p) _mm512_loadu_pd(p)

@@ -1803,11 +1803,11 @@ static void GEMM_NAME(chunk_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
  * group (tri_run).  On an Intel Xeon (AVX-512, 48 KiB L1, one core) the wide
  * step's five float64 products ran 4-9% faster (a model of the forward
  * product, B prepacked: 87 -> 97 GFLOP/s, where 12-row and 6 x 4-vector tiles
- * gained nothing), the wide fit 5-9%, prediction 6-8%; float32's forward
- * products and input gradients 2-5%, its weight gradients in bwhole_run 1-2%
- * slower (so not there: GEMM_TRI_WHOLE, float64 only).  Only with K blocks of
- * at most PYNN_GEMM_KC_MIN (a large L1: tri_ok); not measured on a 32 KiB
- * L1, where the groups' 512-deep blocks would not fit.  Columns past the last
+ * gained nothing), the wide fit 5-9% (8% on two threads), prediction 6-8%.
+ * Float64 only (the includer defines GEMM_TRI): float32's wide fit ran ~2%
+ * faster on one core but 5% slower on two threads.  Only with K blocks of at
+ * most PYNN_GEMM_KC_MIN (a large L1: tri_ok); not measured on a 32 KiB L1,
+ * where the groups' 512-deep blocks would not fit.  Columns past the last
  * whole group and a last row tile of fewer than MR rows run as NR-wide tiles.
  * Every element is the same chain of FMAs over the same K blocks, parked in C
  * the same way, with the same epilogue: the same bits. */
@@ -2190,11 +2190,7 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
     }
     GEMM_NAME(plan_t) pl = GEMM_NAME(plan)(g);
     if (GEMM_NAME(bwhole_ok)(g, &pl, tm, amode)) {
-#ifdef GEMM_TRI_WHOLE
         GEMM_NAME(bwhole_run)(g, &pl, tm, amode, GEMM_NAME(tri_ok)(g, &pl, tm, amode), 0);
-#else
-        GEMM_NAME(bwhole_run)(g, &pl, tm, amode, 0, 0);
-#endif
         return;
     }
     /* B packed whole already (W for the forward products): the three-vector

@@ -25,7 +25,6 @@
 #undef GEMM_KC
 #undef GROUP_K_MAX
 #undef GEMM_TRI
-#undef GEMM_TRI_WHOLE
 #undef TRI_W
 #undef PV
 #undef P_LOAD

@@ -333,12 +333,12 @@ def test_tall_forward_and_input_gradients_with_w_packed_whole_give_the_same_bits
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
-    """On the AVX-512 paths, with K blocks of at most 256 (a large L1), products
-    whose B is packed run in tiles three vectors wide, two to a group of three
-    column panels (gemm_tile.h: tri_run; bwhole_run for float64's weight
+    """On the AVX-512 paths, with K blocks of at most 256 (a large L1), float64
+    products whose B is packed run in tiles three vectors wide, two to a group
+    of three column panels (gemm_tile.h: tri_run; bwhole_run for weight
     gradients with delta packed whole and for W prepacked).  With the L1 taken
     for 32 KiB (512-deep blocks, the same bits: test above) they run in NR-wide
-    tiles.  Forward products with bias and ReLU (A packed, A in place), weight
+    tiles (float32: NR-wide either way, the same checks).  Forward products with bias and ReLU (A packed, A in place), weight
     gradients (with and without the room for delta) and input gradients with
     the ReLU derivative, on 1, 2 and 3 threads, with a partial last row tile,
     panels past the last whole group and a partial last panel: the same bits
