@@ -254,6 +254,40 @@ static PYNN_ALWAYS_INLINE void GEMM_NAME(prefetch_row)(const T *p, size_t count)
     PYNN_GEMM_PREFETCH(e);
 }
 
+/* Whether a tile's epilogue reads rows of its own of another matrix (w or
+ * da), after its last K block. */
+static PYNN_ALWAYS_INLINE int GEMM_NAME(epi_reads_rows)(const GEMM_ARGS *g)
+{
+    return g->epi == PYNN_EPI_DACT || g->epi == PYNN_EPI_SGD_W ||
+           (g->epi == PYNN_EPI_SCALE_W && g->wscale != 0);
+}
+
+/* Prefetches those rows: [i0, i0 + rows), columns [j0, j0 + w). */
+static PYNN_ALWAYS_INLINE void GEMM_NAME(prefetch_epi_rows)(const GEMM_ARGS *g, size_t i0,
+                                                            size_t rows, size_t j0, size_t w)
+{
+    for (size_t r = 0; r < rows; r++) {
+        if (g->epi == PYNN_EPI_DACT)
+            GEMM_NAME(prefetch_row)(g->da + (i0 + r) * g->ldda + j0, w);
+        else
+            GEMM_NAME(prefetch_row)(g->w + (i0 + r) * g->ldw + j0, w);
+    }
+}
+
+/* Prefetches the C rows of the tile at (ni, nj), at most width columns: none
+ * past C's last column, nor where C's rows lie closer than a page (the
+ * hardware follows those). */
+static PYNN_ALWAYS_INLINE void GEMM_NAME(prefetch_c_rows)(const GEMM_ARGS *g, size_t ni,
+                                                          size_t nj, size_t width)
+{
+    if (nj >= g->n || (size_t)g->ldc < PYNN_GEMM_ALIAS_BYTES / sizeof(T))
+        return;
+    size_t rows = g->m - ni < MR ? g->m - ni : MR;
+    size_t w = g->n - nj < width ? g->n - nj : width;
+    for (size_t r = 0; r < rows; r++)
+        GEMM_NAME(prefetch_row)(g->c + (ni + r) * g->ldc + nj, w);
+}
+
 /* Fetches, while this tile computes, what the next tiles will read from rows
  * lying a page or more apart, which no hardware prefetcher follows (they do
  * follow rows closer together, and then the hints would only cost time):
@@ -278,16 +312,9 @@ GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, si
     /* (0) this tile's own epilogue operand rows (w or da: one line or two per
      * row, rows apart, which the hardware fetches too late), read right after
      * the K loop */
-    if (p1 == g->k && (g->epi == PYNN_EPI_DACT || g->epi == PYNN_EPI_SGD_W ||
-                       (g->epi == PYNN_EPI_SCALE_W && g->wscale != 0))) {
+    if (p1 == g->k && GEMM_NAME(epi_reads_rows)(g)) {
         size_t rows = g->m - i0 < MR ? g->m - i0 : MR;
-        size_t w = g->n - j0 < NR ? g->n - j0 : NR;
-        for (size_t r = 0; r < rows; r++) {
-            if (g->epi == PYNN_EPI_DACT)
-                GEMM_NAME(prefetch_row)(g->da + (i0 + r) * g->ldda + j0, w);
-            else
-                GEMM_NAME(prefetch_row)(g->w + (i0 + r) * g->ldw + j0, w);
-        }
+        GEMM_NAME(prefetch_epi_rows)(g, i0, rows, j0, g->n - j0 < NR ? g->n - j0 : NR);
         /* ... and the rows of W's packed copy it writes (one run of them) */
         if (g->epi == PYNN_EPI_SGD_W && g->wpack)
             GEMM_NAME(prefetch_row)(g->wpack + j0 * g->m + i0 * NR, rows * NR);
@@ -299,12 +326,8 @@ GEMM_NAME(prefetch_next)(const GEMM_ARGS *g, size_t i0, size_t j0, size_t p0, si
     }
     /* (the grouped order of a shallow B^T, plan(): the next tile is this
      * one's right neighbour, on the lines that follow these) */
-    if (!GEMM_NAME(grouped)(g) && nj < g->n && (size_t)g->ldc >= far) {
-        size_t rows = g->m - ni < MR ? g->m - ni : MR;
-        size_t w = g->n - nj < NR ? g->n - nj : NR;
-        for (size_t r = 0; r < rows; r++)
-            GEMM_NAME(prefetch_row)(g->c + (ni + r) * g->ldc + nj, w);
-    }
+    if (!GEMM_NAME(grouped)(g))
+        GEMM_NAME(prefetch_c_rows)(g, ni, nj, NR);
     /* (not where B comes packed whole, g->bpack: nothing packs the next panel) */
     if (deep && packed && !(g->bpack && g->bpack_nr == NR && !g->bf16) && j0 + NR < g->n &&
         (g->b_trans || (size_t)g->ldb >= far)) {
@@ -1864,19 +1887,11 @@ static PYNN_ALWAYS_INLINE void
 GEMM_NAME(tri_prefetch)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, size_t p1,
                         size_t ni, size_t nc)
 {
-    const size_t far = PYNN_GEMM_ALIAS_BYTES / sizeof(T);
-    if (p1 - p0 < PYNN_GEMM_PREFETCH_MIN_K && (size_t)g->ldc < far)
+    if (p1 - p0 < PYNN_GEMM_PREFETCH_MIN_K && (size_t)g->ldc < PYNN_GEMM_ALIAS_BYTES / sizeof(T))
         return;
-    if (p1 == g->k && (g->epi == PYNN_EPI_DACT || (g->epi == PYNN_EPI_SCALE_W && g->wscale != 0)))
-        for (size_t r = 0; r < MR; r++)
-            GEMM_NAME(prefetch_row)(g->epi == PYNN_EPI_DACT ? g->da + (i0 + r) * g->ldda + c0
-                                                           : g->w + (i0 + r) * g->ldw + c0,
-                                    TRI_W);
-    if (nc < g->n && (size_t)g->ldc >= far) {
-        size_t rows = g->m - ni < MR ? g->m - ni : MR;
-        for (size_t r = 0; r < rows; r++)
-            GEMM_NAME(prefetch_row)(g->c + (ni + r) * g->ldc + nc, TRI_W);
-    }
+    if (p1 == g->k && GEMM_NAME(epi_reads_rows)(g))
+        GEMM_NAME(prefetch_epi_rows)(g, i0, MR, c0, TRI_W);
+    GEMM_NAME(prefetch_c_rows)(g, ni, nc, TRI_W);
 }
 
 /* A tile's sums over one K block, parked in C (c, ldc apart): started from
@@ -2189,14 +2204,14 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
         return;
     }
     GEMM_NAME(plan_t) pl = GEMM_NAME(plan)(g);
+    const int tri = GEMM_NAME(tri_ok)(g, &pl, tm, amode);
     if (GEMM_NAME(bwhole_ok)(g, &pl, tm, amode)) {
-        GEMM_NAME(bwhole_run)(g, &pl, tm, amode, GEMM_NAME(tri_ok)(g, &pl, tm, amode), 0);
+        GEMM_NAME(bwhole_run)(g, &pl, tm, amode, tri, 0);
         return;
     }
     /* B packed whole already (W for the forward products): the three-vector
      * tiles where they run, in bwhole_run's order */
-    if (g->bpack && g->bpack_nr == NR && !g->bf16 && pl.packb &&
-        GEMM_NAME(tri_ok)(g, &pl, tm, amode)) {
+    if (tri && g->bpack && g->bpack_nr == NR) {
         GEMM_NAME(bwhole_run)(g, &pl, tm, amode, 1, 1);
         return;
     }
@@ -2204,7 +2219,7 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
     /* (room for a group of three panels too, tri_run: K blocks of at most
      * PYNN_GEMM_KC_MIN, tri_ok) */
     _Alignas(64) T bp[KC * NR > 3 * PYNN_GEMM_KC_MIN * NR ? KC * NR : 3 * PYNN_GEMM_KC_MIN * NR];
-    if (pl.packb && GEMM_NAME(tri_ok)(g, &pl, tm, amode)) {
+    if (tri && pl.packb) {
         GEMM_NAME(tri_run)(g, &pl, tm, amode, bp);
         return;
     }
