@@ -343,7 +343,8 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
     the ReLU derivative, on 1, 2 and 3 threads, with a partial last row tile,
     panels past the last whole group and a partial last panel: the same bits
     both ways, and numpy's values; so do a fit on 1 and 2 threads and its
-    predictions (W packed whole), a row alone and in the batch."""
+    predictions (W packed whole), a row alone and in the batch, and fits by
+    plain gradient descent, which the weight gradients' tiles apply."""
     relu = 3  # (the core's activation code)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
     room = np.empty(1100 * 1100, dtype)
@@ -388,6 +389,16 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
             for i in (0, 9, 300):
                 assert np.array_equal(fit.predict_proba(X[i:i + 1]), p[i:i + 1])
             out.extend(fit.coefs_ + fit.intercepts_ + [p])
+            # plain gradient descent fused into the weight gradients (W under
+            # 2 MiB), with the L2 term: batches of 64 rows (one K block: the
+            # sums parked on the stack) and of 300 (two: parked in C), and
+            # the packed copy of W the epilogue keeps for the forward products
+            for batch in (64, 300):
+                sgd = pynn.MLPClassifier((400, 200), solver="sgd", momentum=0.0, alpha=1e-3,
+                                         batch_size=batch, max_iter=2, tol=None,
+                                         shuffle=False, random_state=0,
+                                         dtype=str(np.dtype(dtype)), n_threads=nt).fit(X, y)
+                out.extend(sgd.coefs_ + sgd.intercepts_ + [sgd.predict_proba(X)])
         runs.append(out)
     for one, other in zip(*runs):
         assert np.array_equal(one, other)
