@@ -4,12 +4,10 @@
 #include "internal.h"
 #include "transpose_avx.h"
 
-/* ---- float: 8 x 32 tiles, K blocks of PYNN_GEMM_KC (internal.h) ---- */
+/* ---- float: 8 x 32 tiles, and 8 x 48; K blocks of PYNN_GEMM_KC (internal.h) ---- */
 #include "gemm_vocab_avx512_f32.h"
 #define GEMM_NAME(x) pynn_##x##_avx512_f32
-/* (no three-vector tiles, gemm_tile.h: on an Intel Xeon a wide float32 fit
- * ran ~2% faster with them on one core but 5% slower on two threads, and the
- * weight gradients 1-2% slower) */
+#define GEMM_TRI 1 /* three-vector tiles (gemm_tile.h) */
 #include "gemm_tile.h"
 #include "gemm_undef.h"
 

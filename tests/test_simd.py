@@ -333,14 +333,15 @@ def test_tall_forward_and_input_gradients_with_w_packed_whole_give_the_same_bits
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
-    """On the AVX-512 paths, with K blocks of at most 256 (a large L1), float64
-    products whose B is packed run in tiles three vectors wide, two to a group
-    of three column panels (gemm_tile.h: tri_run; bwhole_run for weight
-    gradients with delta packed whole and for W prepacked).  With the L1 taken
-    for 32 KiB (512-deep blocks, the same bits: test above) they run in NR-wide
-    tiles (float32: NR-wide either way, the same checks).  Forward products with bias and ReLU (A packed, A in place), weight
+    """On the AVX-512 paths, with K blocks of at most 256 (a large L1), products
+    whose B is packed run in tiles three vectors wide, two to a group of three
+    column panels (gemm_tile.h: tri_run; bwhole_run for weight gradients with
+    delta packed whole and for W prepacked).  With the L1 taken for 32 KiB
+    (512-deep blocks, the same bits: test above) they run in NR-wide tiles.
+    Forward products with bias and ReLU (A packed, A in place), weight
     gradients (with and without the room for delta) and input gradients with
-    the ReLU derivative, on 1, 2 and 3 threads, with a partial last row tile,
+    the ReLU derivative, on 1, 2 and 3 threads (some of which share a group's
+    two columns), with a partial last row tile,
     panels past the last whole group and a partial last panel: the same bits
     both ways, and numpy's values; so do a fit on 1 and 2 threads and its
     predictions (W packed whole), a row alone and in the batch, and fits by
@@ -351,8 +352,8 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
     r = np.random.default_rng(3)
     cases = []
     for kind, m, k, n in [(0, 67, 512, 1100), (0, 300, 700, 600), (0, 33, 1024, 1100),
-                          (1, 600, 300, 1100), (1, 47, 96, 1000), (2, 67, 1100, 512),
-                          (2, 130, 600, 700)]:
+                          (0, 67, 300, 1024), (1, 600, 300, 1100), (1, 300, 256, 1024),
+                          (1, 47, 96, 1000), (2, 67, 1100, 512), (2, 130, 600, 700)]:
         a = r.standard_normal((m, k) if kind != 1 else (k, m)).astype(dtype)
         if kind == 0:
             b = (r.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
@@ -368,6 +369,8 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
             want = (a.astype(np.float64) @ b.T) * (aux.reshape(m, n) > 0)
         cases.append((kind, m, k, n, a, b, aux, want))
     X, y = _threaded_problem(dtype)
+    # (a fused layer under 2 MiB whose units two threads share unevenly)
+    wide = 1024 if dtype == np.float32 else 600
     runs = []
     for kib in (64, 32):
         _core.gemm_l1d_kib(kib)
@@ -394,7 +397,7 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
             # sums parked on the stack) and of 300 (two: parked in C), and
             # the packed copy of W the epilogue keeps for the forward products
             for batch in (64, 300):
-                sgd = pynn.MLPClassifier((400, 200), solver="sgd", momentum=0.0, alpha=1e-3,
+                sgd = pynn.MLPClassifier((wide, 200), solver="sgd", momentum=0.0, alpha=1e-3,
                                          batch_size=batch, max_iter=2, tol=None,
                                          shuffle=False, random_state=0,
                                          dtype=str(np.dtype(dtype)), n_threads=nt).fit(X, y)
