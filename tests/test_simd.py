@@ -341,8 +341,8 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
     Forward products with bias and ReLU (A packed, A in place), weight
     gradients (with and without the room for delta) and input gradients with
     the ReLU derivative, on 1, 2 and 3 threads (some of which share a group's
-    two columns), with a partial last row tile,
-    panels past the last whole group and a partial last panel: the same bits
+    two columns; a 256-wide one on a thread alone), with a partial last row
+    tile, panels past the last whole group and a partial last panel: the same bits
     both ways, and numpy's values; so do a fit on 1 and 2 threads and its
     predictions (W packed whole), a row alone and in the batch, and fits by
     plain gradient descent, which the weight gradients' tiles apply."""
@@ -352,8 +352,9 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
     r = np.random.default_rng(3)
     cases = []
     for kind, m, k, n in [(0, 67, 512, 1100), (0, 300, 700, 600), (0, 33, 1024, 1100),
-                          (0, 67, 300, 1024), (1, 600, 300, 1100), (1, 300, 256, 1024),
-                          (1, 47, 96, 1000), (2, 67, 1100, 512), (2, 130, 600, 700)]:
+                          (0, 67, 300, 1024), (0, 130, 300, 256), (1, 600, 300, 1100),
+                          (1, 300, 256, 1024), (1, 47, 96, 1000), (2, 67, 1100, 512),
+                          (2, 130, 600, 700)]:
         a = r.standard_normal((m, k) if kind != 1 else (k, m)).astype(dtype)
         if kind == 0:
             b = (r.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
