@@ -2264,11 +2264,11 @@ static void GEMM_NAME(bwhole_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *p
 {
     /* j0, j1: the panels this thread packs into bw (and runs: NR-wide tiles) */
     size_t j0, j1;
+#ifdef GEMM_TRI
     /* tri: this thread's units [u0, u1), of which [ua, ub) read bw: a group
      * whose other column another thread runs is packed into buf instead, by
      * each of the two (tri_packed_units), as no two threads write a panel */
     size_t u0 = 0, u1 = 0, ua = 0, ub = 0;
-#ifdef GEMM_TRI
     if (tri) {
         const size_t nw = g->n / NR / 3;
         pynn__share(GEMM_NAME(tri_units)(g, pl->nt), tm, &u0, &u1);
@@ -2281,6 +2281,9 @@ static void GEMM_NAME(bwhole_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *p
         if (u0 >= u1)
             return;
     } else
+#else
+    (void)tri; /* (no three-vector tiles in this instance) */
+    (void)buf;
 #endif
     {
         pynn__share(pl->nt, tm, &j0, &j1);
@@ -2317,12 +2320,6 @@ static void GEMM_NAME(bwhole_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *p
                                             buf);
                 continue;
             }
-#else
-            (void)buf;
-            (void)u0;
-            (void)u1;
-            (void)ua;
-            (void)ub;
 #endif
             for (size_t jt = j0; jt < j1; jt++) {
                 const T *bp = bw + jt * k * NR + p0 * NR;
