@@ -1828,7 +1828,7 @@ static void GEMM_NAME(chunk_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
  * product, B prepacked: 87 -> 97 GFLOP/s, where 12-row and 6 x 4-vector tiles
  * gained nothing), the wide fit 5-9% (8% on two threads), prediction 6-8%;
  * float32 (8 x 48 tiles), the five products 1-4%, the wide fit 4% on one
- * core, 1% on two threads (the team shares the groups' columns: tri_units).
+ * core, 1% on two threads (tri_groups: how a team shares them).
  * Where the includer defines GEMM_TRI (AVX-512's float and double; AVX2's 16
  * registers have no room for 24 sums).  Only with K blocks of at
  * most PYNN_GEMM_KC_MIN (a large L1: tri_ok); not measured on a 32 KiB L1,
@@ -2080,8 +2080,8 @@ GEMM_NAME(tri_tile)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, size_t 
 /* Whether a product whose B is packed runs in three-vector tiles: float
  * products (not bfloat16's), K blocks of at most PYNN_GEMM_KC_MIN, at least
  * one whole group and row tile, A packed or row-major, and four groups or
- * more a thread of a team (which shares the groups' columns, not the tiles:
- * tri_units), two for a thread alone (a 256-wide float32 layer's: prediction
+ * more a thread of a team (which shares the column panels, each thread's
+ * forming groups of their own: tri_groups), two for a thread alone (a 256-wide float32 layer's: prediction
  * of mnist-like 3.7% faster, its fit 2%, on an Intel Xeon; float64's 128-wide
  * ones within +-1%). */
 static int GEMM_NAME(tri_ok)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
@@ -2095,55 +2095,37 @@ static int GEMM_NAME(tri_ok)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
     return (pl->nt + 2) / 3 >= (tm->size == 1 ? 2 : 4 * (size_t)tm->size);
 }
 
-/* The work of the three-vector tiles comes in units a team shares: the two
- * columns of each whole group of three panels (t = 0: panel jg and the lower
- * half of jg + 1; t = 1: the upper half of jg + 1 and panel jg + 2) and, last,
- * the panels past the last whole group (NR-wide tiles).  Shared by groups, two
- * threads over a float32 1024-wide layer's 11 groups took 6 and 5 (a wide fit
- * 9% slower than in NR-wide tiles); by columns, 11 units each.  The units of
- * a product of nt panels: */
-static inline size_t GEMM_NAME(tri_units)(const GEMM_ARGS *g, size_t nt)
+/* A thread's run of column panels [j0, j1) (the team shares the panels, as
+ * the NR-wide tiles do) forms groups of three from its first panel on: the
+ * whole groups among its full panels, and after them the panels left over
+ * (NR-wide tiles).  Shared by groups of three panels fixed across the team,
+ * two threads over a float32 1024-wide layer's 11 groups took 6 and 5 (a wide
+ * fit 9% slower than in NR-wide tiles); by the groups' two columns, 11 and 10
+ * of 21 (528 and 496 columns); by panels, 16 each, each thread's five groups
+ * and one panel left over.  The whole groups of [j0, j1): */
+static inline size_t GEMM_NAME(tri_groups)(const GEMM_ARGS *g, size_t j0, size_t j1)
 {
-    size_t nw = g->n / NR / 3; /* whole groups */
-    return 2 * nw + (3 * nw < nt);
+    const size_t nf = g->n / NR, e = j1 < nf ? j1 : nf; /* (full panels) */
+    return e > j0 ? (e - j0) / 3 : 0;
 }
 
-/* The panels [*j0, *j1) that units [u0, u1) (within one group, or the last
- * unit) read; *jg: their group's first panel. */
-static inline void GEMM_NAME(tri_panels)(const GEMM_ARGS *g, size_t nt, size_t u0, size_t u1,
-                                         size_t *jg, size_t *j0, size_t *j1)
-{
-    size_t nw = g->n / NR / 3;
-    if (u0 >= 2 * nw) {
-        *jg = *j0 = 3 * nw;
-        *j1 = nt;
-        return;
-    }
-    *jg = 3 * (u0 / 2);
-    *j0 = *jg + u0 % 2;              /* (t = 1 alone: from jg + 1) */
-    *j1 = *jg + 2 + (u1 - 1) % 2;    /* (t = 0 alone: to jg + 1) */
-}
-
-/* Units [u0, u1), row tiles [ib, ie), over the K block [p0, p1); panel jt of
- * B packed at bb + (jt - jb) ps (its block).  A column's row tiles of MR rows
- * run as three-vector tiles; a short last row tile, as NR-wide tiles: panels
- * jg and jg + 1 with the first column, jg + 2 with the second. */
-static void GEMM_NAME(tri_block)(const GEMM_ARGS *g, size_t u0, size_t u1, size_t jb, size_t ib,
+/* Panels [j0, j1), row tiles [ib, ie), over the K block [p0, p1); panel jt
+ * of B packed at bb + (jt - jb) ps (its block).  A group's two columns (t =
+ * 0: panel jg and the lower half of jg + 1; t = 1: the upper half of jg + 1
+ * and panel jg + 2) run column by column, a column's row tiles of MR rows as
+ * three-vector tiles, a short last row tile as NR-wide tiles (panels jg and
+ * jg + 1 with the first column, jg + 2 with the second); the panels past the
+ * last whole group, as NR-wide tiles. */
+static void GEMM_NAME(tri_block)(const GEMM_ARGS *g, size_t j0, size_t j1, size_t jb, size_t ib,
                                  size_t ie, size_t p0, size_t p1, const T *abase, size_t cr0,
                                  size_t cr1, const T *bb, size_t ps)
 {
-    const size_t nw = g->n / NR / 3, nt = (g->n + NR - 1) / NR, kc = p1 - p0;
+    const size_t nw = GEMM_NAME(tri_groups)(g, j0, j1), kc = p1 - p0;
 #define TRI_B(jt) (bb + ((jt) - jb) * ps)
     const size_t ief = ie * MR > g->m ? ie - 1 : ie; /* the row tiles of MR rows */
     const int pf = g->a_next && g->a_cs == 1;
-    for (size_t u = u0; u < u1; u++) {
-        if (u >= 2 * nw) {
-            for (size_t jt = 3 * nw; jt < nt; jt++)
-                for (size_t it = ib; it < ie; it++)
-                    GEMM_NAME(tile_at)(g, it, jt, p0, p1, TRI_B(jt), abase, NULL, cr0, cr1);
-            break;
-        }
-        const size_t jg = 3 * (u / 2), t = u % 2, c0 = jg * NR + t * TRI_W;
+    for (size_t u = 0; u < 2 * nw; u++) {
+        const size_t jg = j0 + 3 * (u / 2), t = u % 2, c0 = jg * NR + t * TRI_W;
         const T *b = t == 0 ? TRI_B(jg) : TRI_B(jg + 1) + VL;
         const ptrdiff_t o1 = t == 0 ? VL : (ptrdiff_t)ps - VL, o2 = (ptrdiff_t)ps;
         for (size_t it = ib; it < ief; it++) {
@@ -2164,54 +2146,48 @@ static void GEMM_NAME(tri_block)(const GEMM_ARGS *g, size_t u0, size_t u1, size_
             for (size_t jt = jg + 2 * t; jt < jg + 2 + t; jt++)
                 GEMM_NAME(tile_at)(g, it, jt, p0, p1, TRI_B(jt), abase, NULL, cr0, cr1);
     }
+    for (size_t jt = j0 + 3 * nw; jt < j1; jt++)
+        for (size_t it = ib; it < ie; it++)
+            GEMM_NAME(tile_at)(g, it, jt, p0, p1, TRI_B(jt), abase, NULL, cr0, cr1);
 #undef TRI_B
-}
-
-/* Units [u0, u1) (a run of them, or none) over one K block and chunk of row
- * tiles, B packed group by group into buf (3 kc NR) as each group's units
- * read it. */
-static void GEMM_NAME(tri_packed_units)(const GEMM_ARGS *g, size_t nt, size_t u0, size_t u1,
-                                        size_t ib, size_t ie, size_t p0, size_t p1,
-                                        const T *abase, size_t cr0, size_t cr1, T *buf)
-{
-    const size_t nw = g->n / NR / 3, kc = p1 - p0;
-    for (size_t u = u0, ue; u < u1; u = ue) {
-        /* (this group's units, or the last unit) */
-        ue = u >= 2 * nw ? u1 : (u / 2 + 1) * 2 < u1 ? (u / 2 + 1) * 2 : u1;
-        size_t jg, j0, j1;
-        GEMM_NAME(tri_panels)(g, nt, u, ue, &jg, &j0, &j1);
-        for (size_t jt = j0; jt < j1; jt++)
-            GEMM_NAME(pack_b)(buf + (jt - jg) * kc * NR, g, jt * NR, p0, p1);
-        GEMM_NAME(tri_block)(g, u, ue, jg, ib, ie, p0, p1, abase, cr0, cr1, buf, kc * NR);
-    }
 }
 
 /* The product in three-vector tiles where B is packed panel by panel (a
  * batch's forward product, an input gradient): each thread takes a run of
- * units, and for each chunk of rows and K block packs a group's panels
- * together into buf (3 kc NR) and runs its tiles (tri_packed_units).  On an
- * Intel Xeon (one core, float64) a model of the forward product of a
- * 1024-wide layer ran 88 -> 92-94 GFLOP/s.  The same tiles, K blocks and
- * packed values as gemm_run's order: the same bits. */
+ * the panels, and for each chunk of rows and K block packs its groups' three
+ * panels together into buf (3 kc NR), group by group, and runs their tiles,
+ * then the panels left over, the same way.  On an Intel Xeon (one core,
+ * float64) a model of the forward product of a 1024-wide layer ran 88 ->
+ * 92-94 GFLOP/s.  The same tiles, K blocks and packed values as gemm_run's
+ * order: the same bits. */
 static void GEMM_NAME(tri_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
                                const pynn_team *tm, int amode, T *buf)
 {
-    size_t u0, u1;
-    pynn__share(GEMM_NAME(tri_units)(g, pl->nt), tm, &u0, &u1);
-    if (u0 >= u1)
+    size_t j0, j1;
+    pynn__share(pl->nt, tm, &j0, &j1);
+    if (j0 >= j1)
         return;
     const size_t mt = pl->mt, k = g->k, mc = pl->mc;
+    const size_t je = j0 + 3 * GEMM_NAME(tri_groups)(g, j0, j1); /* (the groups' end) */
     for (size_t ib = 0; ib < mt; ib += mc) {
         size_t ie = mt - ib < mc ? mt : ib + mc;
         size_t cr0 = ib * MR, cr1 = ie == mt ? g->m : ie * MR;
         for (size_t kb = 0; kb < pl->nkb; kb++) {
-            size_t p0 = kb * pl->kc, p1 = k - p0 < pl->kc ? k : p0 + pl->kc;
+            size_t p0 = kb * pl->kc, p1 = k - p0 < pl->kc ? k : p0 + pl->kc, kc = p1 - p0;
             const T *abase = amode == PYNN_APACK_SOLO   ? g->apack
                              : amode == PYNN_APACK_TEAM ? g->apack + kb * mt * MR * pl->kc
                                                         : NULL;
             if (amode == PYNN_APACK_SOLO)
                 GEMM_NAME(pack_a)(g, ib, ie, p0, p1);
-            GEMM_NAME(tri_packed_units)(g, pl->nt, u0, u1, ib, ie, p0, p1, abase, cr0, cr1, buf);
+            /* (a group, or the panels left over: at most two full ones and a
+             * partial last one) */
+            for (size_t jg = j0, jn; jg < j1; jg = jn) {
+                jn = jg < je ? jg + 3 : j1;
+                for (size_t jt = jg; jt < jn; jt++)
+                    GEMM_NAME(pack_b)(buf + (jt - jg) * kc * NR, g, jt * NR, p0, p1);
+                GEMM_NAME(tri_block)(g, jg, jn, jg, ib, ie, p0, p1, abase, cr0, cr1, buf,
+                                     kc * NR);
+            }
         }
     }
 }
@@ -2260,36 +2236,16 @@ static int GEMM_NAME(bwhole_ok)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
  * 0.95-0.97x.  The tiles, their K blocks and the packed
  * values are those of gemm_run's order: the same bits. */
 static void GEMM_NAME(bwhole_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
-                                  const pynn_team *tm, int amode, int tri, int prepacked, T *buf)
+                                  const pynn_team *tm, int amode, int tri, int prepacked)
 {
-    /* j0, j1: the panels this thread packs into bw (and runs: NR-wide tiles) */
+    /* j0, j1: the panels this thread packs into bw and runs */
     size_t j0, j1;
-#ifdef GEMM_TRI
-    /* tri: this thread's units [u0, u1), of which [ua, ub) read bw: a group
-     * whose other column another thread runs is packed into buf instead, by
-     * each of the two (tri_packed_units), as no two threads write a panel */
-    size_t u0 = 0, u1 = 0, ua = 0, ub = 0;
-    if (tri) {
-        const size_t nw = g->n / NR / 3;
-        pynn__share(GEMM_NAME(tri_units)(g, pl->nt), tm, &u0, &u1);
-        ua = prepacked ? u0 : u0 + u0 % 2;
-        ub = prepacked || !(u1 % 2 && u1 - 1 < 2 * nw) ? u1 : u1 - 1;
-        if (ua > ub)
-            ua = ub;
-        j0 = ua >= 2 * nw ? 3 * nw : 3 * (ua / 2);
-        j1 = ub > 2 * nw ? pl->nt : 3 * (ub / 2);
-        if (u0 >= u1)
-            return;
-    } else
-#else
+#ifndef GEMM_TRI
     (void)tri; /* (no three-vector tiles in this instance) */
-    (void)buf;
 #endif
-    {
-        pynn__share(pl->nt, tm, &j0, &j1);
-        if (j0 >= j1)
-            return;
-    }
+    pynn__share(pl->nt, tm, &j0, &j1);
+    if (j0 >= j1)
+        return;
     const size_t mt = pl->mt, k = g->k, mc = GEMM_NAME(chunk_tiles)(mt);
     T *bw = prepacked ? (T *)g->bpack : (T *)(((uintptr_t)g->bwhole + 63) & ~(uintptr_t)63);
     GEMM_ARGS h = *g; /* (B packed whole: the tiles fetch no next panel) */
@@ -2312,12 +2268,8 @@ static void GEMM_NAME(bwhole_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *p
                 GEMM_NAME(pack_a)(g, ib, ie, p0, p1);
 #ifdef GEMM_TRI
             if (tri) {
-                GEMM_NAME(tri_packed_units)(g, pl->nt, u0, ua, ib, ie, p0, p1, abase, cr0, cr1,
-                                            buf);
-                GEMM_NAME(tri_block)(&h, ua, ub, 0, ib, ie, p0, p1, abase, cr0, cr1,
+                GEMM_NAME(tri_block)(&h, j0, j1, 0, ib, ie, p0, p1, abase, cr0, cr1,
                                      bw + p0 * NR, k * NR);
-                GEMM_NAME(tri_packed_units)(g, pl->nt, ub, u1, ib, ie, p0, p1, abase, cr0, cr1,
-                                            buf);
                 continue;
             }
 #endif
@@ -2377,20 +2329,20 @@ void GEMM_NAME(gemm_run)(const GEMM_ARGS *g, const pynn_team *tm, int amode)
     GEMM_NAME(plan_t) pl = GEMM_NAME(plan)(g);
     const int tri = GEMM_NAME(tri_ok)(g, &pl, tm, amode);
 #ifdef GEMM_TRI
-    /* (room for a group of three panels too, tri_packed_units: K blocks of at
+    /* (room for a group of three panels too, tri_run: K blocks of at
      * most PYNN_GEMM_KC_MIN, tri_ok) */
     _Alignas(64) T bp[KC * NR > 3 * PYNN_GEMM_KC_MIN * NR ? KC * NR : 3 * PYNN_GEMM_KC_MIN * NR];
 #else
     _Alignas(64) T bp[KC * NR];
 #endif
     if (GEMM_NAME(bwhole_ok)(g, &pl, tm, amode)) {
-        GEMM_NAME(bwhole_run)(g, &pl, tm, amode, tri, 0, bp);
+        GEMM_NAME(bwhole_run)(g, &pl, tm, amode, tri, 0);
         return;
     }
     /* B packed whole already (W for the forward products): the three-vector
      * tiles where they run, in bwhole_run's order */
     if (tri && g->bpack && g->bpack_nr == NR) {
-        GEMM_NAME(bwhole_run)(g, &pl, tm, amode, 1, 1, bp);
+        GEMM_NAME(bwhole_run)(g, &pl, tm, amode, 1, 1);
         return;
     }
 #ifdef GEMM_TRI

@@ -340,8 +340,9 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
     (512-deep blocks, the same bits: test above) they run in NR-wide tiles.
     Forward products with bias and ReLU (A packed, A in place), weight
     gradients (with and without the room for delta) and input gradients with
-    the ReLU derivative, on 1, 2 and 3 threads (some of which share a group's
-    two columns; a 256-wide one on a thread alone), with a partial last row
+    the ReLU derivative, on 1, 2 and 3 threads (each thread's run of panels
+    forms groups of its own, with panels left over, a partial one among them
+    on the last thread; a 256-wide one on a thread alone), with a partial last row
     tile, panels past the last whole group and a partial last panel: the same bits
     both ways, and numpy's values; so do a fit on 1 and 2 threads and its
     predictions (W packed whole), a row alone and in the batch, and fits by
@@ -370,7 +371,7 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
             want = (a.astype(np.float64) @ b.T) * (aux.reshape(m, n) > 0)
         cases.append((kind, m, k, n, a, b, aux, want))
     X, y = _threaded_problem(dtype)
-    # (a fused layer under 2 MiB whose units two threads share unevenly)
+    # (a fused layer under 2 MiB, its panels shared by two threads)
     wide = 1024 if dtype == np.float32 else 600
     runs = []
     for kib in (64, 32):
