@@ -275,7 +275,7 @@ int pynn__dense_fwd_packs_w(size_t n, size_t n_in, size_t n_out)
 void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                      const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
                      pynn_activation dact, const pynn_apack *ap, T *wroom, int wmode,
-                     const pynn_sgd_fused *sgd, const pynn_team *tm)
+                     const pynn_sgd_fused *sgd, pynn_sgd_bg *bg, const pynn_team *tm)
 {
     T inv_n = (T)(1.0 / (double)n);
     pynn_gemm_args g;
@@ -313,7 +313,10 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
         if (tm->size > 1)
             pynn__sync(tm);
     }
+    g.bg = bg;
     pynn__gemm_run(&g, tm, gmode);
+    if (bg)
+        pynn__sgd_bg_finish(bg);
 
     /* db by columns, each summed over the rows in order */
     size_t j0, j1;
@@ -330,6 +333,21 @@ void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W
 
     if (dx && !sgd)
         pynn__gemm_run(&h, tm, hmode);
+}
+
+/* What a product left of an update in slices (pynn_gemm_args.bg), element by
+ * element as the optimizer's pass (optim.c: sgd_seg) does it. */
+void pynn__sgd_bg_finish(pynn_sgd_bg *bg)
+{
+    T *w = bg->w, *v = bg->v, lr = bg->lr;
+    const T *g = bg->g;
+    for (size_t i = bg->pos; i < bg->end; i++) {
+        T x = -(lr * g[i]);
+        w[i] += x;
+        if (v)
+            v[i] = x;
+    }
+    bg->pos = bg->end;
 }
 
 /* dW = x^T delta / n + alpha W / n,  db = sum_k delta_k / n,  dx = delta W^T
@@ -354,13 +372,13 @@ pynn_status pynn_dense_backward(T *dx, T *dW, T *db, const T *delta, const T *x,
         {
             pynn_team tm = pynn__team_me(&bar);
             pynn__dense_bwd(dx, dW, db, delta, x, W, NULL, n, n_in, n_out, alpha,
-                            PYNN_ACT_IDENTITY, NULL, NULL, -1, NULL, &tm);
+                            PYNN_ACT_IDENTITY, NULL, NULL, -1, NULL, NULL, &tm);
         }
         return PYNN_OK;
     }
 #endif
     pynn_team solo = pynn__solo();
     pynn__dense_bwd(dx, dW, db, delta, x, W, NULL, n, n_in, n_out, alpha, PYNN_ACT_IDENTITY,
-                    NULL, NULL, -1, NULL, &solo);
+                    NULL, NULL, -1, NULL, NULL, &solo);
     return PYNN_OK;
 }

@@ -1906,10 +1906,13 @@ GEMM_NAME(tri_k)(const int mode, V *x, V *y, V *z, const T *a, ptrdiff_t ars, co
     const ptrdiff_t s = ars * (ptrdiff_t)sizeof(T), s3 = 3 * s;
     const char *a0 = (const char *)a, *a4 = a0 + 4 * s;
     size_t p = 0;
-    if (pf->p) {
-        const char *row = pf->p;
-        const size_t lines = pf->lines, end = pf->end;
-        for (size_t r = 0; r < pf->rows; r++, row += pf->ld) {
+    /* (two sets of hints, one after the other: tri_prefetch) */
+    for (int set = 0; set < 2; set++) {
+        if (!pf[set].p)
+            continue;
+        const char *row = pf[set].p;
+        const size_t lines = pf[set].lines, end = pf[set].end;
+        for (size_t r = 0; r < pf[set].rows; r++, row += pf[set].ld) {
             for (size_t l = 0; l < lines; l++) {
                 const size_t off = l * PYNN_GEMM_LINE;
                 PYNN_GEMM_PREFETCH(row + (off < end && l + 1 < lines ? off : end));
@@ -1917,7 +1920,7 @@ GEMM_NAME(tri_k)(const int mode, V *x, V *y, V *z, const T *a, ptrdiff_t ars, co
                     GEMM_NAME(tri_step)(mode, x, y, z, &a, &a0, &a4, s, s3, &b, o1, o2);
             }
         }
-        p = pf->rows * lines * TRI_PF_GAP;
+        p += pf[set].rows * lines * TRI_PF_GAP;
     }
     KUNROLL_PRAGMA(PYNN_GEMM_K_UNROLL)
     for (; p < k; p++)
@@ -1932,8 +1935,8 @@ GEMM_NAME(tri_k)(const int mode, V *x, V *y, V *z, const T *a, ptrdiff_t ars, co
  * sums parked on the stack: tri_tile), this tile's W rows.  No result
  * changes. */
 static PYNN_ALWAYS_INLINE void
-GEMM_NAME(tri_prefetch)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, size_t p1,
-                        size_t ni, size_t nc, GEMM_NAME(pf_t) *pf)
+GEMM_NAME(tri_prefetch_c)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, size_t p1,
+                          size_t ni, size_t nc, GEMM_NAME(pf_t) *pf)
 {
     pf->p = NULL;
     if (p1 - p0 < PYNN_GEMM_PREFETCH_MIN_K && (size_t)g->ldc < PYNN_GEMM_ALIAS_BYTES / sizeof(T))
@@ -1958,6 +1961,66 @@ GEMM_NAME(tri_prefetch)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, siz
         for (size_t r = 0; r < rows; r++)
             GEMM_NAME(prefetch_row)(rows0 + r * ld, w);
     }
+}
+
+/* An update in slices (pynn_gemm_args.bg) runs this many bytes of W after
+ * each three-vector tile (tri_tile), its W and gradient fetched by the
+ * tile's K loop. */
+#define TRI_BG_BYTES 2048
+
+/* Whether a slice of an update is due after this tile: not where the update
+ * writes a velocity too (a call's last step: a third stream, left to the
+ * caller's pass after the product, pynn__sgd_bg_finish). */
+static PYNN_ALWAYS_INLINE int GEMM_NAME(bg_due)(const GEMM_ARGS *g)
+{
+    return g->bg && !g->bg->v && g->bg->pos < g->bg->end;
+}
+
+/* The hints a tile's K loop carries: pf[0], tri_prefetch_c's; pf[1], the
+ * next slice of an update in slices (its W and gradient: two rows), where
+ * the loop has room left for them, else fetched here. */
+static PYNN_ALWAYS_INLINE void
+GEMM_NAME(tri_prefetch)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, size_t p1,
+                        size_t ni, size_t nc, GEMM_NAME(pf_t) *pf)
+{
+    GEMM_NAME(tri_prefetch_c)(g, i0, c0, p0, p1, ni, nc, &pf[0]);
+    pf[1].p = NULL;
+    if (!GEMM_NAME(bg_due)(g))
+        return;
+    const size_t pos = g->bg->pos, left = g->bg->end - pos;
+    const size_t w = left < TRI_BG_BYTES / sizeof(T) ? left : TRI_BG_BYTES / sizeof(T);
+    const T *wr = g->bg->w + pos, *gr = g->bg->g + pos;
+    const ptrdiff_t ld = ((intptr_t)gr - (intptr_t)wr) / (ptrdiff_t)sizeof(T);
+    const size_t used = pf[0].p ? pf[0].rows * pf[0].lines * TRI_PF_GAP : 0;
+    if (!GEMM_NAME(pf_set)(&pf[1], wr, ld, 2, w, p1 - p0 - used)) {
+        GEMM_NAME(prefetch_row)(wr, w);
+        GEMM_NAME(prefetch_row)(gr, w);
+    }
+}
+
+/* The next slice of the update in slices: w += -(lr g) (v = -(lr g) where
+ * v), the optimizer's arithmetic (optim.c: sgd_seg) a vector at a time. */
+static PYNN_NOINLINE void GEMM_NAME(bg_slice)(const GEMM_ARGS *ga)
+{
+    PYNN_SGD_BG_TYPE(T) *bg = ga->bg;
+    size_t i = bg->pos;
+    const size_t e = bg->end - i < TRI_BG_BYTES / sizeof(T) ? bg->end : i + TRI_BG_BYTES / sizeof(T);
+    T *w = bg->w, *v = bg->v;
+    const T *g = bg->g;
+    const V nlr = V_SET1(-bg->lr);
+    for (; i + VL <= e; i += VL) {
+        V x = V_MUL(nlr, V_LOAD(g + i));
+        V_STORE(w + i, V_ADD(V_LOAD(w + i), x));
+        if (v)
+            V_STORE(v + i, x);
+    }
+    for (; i < e; i++) {
+        T x = -(bg->lr * g[i]);
+        w[i] += x;
+        if (v)
+            v[i] = x;
+    }
+    bg->pos = e;
 }
 
 /* A tile's sums over one K block, parked in C (c, ldc apart): started from
@@ -2057,13 +2120,15 @@ GEMM_NAME(tri_tile)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, size_t 
     const int sgd = g->epi == PYNN_EPI_SGD_W, alone = sgd && p0 == 0 && p1 == g->k;
     T *c = alone ? own : g->c + i0 * g->ldc + c0;
     const size_t ldc = alone ? TRI_W : (size_t)g->ldc;
-    GEMM_NAME(pf_t) pf;
-    GEMM_NAME(tri_prefetch)(g, i0, c0, p0, p1, ni, nc, &pf);
+    GEMM_NAME(pf_t) pf[2];
+    GEMM_NAME(tri_prefetch)(g, i0, c0, p0, p1, ni, nc, pf);
     if (ap)
-        GEMM_NAME(tri_kern_packed)(ap, b, o1, o2, p1 - p0, c, ldc, p0 == 0, &pf);
+        GEMM_NAME(tri_kern_packed)(ap, b, o1, o2, p1 - p0, c, ldc, p0 == 0, pf);
     else
         GEMM_NAME(tri_kern_rows)(g->a + i0 * g->a_rs + p0, g->a_rs, b, o1, o2, p1 - p0, c, ldc,
-                                 p0 == 0, &pf);
+                                 p0 == 0, pf);
+    if (GEMM_NAME(bg_due)(g))
+        GEMM_NAME(bg_slice)(g);
     if (p1 == g->k && sgd) {
         GEMM_NAME(tri_epilogue_sgd)(g, i0, c0, c, ldc);
     } else if (p1 == g->k) {

@@ -397,6 +397,33 @@ typedef enum {
                           * partial sums between K blocks */
 } pynn_epi;
 
+/* A plain gradient-descent update run in slices between a product's tiles
+ * (pynn_gemm_args.bg): w[i] += -(lr g[i]) (and v[i] = -(lr g[i]) where v) for
+ * i in [pos, end); the product advances pos, its caller finishes the rest
+ * (pynn__sgd_bg_finish).  The bits of the optimizer's pass (optim.c). */
+#define PYNN_SGD_BG_OF(T)                                                        \
+    struct pynn_sgd_bg_##T {                                                     \
+        T *w; const T *g; T *v; T lr; size_t pos, end;                           \
+    }
+PYNN_SGD_BG_OF(float);
+PYNN_SGD_BG_OF(double);
+typedef struct pynn_sgd_bg_float pynn_sgd_bg_f32;
+typedef struct pynn_sgd_bg_double pynn_sgd_bg_f64;
+/* (the type for an element type T that is itself a macro: gemm_tile.h's) */
+#define PYNN_SGD_BG_TYPE(T) PYNN_SGD_BG_TYPE_(T)
+#define PYNN_SGD_BG_TYPE_(T) struct pynn_sgd_bg_##T
+
+/* Whether layer l's W (plain gradient descent) is updated in slices between
+ * the tiles of layer l - 1's weight gradient (net.c: its input gradient, the
+ * last read of W in the step, ran a phase before): a W not fused into its own
+ * weight gradient (pynn__sgd_fuses), above a first layer whose weight
+ * gradient is a product (not sparse input's). */
+static inline int pynn__sgd_hidden(const pynn_net *net, size_t l, int sparse, size_t elem)
+{
+    return l >= 1 && l < net->n_layers && !(l == 1 && sparse) &&
+           (size_t)net->units[l] * (size_t)net->units[l + 1] * elem >= PYNN_SGD_FUSE_MAX_BYTES;
+}
+
 #define PYNN_GEMM_ARGS_OF(T)                                                     \
     struct {                                                                     \
         size_t m, n, k;                                                          \
@@ -430,6 +457,9 @@ typedef enum {
         int n_threads;                                                           \
         int bf16; /* 1: A and B rounded to bfloat16 as they are packed (both  */ \
                   /* always are; float only, see pynn_net.bf16)              */ \
+        struct pynn_sgd_bg_##T *bg; /* NULL, or an update to run in slices   */ \
+                         /* between the tiles (a hint's worth of work: the   */ \
+                         /* caller finishes what is left)                    */ \
     }
 typedef PYNN_GEMM_ARGS_OF(float) pynn_gemm_args_f32;
 typedef PYNN_GEMM_ARGS_OF(double) pynn_gemm_args_f64;

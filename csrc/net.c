@@ -143,6 +143,29 @@ static pynn_sgd_fused sgd_of(T *upd, T *vel, T lr, const size_t *w_off, const si
     return sgd;
 }
 
+/* Layer j's W, where plain gradient descent updates it in slices between the
+ * tiles of layer j - 1's weight gradient (pynn__sgd_hidden): this thread's
+ * share of it, in the optimizer's chunks, in *bg; else NULL. */
+static pynn_sgd_bg *bg_of(pynn_sgd_bg *bg, T *upd, const T *grads, T *vel, T lr,
+                          const pynn_net *net, const size_t *w_off, size_t j, int sparse,
+                          const pynn_team *tm)
+{
+    if (!upd || !pynn__sgd_hidden(net, j, sparse, sizeof(T)))
+        return NULL;
+    size_t nw = (size_t)net->units[j] * (size_t)net->units[j + 1];
+    size_t cs = pynn__chunk_size(nw), c0, c1;
+    pynn__share(pynn__chunk_count(nw), tm, &c0, &c1);
+    bg->w = upd + w_off[j];
+    bg->g = grads + w_off[j];
+    bg->v = vel ? vel + w_off[j] : NULL;
+    bg->lr = lr;
+    bg->pos = c0 * cs < nw ? c0 * cs : nw;
+    bg->end = c1 * cs < nw ? c1 * cs : nw;
+    if (bg->pos > bg->end)
+        bg->pos = bg->end;
+    return bg;
+}
+
 /* Loss and gradients of n rows whose forward pass (defer_out) is in acts; returns
  *   L = 1/n sum_r l(a_L[r], y[r]) + alpha/2 |W|^2 / n   (sample weights: see
  *   weighted_loss), and fills grads with dL/dparams by the chain rule, from the
@@ -272,10 +295,13 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
                 break;
             }
             pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, top, ap);
+            pynn_sgd_bg bg;
             pynn__dense_bwd(NULL, grads + w_off[top], grads + b_off[top], delta,
                             layer_input(acts, net, n, x, top), params + w_off[top], NULL, n, nin,
                             nout, alpha, net->hidden, ap, ap ? ap->t[slot] : NULL, wm[top],
-                            upd && pynn__sgd_fuses(net, top, sizeof(T)) ? &sgd : NULL, tm);
+                            upd && pynn__sgd_fuses(net, top, sizeof(T)) ? &sgd : NULL,
+                            bg_of(&bg, upd, grads, vel, lr, net, w_off, top + 1, sx != NULL, tm),
+                            tm);
             if (top > 0)
                 wm[top - 1] = PREPACK(top - 1, slot ^ 1);
             pynn__sync(tm);
@@ -297,10 +323,12 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
             continue;
         }
         pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, l, ap);
+        pynn_sgd_bg bg;
         pynn__dense_bwd(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
                         params + w_off[l], l ? in : NULL, n, nin, nout, alpha, net->hidden,
                         ap, ap ? ap->t[slot] : NULL, wmode,
-                        upd && pynn__sgd_fuses(net, l, sizeof(T)) ? &sgd : NULL, tm);
+                        upd && pynn__sgd_fuses(net, l, sizeof(T)) ? &sgd : NULL,
+                        bg_of(&bg, upd, grads, vel, lr, net, w_off, l + 1, sx != NULL, tm), tm);
         /* the layer below's x^T, packed in this phase into the other room */
         if (l > 0)
             wmode = PREPACK(l - 1, slot ^ 1);

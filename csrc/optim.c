@@ -196,7 +196,9 @@ static void update_seg(double *part, T *p, T *a, T *b, const T *g, const pynn_op
  * pynn__optim_wsq adds them up.  Layers from fused_from on whose update fuses
  * (pynn__sgd_fuses) were updated by the backward pass already (plain gradient
  * descent, pynn__net_backward's upd): only their sums of squares are taken,
- * chunk by chunk as the update would.
+ * chunk by chunk as the update would; so are those of the layers whose W it
+ * updated in slices (pynn__sgd_hidden, where fused_from < n_layers: 1 for
+ * sparse input), whose b is updated here.
  * vel: plain gradient descent keeps no velocity inside the step loop (see
  * sgd_seg) but in its last step, where vel = opt_a gets -lr g.
  * Returns whether it wrote anything (0: every layer fused and no alpha). */
@@ -213,7 +215,10 @@ int pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_n
         size_t nw = (size_t)net->units[l] * (size_t)net->units[l + 1];
         size_t nb = (size_t)net->units[l + 1];
         size_t wo = w_off[l], bo = b_off[l];
-        if (l >= fused_from && pynn__sgd_fuses(net, l, sizeof(T))) {
+        /* (W updated in slices during the backward pass: pynn__sgd_hidden) */
+        int hidden = fused_from < net->n_layers &&
+                     pynn__sgd_hidden(net, l, fused_from == 1, sizeof(T));
+        if ((l >= fused_from && pynn__sgd_fuses(net, l, sizeof(T))) || hidden) {
             wrote |= want_sq;
             if (want_sq) {
                 size_t cs = chunk_size(nw), c0, c1;
@@ -222,6 +227,11 @@ int pynn__optim_step(T *params, T *opt_a, T *opt_b, const T *grads, const pynn_n
                     sq_parts[c] = chunk_sq(params + wo + c * cs, nw - c * cs < cs ? nw - c * cs : cs);
             }
             sq_parts += pynn__chunk_count(nw);
+            if (hidden) {
+                update_seg(NULL, params + bo, a ? a + bo : NULL, NULL, grads + bo, opt, t, nb,
+                           tm);
+                wrote = 1;
+            }
             continue;
         }
         update_seg(want_sq ? sq_parts : NULL, params + wo, a ? a + wo : NULL,

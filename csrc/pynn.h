@@ -146,6 +146,12 @@ typedef struct {
                             /* before that step's update with             */   \
                             /* PYNN_ERR_NONFINITE_INPUT (0: the caller       */ \
                             /* checked x)                                    */ \
+        int velocity_at_epoch_end; /* plain gradient descent (SGD, momentum */ \
+                            /* 0) keeps no velocity from step to step and    */ \
+                            /* writes the one it leaves, -lr g, in opt_a at  */ \
+                            /* the last step of each call (0) or only at an  */ \
+                            /* epoch's last step (1: for a caller that runs  */ \
+                            /* whole epochs in several calls)                */ \
     }
 typedef PYNN_TRAIN_DATA_OF(float) pynn_train_data_f32;
 typedef PYNN_TRAIN_DATA_OF(double) pynn_train_data_f64;

@@ -243,7 +243,8 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
         }
         const pynn_csr *sx = data->x == NULL ? &b.sx : NULL;
         /* Plain gradient descent keeps no velocity in the loop: the call's
-         * last step writes the one it leaves, -lr g, so opt_a ends as the
+         * last step (with velocity_at_epoch_end, the epoch's last step)
+         * writes the one it leaves, -lr g, so opt_a ends as the
          * momentum form v <- 0 v - lr g would have left it.  It is applied by
          * the backward pass as the gradients come out where it fuses
          * (pynn__sgd_fuses; the same bits either way; no pass
@@ -257,7 +258,8 @@ static void run_steps(step_loop *sl, const pynn_team *tm)
                 !pynn__dense_wgrad_tiled(b.rows, (size_t)net->units[l],
                                          (size_t)net->units[l + 1]))
                 wpk_off[l] = SIZE_MAX;
-        int last = steps + 1 >= sl->max_steps || pos + b.rows >= data->n;
+        int last = (!data->velocity_at_epoch_end && steps + 1 >= sl->max_steps) ||
+                   pos + b.rows >= data->n;
         T *vel = plain && last ? data->opt_a : NULL;
         int fuse = plain;
         if (check_x && !ap.z0 && pynn_any_nonfinite(b.x, b.rows * nin)) {

@@ -84,6 +84,8 @@
 
 /* ---- shared with the SIMD kernel files (internal.h) ------------------------ */
 #define pynn_gemm_args PYNN_TYPED(pynn_gemm_args)
+#define pynn_sgd_bg PYNN_TYPED(pynn_sgd_bg)
+#define pynn__sgd_bg_finish PYNN_TYPED(pynn__sgd_bg_finish)
 #define pynn_gemm_generic PYNN_TYPED(pynn_gemm_generic)
 #define pynn_gemm_avx2 PYNN_TYPED(pynn_gemm_avx2)
 #define pynn_gemm_avx512 PYNN_TYPED(pynn_gemm_avx512)
@@ -206,7 +208,8 @@ typedef struct {
 void pynn__dense_bwd(T *dx, T *dW, T *db, const T *delta, const T *x, const T *W,
                      const T *da, size_t n, size_t n_in, size_t n_out, double alpha,
                      pynn_activation dact, const pynn_apack *ap, T *wroom, int wmode,
-                     const pynn_sgd_fused *sgd, const pynn_team *tm);
+                     const pynn_sgd_fused *sgd, pynn_sgd_bg *bg, const pynn_team *tm);
+void pynn__sgd_bg_finish(pynn_sgd_bg *bg);
 void pynn__bias_grad(T *db, const T *delta, size_t n, size_t n_out, size_t j0, size_t j1,
                      T scale);
 /* Whether the weight gradient of n rows with its fused SGD runs on the tiles

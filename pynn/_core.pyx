@@ -67,6 +67,7 @@ cdef extern from "pynn.h" nogil:
         const int64_t *x_indices
         const float *x_data
         int check_x
+        int velocity_at_epoch_end
     ctypedef struct pynn_train_data_f64:
         double *params
         double *grads
@@ -86,6 +87,7 @@ cdef extern from "pynn.h" nogil:
         const int64_t *x_indices
         const double *x_data
         int check_x
+        int velocity_at_epoch_end
 
     pynn_status pynn_param_count(size_t *count, const pynn_net *net) noexcept
     pynn_status pynn_param_offsets(size_t *w_off, size_t *b_off, const pynn_net *net) noexcept
@@ -762,6 +764,7 @@ cdef class Trainer:
     cdef readonly size_t batch_size
     cdef public bint shuffle
     cdef public bint check_x
+    cdef public bint velocity_at_epoch_end
 
     def __init__(self, Net net, params, grads, opt_a, opt_b, x, y, order, ws,
                  size_t batch_size, bint shuffle, uint64_t seed, sw=None):
@@ -822,6 +825,7 @@ cdef class Trainer:
         # steps read it (run raises NonFiniteInputError, the batch's step not
         # taken, the steps before it taken); False: the caller checked x
         self.check_x = False
+        self.velocity_at_epoch_end = False
         pynn_rng_seed(self.state.rng, seed)
         self.state.t = 0
         self.state.pos = 0
@@ -882,6 +886,7 @@ cdef class Trainer:
             d32.ws, d32.ws_len = <float*>w, ws_len
             d32.x_indptr, d32.x_indices, d32.x_data = xp, xi, <const float*>xd
             d32.check_x = self.check_x
+            d32.velocity_at_epoch_end = self.velocity_at_epoch_end
         else:
             d64.params, d64.grads, d64.opt_a, d64.opt_b = <double*>p, <double*>g, <double*>a, <double*>b
             d64.x, d64.y, d64.sw = <const double*>x, <const double*>y, <const double*>sw
@@ -890,6 +895,7 @@ cdef class Trainer:
             d64.ws, d64.ws_len = <double*>w, ws_len
             d64.x_indptr, d64.x_indices, d64.x_data = xp, xi, <const double*>xd
             d64.check_x = self.check_x
+            d64.velocity_at_epoch_end = self.velocity_at_epoch_end
         with nogil:
             if self.f32:
                 st = pynn_train_f32(&res, &self.state, &self.net.net, &self.opt, &d32, max_steps,

@@ -27,6 +27,11 @@ from .exceptions import ConvergenceWarning, DivergenceError, OutputOverflow, skl
 # A chunk of training steps in C lasts about this long, so Ctrl-C (handled by
 # Python between chunks) takes effect well within half a second.
 _CHUNK_SECONDS = 0.05
+# Plain SGD's velocity (-lr g: what momentum 0 leaves) is written at each
+# epoch's last step, where a fit stops, not at every chunk's last: a wide
+# network's chunk is a step or two, and the velocity's extra stream over W
+# cost each such step ~2% (a stopped fit's velocity is its last epoch's)
+_VELOCITY_AT_EPOCH_END = True
 # Snapshots of the weights for recovery from divergence are taken this often,
 # and no more often than every _BACKUP_COST_RATIO times what the last one took
 # (a copy of the weights and a check: a network of tens of MB would otherwise
@@ -392,6 +397,7 @@ class TrainingRun(_Run):
         # the step count lives in the optimizer state; the core advances it
         trainer.t = opt.t
         trainer.check_x = self.check_x
+        trainer.velocity_at_epoch_end = _VELOCITY_AT_EPOCH_END
         # both snapshots start as the weights at the call's start: one copy,
         # the second buffer kept spare until the first backup needs it
         t0 = time.perf_counter()

@@ -81,6 +81,12 @@ CASES = {
     "team-large-first": (130, 64, 3, [800, 700, 5], False, False),
     "team-large-bf16": (130, 64, 3, [40, 768, 768, 24, 5], False, True),
     "team-large-sparse": (130, 64, 3, [40, 768, 768, 24, 5], True, False),
+    # a large W above a large first layer: updated in slices between the
+    # three-vector tiles of the first layer's weight gradient (gemm_tile.h:
+    # bg_slice; 300 rows, the last row tile partial), the rest after it
+    # (dense.c: pynn__sgd_bg_finish; all of it in a step whose velocity is
+    # written, and in the epoch's last step of 2 rows, which runs row by row)
+    "team-large-hidden": (130, 64, 3, [300, 768, 768, 5], False, False),
 }
 # (kind, alpha): the large cases with the L2 term, whose sums of squares are
 # taken from fused and unfused layers alike
@@ -157,3 +163,28 @@ def test_a_nonfinite_loss_stops_before_any_fused_update(units, batch):
         n, loss, diverged = t.run(5, threads)
         assert diverged and n == 0
         assert np.array_equal(params, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_velocity_at_epoch_end_is_written_by_the_epochs_last_step_only(dtype):
+    """With velocity_at_epoch_end (the estimators' setting), plain gradient
+    descent writes the velocity it leaves (-lr g) at an epoch's last step,
+    not at the last step of every call: calls of one step leave it as it was
+    until the epoch ends, then it holds what one call per epoch leaves; the
+    weights are the same bits either way."""
+    units, n, batch = [300, 768, 768, 5], 130, 64  # (three steps an epoch)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((n, units[0])).astype(dtype)
+    Y = np.eye(5, dtype=dtype)[rng.integers(0, 5, n)]
+    t, ref, vref = _trainer(units, X, Y, dtype, 0.0, False, batch)
+    _train(t, 3, 3, 1)
+    assert np.any(vref != 0)
+    t, params, velocity = _trainer(units, X, Y, dtype, 0.0, False, batch)
+    t.velocity_at_epoch_end = True
+    for step in range(3):
+        n_done, loss, diverged = t.run(1, 1)
+        assert n_done == 1 and not diverged
+        if step < 2:
+            assert loss is None and not np.any(velocity)
+    assert loss is not None
+    assert np.array_equal(params, ref) and np.array_equal(velocity, vref)
