@@ -2003,8 +2003,9 @@ GEMM_NAME(tri_prefetch)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, siz
 static PYNN_NOINLINE void GEMM_NAME(bg_slice)(const GEMM_ARGS *ga)
 {
     PYNN_SGD_BG_TYPE(T) *bg = ga->bg;
+    const size_t slice = TRI_BG_BYTES / sizeof(T);
     size_t i = bg->pos;
-    const size_t e = bg->end - i < TRI_BG_BYTES / sizeof(T) ? bg->end : i + TRI_BG_BYTES / sizeof(T);
+    const size_t e = bg->end - i < slice ? bg->end : i + slice;
     T *w = bg->w, *v = bg->v;
     const T *g = bg->g;
     const V nlr = V_SET1(-bg->lr);
@@ -2146,9 +2147,9 @@ GEMM_NAME(tri_tile)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, size_t 
  * products (not bfloat16's), K blocks of at most PYNN_GEMM_KC_MIN, at least
  * one whole group and row tile, A packed or row-major, and four groups or
  * more a thread of a team (which shares the column panels, each thread's
- * forming groups of their own: tri_groups), two for a thread alone (a 256-wide float32 layer's: prediction
- * of mnist-like 3.7% faster, its fit 2%, on an Intel Xeon; float64's 128-wide
- * ones within +-1%). */
+ * forming groups of their own: tri_groups), two for a thread alone (a
+ * 256-wide float32 layer's: prediction of mnist-like 3.7% faster, its fit 2%,
+ * on an Intel Xeon; float64's 128-wide ones within +-1%). */
 static int GEMM_NAME(tri_ok)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl,
                              const pynn_team *tm, int amode)
 {
