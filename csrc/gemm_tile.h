@@ -1899,6 +1899,28 @@ static PYNN_ALWAYS_INLINE int GEMM_NAME(pf_set)(GEMM_NAME(pf_t) *pf, const T *m,
     return 1;
 }
 
+/* The steps of a K loop that carry a set of hints (pf_set): a hint, then
+ * TRI_PF_GAP steps, for each line; returns the steps taken. */
+static PYNN_ALWAYS_INLINE size_t
+GEMM_NAME(tri_hints)(const int mode, V *x, V *y, V *z, const T **a, const char **a0,
+                     const char **a4, ptrdiff_t s, ptrdiff_t s3, const T **b, ptrdiff_t o1,
+                     ptrdiff_t o2, const GEMM_NAME(pf_t) *pf)
+{
+    const char *row = pf->p;
+    const size_t lines = pf->lines, end = pf->end;
+    for (size_t r = 0; r < pf->rows; r++, row += pf->ld) {
+        for (size_t l = 0; l < lines; l++) {
+            const size_t off = l * PYNN_GEMM_LINE;
+            PYNN_GEMM_PREFETCH(row + (off < end && l + 1 < lines ? off : end));
+            for (int q = 0; q < TRI_PF_GAP; q++)
+                GEMM_NAME(tri_step)(mode, x, y, z, a, a0, a4, s, s3, b, o1, o2);
+        }
+    }
+    return pf->rows * lines * TRI_PF_GAP;
+}
+
+/* The K loop of a three-vector tile: the steps that carry pf[0]'s hints,
+ * then pf[1]'s (tri_prefetch), then the rest. */
 static PYNN_ALWAYS_INLINE void
 GEMM_NAME(tri_k)(const int mode, V *x, V *y, V *z, const T *a, ptrdiff_t ars, const T *b,
                  ptrdiff_t o1, ptrdiff_t o2, size_t k, const GEMM_NAME(pf_t) *pf)
@@ -1906,22 +1928,10 @@ GEMM_NAME(tri_k)(const int mode, V *x, V *y, V *z, const T *a, ptrdiff_t ars, co
     const ptrdiff_t s = ars * (ptrdiff_t)sizeof(T), s3 = 3 * s;
     const char *a0 = (const char *)a, *a4 = a0 + 4 * s;
     size_t p = 0;
-    /* (two sets of hints, one after the other: tri_prefetch) */
-    for (int set = 0; set < 2; set++) {
-        if (!pf[set].p)
-            continue;
-        const char *row = pf[set].p;
-        const size_t lines = pf[set].lines, end = pf[set].end;
-        for (size_t r = 0; r < pf[set].rows; r++, row += pf[set].ld) {
-            for (size_t l = 0; l < lines; l++) {
-                const size_t off = l * PYNN_GEMM_LINE;
-                PYNN_GEMM_PREFETCH(row + (off < end && l + 1 < lines ? off : end));
-                for (int q = 0; q < TRI_PF_GAP; q++)
-                    GEMM_NAME(tri_step)(mode, x, y, z, &a, &a0, &a4, s, s3, &b, o1, o2);
-            }
-        }
-        p += pf[set].rows * lines * TRI_PF_GAP;
-    }
+    if (pf[0].p)
+        p = GEMM_NAME(tri_hints)(mode, x, y, z, &a, &a0, &a4, s, s3, &b, o1, o2, &pf[0]);
+    if (pf[1].p)
+        p += GEMM_NAME(tri_hints)(mode, x, y, z, &a, &a0, &a4, s, s3, &b, o1, o2, &pf[1]);
     KUNROLL_PRAGMA(PYNN_GEMM_K_UNROLL)
     for (; p < k; p++)
         GEMM_NAME(tri_step)(mode, x, y, z, &a, &a0, &a4, s, s3, &b, o1, o2);
