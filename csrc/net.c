@@ -184,8 +184,11 @@ static pynn_sgd_bg *bg_of(pynn_sgd_bg *bg, T *upd, const T *grads, T *vel, T lr,
  * adds it up itself first (the same bits), so none updates a weight of a step
  * whose loss is not.  The first layer on sparse input, and a layer whose W
  * is too large to gain (pynn__sgd_fuses), are left to the optimizer
- * (pynn__optim_step).  A team then runs each layer's
- * weight gradient one phase later than its input gradient, which reads W:
+ * (pynn__optim_step), but for the W of such a layer above the first, which
+ * the weight gradient of the layer below updates in slices between its tiles
+ * (pynn__sgd_hidden, bg_of; its b stays with the optimizer).  A team then
+ * runs each layer's weight gradient one phase later than its input gradient,
+ * which reads W:
  * phase l holds layer l's input gradient and layer l + 1's weight gradient
  * (and update), so no thread changes a W another may still read, with no sync
  * more than above; the top layer's input gradient joins the first phase, each

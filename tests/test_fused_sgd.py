@@ -5,7 +5,9 @@ it leaves.  It must give exactly the bits of the gradient and then the SGD
 step (the core's loss_grad, then sgd_update): weights, velocity and epoch
 losses (with the L2 term's sums of squares taken on the way), on every path,
 thread count, K blocking, input kind and mode.  Layers whose W is 2 MiB or
-more are updated by the separate pass instead, with the same bits."""
+more are updated by the separate pass instead, or, above the first layer, in
+slices between the tiles of the layer below's weight gradient, with the same
+bits."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
