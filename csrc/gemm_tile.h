@@ -1978,6 +1978,13 @@ GEMM_NAME(tri_prefetch_c)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, s
  * tile's K loop. */
 #define TRI_BG_BYTES 2048
 
+/* The length of the update's next slice. */
+static PYNN_ALWAYS_INLINE size_t GEMM_NAME(bg_len)(const GEMM_ARGS *g)
+{
+    const size_t left = g->bg->end - g->bg->pos;
+    return left < TRI_BG_BYTES / sizeof(T) ? left : TRI_BG_BYTES / sizeof(T);
+}
+
 /* Whether a slice of an update is due after this tile: not where the update
  * writes a velocity too (a call's last step: a third stream, left to the
  * caller's pass after the product, pynn__sgd_bg_finish). */
@@ -1997,8 +2004,7 @@ GEMM_NAME(tri_prefetch)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, siz
     pf[1].p = NULL;
     if (!GEMM_NAME(bg_due)(g))
         return;
-    const size_t pos = g->bg->pos, left = g->bg->end - pos;
-    const size_t w = left < TRI_BG_BYTES / sizeof(T) ? left : TRI_BG_BYTES / sizeof(T);
+    const size_t pos = g->bg->pos, w = GEMM_NAME(bg_len)(g);
     const T *wr = g->bg->w + pos, *gr = g->bg->g + pos;
     const ptrdiff_t ld = ((intptr_t)gr - (intptr_t)wr) / (ptrdiff_t)sizeof(T);
     const size_t used = pf[0].p ? pf[0].rows * pf[0].lines * TRI_PF_GAP : 0;
@@ -2008,29 +2014,20 @@ GEMM_NAME(tri_prefetch)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, siz
     }
 }
 
-/* The next slice of the update in slices: w += -(lr g) (v = -(lr g) where
- * v), the optimizer's arithmetic (optim.c: sgd_seg) a vector at a time. */
+/* The next slice of the update in slices: w += -(lr g), the optimizer's
+ * arithmetic (optim.c: sgd_seg) a vector at a time (no velocity: bg_due). */
 static PYNN_NOINLINE void GEMM_NAME(bg_slice)(const GEMM_ARGS *ga)
 {
     PYNN_SGD_BG_TYPE(T) *bg = ga->bg;
-    const size_t slice = TRI_BG_BYTES / sizeof(T);
     size_t i = bg->pos;
-    const size_t e = bg->end - i < slice ? bg->end : i + slice;
-    T *w = bg->w, *v = bg->v;
+    const size_t e = i + GEMM_NAME(bg_len)(ga);
+    T *w = bg->w;
     const T *g = bg->g;
     const V nlr = V_SET1(-bg->lr);
-    for (; i + VL <= e; i += VL) {
-        V x = V_MUL(nlr, V_LOAD(g + i));
-        V_STORE(w + i, V_ADD(V_LOAD(w + i), x));
-        if (v)
-            V_STORE(v + i, x);
-    }
-    for (; i < e; i++) {
-        T x = -(bg->lr * g[i]);
-        w[i] += x;
-        if (v)
-            v[i] = x;
-    }
+    for (; i + VL <= e; i += VL)
+        V_STORE(w + i, V_ADD(V_LOAD(w + i), V_MUL(nlr, V_LOAD(g + i))));
+    for (; i < e; i++)
+        w[i] += -(bg->lr * g[i]);
     bg->pos = e;
 }
 

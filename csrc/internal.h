@@ -420,8 +420,7 @@ typedef struct pynn_sgd_bg_double pynn_sgd_bg_f64;
  * gradient is a product (not sparse input's). */
 static inline int pynn__sgd_hidden(const pynn_net *net, size_t l, int sparse, size_t elem)
 {
-    return l >= 1 && l < net->n_layers && !(l == 1 && sparse) &&
-           (size_t)net->units[l] * (size_t)net->units[l + 1] * elem >= PYNN_SGD_FUSE_MAX_BYTES;
+    return l >= 1 && l < net->n_layers && !(l == 1 && sparse) && !pynn__sgd_fuses(net, l, elem);
 }
 
 #define PYNN_GEMM_ARGS_OF(T)                                                     \
