@@ -129,6 +129,26 @@ def test_every_path_finds_a_bad_value_anywhere_in_a_row(late, simd, dtype):
             _same(_state(m), before)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_a_wide_first_layer_finds_a_bad_value(late, simd, dtype, n_threads):
+    """A first layer wide and deep enough for the tiles three vectors wide
+    on the AVX-512 paths (their own epilogue writes each row's first
+    pre-activation), on every path."""
+    X, y = _data(dtype, n=96, d=300)
+    m = _fit(pynn.MLPClassifier((256,), batch_size=32, max_iter=1, random_state=0, dtype=dtype,
+                                warm_start=True, n_threads=n_threads), "fit", X, y)
+    before = _state(m)
+    for row, col, bad in [(40, 0, np.nan), (70, 299, np.inf), (95, 150, -np.inf)]:
+        Z = X.copy()
+        Z[row, col] = bad
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            _fit(m, "fit", Z, y)
+        _same(_state(m), before)
+        with pytest.raises(ValueError, match="X contains NaN or infinity"):
+            m.predict_proba(Z)
+
+
 def test_the_bfloat16_mode_checks_each_batch_before_its_step(late):
     X, y = _data("float32")
     X[123, 0] = np.inf

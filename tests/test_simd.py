@@ -338,29 +338,37 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
     column panels (gemm_tile.h: tri_run; bwhole_run for weight gradients with
     delta packed whole and for W prepacked).  With the L1 taken for 32 KiB
     (512-deep blocks, the same bits: test above) they run in NR-wide tiles.
-    Forward products with bias and ReLU (A packed, A in place), weight
-    gradients (with and without the room for delta) and input gradients with
-    the ReLU derivative, on 1, 2 and 3 threads (each thread's run of panels
+    Forward products with bias and ReLU (A packed, A in place) and with the
+    bias alone, weight gradients (with and without the room for delta) and
+    input gradients with the ReLU, logistic and tanh derivatives (the tiles'
+    own epilogue, tri_epilogue), on 1, 2 and 3 threads (each thread's run of panels
     forms groups of its own, with panels left over, a partial one among them
     on the last thread; a 256-wide one on a thread alone), with a partial last row
     tile, panels past the last whole group and a partial last panel: the same bits
     both ways, and numpy's values; so do a fit on 1 and 2 threads and its
     predictions (W packed whole), a row alone and in the batch, and fits by
     plain gradient descent, which the weight gradients' tiles apply."""
-    relu = 3  # (the core's activation code)
+    identity, logistic, tanh, relu = 0, 1, 2, 3  # (the core's activation codes)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
     room = np.empty(1100 * 1100, dtype)
     r = np.random.default_rng(3)
     cases = []
-    for kind, m, k, n in [(0, 67, 512, 1100), (0, 300, 700, 600), (0, 33, 1024, 1100),
-                          (0, 67, 300, 1024), (0, 130, 300, 256), (1, 600, 300, 1100),
-                          (1, 300, 256, 1024), (1, 47, 96, 1000), (2, 67, 1100, 512),
-                          (2, 130, 600, 700)]:
+    # (kind, m, k, n, the activation: forward products with the bias alone
+    # too, input gradients with each derivative the epilogue applies)
+    for kind, m, k, n, act in [(0, 67, 512, 1100, relu), (0, 300, 700, 600, relu),
+                               (0, 33, 1024, 1100, relu), (0, 67, 300, 1024, relu),
+                               (0, 130, 300, 256, relu), (0, 67, 300, 1024, identity),
+                               (1, 600, 300, 1100, 0), (1, 300, 256, 1024, 0),
+                               (1, 47, 96, 1000, 0), (2, 67, 1100, 512, relu),
+                               (2, 130, 600, 700, relu), (2, 67, 1100, 512, logistic),
+                               (2, 130, 600, 700, tanh)]:
         a = r.standard_normal((m, k) if kind != 1 else (k, m)).astype(dtype)
         if kind == 0:
             b = (r.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
             aux = r.standard_normal(n).astype(dtype)
-            want = np.maximum(a.astype(np.float64) @ b + aux, 0)
+            want = a.astype(np.float64) @ b + aux
+            if act == relu:
+                want = np.maximum(want, 0)
         elif kind == 1:
             b = r.standard_normal((k, n)).astype(dtype)
             aux = r.standard_normal(m * n).astype(dtype)
@@ -368,8 +376,19 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
         else:
             b = r.standard_normal((n, k)).astype(dtype)
             aux = r.standard_normal(m * n).astype(dtype)
-            want = (a.astype(np.float64) @ b.T) * (aux.reshape(m, n) > 0)
-        cases.append((kind, m, k, n, a, b, aux, want))
+            out = aux.reshape(m, n).astype(np.float64)
+            if act == logistic:
+                aux = (1 / (1 + np.exp(-aux))).astype(dtype)  # (cached outputs)
+                out = aux.reshape(m, n).astype(np.float64)
+                deriv = out * (1 - out)
+            elif act == tanh:
+                aux = np.tanh(aux).astype(dtype)
+                out = aux.reshape(m, n).astype(np.float64)
+                deriv = 1 - out * out
+            else:
+                deriv = out > 0
+            want = (a.astype(np.float64) @ b.T) * deriv
+        cases.append((kind, m, k, n, act, a, b, aux, want))
     X, y = _threaded_problem(dtype)
     # (a fused layer under 2 MiB, its panels shared by two threads)
     wide = 1024 if dtype == np.float32 else 600
@@ -377,12 +396,12 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
     for kib in (64, 32):
         _core.gemm_l1d_kib(kib)
         out = []
-        for kind, m, k, n, a, b, aux, want in cases:
+        for kind, m, k, n, act, a, b, aux, want in cases:
             rooms = (None, np.empty((n + 31) // 32 * 32 * k + 16, dtype)) if kind == 1 else (None,)
             for bw in rooms:
                 for nt in (1, 2, 3):
                     c = np.full((m, n), np.nan, dtype)
-                    _core._product_time(kind, c, a, b, aux, room, relu if kind != 1 else 0,
+                    _core._product_time(kind, c, a, b, aux, room, act,
                                         0.5 if kind == 1 else 0.0, 1, 1, nt, bwhole=bw)
                     np.testing.assert_allclose(c, want, **tol)
                     out.append(c)
