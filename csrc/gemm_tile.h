@@ -1451,22 +1451,18 @@ static void GEMM_NAME(pack_b_copy)(T *restrict bp, const GEMM_ARGS *g, size_t j0
     /* vector moves (a plain copy loop would become a memmove call per row);
      * masked loads read zeros past the last column */
     const T *b = g->b + p0 * g->ldb + j0;
-    if (cols == NR && (size_t)g->ldb * sizeof(T) >= PYNN_GEMM_ALIAS_BYTES) {
-        const size_t ahead = PACKB_PF_ROWS;
-        const ptrdiff_t d = (ptrdiff_t)ahead * g->ldb;
-        size_t p = p0;
-        for (; p + ahead < p1; p++, b += g->ldb, bp += NR) {
-            PYNN_GEMM_PREFETCH(b + d);
-            PYNN_GEMM_PREFETCH((const char *)(b + d) + NR * sizeof(T) - 1);
-            V_STORE(bp, V_LOAD(b));
-            V_STORE(bp + VL, V_LOAD(b + VL));
-        }
-        for (; p < p1; p++, b += g->ldb, bp += NR) {
-            V_STORE(bp, V_LOAD(b));
-            V_STORE(bp + VL, V_LOAD(b + VL));
-        }
-    } else if (cols == NR) {
+    if (cols == NR) {
+        /* rows [p0, pe) fetch row p + PACKB_PF_ROWS's lines (rows a page apart) */
+        const ptrdiff_t d = PACKB_PF_ROWS * g->ldb;
+        const size_t pe = (size_t)g->ldb * sizeof(T) >= PYNN_GEMM_ALIAS_BYTES &&
+                                  p1 - p0 > PACKB_PF_ROWS
+                              ? p1 - PACKB_PF_ROWS
+                              : p0;
         for (size_t p = p0; p < p1; p++, b += g->ldb, bp += NR) {
+            if (p < pe) {
+                PYNN_GEMM_PREFETCH(b + d);
+                PYNN_GEMM_PREFETCH((const char *)(b + d) + NR * sizeof(T) - 1);
+            }
             V_STORE(bp, V_LOAD(b));
             V_STORE(bp + VL, V_LOAD(b + VL));
         }
@@ -2039,8 +2035,7 @@ GEMM_NAME(tri_prefetch)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, siz
     if (!GEMM_NAME(bg_due)(g)) {
         if (nb && nb->rows) {
             const size_t used = pf[0].p ? pf[0].rows * pf[0].lines * TRI_PF_GAP : 0;
-            if (used < p1 - p0)
-                GEMM_NAME(pf_set)(&pf[1], nb->p, nb->ld, nb->rows, nb->w, p1 - p0 - used);
+            GEMM_NAME(pf_set)(&pf[1], nb->p, nb->ld, nb->rows, nb->w, p1 - p0 - used);
         }
         return;
     }
