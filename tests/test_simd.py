@@ -354,14 +354,18 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
     r = np.random.default_rng(3)
     cases = []
     # (kind, m, k, n, the activation: forward products with the bias alone
-    # too, input gradients with each derivative the epilogue applies)
-    for kind, m, k, n, act in [(0, 67, 512, 1100, relu), (0, 300, 700, 600, relu),
-                               (0, 33, 1024, 1100, relu), (0, 67, 300, 1024, relu),
-                               (0, 130, 300, 256, relu), (0, 67, 300, 1024, identity),
-                               (1, 600, 300, 1100, 0), (1, 300, 256, 1024, 0),
-                               (1, 47, 96, 1000, 0), (2, 67, 1100, 512, relu),
-                               (2, 130, 600, 700, relu), (2, 67, 1100, 512, logistic),
-                               (2, 130, 600, 700, tanh)]:
+    # too, input gradients with each derivative the epilogue applies; weight
+    # gradients with the L2 term, and without it (the scale alone, which the
+    # tiles apply as they store their sums, as they do a forward's bias))
+    for kind, m, k, n, act, *l2 in [(0, 67, 512, 1100, relu), (0, 300, 700, 600, relu),
+                                    (0, 33, 1024, 1100, relu), (0, 67, 300, 1024, relu),
+                                    (0, 130, 300, 256, relu), (0, 67, 300, 1024, identity),
+                                    (1, 600, 300, 1100, 0), (1, 300, 256, 1024, 0),
+                                    (1, 47, 96, 1000, 0), (1, 300, 256, 1024, 0, 0.0),
+                                    (1, 600, 300, 1100, 0, 0.0), (2, 67, 1100, 512, relu),
+                                    (2, 130, 600, 700, relu), (2, 67, 1100, 512, logistic),
+                                    (2, 130, 600, 700, tanh)]:
+        l2 = l2[0] if l2 else (0.5 if kind == 1 else 0.0)
         a = r.standard_normal((m, k) if kind != 1 else (k, m)).astype(dtype)
         if kind == 0:
             b = (r.standard_normal((k, n)) / np.sqrt(k)).astype(dtype)
@@ -372,7 +376,7 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
         elif kind == 1:
             b = r.standard_normal((k, n)).astype(dtype)
             aux = r.standard_normal(m * n).astype(dtype)
-            want = (a.astype(np.float64).T @ b + 0.5 * aux.reshape(m, n)) / k
+            want = (a.astype(np.float64).T @ b + l2 * aux.reshape(m, n)) / k
         else:
             b = r.standard_normal((n, k)).astype(dtype)
             aux = r.standard_normal(m * n).astype(dtype)
@@ -388,7 +392,7 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
             else:
                 deriv = out > 0
             want = (a.astype(np.float64) @ b.T) * deriv
-        cases.append((kind, m, k, n, act, a, b, aux, want))
+        cases.append((kind, m, k, n, act, l2, a, b, aux, want))
     X, y = _threaded_problem(dtype)
     # (a fused layer under 2 MiB, its panels shared by two threads)
     wide = 1024 if dtype == np.float32 else 600
@@ -396,13 +400,13 @@ def test_three_vector_tiles_give_the_same_bits(simd, dtype, l1d_restored):
     for kib in (64, 32):
         _core.gemm_l1d_kib(kib)
         out = []
-        for kind, m, k, n, act, a, b, aux, want in cases:
+        for kind, m, k, n, act, l2, a, b, aux, want in cases:
             rooms = (None, np.empty((n + 31) // 32 * 32 * k + 16, dtype)) if kind == 1 else (None,)
             for bw in rooms:
                 for nt in (1, 2, 3):
                     c = np.full((m, n), np.nan, dtype)
-                    _core._product_time(kind, c, a, b, aux, room, act,
-                                        0.5 if kind == 1 else 0.0, 1, 1, nt, bwhole=bw)
+                    _core._product_time(kind, c, a, b, aux, room, act, l2, 1, 1, nt,
+                                        bwhole=bw)
                     np.testing.assert_allclose(c, want, **tol)
                     out.append(c)
         for nt in (1, 2):
