@@ -2196,10 +2196,10 @@ PYNN_UNROLL16
     }
 }
 
-/* The epilogue (not PYNN_EPI_SGD_W's) of a three-vector tile, rows from i0,
- * columns from c0, its sums parked in C at c (ldc apart), in place: the
- * arithmetic of epilogue() vector by vector, with g's fields read once a
- * tile.  (epilogue() row by row read them again after every store, which
+/* The epilogue of a three-vector tile that its kernel did not apply
+ * (tri_fin_of; nor PYNN_EPI_SGD_W's), rows from i0, columns from c0, its
+ * sums parked in C at c (ldc apart), in place: the arithmetic of epilogue()
+ * vector by vector, with g's fields read once a tile.  (epilogue() row by row read them again after every store, which
  * could have changed them as far as the compiler knew, and chose its case
  * for every row.)  An epilogue it does not know goes to epilogue(). */
 static PYNN_NOINLINE void GEMM_NAME(tri_epilogue)(const GEMM_ARGS *g, size_t i0, size_t c0, T *c,
@@ -2207,40 +2207,17 @@ static PYNN_NOINLINE void GEMM_NAME(tri_epilogue)(const GEMM_ARGS *g, size_t i0,
 {
     const int act = g->act;
     switch (g->epi) {
-    case PYNN_EPI_BIAS: {
-        const V b0 = V_LOAD(g->bias + c0), b1 = V_LOAD(g->bias + c0 + VL),
-                b2 = V_LOAD(g->bias + c0 + NR);
-        T *z0 = g->z0 && c0 == 0 ? g->z0 + i0 : NULL;
-        const int relu = act == PYNN_ACT_RELU;
-PYNN_UNROLL16
-        for (int r = 0; r < MR; r++) {
-            T *cr = c + (size_t)r * ldc;
-            V x = V_ADD(V_LOAD(cr), b0), y = V_ADD(V_LOAD(cr + VL), b1),
-              z = V_ADD(V_LOAD(cr + NR), b2);
-            if (z0)
-                V_MSTORE(z0 + r, M_MAKE(1), x);
-            if (relu) {
-                x = V_MAX(x, V_ZERO());
-                y = V_MAX(y, V_ZERO());
-                z = V_MAX(z, V_ZERO());
-            }
-            V_STORE(cr, x);
-            V_STORE(cr + VL, y);
-            V_STORE(cr + NR, z);
-        }
-        return;
-    }
     case PYNN_EPI_SCALE_W: {
+        /* (with the L2 term: the scale alone is the kernel's, tri_fin_of) */
         const V s = V_SET1(g->scale), ws = V_SET1(g->wscale);
         const size_t ldw = (size_t)g->ldw;
-        const T *w = g->wscale != 0 ? g->w + i0 * ldw + c0 : NULL;
+        const T *w = g->w + i0 * ldw + c0;
 PYNN_UNROLL16
         for (int r = 0; r < MR; r++) {
             T *cr = c + (size_t)r * ldc;
             for (int q = 0; q < 3; q++) {
                 V x = V_MUL(V_LOAD(cr + q * VL), s);
-                if (w)
-                    x = V_ADD(x, V_MUL(V_LOAD(w + (size_t)r * ldw + q * VL), ws));
+                x = V_ADD(x, V_MUL(V_LOAD(w + (size_t)r * ldw + q * VL), ws));
                 V_STORE(cr + q * VL, x);
             }
         }
