@@ -190,3 +190,42 @@ def test_velocity_at_epoch_end_is_written_by_the_epochs_last_step_only(dtype):
             assert loss is None and not np.any(velocity)
     assert loss is not None
     assert np.array_equal(params, ref) and np.array_equal(velocity, vref)
+
+
+@pytest.mark.parametrize("first_momentum, second_momentum", [(0.0, 0.9), (0.9, 0.0)])
+def test_warm_start_velocity_after_a_change_of_momentum(first_momentum, second_momentum):
+    """A warm start's fit starts a fresh optimizer: zero velocity where it has
+    momentum; plain gradient descent reuses the previous velocity's array
+    without zeroing it (training/fresh_optimizer), as it never reads it, and
+    its epoch's last step overwrites all of it.  Either way the second fit
+    gives the bits (weights and velocity) of a model holding the same weights
+    whose optimizer is new.  Layers of every update kind: fused (30 x 48), the
+    separate pass (a 2.3 MiB first layer) and slices (a 2.3 MiB second one)."""
+    import pynn
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((300, 800)).astype(np.float32)
+    y = rng.integers(0, 4, 300)
+
+    def model(momentum):
+        return pynn.MLPClassifier((720, 800, 48), solver="sgd", momentum=momentum,
+                                  nesterovs_momentum=False, learning_rate_init=0.01,
+                                  batch_size=64, max_iter=2, tol=None, shuffle=False,
+                                  random_state=0, warm_start=True, n_threads=1)
+
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = model(first_momentum).fit(X, y)
+        assert np.any(a._opt_state.a != 0)
+        start = [w.copy() for w in a.coefs_ + a.intercepts_]
+        a.set_params(momentum=second_momentum)
+        a.fit(X, y)
+        b = model(second_momentum)
+        b.set_params(max_iter=1).fit(X, y)
+        for dst, src in zip(b.coefs_ + b.intercepts_, start):
+            dst[...] = src
+        b.set_params(max_iter=2).fit(X, y)
+    for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        assert np.array_equal(wa, wb)
+    assert np.array_equal(a._opt_state.a, b._opt_state.a)
