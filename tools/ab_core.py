@@ -7,7 +7,7 @@ times them in alternation, round by round, swapping which goes first every
 round; run it twice with the builds swapped (the slot that runs second was seen
 to gain ~1.5% whatever it held) and credit a change with the mean of the two.
 
-    python tools/ab_core.py products A.so B.so [--dtype float64]
+    python tools/ab_core.py products A.so B.so [--dtype float64] [--net mnist-like]
     python tools/ab_core.py fit A.so B.so [--dtype float64] [--threads 1]
                                           [--layers 1024,1024] [--batch 256]
     python tools/ab_core.py predict A.so B.so [--dtype float64] [--threads 1]
@@ -80,6 +80,9 @@ def products(args, tmp):
     # input gradient, as bench/products.py names them
     shapes = [(0, 256, 784, 1024), (0, 256, 1024, 1024), (1, 1024, 256, 1024),
               (2, 256, 1024, 1024), (1, 784, 256, 1024)]
+    if args.net == "mnist-like":  # 784-256-128-10, batch 128: its four large products
+        shapes = [(0, 128, 784, 256), (0, 128, 256, 128), (1, 256, 128, 128),
+                  (2, 128, 128, 256), (1, 784, 128, 256)]
     total = [0.0, 0.0]
     for kind, m, k, n in shapes:
         a = rng.standard_normal((k, m) if kind == 1 else (m, k)).astype(dt)
@@ -106,7 +109,7 @@ def products(args, tmp):
 def fit(args, tmp):
     mods = _package_copies([args.a, args.b], tmp)
     layers = tuple(int(u) for u in args.layers.split(","))
-    steps = 12
+    steps = args.steps
     rng = np.random.default_rng(0)
     X = rng.standard_normal((args.batch * steps, 784)).astype(args.dtype)
     y = rng.integers(0, 10, len(X))
@@ -169,7 +172,11 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1, help="fit, predict")
     p.add_argument("--layers", default="1024,1024", help="fit: hidden layers")
     p.add_argument("--batch", type=int, default=256, help="fit: batch size")
+    p.add_argument("--steps", type=int, default=12,
+                   help="fit: steps a fit (bench/run.py's mnist-like takes 280)")
     p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--net", default="wide", choices=["wide", "mnist-like"],
+                   help="products: whose products (the wide net's by default)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         {"products": products, "fit": fit, "predict": predict}[args.what](args, tmp)
