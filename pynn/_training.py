@@ -423,7 +423,8 @@ class TrainingRun(_Run):
         epoch_loss = None
         while epoch_loss is None:
             t0 = time.perf_counter()
-            if t0 - self._last_backup > self._backup_every and all_finite(arena):
+            if (t0 - self._last_backup > self._backup_every
+                    and all_finite(arena, cfg.n_threads)):
                 older = self._spare if self._good[1] is self._good[0] else self._good[1]
                 self._good = (older, self._good[0])
                 np.copyto(older, arena)
@@ -437,7 +438,7 @@ class TrainingRun(_Run):
             planner.record(nt, steps, elapsed)
             progress.chunk(min(steps * cfg.batch_size, self.X.shape[0]), elapsed)
             self._steps_since_backup += steps
-            if diverged or (epoch_loss is not None and not all_finite(arena)):
+            if diverged or (epoch_loss is not None and not all_finite(arena, cfg.n_threads)):
                 # a step has run from the newer snapshot with a finite loss,
                 # unless none did
                 good = self._good[0] if self._steps_since_backup else self._good[1]
