@@ -42,6 +42,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 rm -rf "$BUILD"
+mkdir -p "$(dirname "$BUILD")"  # (a fresh clone has no build/ to log into)
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython_EXECUTABLE="$(command -v "$PYTHON")" \
   -DPYNN_PORTABLE_ONLY=ON > "$BUILD.configure.log" 2>&1 || { cat "$BUILD.configure.log"; exit 1; }
 mv "$BUILD.configure.log" "$BUILD/configure.log"
