@@ -236,6 +236,30 @@ int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *r
     return pynn__gemm_pack(&g, tm);
 }
 
+/* The same for a thread alone, ahead of the step's backward pass
+ * (pack_ahead): the mode for pynn__dense_bwd, PYNN_APACK_TEAM if it packed x^T
+ * into room, else what the product does itself (-1: x^T is not packed at all:
+ * nothing to gain; not for bfloat16 products). */
+int pynn__dense_wgrad_pack_ahead(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
+                                 size_t room_len)
+{
+    pynn_gemm_args g;
+    wgrad_args(&g, NULL, NULL, x, NULL, n, n_in, n_out, 0, room, room_len, 0);
+    g.pack_ahead = 1;
+    pynn_team solo = pynn__solo();
+    int mode = pynn__gemm_pack(&g, &solo);
+    return mode == PYNN_APACK_TEAM ? mode : -1;
+}
+
+int pynn__dense_wgrad_packs_x(size_t n, size_t n_in, size_t n_out, size_t room_len)
+{
+    pynn_gemm_args g;
+    T one = 0;
+    wgrad_args(&g, NULL, NULL, NULL, NULL, n, n_in, n_out, 0, &one, room_len, 0);
+    pynn_team solo = pynn__solo();
+    return pynn__gemm_pack(&g, &solo) != PYNN_APACK_NONE;
+}
+
 int pynn__dense_wgrad_tiled(size_t n, size_t n_in, size_t n_out)
 {
     /* (pynn__gemm_tiled reads the shape, strides, epilogue and bf16 only: the

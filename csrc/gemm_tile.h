@@ -1772,7 +1772,8 @@ static int GEMM_NAME(apack_mode)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
             return PYNN_APACK_NONE;
     }
     if (tm->size == 1)
-        return PYNN_APACK_SOLO;
+        return g->pack_ahead && !g->bf16 && pl->nkb * block <= g->apack_len ? PYNN_APACK_TEAM
+                                                                            : PYNN_APACK_SOLO;
     /* room for one block only (a batch of more than PYNN_GEMM_PACK_ROWS rows,
      * layout.c): the team packs and syncs block by block */
     return pl->nkb * block <= g->apack_len ? PYNN_APACK_TEAM : PYNN_APACK_TEAM_BLOCKS;

@@ -355,6 +355,11 @@ unsigned pynn__gemm_kc_shift(size_t panel_row_bytes);
  * 1.07x faster.  The bits are the same either way. */
 #define PYNN_SGD_FUSE_MAX_BYTES ((size_t)2 << 20)
 
+/* A thread alone packs the first layer's x^T for its weight gradient right
+ * after the forward pass (train.c: xt0_ahead) where x^T's block and the W of
+ * every layer above take at most this many bytes. */
+#define PYNN_XT_AHEAD_BYTES ((size_t)1 << 20)
+
 /* 1 if layer l's plain gradient descent is fused (elem: its W's element size). */
 static inline int pynn__sgd_fuses(const pynn_net *net, size_t l, size_t elem)
 {
@@ -454,6 +459,9 @@ static inline int pynn__sgd_hidden(const pynn_net *net, size_t l, int sparse, si
         const int64_t *a_next_idx; /* NULL, or its row i is a_next's row    */ \
                          /* a_next_idx[i] (a shuffled batch, to be gathered) */ \
         int n_threads;                                                           \
+        int pack_ahead; /* 1: pynn__gemm_pack packs A's every K block now even  */ \
+                        /* for a thread alone (PYNN_APACK_TEAM), for a later */ \
+                        /* run (train.c: the first layer's x^T, while in cache) */ \
         int bf16; /* 1: A and B rounded to bfloat16 as they are packed (both  */ \
                   /* always are; float only, see pynn_net.bf16)              */ \
         struct pynn_sgd_bg_##T *bg; /* NULL, or an update to run in slices   */ \

@@ -56,6 +56,7 @@ pynn_apack pynn__apack_of(T *ws, const pynn__ws_layout *lay)
     ap.z0 = NULL;
     ap.x_next = NULL;
     ap.x_next_idx = NULL;
+    ap.xt0_mode = -1;
     return ap;
 }
 
@@ -327,6 +328,8 @@ double pynn__net_backward(T *grads, T *d0, T *d1, T *d2, const pynn_apack *ap, T
         }
         pynn_sgd_fused sgd = sgd_of(upd, vel, lr, w_off, b_off, l, ap);
         pynn_sgd_bg bg;
+        if (l == 0 && ap && ap->xt0_mode >= 0)
+            wmode = ap->xt0_mode; /* (packed after the forward pass: train.c) */
         pynn__dense_bwd(l ? d1 : NULL, grads + w_off[l], grads + b_off[l], d0, in,
                         params + w_off[l], l ? in : NULL, n, nin, nout, alpha, net->hidden,
                         ap, ap ? ap->t[slot] : NULL, wmode,

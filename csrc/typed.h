@@ -118,6 +118,8 @@
 #define pynn_sgd_fused PYNN_TYPED(pynn_sgd_fused)
 #define pynn__dense_wgrad_pack PYNN_TYPED(pynn__dense_wgrad_pack)
 #define pynn__dense_wgrad_tiled PYNN_TYPED(pynn__dense_wgrad_tiled)
+#define pynn__dense_wgrad_pack_ahead PYNN_TYPED(pynn__dense_wgrad_pack_ahead)
+#define pynn__dense_wgrad_packs_x PYNN_TYPED(pynn__dense_wgrad_packs_x)
 #define pynn__dense_fwd_packs_w PYNN_TYPED(pynn__dense_fwd_packs_w)
 #define pynn__dense_igrad PYNN_TYPED(pynn__dense_igrad)
 #define pynn__dense_igrad_rows PYNN_TYPED(pynn__dense_igrad_rows)
@@ -171,6 +173,9 @@ typedef struct {
     T *z0;                /* NULL, or room for the first layer's z0 (pynn_gemm_args) */
     const T *x_next;      /* NULL, or the next batch's rows (the first layer's a_next) */
     const int64_t *x_next_idx; /* NULL, or x_next's rows, to be gathered (a_next_idx) */
+    int xt0_mode;         /* >= 0: the first layer's x^T is already packed into its
+                           * room (train.c: xt0_ahead), the mode its weight gradient
+                           * runs in; -1: not */
 } pynn_apack;
 
 /* The network's precision is one this core runs: bf16 products only on the
@@ -222,6 +227,11 @@ pynn_gemm_args pynn__forward_product(const pynn_net *net, const T *params,
 int pynn__dense_fwd_packs_w(size_t n, size_t n_in, size_t n_out);
 int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
                            size_t room_len, int bf16, const pynn_team *tm);
+int pynn__dense_wgrad_pack_ahead(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
+                                 size_t room_len);
+/* Whether a weight gradient of n rows packs x^T (a thread alone, room_len
+ * scalars of room; float products) -- the shapes alone decide. */
+int pynn__dense_wgrad_packs_x(size_t n, size_t n_in, size_t n_out, size_t room_len);
 void pynn__dense_igrad(T *dx, const T *delta, const T *W, const T *da, size_t n, size_t n_in,
                        size_t n_out, pynn_activation dact, const pynn_apack *ap,
                        const pynn_team *tm);

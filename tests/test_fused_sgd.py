@@ -66,6 +66,12 @@ CASES = {
     # batch of each epoch is one row, whose weight gradients run row by row
     # and so leave the copies behind (no later step of the call reads them)
     "packed-w": (129, 64, 9, [40, 200, 72, 5], False, False),
+    # batches whose first layer's x^T a thread alone packs right after the
+    # forward pass, for the weight gradient that ends the backward pass
+    # (train.c: xt0_ahead; x^T's block and the W above within
+    # PYNN_XT_AHEAD_BYTES), the last batch of 44 rows too; two threads train
+    # it as a team, which packs x^T in its phases instead
+    "team-xt-ahead": (300, 128, 5, [200, 256, 64, 5], False, False),
     "bf16": (157, 20, 19, [30, 48, 24, 5], False, True),
     "team": (300, 64, 9, [40, 512, 64, 5], False, False),
     "team-4-layers": (300, 64, 9, [40, 512, 64, 48, 5], False, False),
