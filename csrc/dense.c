@@ -237,9 +237,9 @@ int pynn__dense_wgrad_pack(const T *x, size_t n, size_t n_in, size_t n_out, T *r
 }
 
 /* The same for a thread alone, ahead of the step's backward pass
- * (pack_ahead): the mode for pynn__dense_bwd, PYNN_APACK_TEAM if it packed x^T
- * into room, else what the product does itself (-1: x^T is not packed at all:
- * nothing to gain; not for bfloat16 products). */
+ * (pack_ahead): PYNN_APACK_TEAM, the mode for pynn__dense_bwd, where it packed
+ * x^T into room; else -1 (the product packs x^T itself, or not at all; never
+ * for bfloat16 products). */
 int pynn__dense_wgrad_pack_ahead(const T *x, size_t n, size_t n_in, size_t n_out, T *room,
                                  size_t room_len)
 {
@@ -254,8 +254,8 @@ int pynn__dense_wgrad_pack_ahead(const T *x, size_t n, size_t n_in, size_t n_out
 int pynn__dense_wgrad_packs_x(size_t n, size_t n_in, size_t n_out, size_t room_len)
 {
     pynn_gemm_args g;
-    T one = 0;
-    wgrad_args(&g, NULL, NULL, NULL, NULL, n, n_in, n_out, 0, &one, room_len, 0);
+    T room = 0; /* (a room's address: a thread alone packs nothing here) */
+    wgrad_args(&g, NULL, NULL, NULL, NULL, n, n_in, n_out, 0, &room, room_len, 0);
     pynn_team solo = pynn__solo();
     return pynn__gemm_pack(&g, &solo) != PYNN_APACK_NONE;
 }
