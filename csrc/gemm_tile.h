@@ -262,16 +262,23 @@ static PYNN_ALWAYS_INLINE int GEMM_NAME(epi_reads_rows)(const GEMM_ARGS *g)
            (g->epi == PYNN_EPI_SCALE_W && g->wscale != 0);
 }
 
+/* Those rows' element (i0, j0), and *ld, their stride. */
+static PYNN_ALWAYS_INLINE const T *GEMM_NAME(epi_rows)(const GEMM_ARGS *g, size_t i0, size_t j0,
+                                                        ptrdiff_t *ld)
+{
+    const int dact = g->epi == PYNN_EPI_DACT;
+    *ld = dact ? g->ldda : g->ldw;
+    return (dact ? g->da : g->w) + i0 * (size_t)*ld + j0;
+}
+
 /* Prefetches those rows: [i0, i0 + rows), columns [j0, j0 + w). */
 static PYNN_ALWAYS_INLINE void GEMM_NAME(prefetch_epi_rows)(const GEMM_ARGS *g, size_t i0,
                                                             size_t rows, size_t j0, size_t w)
 {
-    for (size_t r = 0; r < rows; r++) {
-        if (g->epi == PYNN_EPI_DACT)
-            GEMM_NAME(prefetch_row)(g->da + (i0 + r) * g->ldda + j0, w);
-        else
-            GEMM_NAME(prefetch_row)(g->w + (i0 + r) * g->ldw + j0, w);
-    }
+    ptrdiff_t ld;
+    const T *e = GEMM_NAME(epi_rows)(g, i0, j0, &ld);
+    for (size_t r = 0; r < rows; r++)
+        GEMM_NAME(prefetch_row)(e + r * ld, w);
 }
 
 /* Prefetches the C rows of the tile at (ni, nj), at most width columns: none
@@ -1999,9 +2006,9 @@ GEMM_NAME(tri_prefetch_c)(const GEMM_ARGS *g, size_t i0, size_t c0, size_t p0, s
         ld = g->ldw;
     } else {
         if (p1 == g->k && GEMM_NAME(epi_reads_rows)(g)) {
-            const int dact = g->epi == PYNN_EPI_DACT;
-            const T *er = dact ? g->da + i0 * g->ldda + c0 : g->w + i0 * g->ldw + c0;
-            if (!GEMM_NAME(pf_set)(&pf[2], er, dact ? g->ldda : g->ldw, MR, TRI_W, p1 - p0))
+            ptrdiff_t eld;
+            const T *er = GEMM_NAME(epi_rows)(g, i0, c0, &eld);
+            if (!GEMM_NAME(pf_set)(&pf[2], er, eld, MR, TRI_W, p1 - p0))
                 GEMM_NAME(prefetch_epi_rows)(g, i0, MR, c0, TRI_W);
         }
         if (nc >= g->n || (size_t)g->ldc < PYNN_GEMM_ALIAS_BYTES / sizeof(T))

@@ -9,7 +9,7 @@ to gain ~1.5% whatever it held) and credit a change with the mean of the two.
 
     python tools/ab_core.py products A.so B.so [--dtype float64] [--net mnist-like]
     python tools/ab_core.py fit A.so B.so [--dtype float64] [--threads 1]
-                                          [--layers 1024,1024] [--batch 256]
+                                          [--layers 1024,1024] [--batch 256] [--steps 12]
     python tools/ab_core.py predict A.so B.so [--dtype float64] [--threads 1]
 
 A.so, B.so: copies of an installed ``pynn/_core*.so`` (build one, copy it
@@ -80,7 +80,7 @@ def products(args, tmp):
     # input gradient, as bench/products.py names them
     shapes = [(0, 256, 784, 1024), (0, 256, 1024, 1024), (1, 1024, 256, 1024),
               (2, 256, 1024, 1024), (1, 784, 256, 1024)]
-    if args.net == "mnist-like":  # 784-256-128-10, batch 128: its four large products
+    if args.net == "mnist-like":  # 784-256-128-10, batch 128: the same five kinds
         shapes = [(0, 128, 784, 256), (0, 128, 256, 128), (1, 256, 128, 128),
                   (2, 128, 128, 256), (1, 784, 128, 256)]
     total = [0.0, 0.0]
