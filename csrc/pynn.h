@@ -316,6 +316,9 @@ int pynn_any_nonfinite_##SFX(const T *x, size_t count);                         
 /* The same on up to n_threads threads (0: OpenMP's default), each a           \
  * contiguous share: more memory bandwidth for a large array.                  */ \
 int pynn_any_nonfinite_threads_##SFX(const T *x, size_t count, int n_threads);   \
+/* dst = src (count values, not overlapping), on up to n_threads threads       \
+ * (0: OpenMP's default) where the copy is large.                              */ \
+void pynn_copy_threads_##SFX(T *dst, const T *src, size_t count, int n_threads);  \
                                                                                   \
 /* Forward pass of n rows through the whole network into out (n, n_outputs).    \
  * Rows are processed in blocks of `batch`; ws holds k times                    \
@@ -337,9 +340,10 @@ pynn_status pynn_net_loss_grad_##SFX(double *loss, T *grads, const pynn_net *net
                                                                                   \
 /* Whether pynn_net_loss_grad at params (sw NULL) is finite on any n rows whose  \
  * inputs lie within +-xmax and targets within +-ymax, proven by bounds: 1 if   \
- * proven, 0 if not (run it to tell), -1 if params holds a NaN or infinity.   */ \
+ * proven, 0 if not (run it to tell), -1 if params holds a NaN or infinity.     \
+ * Its pass over params runs on up to n_threads threads (0: OpenMP's default). */ \
 int pynn_finite_bound_##SFX(const pynn_net *net, const T *params, double xmax,   \
-                            double ymax, double alpha, size_t n);                \
+                            double ymax, double alpha, size_t n, int n_threads); \
                                                                                   \
 /* The step loop.  Runs minibatch steps over the data's n rows until the        \
  * current epoch ends or max_steps steps were taken; sw (NULL: all 1) holds the   \

@@ -74,6 +74,7 @@
 #define pynn_any_nonfinite PYNN_TYPED(pynn_any_nonfinite)
 #define pynn_finite_bound PYNN_TYPED(pynn_finite_bound)
 #define pynn_any_nonfinite_threads PYNN_TYPED(pynn_any_nonfinite_threads)
+#define pynn_copy_threads PYNN_TYPED(pynn_copy_threads)
 #define pynn_net_loss_grad PYNN_TYPED(pynn_net_loss_grad)
 #define pynn_train PYNN_TYPED(pynn_train)
 #define pynn_train_data PYNN_TYPED(pynn_train_data)

@@ -135,8 +135,10 @@ cdef extern from "pynn.h" nogil:
     int pynn_any_nonfinite_f64(const double *x, size_t count) noexcept
     int pynn_any_nonfinite_threads_f32(const float *x, size_t count, int n_threads) noexcept
     int pynn_any_nonfinite_threads_f64(const double *x, size_t count, int n_threads) noexcept
-    int pynn_finite_bound_f32(const pynn_net *net, const float *params, double xmax, double ymax, double alpha, size_t n) noexcept
-    int pynn_finite_bound_f64(const pynn_net *net, const double *params, double xmax, double ymax, double alpha, size_t n) noexcept
+    int pynn_finite_bound_f32(const pynn_net *net, const float *params, double xmax, double ymax, double alpha, size_t n, int n_threads) noexcept
+    int pynn_finite_bound_f64(const pynn_net *net, const double *params, double xmax, double ymax, double alpha, size_t n, int n_threads) noexcept
+    void pynn_copy_threads_f32(float *dst, const float *src, size_t count, int n_threads) noexcept
+    void pynn_copy_threads_f64(double *dst, const double *src, size_t count, int n_threads) noexcept
     pynn_status pynn_net_predict_f32(float *out, const pynn_net *net, const float *params, const float *x, size_t n, float *ws, size_t ws_len, size_t batch, int nt) noexcept
     pynn_status pynn_net_predict_f64(double *out, const pynn_net *net, const double *params, const double *x, size_t n, double *ws, size_t ws_len, size_t batch, int nt) noexcept
     pynn_status pynn_net_loss_grad_f32(double *loss, float *grads, const pynn_net *net, const float *params, const float *x, const float *y, const float *sw, size_t n, double alpha, float *ws, size_t ws_len, int nt) noexcept
@@ -305,6 +307,24 @@ def all_finite(const real[::1] a not None, int n_threads=1):
         else:
             bad = pynn_any_nonfinite_threads_f64(&a[0], n, n_threads)
     return not bad
+
+
+def copy_into(real[::1] dst not None, const real[::1] src not None, int n_threads=1):
+    """dst[:] = src (contiguous vectors of one length and dtype, not
+    overlapping), without the GIL, a large one on up to n_threads threads
+    (0: OpenMP's default)."""
+    cdef size_t n = src.shape[0]
+    if <size_t>dst.shape[0] != n:
+        raise ValueError(f"copy_into: lengths differ ({dst.shape[0]} and {n})")
+    if n == 0:
+        return
+    if <const char *>&dst[0] < <const char *>(&src[0] + n) and <const char *>&src[0] < <const char *>(&dst[0] + n):
+        raise ValueError("copy_into: dst and src overlap")
+    with nogil:
+        if real is float:
+            pynn_copy_threads_f32(&dst[0], &src[0], n, n_threads)
+        else:
+            pynn_copy_threads_f64(&dst[0], &src[0], n, n_threads)
 
 
 def activate(real[:, ::1] a not None, int act):
@@ -647,18 +667,18 @@ cdef class Net:
         _check(st, "predict")
 
     def finite_bound(self, const real[::1] params not None, double xmax, double ymax,
-                     double alpha, size_t n):
+                     double alpha, size_t n, int n_threads=1):
         """1 if loss_grad at params (no sample weights) is finite on any n rows
         whose inputs lie within +-xmax and targets within +-ymax, as bounds
         prove; 0 if they do not (run it to tell); -1 if params holds a NaN or
-        infinity (one pass over params)."""
+        infinity (one pass over params, a large W's on up to n_threads threads)."""
         cdef int r
         self._check_params(params)
         with nogil:
             if real is float:
-                r = pynn_finite_bound_f32(&self.net, &params[0], xmax, ymax, alpha, n)
+                r = pynn_finite_bound_f32(&self.net, &params[0], xmax, ymax, alpha, n, n_threads)
             else:
-                r = pynn_finite_bound_f64(&self.net, &params[0], xmax, ymax, alpha, n)
+                r = pynn_finite_bound_f64(&self.net, &params[0], xmax, ymax, alpha, n, n_threads)
         return r
 
     def loss_grad(self, real[::1] grads not None, const real[::1] params not None,

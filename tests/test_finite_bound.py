@@ -234,3 +234,24 @@ def test_a_blown_up_last_update_is_still_refused():
         warnings.simplefilter("ignore")
         with pytest.raises(pynn.DivergenceError):
             m.fit(X, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threads_give_the_same_answer(dtype):
+    """A W large enough for its pass to run on a team (each thread a share):
+    the same answer for any thread count, with the largest weight, or a NaN
+    or infinity, in any share (the shares' edges included)."""
+    rng = np.random.default_rng(0)
+    net = _net((700, 600, 3), COMBOS[0])
+    params = (0.01 * rng.uniform(-1, 1, net.n_params)).astype(dtype)
+    nw = 700 * 600  # the first W, past the size a team takes
+    X, Y = np.ones((2, 700), dtype), np.eye(3, dtype=dtype)[:2]
+    for at in (0, nw // 3, nw // 2 - 1, nw // 2, nw // 2 + 1, nw - 1):
+        # a weight large enough that the bounds stop proving, in one share only
+        big = params.copy()
+        big[at] = np.finfo(dtype).max / 1e6
+        bad = params.copy()
+        bad[at] = np.nan
+        for p, want in ((params, 1), (big, 0), (bad, -1)):
+            got = [net.finite_bound(p, 1.0, 1.0, 0.0, 2, threads) for threads in (1, 2, 3, 0)]
+            assert got == [want] * 4, (at, want, got)

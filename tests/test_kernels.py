@@ -923,3 +923,32 @@ def test_all_finite_on_threads_finds_a_nan_in_any_share(dtype):
                 x[i] = bad
                 assert not _core.all_finite(x, threads), (threads, i)
                 x[i] = 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_copy_into_on_threads_copies_every_value(dtype):
+    """The core's copy of a run's weight vectors (snapshots, early stopping's
+    best): every value and bit (NaN payloads, -0.0) lands, alone or on a team
+    (each thread a share: the shares' edges included); lengths that differ and
+    buffers that overlap are refused."""
+    from pynn import _core
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 17, (1 << 20) + 7, (3 << 20) + 5):
+        src = rng.standard_normal(n).astype(dtype)
+        if n > 2:
+            src[n // 2] = -0.0
+            src[n // 3] = np.nan
+            src[-1] = np.inf
+        for threads in (1, 2, 3, 0):
+            dst = np.full(n, 7, dtype)
+            _core.copy_into(dst, src, threads)
+            assert dst.tobytes() == src.tobytes(), (n, threads)
+    a = np.zeros(10, dtype)
+    with pytest.raises(ValueError, match="lengths differ"):
+        _core.copy_into(a, np.zeros(9, dtype))
+    with pytest.raises(ValueError, match="overlap"):
+        _core.copy_into(a[1:], a[:-1])
+    with pytest.raises(ValueError, match="contiguous"):
+        _core.copy_into(a[::2], np.zeros(5, dtype))
+    with pytest.raises((ValueError, TypeError)):
+        _core.copy_into(np.zeros(4, np.float32), np.zeros(4, np.float64))
