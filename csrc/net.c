@@ -393,15 +393,20 @@ int pynn_any_nonfinite_threads(const T *x, size_t count, int n_threads)
     return pynn_any_nonfinite(x, count);
 }
 
+/* Passes at memory speed over a model's weights (pynn_copy_threads,
+ * max_abs_threads) take a team from this many values on: one core's loads and
+ * stores run at a fraction of the memory system's bandwidth, and a second
+ * thread pays sooner than for a product (PYNN_PAR_MIN_WORK). */
+#define PYNN_PASS_MIN_WORK ((size_t)1 << 18)
+
 /* dst = src (count values, not overlapping), in contiguous shares on up to
- * n_threads threads where the copy is large (PYNN_PAR_MIN_WORK values): one
- * core's loads and stores run at a fraction of the memory system's bandwidth
- * (the snapshots of a model's weights: ~1 ms for 7 MB on one core). */
+ * n_threads threads where the copy is large (the snapshots of a model's
+ * weights: 0.5-0.9 ms for the wide network's 7 MB on one core). */
 void pynn_copy_threads(T *dst, const T *src, size_t count, int n_threads)
 {
     if (dst == NULL || src == NULL || count == 0)
         return;
-    int nt = pynn__threads_for(n_threads, count, count >> 16);
+    int nt = pynn__threads_over(n_threads, count, PYNN_PASS_MIN_WORK, count >> 16);
     (void)nt;
 #ifdef _OPENMP
     if (nt > 1) {
@@ -819,9 +824,7 @@ static double max_abs(const T *x, size_t count)
 
 /* max_abs on up to n_threads threads, each a contiguous share (the same
  * value: a maximum does not depend on the order), from PYNN_PASS_MIN_WORK
- * values on: a pass at memory speed, whose second thread pays sooner than a
- * product's (PYNN_PAR_MIN_WORK). */
-#define PYNN_PASS_MIN_WORK ((size_t)1 << 18)
+ * values on. */
 static double max_abs_threads(const T *x, size_t count, int n_threads)
 {
     int nt = pynn__threads_over(n_threads, count, PYNN_PASS_MIN_WORK, count >> 16);
