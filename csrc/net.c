@@ -368,36 +368,68 @@ int pynn_any_nonfinite(const T *x, size_t count)
     return (int)(bad >> (sizeof(T_UINT) * 8 - 1));
 }
 
+static double max_abs(const T *x, size_t count);
+
+/* The passes at memory speed over a large array that a team shares, each
+ * thread a contiguous share: a NaN or infinity check (1 if any), a copy into
+ * dst, the largest magnitude (max_abs).  The parts combine by their maximum,
+ * which does not depend on the order: the same answer for any team. */
+enum { PASS_NONFINITE, PASS_COPY, PASS_MAX_ABS };
+
+static double pass_part(int kind, T *dst, const T *x, size_t count)
+{
+    switch (kind) {
+    case PASS_COPY:
+        if (count)
+            memcpy(dst, x, count * sizeof(T));
+        return 0;
+    case PASS_MAX_ABS:
+        return max_abs(x, count);
+    default:
+        return pynn_any_nonfinite(x, count);
+    }
+}
+
+/* kind's pass over count values on nt threads (pynn__threads_over's count). */
+static double pass_threads(int kind, T *dst, const T *x, size_t count, int nt)
+{
+#ifdef _OPENMP
+    if (nt > 1) {
+        double top = 0;
+        pynn_tbar bar;
+        pynn__tbar_init(&bar);
+#pragma omp parallel num_threads(nt) reduction(max : top)
+        {
+            pynn_team tm = pynn__team_me(&bar);
+            size_t i0, i1;
+            pynn__share(count, &tm, &i0, &i1);
+            double part = pass_part(kind, dst ? dst + i0 : NULL, x + i0, i1 - i0);
+            top = part > top ? part : top;
+        }
+        return top;
+    }
+#else
+    (void)nt;
+#endif
+    return pass_part(kind, dst, x, count);
+}
+
 /* Scanning 2^20 values (4-8 MB) or more, a second thread pays. */
 int pynn_any_nonfinite_threads(const T *x, size_t count, int n_threads)
 {
     if (x == NULL)
         return 0;
-    int nt = pynn__threads_for(n_threads, count, count >> 16);
-    (void)nt;
-#ifdef _OPENMP
-    if (nt > 1) {
-        int bad = 0;
-        pynn_tbar bar;
-        pynn__tbar_init(&bar);
-#pragma omp parallel num_threads(nt) reduction(| : bad)
-        {
-            pynn_team tm = pynn__team_me(&bar);
-            size_t i0, i1;
-            pynn__share(count, &tm, &i0, &i1);
-            bad |= pynn_any_nonfinite(x + i0, i1 - i0);
-        }
-        return bad;
-    }
-#endif
-    return pynn_any_nonfinite(x, count);
+    return pass_threads(PASS_NONFINITE, NULL, x, count,
+                        pynn__threads_for(n_threads, count, count >> 16)) > 0;
 }
 
-/* Passes at memory speed over a model's weights (pynn_copy_threads,
- * max_abs_threads) take a team from this many values on: one core's loads and
- * stores run at a fraction of the memory system's bandwidth, and a second
- * thread pays sooner than for a product (PYNN_PAR_MIN_WORK). */
+/* The copy and the max-abs pass over a model's weights take a team from this
+ * many values on: one core's loads and stores run at a fraction of the memory
+ * system's bandwidth, and a second thread pays sooner than for a product
+ * (PYNN_PAR_MIN_WORK). */
 #define PYNN_PASS_MIN_WORK ((size_t)1 << 18)
+#define PASS_TEAM(n_threads, count)                                               \
+    pynn__threads_over(n_threads, count, PYNN_PASS_MIN_WORK, (count) >> 16)
 
 /* dst = src (count values, not overlapping), in contiguous shares on up to
  * n_threads threads where the copy is large (the snapshots of a model's
@@ -406,24 +438,7 @@ void pynn_copy_threads(T *dst, const T *src, size_t count, int n_threads)
 {
     if (dst == NULL || src == NULL || count == 0)
         return;
-    int nt = pynn__threads_over(n_threads, count, PYNN_PASS_MIN_WORK, count >> 16);
-    (void)nt;
-#ifdef _OPENMP
-    if (nt > 1) {
-        pynn_tbar bar;
-        pynn__tbar_init(&bar);
-#pragma omp parallel num_threads(nt)
-        {
-            pynn_team tm = pynn__team_me(&bar);
-            size_t i0, i1;
-            pynn__share(count, &tm, &i0, &i1);
-            if (i1 > i0)
-                memcpy(dst + i0, src + i0, (i1 - i0) * sizeof(T));
-        }
-        return;
-    }
-#endif
-    memcpy(dst, src, count * sizeof(T));
+    pass_threads(PASS_COPY, dst, src, count, PASS_TEAM(n_threads, count));
 }
 
 /* Forward the rows [r0, r0 + rows) of x (or of the CSR sx) into out, using
@@ -822,32 +837,6 @@ static double max_abs(const T *x, size_t count)
     return (double)top;
 }
 
-/* max_abs on up to n_threads threads, each a contiguous share (the same
- * value: a maximum does not depend on the order), from PYNN_PASS_MIN_WORK
- * values on. */
-static double max_abs_threads(const T *x, size_t count, int n_threads)
-{
-    int nt = pynn__threads_over(n_threads, count, PYNN_PASS_MIN_WORK, count >> 16);
-    (void)nt;
-#ifdef _OPENMP
-    if (nt > 1) {
-        double top = 0;
-        pynn_tbar bar;
-        pynn__tbar_init(&bar);
-#pragma omp parallel num_threads(nt) reduction(max : top)
-        {
-            pynn_team tm = pynn__team_me(&bar);
-            size_t i0, i1;
-            pynn__share(count, &tm, &i0, &i1);
-            double part = max_abs(x + i0, i1 - i0);
-            top = part > top ? part : top;
-        }
-        return top;
-    }
-#endif
-    return max_abs(x, count);
-}
-
 /* Where an activation's outputs lie, given that its inputs lie within +-z: the
  * bound on |act(z)| (act_bound) and on |act'| (act_slope; -1: not an
  * activation the bounds cover). */
@@ -903,7 +892,9 @@ int pynn_finite_bound(const pynn_net *net, const T *params, double xmax, double 
     int bad = 0;
     for (size_t l = 0; l < L; l++) {
         size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
-        wmax[l] = max_abs_threads(params + w_off[l], nin * nout, n_threads);
+        size_t nw = nin * nout;
+        wmax[l] = pass_threads(PASS_MAX_ABS, NULL, params + w_off[l], nw,
+                               PASS_TEAM(n_threads, nw));
         bmax[l] = max_abs(params + b_off[l], nout);
         bad |= isinf(wmax[l]) || isinf(bmax[l]);
     }

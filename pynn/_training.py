@@ -73,14 +73,6 @@ def bytes_per_param(solver, early_stopping, dtype):
     return itemsize * (2 + moments + 2 + (1 if early_stopping else 0))
 
 
-def _copy(dst, src, n_threads):
-    """dst[:] = src for a run's weight vectors (the arena, its snapshots):
-    the core's copy, on the fit's threads where it is large (one core copies
-    a wide network's 7 MB in ~0.5 ms, a share of a one-epoch warm start's
-    time)."""
-    _core.copy_into(dst, src, n_threads)
-
-
 @dataclass(frozen=True)
 class TrainingConfig:
     """What the estimator's parameters mean for one call of fit or partial_fit."""
@@ -379,7 +371,7 @@ class TrainingRun(_Run):
             progress.close()
         if best is not None and curves.validation_scores_:
             # early stopping: the weights that scored best on the validation set
-            _copy(arena, best, cfg.n_threads)
+            _core.copy_into(arena, best, cfg.n_threads)
         if not self._finite_on_sample():
             # The last update can blow the weights up without making them NaN or
             # infinite (the loss is checked before each update, and the weights
@@ -415,8 +407,10 @@ class TrainingRun(_Run):
         trainer.velocity_at_epoch_end = _VELOCITY_AT_EPOCH_END
         # both snapshots start as the weights at the call's start: one copy,
         # the second buffer kept spare until the first backup needs it
+        # (the run's copies of the weights, on its threads: one core copies a
+        # wide network's 7 MB in ~0.5 ms, a share of a one-epoch warm start)
         t0 = time.perf_counter()
-        _copy(buf.snapshots[0], arena, cfg.n_threads)
+        _core.copy_into(buf.snapshots[0], arena, cfg.n_threads)
         self._good, self._spare = (buf.snapshots[0], buf.snapshots[0]), buf.snapshots[1]
         self._steps_since_backup, self._last_backup = 0, time.perf_counter()
         self._backup_every = max(_BACKUP_SECONDS,
@@ -435,7 +429,7 @@ class TrainingRun(_Run):
                     and all_finite(arena, cfg.n_threads)):
                 older = self._spare if self._good[1] is self._good[0] else self._good[1]
                 self._good = (older, self._good[0])
-                _copy(older, arena, cfg.n_threads)
+                _core.copy_into(older, arena, cfg.n_threads)
                 self._steps_since_backup, self._last_backup = 0, t0
                 self._backup_every = max(_BACKUP_SECONDS,
                                          _BACKUP_COST_RATIO * (time.perf_counter() - t0))
@@ -452,7 +446,7 @@ class TrainingRun(_Run):
                 good = self._good[0] if self._steps_since_backup else self._good[1]
                 if self.validation is None:
                     self._diverged(good)
-                _copy(arena, good, cfg.n_threads)
+                _core.copy_into(arena, good, cfg.n_threads)
                 self.diverged = True
                 return math.nan
         return float(epoch_loss)
@@ -464,7 +458,7 @@ class TrainingRun(_Run):
         return None
 
     def _diverged(self, good):
-        _copy(self.arena, good, self.config.n_threads)
+        _core.copy_into(self.arena, good, self.config.n_threads)
         self.optimizer = None
         raise DivergenceError(divergence_message(self.config.learning_rate_init))
 
@@ -501,7 +495,7 @@ class TrainingRun(_Run):
             curves._no_improvement_count = curves._no_improvement_count + 1 if worse else 0
         if score is not None and score > curves.best_validation_score_:
             curves.best_validation_score_ = score
-            _copy(best, self.arena, cfg.n_threads)
+            _core.copy_into(best, self.arena, cfg.n_threads)
         if cfg.solver == "sgd" and cfg.schedule == "invscaling":
             opt.lr = invscaling_rate(cfg.learning_rate_init, curves.t_, cfg.power_t)
         if cfg.tol is not None and curves._no_improvement_count > cfg.n_iter_no_change:
