@@ -347,15 +347,13 @@ int pynn_gemm_l1d_kib(int kib)
     return before;
 }
 
-_Static_assert(PYNN_GEMM_KC == 512 && PYNN_GEMM_KC_MIN == 256,
-               "pynn__gemm_kc_shift returns their log2");
-
-unsigned pynn__gemm_kc_shift(size_t panel_row_bytes)
+size_t pynn__gemm_kc_max(size_t panel_row_bytes, size_t tile_row_bytes)
 {
     size_t l1 = (size_t)l1d_kib() << 10;
-    if (l1 >= ((size_t)48 << 10) && 3 * PYNN_GEMM_KC * panel_row_bytes > 2 * l1)
-        return 8;
-    return 9;
+    if (l1 < ((size_t)48 << 10))
+        return PYNN_GEMM_KC;
+    size_t kc = l1 * PYNN_GEMM_KC_L1_PCT / 100 / (panel_row_bytes + tile_row_bytes);
+    return kc < PYNN_GEMM_KC_MIN ? PYNN_GEMM_KC_MIN : kc > PYNN_GEMM_KC ? PYNN_GEMM_KC : kc;
 }
 
 /* The emulation of a pair kernel the bfloat16 products run on (tests;

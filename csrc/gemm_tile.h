@@ -1706,9 +1706,11 @@ static PYNN_ALWAYS_INLINE GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
 #ifdef GEMM_KC
     pl.nkb = (g->k + KC - 1) / KC;
 #else
-    /* (KC, PYNN_GEMM_KC, or half of it on a CPU with a large L1: internal.h) */
-    const unsigned ks = pynn__gemm_kc_shift(NR * sizeof(T));
-    pl.nkb = (g->k + ((size_t)1 << ks) - 1) >> ks;
+    /* (KC, PYNN_GEMM_KC, or less on a CPU with a large L1: internal.h; never
+     * below PYNN_GEMM_KC_MIN) */
+    size_t kmax = g->k <= PYNN_GEMM_KC_MIN ? g->k
+                                           : pynn__gemm_kc_max(NR * sizeof(T), MR * sizeof(T));
+    pl.nkb = g->k <= kmax ? 1 : (g->k + kmax - 1) / kmax;
 #endif
     /* (a division by a variable costs tens of cycles: skipped for one block,
      * the small products of an online step) */

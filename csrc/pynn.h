@@ -214,7 +214,7 @@ const char *pynn_simd_name(int isa);
  * out of range. */
 int pynn_bf16_emulation(int on);
 /* The size of the L1 data cache (KiB) the matrix products choose their K
- * blocks by (internal.h: pynn__gemm_kc_shift); read from the CPU at first use
+ * blocks by (internal.h: pynn__gemm_kc_max); read from the CPU at first use
  * (0 where unknown).  kib >= 0 sets it (tests: the other blocking, whose
  * results are the same bits); returns the value before. */
 int pynn_gemm_l1d_kib(int kib);

@@ -236,17 +236,20 @@ def test_the_l1_size_the_products_block_for_is_read_and_set(l1d_restored):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_k_blocks_chosen_for_a_large_l1_give_the_same_bits(simd, dtype, l1d_restored):
     """On a CPU with a large L1 data cache (48 KiB or more) the float products
-    block K in at most 256 instead of 512 where a 512-deep panel would not fit
-    it (internal.h: pynn__gemm_kc_shift).  A tile's sum runs in the same order
-    either way (partial sums parked in C exactly): every product of a layer,
-    and a whole fit on two threads, give the same bits with the L1 taken for
-    32 KiB (512-deep blocks) and for 64 KiB (256-deep on the AVX-512 paths and
-    AVX2's float64), and the values are the reference's."""
-    shapes = [(64, 600, 129), (40, 784, 256), (256, 1100, 48), (9, 513, 33)]
+    block K no deeper than fills 3/4 of it with a tile's A rows and B panel
+    (internal.h: pynn__gemm_kc_max), at most 512 elsewhere.  A tile's sum runs
+    in the same order either way (partial sums parked in C exactly): every
+    product of a layer, and a whole fit on two threads, give the same bits with
+    the L1 taken for 32 KiB (512-deep blocks), 48 KiB (256 on the AVX-512
+    paths, 418 and 329 on AVX2's float32 and float64) and 64 KiB (307 and 256,
+    512 and 438), and the values are the reference's.  The depths 1000 and 460
+    split differently under each (1000: 2, 3 or 4 blocks; 460: 1 or 2)."""
+    shapes = [(64, 600, 129), (40, 784, 256), (256, 1100, 48), (9, 513, 33), (24, 1000, 40),
+              (33, 460, 70)]
     X, y = _threaded_problem(dtype)
     X = np.hstack([X, X[:, :400] * 0.5])  # 700 inputs: 2 blocks or 3
     runs = []
-    for kib in (32, 64):
+    for kib in (32, 48, 64):
         _core.gemm_l1d_kib(kib)
         out = []
         for m, k, n in shapes:
@@ -265,8 +268,9 @@ def test_k_blocks_chosen_for_a_large_l1_give_the_same_bits(simd, dtype, l1d_rest
                                  n_threads=2).fit(X, y)
         out.extend(fit.coefs_ + fit.intercepts_)
         runs.append(out)
-    for a, b in zip(*runs):
-        assert np.array_equal(a, b)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
