@@ -347,11 +347,13 @@ int pynn_gemm_l1d_kib(int kib)
     return before;
 }
 
-size_t pynn__gemm_kc_max(size_t panel_row_bytes, size_t tile_row_bytes)
+size_t pynn_gemm_kc_max(size_t panel_row_bytes, size_t tile_row_bytes)
 {
     size_t l1 = (size_t)l1d_kib() << 10;
     if (l1 < ((size_t)48 << 10))
         return PYNN_GEMM_KC;
+    if (3 * PYNN_GEMM_KC * panel_row_bytes > 2 * l1)
+        return PYNN_GEMM_KC_MIN;
     size_t kc = l1 * PYNN_GEMM_KC_L1_PCT / 100 / (panel_row_bytes + tile_row_bytes);
     return kc < PYNN_GEMM_KC_MIN ? PYNN_GEMM_KC_MIN : kc > PYNN_GEMM_KC ? PYNN_GEMM_KC : kc;
 }

@@ -1709,7 +1709,7 @@ static PYNN_ALWAYS_INLINE GEMM_NAME(plan_t) GEMM_NAME(plan)(const GEMM_ARGS *g)
     /* (KC, PYNN_GEMM_KC, or less on a CPU with a large L1: internal.h; never
      * below PYNN_GEMM_KC_MIN) */
     size_t kmax = g->k <= PYNN_GEMM_KC_MIN ? g->k
-                                           : pynn__gemm_kc_max(NR * sizeof(T), MR * sizeof(T));
+                                          : pynn_gemm_kc_max(NR * sizeof(T), MR * sizeof(T));
     pl.nkb = g->k <= kmax ? 1 : (g->k + kmax - 1) / kmax;
 #endif
     /* (a division by a variable costs tens of cycles: skipped for one block,

@@ -245,29 +245,32 @@ typedef struct {
 #define PYNN_GEMM_KC 512
 #define PYNN_GEMM_KC_MIN 256
 /* ... and on a large L1 data cache (48 KiB or more: Intel's cores since Ice
- * Lake, AMD's Zen 5), blocks no deeper than fills PYNN_GEMM_KC_L1_PCT per cent
- * of it with a tile's A rows and its B panel (tile_row_bytes and
- * panel_row_bytes per step of K), within [PYNN_GEMM_KC_MIN, PYNN_GEMM_KC], so
- * that both stay in L1 through the K loop.  The AVX-512 kernels (8 rows, 32
- * floats or 16 doubles wide) then take 256: on an Intel Xeon (48 KiB L1D,
- * 2 MiB L2) the 1024-wide layers' forward products ran 5-17% faster in float64
- * and 4-14% in float32 than with 512, the wide step's products from 0.84x to
- * 0.88x OpenBLAS's speed in float64 and from 0.95x to 0.99x in float32.  The
- * AVX2 kernels (6 rows, 16 floats or 8 doubles wide) take 418 (float32) and
- * 329 (float64): a 1024-deep product in 3 blocks of 342 or 4 of 256 instead of
- * 2 of 512 (A rows and panel 45 KiB float32, 56 KiB float64, past the L1), a
- * 784-deep one in 2 of 392 (float32) or 3 of 262 (float64).  On the same Xeon,
- * PYNN_SIMD=avx2, in-process A/B both orders: the wide net's 256x1024x1024
- * forward product +2-4% float32 and +11-12% float64, its float64 input
- * gradient +5-6%, the wide float64 fit +3-4% a step; mnist-like's float64
- * 128x784x256 forward (3 blocks) within noise (-2%/+0.3%).  A rule of 90%
- * instead (784 in 3 blocks for AVX-512 float32 too) ran that product 3% faster
- * for mnist-like and 3-6% slower for the wide net: not taken.  Returns the
- * largest depth, the same for every call of a process with the same arguments.
- * The blocking never changes a result's bits (gemm_tile.h: partial sums are
- * parked in C exactly). */
+ * Lake, AMD's Zen 5): blocks of PYNN_GEMM_KC_MIN where a B panel PYNN_GEMM_KC
+ * deep (panel_row_bytes per step of K) would fill more than two thirds of it,
+ * else no deeper than fills PYNN_GEMM_KC_L1_PCT per cent of it with a tile's A
+ * rows and its B panel (tile_row_bytes + panel_row_bytes per step), within
+ * [PYNN_GEMM_KC_MIN, PYNN_GEMM_KC], so that both stay in L1 through the K loop.
+ * The AVX-512 kernels (8 rows, 32 floats or 16 doubles wide: 128 bytes a step)
+ * take 256 by the first rule (their three-vector tiles run on blocks that deep
+ * at most, gemm_tile.h: tri_ok): on an Intel Xeon (48 KiB L1D, 2 MiB L2) the
+ * 1024-wide layers' forward products ran 5-17% faster in float64 and 4-14% in
+ * float32 than with 512, the wide step's products from 0.84x to 0.88x
+ * OpenBLAS's speed in float64 and from 0.95x to 0.99x in float32.  The AVX2
+ * kernels (6 rows, 16 floats or 8 doubles wide: 64 bytes a step) take 418
+ * (float32) and 329 (float64) by the second: a 1024-deep product in 3 blocks of
+ * 342 or 4 of 256 instead of 2 of 512 (A rows and panel 45 KiB float32, 56 KiB
+ * float64, past the L1), a 784-deep one in 2 of 392 (float32) or 3 of 262
+ * (float64).  On the same Xeon, PYNN_SIMD=avx2, in-process A/B both orders: the
+ * wide net's 256x1024x1024 forward product +2-4% float32 and +11-12% float64,
+ * its float64 input gradient +5-6%, the wide float64 fit +3-4% a step;
+ * mnist-like's float64 128x784x256 forward (3 blocks) within noise (-2%/+0.3%).
+ * The second rule at 90% for AVX-512 too (float32: 276, 784 in 3 blocks) ran
+ * that product 3% faster for mnist-like and 3-6% slower for the wide net: not
+ * taken.  Returns the largest depth, the same for every call of a process with
+ * the same arguments.  The blocking never changes a result's bits (gemm_tile.h:
+ * partial sums are parked in C exactly). */
 #define PYNN_GEMM_KC_L1_PCT 75
-size_t pynn__gemm_kc_max(size_t panel_row_bytes, size_t tile_row_bytes);
+/* (pynn_gemm_kc_max, pynn.h: the largest depth by these rules) */
 /* The tiles' K loops (gemm_tile.h: tile_k, full panels) unrolled this many
  * steps: the pointer updates, the count and the branch then come once per 4
  * steps instead of every step.  On an Intel Xeon (AVX-512), where those scalar

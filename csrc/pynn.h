@@ -214,10 +214,14 @@ const char *pynn_simd_name(int isa);
  * out of range. */
 int pynn_bf16_emulation(int on);
 /* The size of the L1 data cache (KiB) the matrix products choose their K
- * blocks by (internal.h: pynn__gemm_kc_max); read from the CPU at first use
+ * blocks by (pynn_gemm_kc_max below); read from the CPU at first use
  * (0 where unknown).  kib >= 0 sets it (tests: the other blocking, whose
  * results are the same bits); returns the value before. */
 int pynn_gemm_l1d_kib(int kib);
+/* The deepest K block a float product takes (internal.h: the rules, by the L1
+ * size above) with B panels of panel_row_bytes and tiles of tile_row_bytes per
+ * step of K (a path's NR and MR values). */
+size_t pynn_gemm_kc_max(size_t panel_row_bytes, size_t tile_row_bytes);
 
 /* The names the Python layer uses for each enum value (NULL past the last one):
  * the one place those names are defined. */

@@ -110,6 +110,7 @@ cdef extern from "pynn.h" nogil:
     const char *pynn_simd_name(int isa) noexcept
     int pynn_bf16_emulation(int on) noexcept
     int pynn_gemm_l1d_kib(int kib) noexcept
+    size_t pynn_gemm_kc_max(size_t panel_row_bytes, size_t tile_row_bytes) noexcept
     const char *pynn_activation_name(int act) noexcept
     const char *pynn_loss_name(int loss) noexcept
     const char *pynn_solver_name(int solver) noexcept
@@ -284,6 +285,15 @@ def gemm_l1d_kib(kib=None):
     if kib is not None and (not isinstance(kib, int) or kib < 0):
         raise ValueError(f"kib must be a whole number >= 0, got {kib!r}")
     return pynn_gemm_l1d_kib(-1 if kib is None else kib)
+
+
+def gemm_kc_max(size_t panel_row_bytes, size_t tile_row_bytes):
+    """The deepest K block the float products take, for the L1 size above,
+    with B panels of ``panel_row_bytes`` and tiles of ``tile_row_bytes`` per
+    step of K (a kernel's NR and MR values times the element size; tests)."""
+    if panel_row_bytes == 0 or tile_row_bytes == 0:
+        raise ValueError("panel_row_bytes and tile_row_bytes must be positive")
+    return pynn_gemm_kc_max(panel_row_bytes, tile_row_bytes)
 
 
 def has_openmp():

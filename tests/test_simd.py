@@ -233,16 +233,33 @@ def test_the_l1_size_the_products_block_for_is_read_and_set(l1d_restored):
     assert _core.gemm_l1d_kib() == 64
 
 
+def test_k_block_depths_follow_the_l1(l1d_restored):
+    """The deepest K block (internal.h: pynn_gemm_kc_max) for the kernels'
+    panels and tiles: the AVX-512 ones (32 floats or 16 doubles wide, 8 rows)
+    and the AVX2 ones (16 floats or 8 doubles, 6 rows), float32 and float64.
+    512 on an L1 under 48 KiB or unknown; on 48 KiB, 256 for the AVX-512 panels
+    (a 512-deep one would fill two thirds of L1) and for AVX2 the depth that
+    fills 3/4 of it with the tile's rows and panel; on 64 KiB the same rules."""
+    kernels = [(128, 32), (128, 64), (64, 24), (64, 48)]
+    want = {0: [512] * 4, 32: [512] * 4, 48: [256, 256, 418, 329], 64: [256, 256, 512, 438]}
+    for kib, depths in want.items():
+        _core.gemm_l1d_kib(kib)
+        assert [_core.gemm_kc_max(p, t) for p, t in kernels] == depths, kib
+    with pytest.raises(ValueError, match="positive"):
+        _core.gemm_kc_max(0, 24)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_k_blocks_chosen_for_a_large_l1_give_the_same_bits(simd, dtype, l1d_restored):
     """On a CPU with a large L1 data cache (48 KiB or more) the float products
-    block K no deeper than fills 3/4 of it with a tile's A rows and B panel
-    (internal.h: pynn__gemm_kc_max), at most 512 elsewhere.  A tile's sum runs
-    in the same order either way (partial sums parked in C exactly): every
+    block K in at most 256 where a 512-deep B panel would fill two thirds of it,
+    else no deeper than fills 3/4 of it with a tile's A rows and B panel
+    (internal.h: pynn__gemm_kc_max); in at most 512 elsewhere.  A tile's sum
+    runs in the same order either way (partial sums parked in C exactly): every
     product of a layer, and a whole fit on two threads, give the same bits with
     the L1 taken for 32 KiB (512-deep blocks), 48 KiB (256 on the AVX-512
-    paths, 418 and 329 on AVX2's float32 and float64) and 64 KiB (307 and 256,
-    512 and 438), and the values are the reference's.  The depths 1000 and 460
+    paths, 418 and 329 on AVX2's float32 and float64) and 64 KiB (256; 512 and
+    438), and the values are the reference's.  The depths 1000 and 460
     split differently under each (1000: 2, 3 or 4 blocks; 460: 1 or 2)."""
     shapes = [(64, 600, 129), (40, 784, 256), (256, 1100, 48), (9, 513, 33), (24, 1000, 40),
               (33, 460, 70)]
