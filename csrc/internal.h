@@ -266,11 +266,11 @@ typedef struct {
  * mnist-like's float64 128x784x256 forward (3 blocks) within noise (-2%/+0.3%).
  * The second rule at 90% for AVX-512 too (float32: 276, 784 in 3 blocks) ran
  * that product 3% faster for mnist-like and 3-6% slower for the wide net: not
- * taken.  Returns the largest depth, the same for every call of a process with
- * the same arguments.  The blocking never changes a result's bits (gemm_tile.h:
- * partial sums are parked in C exactly). */
+ * taken.  pynn_gemm_kc_max (pynn.h) returns the largest depth by these rules,
+ * the same for every call of a process with the same arguments.  The blocking
+ * never changes a result's bits (gemm_tile.h: partial sums are parked in C
+ * exactly). */
 #define PYNN_GEMM_KC_L1_PCT 75
-/* (pynn_gemm_kc_max, pynn.h: the largest depth by these rules) */
 /* The tiles' K loops (gemm_tile.h: tile_k, full panels) unrolled this many
  * steps: the pointer updates, the count and the branch then come once per 4
  * steps instead of every step.  On an Intel Xeon (AVX-512), where those scalar

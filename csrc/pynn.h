@@ -220,7 +220,7 @@ int pynn_bf16_emulation(int on);
 int pynn_gemm_l1d_kib(int kib);
 /* The deepest K block a float product takes (internal.h: the rules, by the L1
  * size above) with B panels of panel_row_bytes and tiles of tile_row_bytes per
- * step of K (a path's NR and MR values). */
+ * step of K (a kernel's NR and MR times the element's size); for tests. */
 size_t pynn_gemm_kc_max(size_t panel_row_bytes, size_t tile_row_bytes);
 
 /* The names the Python layer uses for each enum value (NULL past the last one):

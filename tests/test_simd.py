@@ -254,7 +254,7 @@ def test_k_blocks_chosen_for_a_large_l1_give_the_same_bits(simd, dtype, l1d_rest
     """On a CPU with a large L1 data cache (48 KiB or more) the float products
     block K in at most 256 where a 512-deep B panel would fill two thirds of it,
     else no deeper than fills 3/4 of it with a tile's A rows and B panel
-    (internal.h: pynn__gemm_kc_max); in at most 512 elsewhere.  A tile's sum
+    (internal.h, pynn_gemm_kc_max); in at most 512 elsewhere.  A tile's sum
     runs in the same order either way (partial sums parked in C exactly): every
     product of a layer, and a whole fit on two threads, give the same bits with
     the L1 taken for 32 KiB (512-deep blocks), 48 KiB (256 on the AVX-512
