@@ -53,13 +53,20 @@ _PREDICT_CALL_WORK = 250_000_000
 # it.  0: every call takes the first's rows.
 _PREDICT_CALL_SECONDS = 0.05
 # Dense training data of at least this many bytes, and at least _CHECK_LATE_RATIO
-# times what undoing the fit would copy (the weights and optimizer state of a
-# warm start), is checked for NaN and infinity by the core as the steps read it,
-# instead of in a pass over it before training (see _fit).
+# times what undoing the fit would copy (the optimizer state a warm start
+# continues, but for plain gradient descent's velocity; the weights come back
+# from the run's own snapshot of them), is checked for NaN and infinity by the
+# core as the steps read it, instead of in a pass over it before training (see
+# _fit).
 _CHECK_LATE_BYTES = 4 << 20
 _CHECK_LATE_RATIO = 8
 # Seeds for the core's shuffling are drawn below this bound from the random state.
 _SEED_BOUND = np.iinfo(np.int64).max
+
+
+def _plain_sgd(solver, momentum):
+    """Plain gradient descent: the core keeps no velocity from step to step."""
+    return solver == "sgd" and momentum == 0
 
 
 # ----------------------------------------------------------------------------
@@ -348,7 +355,7 @@ class NetworkBase(ParamsMixin):
                     else:
                         self._scratch = buffers
             if refused:
-                self._roll_back(saved, undo)
+                self._roll_back(saved, undo, run)
                 refuse_non_finite(X, run.X, run.X.dtype)
                 raise ValueError("X contains NaN or infinity; remove or impute them first")
         return self
@@ -359,31 +366,41 @@ class NetworkBase(ParamsMixin):
         before its step), instead of a pass over X before: that pass reads all
         of X from memory once more, ~10% of a small network's fit.  Only where
         undoing the steps taken before a bad row is cheap next to that pass
-        (first fits undo nothing), and not with early stopping (the held-out
-        rows are scored, not trained on) or L-BFGS (no step loop)."""
+        (first fits undo nothing; a warm start's weights come back from the
+        run's snapshot of them, _undo_point), and not with early stopping (the
+        held-out rows are scored, not trained on) or L-BFGS (no step loop)."""
         if (getattr(self, "solver", "sgd") == "lbfgs" or getattr(self, "early_stopping", False)
                 or X.nbytes < _CHECK_LATE_BYTES):
             return False
         undo = 0
-        if not first:
-            opt = self.__dict__.get("_opt_state")
-            undo = self._arena.nbytes + (sum(a.nbytes for a in opt.arrays()) if opt else 0)
+        opt = self.__dict__.get("_opt_state")
+        if not first and opt is not None and not _plain_sgd(getattr(self, "solver", "sgd"),
+                                                            getattr(self, "momentum", 0.0)):
+            # (the weights come back from the run's first snapshot: no copy)
+            undo = sum(a.nbytes for a in opt.arrays())
         return X.nbytes >= _CHECK_LATE_RATIO * undo
 
     def _undo_point(self, saved, run):
-        """What _roll_back needs beyond the attributes in `saved`: copies of
-        the arrays the run changes in place (the weights and optimizer state
-        of a warm start; a first fit's are new) and the random state."""
-        arena = saved.get("_arena")
+        """What _roll_back needs beyond the attributes in `saved`: whether the
+        run changes the weights in place (a warm start's: they come back from
+        the run's snapshot of them at its start, run.start_weights), a copy of
+        the optimizer state it continues, and the random state.  (A first
+        fit's arrays are new.)  Plain gradient descent's velocity needs no
+        copy: the core writes it only at an epoch's last step, after every row
+        of the first epoch was checked."""
         opt = saved.get("_opt_state")
+        cfg = run.config
         # (the run reuses the old optimizer's arrays only if it continues it)
-        return {"arena": arena.copy() if arena is run.arena else None,
-                "opt": opt.copy() if opt is not None and run.optimizer is opt else None,
+        keep_opt = (opt is not None and run.optimizer is opt
+                    and not _plain_sgd(cfg.solver, cfg.momentum))
+        return {"arena": saved.get("_arena") is run.arena,
+                "opt": opt.copy() if keep_opt else None,
                 "rng": run.rng_before}
 
-    def _roll_back(self, saved, undo):
-        if undo["arena"] is not None:
-            np.copyto(saved["_arena"], undo["arena"])
+    def _roll_back(self, saved, undo, run):
+        start = run.start_weights() if undo["arena"] else None
+        if start is not None:  # (None: the run never started; the weights are as they were)
+            np.copyto(saved["_arena"], start)
         self.__dict__.clear()
         self.__dict__.update(saved)
         if undo["opt"] is not None:

@@ -354,6 +354,7 @@ class TrainingRun(_Run):
         try:
             for _ in range(cfg.max_iter):
                 loss = self._epoch(trainer, planner, progress)
+                self._start_kept = None  # (every row of X has been read)
                 if self._end_epoch(curves, loss, best, progress):
                     break
                 if self.diverged:
@@ -412,6 +413,11 @@ class TrainingRun(_Run):
         t0 = time.perf_counter()
         _core.copy_into(buf.snapshots[0], arena, cfg.n_threads)
         self._good, self._spare = (buf.snapshots[0], buf.snapshots[0]), buf.snapshots[1]
+        # A run that checks X as it trains keeps this first snapshot, the
+        # weights at the call's start, until its first epoch has read every
+        # row (backups meanwhile rotate through the other buffer): a refused X
+        # puts the model back to it (start_weights), with no copy of its own.
+        self._start_kept = buf.snapshots[0] if self.check_x else None
         self._steps_since_backup, self._last_backup = 0, time.perf_counter()
         self._backup_every = max(_BACKUP_SECONDS,
                                  _BACKUP_COST_RATIO * (self._last_backup - t0))
@@ -428,7 +434,12 @@ class TrainingRun(_Run):
             if (t0 - self._last_backup > self._backup_every
                     and all_finite(arena, cfg.n_threads)):
                 older = self._spare if self._good[1] is self._good[0] else self._good[1]
-                self._good = (older, self._good[0])
+                if older is self._start_kept:
+                    # (the call's start stays the fallback: the newer backup goes)
+                    self._good = (self._good[0], older)
+                    older = self._good[0]
+                else:
+                    self._good = (older, self._good[0])
                 _core.copy_into(older, arena, cfg.n_threads)
                 self._steps_since_backup, self._last_backup = 0, t0
                 self._backup_every = max(_BACKUP_SECONDS,
@@ -450,6 +461,11 @@ class TrainingRun(_Run):
                 self.diverged = True
                 return math.nan
         return float(epoch_loss)
+
+    def start_weights(self):
+        """The weights at the call's start, while its first epoch checks X
+        (check_x); None otherwise, or before the run started."""
+        return getattr(self, "_start_kept", None)
 
     def keep_buffers(self):
         """The buffers to keep with the model after the run (None: too large)."""

@@ -16,11 +16,8 @@ import pynn._base as base
 from pynn import _core
 
 
-@pytest.fixture
-def late(monkeypatch):
-    """Every dense fit checks X in the core, and the up-front check counts its calls."""
-    monkeypatch.setattr(base, "_CHECK_LATE_BYTES", 0)
-    monkeypatch.setattr(base, "_CHECK_LATE_RATIO", 0)
+def _counted_refusals(monkeypatch):
+    """The calls of the up-front check (a list that fills as it is called)."""
     calls = []
     real = base.refuse_non_finite
 
@@ -30,6 +27,14 @@ def late(monkeypatch):
 
     monkeypatch.setattr(base, "refuse_non_finite", counted)
     return calls
+
+
+@pytest.fixture
+def late(monkeypatch):
+    """Every dense fit checks X in the core, and the up-front check counts its calls."""
+    monkeypatch.setattr(base, "_CHECK_LATE_BYTES", 0)
+    monkeypatch.setattr(base, "_CHECK_LATE_RATIO", 0)
+    return _counted_refusals(monkeypatch)
 
 
 def _data(dtype, n=300, d=20, classes=4, seed=0):
@@ -267,3 +272,77 @@ def test_a_divergence_before_the_bad_row_is_reached_still_refuses_x(late):
     # without the NaN, the same fit diverges
     with pytest.raises(pynn.DivergenceError):
         _fit(m, "fit", X, X[:, 0])
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_backups_in_the_first_epoch_keep_the_calls_start_for_a_refusal(late, monkeypatch,
+                                                                     method, n_threads):
+    """A refused warm start goes back to the run's first snapshot, the weights
+    at the call's start (no copy of its own): the backups taken while the
+    first epoch reads X -- one every step here -- rotate through the other
+    buffer and must not overwrite it.  The bad value is in the last row, so
+    every backup of the epoch comes before the refusal."""
+    import pynn._training as training
+    monkeypatch.setattr(training, "_BACKUP_SECONDS", 0.0)
+    monkeypatch.setattr(training, "_BACKUP_COST_RATIO", 0)
+    monkeypatch.setattr(training, "_CHUNK_SECONDS", 0.0)  # (a step a chunk)
+    copies = []
+    real_copy = _core.copy_into
+
+    def counted_copy(dst, src, *args):
+        copies.append(dst.size)
+        return real_copy(dst, src, *args)
+
+    monkeypatch.setattr(_core, "copy_into", counted_copy)
+    X, y = _data("float64")
+    bad = X.copy()
+    bad[299, 5] = np.nan
+
+    def model():
+        return pynn.MLPClassifier((16,), solver="sgd", momentum=0.0, batch_size=16,
+                                  max_iter=1, random_state=0, dtype="float64",
+                                  warm_start=True, n_threads=n_threads)
+
+    m, twin = _fit(model(), method, X, y), _fit(model(), method, X, y)
+    before = _state(m)
+    copies.clear()
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        _fit(m, method, bad, y)
+    assert len(copies) >= 4  # the call's start, then backups during the epoch
+    _same(_state(m), before)
+    _fit(m, method, X, y)
+    _fit(twin, method, X, y)
+    _same(_state(m), _state(twin))
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_plain_sgd_warm_start_is_checked_late_however_large_its_weights(monkeypatch,
+                                                                          method):
+    """Undoing a refused plain-SGD warm start copies nothing (the weights come
+    back from the run's snapshot, the velocity is untouched until the epoch's
+    end), so its X is checked late at any size over the threshold; a run with
+    momentum continues an optimizer state that would have to be copied, and
+    X under 8 times its size is checked before training."""
+    monkeypatch.setattr(base, "_CHECK_LATE_BYTES", 0)  # (the ratio stays)
+    calls = _counted_refusals(monkeypatch)
+    X, y = _data("float64")  # 48 KB against 51 KB of weights (256 hidden units)
+
+    def model(momentum):
+        return pynn.MLPClassifier((256,), solver="sgd", momentum=momentum, batch_size=32,
+                                  max_iter=1, random_state=0, dtype="float64",
+                                  warm_start=True)
+
+    plain, heavy = _fit(model(0.0), method, X, y), _fit(model(0.9), method, X, y)
+    assert plain._arena.nbytes * base._CHECK_LATE_RATIO > X.nbytes
+    calls.clear()
+    _fit(plain, method, X, y)
+    assert calls == []
+    _fit(heavy, method, X, y)
+    assert len(calls) == 1
+    bad = X.copy()
+    bad[150, 2] = np.nan
+    before = _state(plain)
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        _fit(plain, method, bad, y)
+    _same(_state(plain), before)
