@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import contextlib
+import dataclasses
 import inspect
 import math
 import os
@@ -390,12 +391,13 @@ class NetworkBase(ParamsMixin):
         of the first epoch was checked."""
         opt = saved.get("_opt_state")
         cfg = run.config
-        # (the run reuses the old optimizer's arrays only if it continues it)
-        keep_opt = (opt is not None and run.optimizer is opt
-                    and not _plain_sgd(cfg.solver, cfg.momentum))
-        return {"arena": saved.get("_arena") is run.arena,
-                "opt": opt.copy() if keep_opt else None,
-                "rng": run.rng_before}
+        if opt is None or run.optimizer is not opt:
+            kept = None
+        elif _plain_sgd(cfg.solver, cfg.momentum):
+            kept = dataclasses.replace(opt)  # (its arrays shared, its scalars as they are)
+        else:
+            kept = opt.copy()
+        return {"arena": saved.get("_arena") is run.arena, "opt": kept, "rng": run.rng_before}
 
     def _roll_back(self, saved, undo, run):
         start = run.start_weights() if undo["arena"] else None

@@ -346,3 +346,27 @@ def test_a_plain_sgd_warm_start_is_checked_late_however_large_its_weights(monkey
     with pytest.raises(ValueError, match="X contains NaN or infinity"):
         _fit(plain, method, bad, y)
     _same(_state(plain), before)
+
+
+@pytest.mark.parametrize("schedule", ["invscaling", "adaptive"])
+def test_a_refused_plain_sgd_partial_fit_keeps_its_step_count(late, schedule):
+    """Plain SGD's velocity is not copied for the undo (untouched before the
+    epoch's end), but the optimizer's own scalars are kept too: its step
+    count and rate come back as they were, and the next call, whose rate
+    depends on them ('invscaling', 'adaptive'), gives the twin's bits."""
+    X, y = _data("float64")
+    bad = X.copy()
+    bad[250, 1] = np.nan
+
+    def model():
+        return pynn.MLPClassifier((16,), solver="sgd", momentum=0.0, batch_size=16,
+                                  learning_rate=schedule, random_state=0, dtype="float64")
+
+    m, twin = _fit(model(), "partial_fit", X, y), _fit(model(), "partial_fit", X, y)
+    t_before = (m._opt_state.t, m._opt_state.lr)
+    with pytest.raises(ValueError, match="X contains NaN or infinity"):
+        _fit(m, "partial_fit", bad, y)
+    assert (m._opt_state.t, m._opt_state.lr) == t_before
+    _fit(m, "partial_fit", X, y)
+    _fit(twin, "partial_fit", X, y)
+    _same(_state(m), _state(twin))
