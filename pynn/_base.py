@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import contextlib
-import dataclasses
 import inspect
 import math
 import os
@@ -63,11 +62,6 @@ _CHECK_LATE_BYTES = 4 << 20
 _CHECK_LATE_RATIO = 8
 # Seeds for the core's shuffling are drawn below this bound from the random state.
 _SEED_BOUND = np.iinfo(np.int64).max
-
-
-def _plain_sgd(solver, momentum):
-    """Plain gradient descent: the core keeps no velocity from step to step."""
-    return solver == "sgd" and momentum == 0
 
 
 # ----------------------------------------------------------------------------
@@ -373,10 +367,11 @@ class NetworkBase(ParamsMixin):
         if (getattr(self, "solver", "sgd") == "lbfgs" or getattr(self, "early_stopping", False)
                 or X.nbytes < _CHECK_LATE_BYTES):
             return False
+        from ._training import plain_sgd
         undo = 0
         opt = self.__dict__.get("_opt_state")
-        if not first and opt is not None and not _plain_sgd(getattr(self, "solver", "sgd"),
-                                                            getattr(self, "momentum", 0.0)):
+        if not first and opt is not None and not plain_sgd(getattr(self, "solver", "sgd"),
+                                                           getattr(self, "momentum", 0.0)):
             # (the weights come back from the run's first snapshot: no copy)
             undo = sum(a.nbytes for a in opt.arrays())
         return X.nbytes >= _CHECK_LATE_RATIO * undo
@@ -389,14 +384,11 @@ class NetworkBase(ParamsMixin):
         fit's arrays are new.)  Plain gradient descent's velocity needs no
         copy: the core writes it only at an epoch's last step, after every row
         of the first epoch was checked."""
-        opt = saved.get("_opt_state")
-        cfg = run.config
-        if opt is None or run.optimizer is not opt:
-            kept = None
-        elif _plain_sgd(cfg.solver, cfg.momentum):
-            kept = dataclasses.replace(opt)  # (its arrays shared, its scalars as they are)
-        else:
-            kept = opt.copy()
+        from ._training import plain_sgd
+        opt, cfg = saved.get("_opt_state"), run.config
+        kept = None
+        if opt is not None and run.optimizer is opt:
+            kept = opt.copy(arrays=not plain_sgd(cfg.solver, cfg.momentum))
         return {"arena": saved.get("_arena") is run.arena, "opt": kept, "rng": run.rng_before}
 
     def _roll_back(self, saved, undo, run):

@@ -143,7 +143,10 @@ class OptimizerState:
     def arrays(self):
         return [x for x in (self.a, self.b) if x is not None]
 
-    def copy(self):
+    def copy(self, arrays=True):
+        """A copy (arrays=False: one that shares the arrays, its scalars its own)."""
+        if not arrays:
+            return OptimizerState(self.solver, self.a, self.b, self.t, self.lr)
         return OptimizerState(self.solver, self.a.copy(),
                               None if self.b is None else self.b.copy(), self.t, self.lr)
 
@@ -185,6 +188,11 @@ def _zeroed(arr, like, fill=True):
     return np.zeros_like(like)
 
 
+def plain_sgd(solver, momentum):
+    """Plain gradient descent: the core keeps no velocity from step to step."""
+    return solver == "sgd" and momentum == 0
+
+
 def fresh_optimizer(config, arena, old=None):
     """A new optimizer state for `config`; arrays of `old` (this model's own)
     are zeroed and reused.  Plain gradient descent's velocity (momentum 0) is
@@ -194,7 +202,7 @@ def fresh_optimizer(config, arena, old=None):
     one-epoch warm start ~0.4% of its fit (784-1024-1024-10, float64: 15 MB)."""
     old_a = old.a if old is not None else None
     old_b = old.b if old is not None else None
-    plain = config.solver == "sgd" and config.momentum == 0
+    plain = plain_sgd(config.solver, config.momentum)
     return OptimizerState(config.solver, _zeroed(old_a, arena, fill=not plain),
                           _zeroed(old_b, arena) if config.solver == "adam" else None,
                           0, float(config.learning_rate_init))
