@@ -441,12 +441,12 @@ class TrainingRun(_Run):
             t0 = time.perf_counter()
             if (t0 - self._last_backup > self._backup_every
                     and all_finite(arena, cfg.n_threads)):
-                older = self._spare if self._good[1] is self._good[0] else self._good[1]
-                if older is self._start_kept:
-                    # (the call's start stays the fallback: the newer backup goes)
-                    self._good = (self._good[0], older)
-                    older = self._good[0]
+                if self._start_kept is not None:
+                    # (the call's start stays the fallback: backups go to the other buffer)
+                    older = self._spare
+                    self._good = (older, self._start_kept)
                 else:
+                    older = self._spare if self._good[1] is self._good[0] else self._good[1]
                     self._good = (older, self._good[0])
                 _core.copy_into(older, arena, cfg.n_threads)
                 self._steps_since_backup, self._last_backup = 0, t0
