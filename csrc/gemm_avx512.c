@@ -8,6 +8,9 @@
 #include "gemm_vocab_avx512_f32.h"
 #define GEMM_NAME(x) pynn_##x##_avx512_f32
 #define GEMM_TRI 1 /* three-vector tiles (gemm_tile.h) */
+#define TRI_ASM_BCAST "vbroadcastss" /* (their K step written out: tri_step) */
+#define TRI_ASM_FMA "vfmadd231ps"
+#define TRI_ASM_ES "4"
 #include "gemm_tile.h"
 #include "gemm_undef.h"
 
@@ -19,6 +22,9 @@
 #define GEMM_ARGS pynn_gemm_args_f64
 #define GEMM_NAME(x) pynn_##x##_avx512_f64
 #define GEMM_TRI 1 /* three-vector tiles (gemm_tile.h) */
+#define TRI_ASM_BCAST "vbroadcastsd"
+#define TRI_ASM_FMA "vfmadd231pd"
+#define TRI_ASM_ES "8"
 #define MASK_T __mmask8
 #define V_ZERO() _mm512_setzero_pd()
 #define V_LOAD(p) _mm512_loadu_pd(p)

@@ -26,6 +26,9 @@
 #undef GROUP_K_MAX
 #undef GEMM_TRI
 #undef TRI_W
+#undef TRI_ASM_BCAST
+#undef TRI_ASM_FMA
+#undef TRI_ASM_ES
 #undef PV
 #undef P_LOAD
 #undef P_BCAST
