@@ -1876,7 +1876,10 @@ static void GEMM_NAME(chunk_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
  * broadcast's register, then vmovapd back), and the K loop's hint steps
  * cost ~3% of a float64 product's time against the same loop without the
  * hints' instructions (Intel Xeon, amx path).  The same FMAs in the same
- * order, each sum's product a*b the same as b*a: the same bits. */
+ * order, each sum's product a*b the same as b*a: the same bits.  The
+ * statements read A through their address operands, which the compiler
+ * does not see as reads: the "memory" clobber keeps them after every store
+ * (and costs the loops nothing: the same instructions). */
 #ifndef TRI_ASM_ROW
 #define TRI_ASM_ROW(addr, i)                                                                       \
     TRI_ASM_BCAST " " addr ", %%zmm31\n\t" TRI_ASM_FMA " %[b0], %%zmm31, %[x" #i "]\n\t" TRI_ASM_FMA \
@@ -1900,12 +1903,12 @@ GEMM_NAME(tri_step)(const int mode, V *x, V *y, V *z, const T **a, const char **
                     TRI_ASM_ROW(TRI_ASM_PACKED(2), 2) TRI_ASM_ROW(TRI_ASM_PACKED(3), 3)
                 : TRI_ASM_FOUR(0)
                 : [a] "r"(*a), [b0] "v"(b0), [b1] "v"(b1), [b2] "v"(b2)
-                : "xmm31");
+                : "xmm31", "memory");
         __asm__(TRI_ASM_ROW(TRI_ASM_PACKED(4), 0) TRI_ASM_ROW(TRI_ASM_PACKED(5), 1)
                     TRI_ASM_ROW(TRI_ASM_PACKED(6), 2) TRI_ASM_ROW(TRI_ASM_PACKED(7), 3)
                 : TRI_ASM_FOUR(4)
                 : [a] "r"(*a), [b0] "v"(b0), [b1] "v"(b1), [b2] "v"(b2)
-                : "xmm31");
+                : "xmm31", "memory");
         *a += MR;
     } else {
         __asm__(TRI_ASM_ROW("(%[a])", 0) TRI_ASM_ROW("(%[a],%[s])", 1)
@@ -1913,13 +1916,13 @@ GEMM_NAME(tri_step)(const int mode, V *x, V *y, V *z, const T **a, const char **
                 : TRI_ASM_FOUR(0)
                 : [a] "r"(*a0), [s] "r"(s), [s3] "r"(s3), [b0] "v"(b0), [b1] "v"(b1),
                   [b2] "v"(b2)
-                : "xmm31");
+                : "xmm31", "memory");
         __asm__(TRI_ASM_ROW("(%[a])", 0) TRI_ASM_ROW("(%[a],%[s])", 1)
                     TRI_ASM_ROW("(%[a],%[s],2)", 2) TRI_ASM_ROW("(%[a],%[s3])", 3)
                 : TRI_ASM_FOUR(4)
                 : [a] "r"(*a4), [s] "r"(s), [s3] "r"(s3), [b0] "v"(b0), [b1] "v"(b1),
                   [b2] "v"(b2)
-                : "xmm31");
+                : "xmm31", "memory");
         *a0 += sizeof(T);
         *a4 += sizeof(T);
     }
