@@ -1863,9 +1863,6 @@ static void GEMM_NAME(chunk_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
 #endif
 #define TRI_W (3 * VL)
 
-/* One step of the K loop: B's vectors at *b, *b + o1, *b + o2 (two panels, NR
- * apart each step); A packed at *a (A_PACKED) or its rows in place (A_ROWS_BP,
- * with tile_k's addressing: two row pointers *a0, *a4 and two byte strides). */
 #if defined(TRI_ASM_FMA) && defined(__GNUC__)
 /* Under GCC and Clang the step's broadcasts and FMAs are written out (two asm
  * statements of four rows each: an asm takes at most 30 operands, and each
@@ -1891,6 +1888,9 @@ static void GEMM_NAME(chunk_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
 #endif
 #endif
 
+/* One step of the K loop: B's vectors at *b, *b + o1, *b + o2 (two panels, NR
+ * apart each step); A packed at *a (A_PACKED) or its rows in place (A_ROWS_BP,
+ * with tile_k's addressing: two row pointers *a0, *a4 and two byte strides). */
 static PYNN_ALWAYS_INLINE void
 GEMM_NAME(tri_step)(const int mode, V *x, V *y, V *z, const T **a, const char **a0,
                     const char **a4, ptrdiff_t s, ptrdiff_t s3, const T **b, ptrdiff_t o1,
@@ -1909,7 +1909,6 @@ GEMM_NAME(tri_step)(const int mode, V *x, V *y, V *z, const T **a, const char **
                 : TRI_ASM_FOUR(4)
                 : [a] "r"(*a), [b0] "v"(b0), [b1] "v"(b1), [b2] "v"(b2)
                 : "xmm31", "memory");
-        *a += MR;
     } else {
         __asm__(TRI_ASM_ROW("(%[a])", 0) TRI_ASM_ROW("(%[a],%[s])", 1)
                     TRI_ASM_ROW("(%[a],%[s],2)", 2) TRI_ASM_ROW("(%[a],%[s3])", 3)
@@ -1923,12 +1922,8 @@ GEMM_NAME(tri_step)(const int mode, V *x, V *y, V *z, const T **a, const char **
                 : [a] "r"(*a4), [s] "r"(s), [s3] "r"(s3), [b0] "v"(b0), [b1] "v"(b1),
                   [b2] "v"(b2)
                 : "xmm31", "memory");
-        *a0 += sizeof(T);
-        *a4 += sizeof(T);
     }
-    *b += NR;
-    return;
-#endif
+#else
 PYNN_UNROLL16
     for (int r = 0; r < MR; r++) {
         V av = V_BCAST(mode == GEMM_NAME(A_PACKED) ? *a + r
@@ -1937,6 +1932,7 @@ PYNN_UNROLL16
         y[r] = V_FMA(av, b1, y[r]);
         z[r] = V_FMA(av, b2, z[r]);
     }
+#endif
     if (mode == GEMM_NAME(A_PACKED)) {
         *a += MR;
     } else {
