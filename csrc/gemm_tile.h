@@ -1885,6 +1885,17 @@ static void GEMM_NAME(chunk_run)(const GEMM_ARGS *g, const GEMM_NAME(plan_t) *pl
 #define TRI_ASM_SUMS(i, r) [x##i] "+v"(x[r]), [y##i] "+v"(y[r]), [z##i] "+v"(z[r])
 #define TRI_ASM_FOUR(r)                                                                            \
     TRI_ASM_SUMS(0, r), TRI_ASM_SUMS(1, r + 1), TRI_ASM_SUMS(2, r + 2), TRI_ASM_SUMS(3, r + 3)
+/* The statement for rows r..r+3: their elements of A at the addresses a0..a3
+ * (strings naming %[a] and the other operands, given after them) */
+#define TRI_ASM_ROWS4(r, a0, a1, a2, a3, ...)                                                      \
+    __asm__(TRI_ASM_ROW(a0, 0) TRI_ASM_ROW(a1, 1) TRI_ASM_ROW(a2, 2) TRI_ASM_ROW(a3, 3)           \
+            : TRI_ASM_FOUR(r)                                                                      \
+            : __VA_ARGS__, [b0] "v"(b0), [b1] "v"(b1), [b2] "v"(b2)                                \
+            : "xmm31", "memory")
+/* ... of A in place: four rows from the row pointer p, s and s3 bytes apart */
+#define TRI_ASM_ROWS4_AT(r, p)                                                                     \
+    TRI_ASM_ROWS4(r, "(%[a])", "(%[a],%[s])", "(%[a],%[s],2)", "(%[a],%[s3])", [a] "r"(p),        \
+                  [s] "r"(s), [s3] "r"(s3))
 #endif
 #endif
 
@@ -1899,29 +1910,13 @@ GEMM_NAME(tri_step)(const int mode, V *x, V *y, V *z, const T **a, const char **
     V b0 = V_LOAD(*b), b1 = V_LOAD(*b + o1), b2 = V_LOAD(*b + o2);
 #if defined(TRI_ASM_FMA) && defined(__GNUC__)
     if (mode == GEMM_NAME(A_PACKED)) {
-        __asm__(TRI_ASM_ROW(TRI_ASM_PACKED(0), 0) TRI_ASM_ROW(TRI_ASM_PACKED(1), 1)
-                    TRI_ASM_ROW(TRI_ASM_PACKED(2), 2) TRI_ASM_ROW(TRI_ASM_PACKED(3), 3)
-                : TRI_ASM_FOUR(0)
-                : [a] "r"(*a), [b0] "v"(b0), [b1] "v"(b1), [b2] "v"(b2)
-                : "xmm31", "memory");
-        __asm__(TRI_ASM_ROW(TRI_ASM_PACKED(4), 0) TRI_ASM_ROW(TRI_ASM_PACKED(5), 1)
-                    TRI_ASM_ROW(TRI_ASM_PACKED(6), 2) TRI_ASM_ROW(TRI_ASM_PACKED(7), 3)
-                : TRI_ASM_FOUR(4)
-                : [a] "r"(*a), [b0] "v"(b0), [b1] "v"(b1), [b2] "v"(b2)
-                : "xmm31", "memory");
+        TRI_ASM_ROWS4(0, TRI_ASM_PACKED(0), TRI_ASM_PACKED(1), TRI_ASM_PACKED(2),
+                      TRI_ASM_PACKED(3), [a] "r"(*a));
+        TRI_ASM_ROWS4(4, TRI_ASM_PACKED(4), TRI_ASM_PACKED(5), TRI_ASM_PACKED(6),
+                      TRI_ASM_PACKED(7), [a] "r"(*a));
     } else {
-        __asm__(TRI_ASM_ROW("(%[a])", 0) TRI_ASM_ROW("(%[a],%[s])", 1)
-                    TRI_ASM_ROW("(%[a],%[s],2)", 2) TRI_ASM_ROW("(%[a],%[s3])", 3)
-                : TRI_ASM_FOUR(0)
-                : [a] "r"(*a0), [s] "r"(s), [s3] "r"(s3), [b0] "v"(b0), [b1] "v"(b1),
-                  [b2] "v"(b2)
-                : "xmm31", "memory");
-        __asm__(TRI_ASM_ROW("(%[a])", 0) TRI_ASM_ROW("(%[a],%[s])", 1)
-                    TRI_ASM_ROW("(%[a],%[s],2)", 2) TRI_ASM_ROW("(%[a],%[s3])", 3)
-                : TRI_ASM_FOUR(4)
-                : [a] "r"(*a4), [s] "r"(s), [s3] "r"(s3), [b0] "v"(b0), [b1] "v"(b1),
-                  [b2] "v"(b2)
-                : "xmm31", "memory");
+        TRI_ASM_ROWS4_AT(0, *a0);
+        TRI_ASM_ROWS4_AT(4, *a4);
     }
 #else
 PYNN_UNROLL16
