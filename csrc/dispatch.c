@@ -347,6 +347,23 @@ int pynn_gemm_l1d_kib(int kib)
     return before;
 }
 
+/* The largest W (KiB) whose plain gradient descent is fused (internal.h:
+ * PYNN_SGD_FUSE_MAX_BYTES unless a test set another). */
+static int g_fuse_max_kib = (int)(PYNN_SGD_FUSE_MAX_BYTES >> 10);
+
+size_t pynn__sgd_fuse_max(void)
+{
+    return (size_t)PYNN_LOAD_INT(&g_fuse_max_kib) << 10;
+}
+
+int pynn_sgd_fuse_max_kib(int kib)
+{
+    int before = PYNN_LOAD_INT(&g_fuse_max_kib);
+    if (kib >= 0)
+        PYNN_STORE_INT(&g_fuse_max_kib, kib);
+    return before;
+}
+
 size_t pynn_gemm_kc_max(size_t panel_row_bytes, size_t tile_row_bytes)
 {
     size_t l1 = (size_t)l1d_kib() << 10;

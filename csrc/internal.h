@@ -356,28 +356,54 @@ typedef struct {
 #define PYNN_GEMM_PREFETCH_MIN_K 32
 
 /* Plain gradient descent is fused into a layer's weight-gradient product
- * (PYNN_EPI_SGD_W) only where its W is smaller than this.  A larger W costs
- * the fused epilogue more than the separate update saves: its stores of each
- * tile's W rows, a page apart, come after the tile's K loop has cycled the
- * caches, while the separate pass streams W and the gradient in order.
- * Measured on a Zen 4 (AVX-512, 1 MiB L2), one core and two: 784-1024-1024-10
- * (3.1 and 4 MiB of float32 W) 1.04-1.06x faster with its two large layers
- * apart, float64 1.04-1.13x; with the epilogue's W stores taken out (no
- * update: timing only), fused was 1.04-1.06x faster instead.  Square layers
- * of 1 and 2 MiB float32 (512, 724 units) fused 1.02-1.06x faster, of 2 MiB
- * float64 (512) 1.03-1.04x slower; mnist-like float64 (1.5 MiB) fused
- * 1.07x faster.  The bits are the same either way. */
-#define PYNN_SGD_FUSE_MAX_BYTES ((size_t)2 << 20)
+ * (PYNN_EPI_SGD_W) where its W is smaller than this (pynn__sgd_fuses; tests
+ * set another, pynn_sgd_fuse_max_kib); a larger one is updated by the
+ * separate pass, or in slices between the tiles of the layer below
+ * (pynn__sgd_hidden).  Fused, no gradient of W is written and read again.
+ * The limit was 2 MiB, measured on a Zen 4 (AVX-512, 1 MiB L2) before the
+ * tiles fetched their epilogue's W rows during the K loop (gemm_tile.h:
+ * prefetch_next, tri_hints): the fused epilogue's W stores, rows a page apart
+ * after the K loop had cycled the caches, then cost more than the separate
+ * pass (784-1024-1024-10: 3.1 and 4 MiB of float32 W, 1.04-1.06x faster
+ * apart; float64 1.04-1.13x; with the epilogue's W stores taken out, fused
+ * was 1.04-1.06x faster instead).  On an Intel Xeon (amx path, 2 MiB L2),
+ * with the rows fetched ahead, the same net fused (without W's packed copy,
+ * PYNN_WPACK_MAX_BYTES): float64 +5.7/+3.0% a step on one core, +4.8/+3.0% on
+ * two threads, float32 +0.3/+1.7% and +0.7/+0.9% (in-process A/B, both
+ * orders); 784-2048-2048-10 float64 (12 and 32 MiB) +1.9/+0.8%.  Not
+ * measured beyond 32 MiB, nor since on an AMD CPU.  The bits are the same
+ * either way. */
+#define PYNN_SGD_FUSE_MAX_BYTES ((size_t)64 << 20)
+
+/* W's packed copy for the forward products, which the fused update keeps
+ * current (train.c: train_wpack), only for a W smaller than this.  On the
+ * Intel Xeon above, the wide net's large layers fused with their copies ran
+ * 0.935-0.97x the speed of the plain fused update: a forward product read the
+ * copy (3-8 MiB) back from L3 where, packing W group by group, its tiles
+ * fetch the next group's rows while they run.  (It was measured to pay for
+ * small layers: train.c.) */
+#define PYNN_WPACK_MAX_BYTES ((size_t)2 << 20)
 
 /* A thread alone packs the first layer's x^T for its weight gradient right
  * after the forward pass (train.c: xt0_ahead) where x^T's block and the W of
  * every layer above take at most this many bytes. */
 #define PYNN_XT_AHEAD_BYTES ((size_t)1 << 20)
 
+/* dispatch.c: the fused update's limit in force (bytes; for tests:
+ * pynn_sgd_fuse_max_kib). */
+size_t pynn__sgd_fuse_max(void);
+
 /* 1 if layer l's plain gradient descent is fused (elem: its W's element size). */
 static inline int pynn__sgd_fuses(const pynn_net *net, size_t l, size_t elem)
 {
-    return (size_t)net->units[l] * (size_t)net->units[l + 1] * elem < PYNN_SGD_FUSE_MAX_BYTES;
+    return (size_t)net->units[l] * (size_t)net->units[l + 1] * elem < pynn__sgd_fuse_max();
+}
+
+/* 1 if layer l's W is small enough for a packed copy (PYNN_WPACK_MAX_BYTES;
+ * the room for them: layout.c, train.c) -- kept only where the update fuses. */
+static inline int pynn__wpack_fits(const pynn_net *net, size_t l, size_t elem)
+{
+    return (size_t)net->units[l] * (size_t)net->units[l + 1] * elem < PYNN_WPACK_MAX_BYTES;
 }
 
 /* layout.c */

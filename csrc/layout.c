@@ -209,15 +209,16 @@ pynn_status pynn__workspace_layout(pynn__ws_layout *lay, const pynn_net *net, si
     lay->rowloss = total;
     if (!pynn__add(total, rl, &total))
         return PYNN_ERR_OVERFLOW;
-    /* room for a copy of each W that plain gradient descent may update in its
-     * weight gradient's epilogue (pynn__sgd_fuses, for the smaller float
-     * elements: float64 fuses fewer), packed for the forward products: train.c
-     * keeps the copy current, so that no step packs W again.  wpack_room per
-     * layer, as pynn_predict_pack_size; none for bf16 products (they round as
-     * they pack) nor for the first layer of CSR input. */
+    /* room for a copy of each W small enough (pynn__wpack_fits, for the
+     * smaller float elements: fewer float64 ones fit) that plain gradient
+     * descent may update in its weight gradient's epilogue, packed for the
+     * forward products: train.c keeps the copy current, so that no step packs
+     * W again.  wpack_room per layer, as pynn_predict_pack_size; none for
+     * bf16 products (they round as they pack) nor for the first layer of CSR
+     * input. */
     size_t wpk = 0;
     for (size_t l = csr ? 1 : 0; l < net->n_layers && !fwd && !net->bf16; l++) {
-        if (!pynn__sgd_fuses(net, l, sizeof(float)))
+        if (!pynn__wpack_fits(net, l, sizeof(float)))
             continue;
         size_t w = wpack_room(net, l);
         if (w == 0 || !pynn__add(wpk, w, &wpk))

@@ -218,6 +218,12 @@ int pynn_bf16_emulation(int on);
  * (0 where unknown).  kib >= 0 sets it (tests: the other blocking, whose
  * results are the same bits); returns the value before. */
 int pynn_gemm_l1d_kib(int kib);
+/* For tests: the size (KiB) of the largest W whose plain gradient descent is
+ * fused into its weight gradient (internal.h: PYNN_SGD_FUSE_MAX_BYTES);
+ * larger ones are updated apart, with the same bits.  kib >= 0 sets it, only
+ * while no training call runs (one that read both values in a step could
+ * update a layer twice, or not at all); returns the value before. */
+int pynn_sgd_fuse_max_kib(int kib);
 /* The deepest K block a float product takes (internal.h: the rules, by the L1
  * size above) with B panels of panel_row_bytes and tiles of tile_row_bytes per
  * step of K (a kernel's NR and MR times the element's size); for tests. */

@@ -141,7 +141,8 @@ typedef struct {
 
 /* The weights packed for the forward products (pynn__gemm_prepack_b), once
  * per call, in the workspace's room for them (layout.c), for the layers
- * whose plain gradient descent fuses into the weight gradient and whose
+ * whose plain gradient descent fuses into the weight gradient, whose W is
+ * small enough (pynn__wpack_fits) and whose
  * forward product and weight gradient on batches of `rows` rows both run on
  * the tiles: the weight gradient's epilogue then writes each updated weight
  * into the copy as well (pynn_gemm_args.wpack), and no step's forward packs W
@@ -160,12 +161,13 @@ static T *train_wpack(size_t *off, size_t *nr, const pynn_net *net, const T *par
         size_t nin = (size_t)net->units[l], nout = (size_t)net->units[l + 1];
         off[l] = SIZE_MAX;
         /* (the layers the room was laid out for, in its order) */
-        if ((l == 0 && csr) || net->bf16 || !pynn__sgd_fuses(net, l, sizeof(float)))
+        if ((l == 0 && csr) || net->bf16 || !pynn__wpack_fits(net, l, sizeof(float)))
             continue;
         pynn_gemm_args g = pynn__forward_product(net, params, w_off, l);
         size_t len = pynn__gemm_bpack_len(&g), at = total;
         total += (len + PYNN_BPACK_ALIGN - 1) / PYNN_BPACK_ALIGN * PYNN_BPACK_ALIGN;
         if (!fuse || len == 0 || !pynn__sgd_fuses(net, l, sizeof(T)) ||
+            !pynn__wpack_fits(net, l, sizeof(T)) ||
             !pynn__dense_fwd_packs_w(rows, nin, nout) || !pynn__dense_wgrad_tiled(rows, nin, nout))
             continue;
         /* (no rows: the panels' width alone) */

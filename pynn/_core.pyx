@@ -110,6 +110,7 @@ cdef extern from "pynn.h" nogil:
     const char *pynn_simd_name(int isa) noexcept
     int pynn_bf16_emulation(int on) noexcept
     int pynn_gemm_l1d_kib(int kib) noexcept
+    int pynn_sgd_fuse_max_kib(int kib) noexcept
     size_t pynn_gemm_kc_max(size_t panel_row_bytes, size_t tile_row_bytes) noexcept
     const char *pynn_activation_name(int act) noexcept
     const char *pynn_loss_name(int loss) noexcept
@@ -285,6 +286,16 @@ def gemm_l1d_kib(kib=None):
     if kib is not None and (not isinstance(kib, int) or kib < 0):
         raise ValueError(f"kib must be a whole number >= 0, got {kib!r}")
     return pynn_gemm_l1d_kib(-1 if kib is None else kib)
+
+
+def sgd_fuse_max_kib(kib=None):
+    """The size (KiB) of the largest W whose plain gradient descent the core
+    fuses into its weight gradient (larger ones are updated apart, with the
+    same bits).  For tests, ``kib`` sets another, while no training runs;
+    returns the value before."""
+    if kib is not None and (not isinstance(kib, int) or kib < 0 or kib >= 2 ** 31):
+        raise ValueError(f"kib must be a whole number in [0, 2**31), got {kib!r}")
+    return pynn_sgd_fuse_max_kib(-1 if kib is None else kib)
 
 
 def gemm_kc_max(size_t panel_row_bytes, size_t tile_row_bytes):

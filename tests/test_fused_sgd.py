@@ -4,10 +4,12 @@ writes W + v, v = -(lr dW)), and the last step of a call writes the velocity v
 it leaves.  It must give exactly the bits of the gradient and then the SGD
 step (the core's loss_grad, then sgd_update): weights, velocity and epoch
 losses (with the L2 term's sums of squares taken on the way), on every path,
-thread count, K blocking, input kind and mode.  Layers whose W is 2 MiB or
-more are updated by the separate pass instead, or, above the first layer, in
-slices between the tiles of the layer below's weight gradient, with the same
-bits."""
+thread count, K blocking, input kind and mode.  Layers whose W is over the
+core's limit (internal.h: PYNN_SGD_FUSE_MAX_BYTES, 64 MiB; tests set 2 MiB,
+_core.sgd_fuse_max_kib) are updated by the separate pass instead, or, above
+the first layer, in slices between the tiles of the layer below's weight
+gradient, with the same bits; fused layers of 2 MiB or more keep no packed
+copy of W for the forward products (PYNN_WPACK_MAX_BYTES)."""
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -15,6 +17,27 @@ import scipy.sparse as sp
 from pynn import _core, _sparse
 
 LR = 0.05
+LIMIT_KIB = _core.sgd_fuse_max_kib()  # (the core's own, read before any test sets another)
+
+
+@pytest.fixture
+def fuse_limit():
+    """Sets the fused update's limit (KiB; None: the core's own) for a test,
+    and restores the core's own after it."""
+    def set_limit(kib):
+        _core.sgd_fuse_max_kib(LIMIT_KIB if kib is None else kib)
+    yield set_limit
+    _core.sgd_fuse_max_kib(LIMIT_KIB)
+
+
+def test_the_fused_update_limit_is_read_and_set(fuse_limit):
+    assert LIMIT_KIB == 64 << 10
+    fuse_limit(2048)
+    assert _core.sgd_fuse_max_kib() == 2048
+    for bad in (-1, 1.5, "2", 2 ** 31):
+        with pytest.raises(ValueError):
+            _core.sgd_fuse_max_kib(bad)
+    assert _core.sgd_fuse_max_kib() == 2048
 
 
 def _trainer(units, X, Y, dtype, alpha, shuffle, batch, bf16=False):
@@ -80,30 +103,37 @@ CASES = {
     "team-sparse": (300, 64, 9, [40, 512, 64, 5], True, False),
     "team-deep-batch": (700, 300, 5, [40, 512, 64, 5], False, False),
     "team-bf16": (300, 64, 9, [40, 512, 64, 5], False, True),
-    # a W of 2 MiB or more is updated by the separate pass, not fused
-    # (internal.h: PYNN_SGD_FUSE_MAX_BYTES): a large layer between fused ones
-    # (768 x 768: 2.25 MiB of float32), and a large first layer (800 x 700)
-    # (two full batches and a part: their large products are slow under the
-    # sanitizer build of CI, so fewer steps, and with the L2 term only, below)
+    # layers of 2 MiB or more: fused without a packed copy of W, and with the
+    # limit at 2 MiB (below) updated by the separate pass: a large layer
+    # between small ones (768 x 768: 2.25 MiB of float32), and a large first
+    # layer (800 x 700) (two full batches and a part: their large products are
+    # slow under the sanitizer build of CI, so fewer steps, and with the L2
+    # term only, below)
     "team-large-middle": (130, 64, 3, [40, 768, 768, 24, 5], False, False),
     "team-large-first": (130, 64, 3, [800, 700, 5], False, False),
     "team-large-bf16": (130, 64, 3, [40, 768, 768, 24, 5], False, True),
     "team-large-sparse": (130, 64, 3, [40, 768, 768, 24, 5], True, False),
-    # a large W above a large first layer: updated in slices between the
-    # three-vector tiles of the first layer's weight gradient (gemm_tile.h:
+    # a large W above a large first layer: with the limit at 2 MiB, updated in
+    # slices between the three-vector tiles of the first layer's weight
+    # gradient (gemm_tile.h:
     # bg_slice; 300 rows, the last row tile partial), the rest after it
     # (dense.c: pynn__sgd_bg_finish; all of it in a step whose velocity is
     # written, and in the epoch's last step of 2 rows, which runs row by row)
     "team-large-hidden": (130, 64, 3, [300, 768, 768, 5], False, False),
 }
-# (kind, alpha): the large cases with the L2 term, whose sums of squares are
-# taken from fused and unfused layers alike
-KINDS = [(k, a) for k in CASES for a in (0.0, 1e-3) if not (k.startswith("team-large") and a == 0)]
+# (kind, alpha, limit KiB): the large cases with the L2 term, whose sums of
+# squares are taken from fused and unfused layers alike, under the core's own
+# limit (fused) and under 2 MiB (the separate pass and the slices)
+KINDS = [(k, a, lim) for k in CASES for a in (0.0, 1e-3)
+         for lim in ((None, 2048) if k.startswith("team-large") else (None,))
+         if not (k.startswith("team-large") and a == 0)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("kind, alpha", KINDS)
-def test_fused_steps_give_the_bits_of_gradient_then_step(simd, dtype, alpha, kind):
+@pytest.mark.parametrize("kind, alpha, limit", KINDS)
+def test_fused_steps_give_the_bits_of_gradient_then_step(simd, dtype, alpha, kind, limit,
+                                                        fuse_limit):
+    fuse_limit(limit)
     n, batch, steps, units, sparse, bf16 = CASES[kind]
     if bf16 and dtype != np.float32:
         pytest.skip("the bfloat16 mode keeps float32 weights")
@@ -198,17 +228,21 @@ def test_velocity_at_epoch_end_is_written_by_the_epochs_last_step_only(dtype):
     assert np.array_equal(params, ref) and np.array_equal(velocity, vref)
 
 
+@pytest.mark.parametrize("limit", [None, 2048])
 @pytest.mark.parametrize("first_momentum, second_momentum", [(0.0, 0.9), (0.9, 0.0)])
-def test_warm_start_velocity_after_a_change_of_momentum(first_momentum, second_momentum):
+def test_warm_start_velocity_after_a_change_of_momentum(first_momentum, second_momentum, limit,
+                                                        fuse_limit):
     """A warm start's fit starts a fresh optimizer: zero velocity where it has
     momentum; plain gradient descent reuses the previous velocity's array
     without zeroing it (training/fresh_optimizer), as it never reads it, and
     its epoch's last step overwrites all of it.  Either way the second fit
     gives the bits (weights and velocity) of a model holding the same weights
-    whose optimizer is new.  Layers of every update kind: fused (30 x 48), the
-    separate pass (a 2.3 MiB first layer) and slices (a 2.3 MiB second one)."""
+    whose optimizer is new.  Layers of every update kind: fused (the two small
+    ones), fused without a packed copy of W (the two of 2.3 MiB), and with the
+    limit at 2 MiB the separate pass (the first) and slices (the second)."""
     import pynn
 
+    fuse_limit(limit)
     rng = np.random.default_rng(5)
     X = rng.standard_normal((300, 800)).astype(np.float32)
     y = rng.integers(0, 4, 300)
