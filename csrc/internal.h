@@ -368,11 +368,15 @@ typedef struct {
  * apart; float64 1.04-1.13x; with the epilogue's W stores taken out, fused
  * was 1.04-1.06x faster instead).  On an Intel Xeon (amx path, 2 MiB L2),
  * with the rows fetched ahead, the same net fused (without W's packed copy,
- * PYNN_WPACK_MAX_BYTES): float64 +5.7/+3.0% a step on one core, +4.8/+3.0% on
- * two threads, float32 +0.3/+1.7% and +0.7/+0.9% (in-process A/B, both
- * orders); 784-2048-2048-10 float64 (12 and 32 MiB) +1.9/+0.8%.  Not
- * measured beyond 32 MiB, nor since on an AMD CPU.  The bits are the same
- * either way. */
+ * PYNN_WPACK_MAX_BYTES): float64 +5.7/+3.0% and +6.7/+3.6% a step on one
+ * core (two runs), +4.8/+3.0% on two threads, float32 +0.3/+1.7% and
+ * +0.7/+0.9% (in-process A/B, both orders); 784-2048-2048-10 float64 (12 and
+ * 32 MiB) +1.9/+0.8%; the wide net in batches of 32 rows (float32) +17/+16%,
+ * of one row (float64) 1.53x on one core and 1.41x on two threads, where the
+ * separate pass read and wrote all of W and its gradient for each row; on
+ * the AVX2 kernels (PYNN_SIMD=avx2) batches of 256 within noise (float64
+ * -1.9/+0.7%, float32 -0.1/+2.2%).  Not measured beyond 32 MiB, nor since
+ * on an AMD CPU.  The bits are the same either way. */
 #define PYNN_SGD_FUSE_MAX_BYTES ((size_t)64 << 20)
 
 /* W's packed copy for the forward products, which the fused update keeps
