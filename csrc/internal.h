@@ -375,7 +375,9 @@ typedef struct {
  * of one row (float64) 1.53x on one core and 1.41x on two threads, where the
  * separate pass read and wrote all of W and its gradient for each row; on
  * the AVX2 kernels (PYNN_SIMD=avx2) batches of 256 within noise (float64
- * -1.9/+0.7%, float32 -0.1/+2.2%).  Not measured beyond 32 MiB, nor since
+ * -1.9/+0.7%, float32 -0.1/+2.2%).  At 64 MiB (784-4096-4096-10 float32,
+ * one core) fusing was slower: batches of 256 0.977/0.998, of 32
+ * 0.974/0.970; the crossover lies between 32 and 64 MiB.  Not measured since
  * on an AMD CPU.  The bits are the same either way. */
 #define PYNN_SGD_FUSE_MAX_BYTES ((size_t)64 << 20)
 
