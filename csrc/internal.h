@@ -399,17 +399,23 @@ typedef struct {
  * pynn_sgd_fuse_max_kib). */
 size_t pynn__sgd_fuse_max(void);
 
-/* 1 if layer l's plain gradient descent is fused (elem: its W's element size). */
+/* The bytes of layer l's W (elem: its element size). */
+static inline size_t pynn__w_bytes(const pynn_net *net, size_t l, size_t elem)
+{
+    return (size_t)net->units[l] * (size_t)net->units[l + 1] * elem;
+}
+
+/* 1 if layer l's plain gradient descent is fused. */
 static inline int pynn__sgd_fuses(const pynn_net *net, size_t l, size_t elem)
 {
-    return (size_t)net->units[l] * (size_t)net->units[l + 1] * elem < pynn__sgd_fuse_max();
+    return pynn__w_bytes(net, l, elem) < pynn__sgd_fuse_max();
 }
 
 /* 1 if layer l's W is small enough for a packed copy (PYNN_WPACK_MAX_BYTES;
  * the room for them: layout.c, train.c) -- kept only where the update fuses. */
 static inline int pynn__wpack_fits(const pynn_net *net, size_t l, size_t elem)
 {
-    return (size_t)net->units[l] * (size_t)net->units[l + 1] * elem < PYNN_WPACK_MAX_BYTES;
+    return pynn__w_bytes(net, l, elem) < PYNN_WPACK_MAX_BYTES;
 }
 
 /* layout.c */

@@ -206,7 +206,7 @@ static int xt0_ahead(const pynn_net *net, size_t rows, const pynn_apack *ap)
     if (net->bf16 || L < 2)
         return 0;
     for (size_t l = 1; l < L; l++)
-        bytes += (size_t)net->units[l] * (size_t)net->units[l + 1] * sizeof(T);
+        bytes += pynn__w_bytes(net, l, sizeof(T));
     if (bytes > PYNN_XT_AHEAD_BYTES)
         return 0;
     for (size_t l = 2; l < L; l += 2)

@@ -115,10 +115,10 @@ CASES = {
     "team-large-sparse": (130, 64, 3, [40, 768, 768, 24, 5], True, False),
     # a large W above a large first layer: with the limit at 2 MiB, updated in
     # slices between the three-vector tiles of the first layer's weight
-    # gradient (gemm_tile.h:
-    # bg_slice; 300 rows, the last row tile partial), the rest after it
-    # (dense.c: pynn__sgd_bg_finish; all of it in a step whose velocity is
-    # written, and in the epoch's last step of 2 rows, which runs row by row)
+    # gradient (gemm_tile.h: bg_slice; 300 rows, the last row tile partial),
+    # the rest after it (dense.c: pynn__sgd_bg_finish; all of it in a step
+    # whose velocity is written, and in the epoch's last step of 2 rows, which
+    # runs row by row)
     "team-large-hidden": (130, 64, 3, [300, 768, 768, 5], False, False),
 }
 # (kind, alpha, limit KiB): the large cases with the L2 term, whose sums of
